@@ -1,0 +1,105 @@
+"""The run configuration: every flag's value after parsing, one object for all layers.
+
+Data flows one way: the CLI fills a Config, and the engine, media and stats layers
+only read it. Defaults match SIPp's so that an unchanged lab script behaves the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_MEDIA_PORT = 6000
+
+
+@dataclass
+class Config:
+    # --- scenario selection ---
+    scenario_name: str | None = None  # -sn
+    scenario_file: str | None = None  # -sf
+    dump_scenario: str | None = None  # -sd
+    inject_files: list[str] = field(default_factory=list)  # -inf (repeatable)
+    # --- addressing ---
+    remote_host: str | None = None  # positional host[:port]
+    remote_port: int = 5060
+    remote_sending_address: tuple[str, int] | None = None  # -rsa
+    local_ip: str | None = None  # -i
+    local_port: int | None = None  # -p
+    media_ip: str | None = None  # -mi
+    media_port: int | None = None  # -mp
+    min_rtp_port: int | None = None  # -min_rtp_port
+    max_rtp_port: int = 65535  # -max_rtp_port
+    transport: str = "u1"  # -t
+    service: str = "service"  # -s
+    twin_3pcc: tuple[str, int] | None = None  # -3pcc
+    # --- call generation ---
+    max_calls: int = 0  # -m (0 = unlimited)
+    max_concurrent: int = 0  # -l (0 = 3 x rate x call length, computed later)
+    rate: float = 10.0  # -r
+    rate_period_ms: int = 1000  # -rp
+    rate_increase: float = 0.0  # -rate_increase
+    rate_max: float = 0.0  # -rate_max
+    users: int | None = None  # -users
+    pause_ms: int = 0  # -d (0 = scenario's default pause)
+    base_cseq: int = 1  # -base_cseq
+    call_id_format: str = "%u-%p@%s"  # -cid_str
+    # --- timers ---
+    global_timeout_ms: int = 0  # -timeout
+    timeout_error: bool = False  # -timeout_error
+    recv_timeout_ms: int = 0  # -recv_timeout
+    max_retrans: int = 5  # -max_retrans
+    default_behaviors: frozenset[str] = frozenset({"bye", "abortunexp", "pingreply"})
+    auto_answer: bool = False  # -aa
+    # --- variables ---
+    keys: dict[str, str] = field(default_factory=dict)  # -key K V
+    globals_set: dict[str, str] = field(default_factory=dict)  # -set V X
+    auth_username: str | None = None  # -au
+    auth_password: str | None = None  # -ap
+    # --- interaction ---
+    no_stdin: bool = False  # -nostdin
+    background: bool = False  # -bg
+    control_ip: str | None = None  # -ci
+    control_port: int | None = None  # -cp
+    # --- traces ---
+    trace_msg: bool = False
+    message_file: str | None = None
+    trace_err: bool = False
+    error_file: str | None = None
+    trace_stat: bool = False
+    stat_file: str | None = None  # -stf
+    stat_period_s: float = 60.0  # -fd
+    trace_screen: bool = False
+    screen_file: str | None = None
+    trace_rtt: bool = False
+    trace_logs: bool = False
+    log_file: str | None = None
+    summary_json: str | None = None  # -summary_json
+    # --- media (SIPp) ---
+    rtp_echo: bool = False
+    rtp_payload: int = 0
+    # --- media (gossipper) ---
+    media_scale: bool = False
+    media_iouring: bool = False
+    media_srtp: bool = False
+    rtp_send: bool = False
+    rtp_streams: int = 1
+    rtp_addr: tuple[str, int] | None = None
+    rtp_codec: str = "PCMU/8000"
+    rtp_pt: int | None = None
+    rtp_freq_ms: int = 20
+    rtp_dur_ms: int = 0
+    rtp_channels: int = 1
+    hep_addr: tuple[str, int] | None = None
+    hep_id: int = 2001
+    hep_pass: str | None = None
+    # --- misc ---
+    show_help: bool = False
+    show_version: bool = False
+    # Flags given explicitly, so later stages can tell "default" from "chosen".
+    given: set[str] = field(default_factory=set)
+
+    @property
+    def media_base_port(self) -> int:
+        """Base for per-call and standalone media ports: -mp, else -min_rtp_port, else 6000."""
+        if self.media_port is not None:
+            return self.media_port
+        return self.min_rtp_port if self.min_rtp_port is not None else DEFAULT_MEDIA_PORT

@@ -1,0 +1,70 @@
+"""Entry point: `gossipper sipp [options] [host[:port]]` and `gossipper demo`.
+
+Every user-facing failure becomes one line on stderr and SIPp's exit code; no
+traceback reaches a lab script's log.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from gossipper import __version__
+from gossipper.cli.config import Config
+from gossipper.cli.errors import GossipperError
+from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_FATAL
+from gossipper.cli.options import parse_args, usage_text
+from gossipper.cli.validate import validate
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] == "demo":
+        from gossipper.cli.demo import run_demo
+
+        return _guarded(lambda: run_demo(words[1:]))
+    if words and words[0] == "sipp":
+        words = words[1:]
+    return _guarded(lambda: _run_sipp(words))
+
+
+def _guarded(action: object) -> int:
+    try:
+        return int(action())  # type: ignore[operator]
+    except GossipperError as error:
+        print(f"gossipper: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return EXIT_FATAL
+
+
+def _run_sipp(words: list[str]) -> int:
+    config = parse_args(words)
+    if config.show_help:
+        print(usage_text())
+        return EXIT_ALL_CALLS_OK
+    if config.show_version:
+        print(f"gossipper {__version__} (SIPp-compatible)")
+        return EXIT_ALL_CALLS_OK
+    validate(config)
+    return run(config)
+
+
+def run(config: Config) -> int:
+    """Dispatch a validated Config to the mode it asks for."""
+    if config.dump_scenario:
+        from gossipper.scenario.builtins import dump_builtin
+
+        sys.stdout.write(dump_builtin(config.dump_scenario))
+        return EXIT_ALL_CALLS_OK
+    if config.rtp_send:
+        from gossipper.media.scale.standalone import run_standalone
+
+        return run_standalone(config)
+    from gossipper.engine.runner import run_scenario
+
+    return run_scenario(config)
+
+
+def console_main() -> None:
+    sys.exit(main())

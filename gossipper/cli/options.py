@@ -1,0 +1,290 @@
+"""SIPp-style single-dash flags: one table, one parser.
+
+Flags are order-free and the positional remote host may stand anywhere, as with
+SIPp. Every bad flag or value raises UsageError naming the flag, so the caller
+can print one line and exit 255 before anything is sent.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gossipper.cli.config import Config
+from gossipper.cli.errors import UsageError
+
+TRANSPORTS = ("u1", "un", "t1", "tn")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_duration_ms(flag: str, text: str, default_unit: str) -> int:
+    """SIPp durations: a number with an optional unit (ms, s, m, h)."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise UsageError(f"{flag}: expected a duration such as 500, 500ms, 10s or 2m, got {text!r}")
+    value, unit = match.groups()
+    return round(float(value) * _UNIT_MS[unit or default_unit])
+
+
+def parse_int(flag: str, text: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    try:
+        value = int(text, 0) if text.lower().startswith("0x") else int(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected an integer, got {text!r}") from None
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{flag}: must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{flag}: must be at most {maximum}, got {value}")
+    return value
+
+
+def parse_float(flag: str, text: str, minimum: float | None = None) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise UsageError(f"{flag}: expected a finite number, got {text!r}")
+    if minimum is not None and value < minimum:
+        raise UsageError(f"{flag}: must be at least {minimum:g}, got {text}")
+    return value
+
+
+def parse_port(flag: str, text: str) -> int:
+    return parse_int(flag, text, 1, 65535)
+
+
+def split_host_port(flag: str, text: str, default_port: int | None = None) -> tuple[str, int]:
+    """host:port, [v6]:port, or a bare host when a default port exists."""
+    text = text.strip()
+    if not text:
+        raise UsageError(f"{flag}: expected host:port, got an empty value")
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise UsageError(f"{flag}: unclosed '[' in {text!r}")
+        host, rest = text[1:end], text[end + 1 :]
+        if rest and not rest.startswith(":"):
+            raise UsageError(f"{flag}: expected [host]:port, got {text!r}")
+        port_text = rest[1:] if rest else ""
+    elif text.count(":") == 1:
+        host, port_text = text.split(":")
+    else:
+        host, port_text = text, ""  # bare host, or a bare IPv6 address
+    if not host:
+        raise UsageError(f"{flag}: missing host in {text!r}")
+    if not port_text:
+        if default_port is None:
+            raise UsageError(f"{flag}: missing port in {text!r} (expected host:port)")
+        return host, default_port
+    return host, parse_port(flag, port_text)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag: how many words it takes and how it lands in Config."""
+
+    name: str
+    nargs: int
+    apply: Callable[[Config, str, list[str]], None]
+    help: str
+
+
+def _set(attr: str, convert: Callable[[str, str], Any] | None = None) -> Callable[..., None]:
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        setattr(config, attr, convert(flag, values[0]) if convert else values[0])
+
+    return apply
+
+
+def _flag(attr: str) -> Callable[..., None]:
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        setattr(config, attr, True)
+
+    return apply
+
+
+def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[str, str], int]:
+    return lambda flag, text: parse_int(flag, text, minimum, maximum)
+
+
+def _float(minimum: float | None = None) -> Callable[[str, str], float]:
+    return lambda flag, text: parse_float(flag, text, minimum)
+
+
+def _duration(unit: str) -> Callable[[str, str], int]:
+    return lambda flag, text: parse_duration_ms(flag, text, unit)
+
+
+def _seconds(flag: str, text: str) -> float:
+    return parse_duration_ms(flag, text, "s") / 1000.0
+
+
+def _addr(default_port: int | None = None) -> Callable[[str, str], tuple[str, int]]:
+    return lambda flag, text: split_host_port(flag, text, default_port)
+
+
+def _transport(flag: str, text: str) -> str:
+    if text not in TRANSPORTS:
+        raise UsageError(f"{flag}: unknown transport {text!r} (expected one of {', '.join(TRANSPORTS)})")
+    return text
+
+
+def _behaviors(flag: str, text: str) -> frozenset[str]:
+    known = {"all", "none", "bye", "abortunexp", "pingreply", "cancel"}
+    chosen: set[str] = set()
+    for word in text.split(","):
+        word = word.strip().lower()
+        negate = word.startswith("-")
+        name = word.lstrip("-")
+        if name not in known:
+            raise UsageError(f"{flag}: unknown behavior {name!r} (expected {', '.join(sorted(known))})")
+        names = {"bye", "abortunexp", "pingreply", "cancel"} if name == "all" else (
+            set() if name == "none" else {name}
+        )
+        chosen = chosen - names if negate else chosen | names
+    return frozenset(chosen)
+
+
+def _append(attr: str) -> Callable[..., None]:
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        getattr(config, attr).append(values[0])
+
+    return apply
+
+
+def _pair(attr: str) -> Callable[..., None]:
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        getattr(config, attr)[values[0]] = values[1]
+
+    return apply
+
+
+_OPTIONS: list[Option] = [
+    # scenario
+    Option("sn", 1, _set("scenario_name"), "Use a built-in scenario (uac, uas, invite_media_scale, ...)"),
+    Option("sf", 1, _set("scenario_file"), "Load a scenario from an XML file"),
+    Option("sd", 1, _set("dump_scenario"), "Print a built-in scenario's XML and exit"),
+    Option("inf", 1, _append("inject_files"), "CSV injection file ([fieldN] keywords)"),
+    # addressing
+    Option("rsa", 1, _set("remote_sending_address", _addr(5060)), "Send SIP to host:port"),
+    Option("i", 1, _set("local_ip"), "Local IP address for SIP and media"),
+    Option("p", 1, _set("local_port", parse_port), "Local SIP port"),
+    Option("mi", 1, _set("media_ip"), "Local media IP address"),
+    Option("mp", 1, _set("media_port", parse_port), "Local media base port"),
+    Option("min_rtp_port", 1, _set("min_rtp_port", parse_port), "Lowest local RTP port"),
+    Option("max_rtp_port", 1, _set("max_rtp_port", parse_port), "Highest local RTP port"),
+    Option("t", 1, _set("transport", _transport), "Transport: u1, un, t1, tn"),
+    Option("s", 1, _set("service"), "Request-URI user part ([service])"),
+    Option("3pcc", 1, _set("twin_3pcc", _addr()), "3PCC twin socket host:port"),
+    # call generation
+    Option("m", 1, _set("max_calls", _int(0)), "Stop after this many calls"),
+    Option("l", 1, _set("max_concurrent", _int(0)), "Maximum concurrent calls"),
+    Option("r", 1, _set("rate", _float(0)), "Call rate (calls per rate period)"),
+    Option("rp", 1, _set("rate_period_ms", _duration("ms")), "Rate period (default 1000 ms)"),
+    Option("rate_increase", 1, _set("rate_increase", _float(0)), "Add this to the rate every -fd"),
+    Option("rate_max", 1, _set("rate_max", _float(0)), "Stop increasing the rate here"),
+    Option("users", 1, _set("users", _int(1)), "Fixed user population (instead of a rate)"),
+    Option("d", 1, _set("pause_ms", _duration("ms")), "Default pause length"),
+    Option("base_cseq", 1, _set("base_cseq", _int(0)), "First CSeq of each call"),
+    Option("cid_str", 1, _set("call_id_format"), "Call-ID format (%u call number, %p pid, %s ip)"),
+    # timers
+    Option("timeout", 1, _set("global_timeout_ms", _duration("s")), "Quit after this long"),
+    Option("timeout_error", 0, _flag("timeout_error"), "Exit with an error when -timeout hits"),
+    Option("recv_timeout", 1, _set("recv_timeout_ms", _duration("ms")), "Default recv timeout"),
+    Option("max_retrans", 1, _set("max_retrans", _int(0)), "Maximum UDP retransmissions"),
+    Option("default_behaviors", 1, _set("default_behaviors", _behaviors), "bye,abortunexp,..."),
+    Option("aa", 0, _flag("auto_answer"), "Answer INFO, NOTIFY, OPTIONS, UPDATE with 200 OK"),
+    # variables
+    Option("key", 2, _pair("keys"), "Set a [keyword] value: -key name value"),
+    Option("set", 2, _pair("globals_set"), "Set a scenario variable: -set name value"),
+    Option("au", 1, _set("auth_username"), "Authentication user name"),
+    Option("ap", 1, _set("auth_password"), "Authentication password"),
+    # interaction
+    Option("nostdin", 0, _flag("no_stdin"), "Do not read keyboard commands"),
+    Option("bg", 0, _flag("background"), "Background mode: no screen"),
+    Option("ci", 1, _set("control_ip"), "Control socket IP"),
+    Option("cp", 1, _set("control_port", parse_port), "Control socket port"),
+    # traces
+    Option("trace_msg", 0, _flag("trace_msg"), "Log sent and received SIP messages"),
+    Option("message_file", 1, _set("message_file"), "File for -trace_msg"),
+    Option("trace_err", 0, _flag("trace_err"), "Log unexpected messages"),
+    Option("error_file", 1, _set("error_file"), "File for -trace_err"),
+    Option("trace_stat", 0, _flag("trace_stat"), "Write the periodic statistics CSV"),
+    Option("stf", 1, _set("stat_file"), "File for -trace_stat"),
+    Option("fd", 1, _set("stat_period_s", _seconds), "Statistics period (default 60 s)"),
+    Option("trace_screen", 0, _flag("trace_screen"), "Dump the screen to a file at exit"),
+    Option("screen_file", 1, _set("screen_file"), "File for -trace_screen"),
+    Option("trace_rtt", 0, _flag("trace_rtt"), "Log response times"),
+    Option("trace_logs", 0, _flag("trace_logs"), "Write <log> actions to a file"),
+    Option("log_file", 1, _set("log_file"), "File for -trace_logs"),
+    Option("summary_json", 1, _set("summary_json"), "Write the final summary as JSON (- = stdout)"),
+    # media (SIPp)
+    Option("rtp_echo", 0, _flag("rtp_echo"), "Echo RTP received on the media port"),
+    Option("rtp_payload", 1, _set("rtp_payload", _int(0, 127)), "RTP payload type for rtp_stream"),
+    # media (gossipper)
+    Option("media_scale", 0, _flag("media_scale"), "Use the scale engine for synthetic RTP"),
+    Option("media_iouring", 0, _flag("media_iouring"), "Scale engine sends through io_uring"),
+    Option("media_srtp", 0, _flag("media_srtp"), "SRTP on the classic media path"),
+    Option("rtp_send", 0, _flag("rtp_send"), "Standalone RTP generator, no SIP"),
+    Option("rtp_streams", 1, _set("rtp_streams", _int(1)), "Parallel standalone streams"),
+    Option("rtp_addr", 1, _set("rtp_addr", _addr()), "Standalone RTP destination host:port"),
+    Option("rtp_codec", 1, _set("rtp_codec"), "Codec NAME/RATE (default PCMU/8000)"),
+    Option("rtp_pt", 1, _set("rtp_pt", _int(0, 127)), "Override the RTP payload type"),
+    Option("rtp_freq", 1, _set("rtp_freq_ms", _int()), "Packet interval in ms (default 20)"),
+    Option("rtp_dur", 1, _set("rtp_dur_ms", _int()), "Stream duration in ms (0 = until stopped)"),
+    Option("rtp_ch", 1, _set("rtp_channels", _int()), "Channels per packet"),
+    Option("hep_addr", 1, _set("hep_addr", _addr()), "HEPv3 collector host:port"),
+    Option("hep_id", 1, _set("hep_id", _int(0, 2**32 - 1)), "HEP capture agent id"),
+    Option("hep_pass", 1, _set("hep_pass"), "HEP capture password"),
+    # misc
+    Option("v", 0, _flag("show_version"), "Print the version and exit"),
+    Option("h", 0, _flag("show_help"), "Print this help and exit"),
+    Option("help", 0, _flag("show_help"), "Print this help and exit"),
+]
+
+OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
+
+
+def parse_args(argv: Sequence[str]) -> Config:
+    """Turn SIPp-style arguments into a Config; raise UsageError on the first bad one."""
+    config = Config()
+    words = list(argv)
+    index = 0
+    positional: list[str] = []
+    while index < len(words):
+        word = words[index]
+        index += 1
+        if word.startswith("-") and len(word) > 1 and not _is_negative_number(word):
+            name = word.lstrip("-")
+            option = OPTIONS.get(name)
+            if option is None:
+                raise UsageError(f"{word}: unknown option (see gossipper sipp -h)")
+            values = words[index : index + option.nargs]
+            if len(values) < option.nargs:
+                raise UsageError(f"{word}: expects {option.nargs} value(s)")
+            index += option.nargs
+            option.apply(config, word, values)
+            config.given.add(name)
+        else:
+            positional.append(word)
+    if len(positional) > 1:
+        raise UsageError(f"{positional[1]}: only one remote host may be given ({positional[0]!r} already)")
+    if positional:
+        config.remote_host, config.remote_port = split_host_port("remote host", positional[0], 5060)
+    return config
+
+
+def _is_negative_number(word: str) -> bool:
+    return bool(re.fullmatch(r"-\d+(\.\d+)?", word))
+
+
+def usage_text() -> str:
+    lines = ["usage: gossipper sipp [options] [remote_host[:port]]", "", "options:"]
+    for option in _OPTIONS:
+        args = {0: "", 1: " VALUE", 2: " NAME VALUE"}[option.nargs]
+        lines.append(f"  -{option.name}{args}".ljust(30) + option.help)
+    return "\n".join(lines)

@@ -1,0 +1,33 @@
+"""Cross-flag checks that must fail before any socket opens (SPEC section 1)."""
+
+from __future__ import annotations
+
+from gossipper.cli.config import Config
+from gossipper.cli.errors import UsageError
+from gossipper.media.codecs import check_duration, check_interval, lookup_codec
+
+
+def validate(config: Config) -> None:
+    """Raise UsageError for combinations SIPp or gossipper cannot run."""
+    if config.scenario_name and config.scenario_file:
+        raise UsageError("-sn and -sf: choose one scenario source, not both")
+    if config.media_scale and config.media_srtp:
+        raise UsageError(
+            "-media_scale: cannot be combined with -media_srtp (the scale engine is cleartext only)"
+        )
+    if config.rtp_streams > 1 and not config.media_scale:
+        raise UsageError("-rtp_streams: more than one stream needs -media_scale")
+    if config.rtp_send and config.rtp_addr is None:
+        raise UsageError("-rtp_send: needs -rtp_addr host:port (the destination of the streams)")
+    if "rtp_codec" in config.given or config.rtp_send:
+        lookup_codec(config.rtp_codec)
+    check_interval(config.rtp_freq_ms)
+    check_duration(config.rtp_dur_ms)
+    if not 1 <= config.rtp_channels <= 8:
+        raise UsageError(f"-rtp_ch: channels must be 1..8, got {config.rtp_channels}")
+    if config.min_rtp_port is not None and config.min_rtp_port > config.max_rtp_port:
+        raise UsageError(
+            f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}"
+        )
+    if config.rate_period_ms <= 0:
+        raise UsageError("-rp: rate period must be positive")

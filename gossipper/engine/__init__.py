@@ -1,0 +1,1 @@
+"""Call generation and the per-call scenario interpreter."""

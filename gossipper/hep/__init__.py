@@ -1,0 +1,1 @@
+"""HEPv3 capture copies toward a Homer collector."""

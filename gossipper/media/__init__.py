@@ -1,0 +1,1 @@
+"""RTP, SDP, codecs, classic per-call media and the scale engine."""

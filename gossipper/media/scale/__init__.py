@@ -1,0 +1,1 @@
+"""The high-scale synthetic RTP engine (native core plus pure-Python backend)."""

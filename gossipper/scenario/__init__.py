@@ -1,0 +1,1 @@
+"""SIPp XML scenarios: the model, the loader, keywords and the built-ins."""

@@ -1,0 +1,1 @@
+"""SIP messages, transports and transaction helpers."""

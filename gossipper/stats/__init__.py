@@ -1,0 +1,1 @@
+"""Counters and their views: screen, summary, JSON, CSV."""

@@ -1,0 +1,153 @@
+"""One counters object per run; the screen, summary, JSON and CSV are views of it.
+
+Writers are the engine (calls, messages), the transports (malformed input) and the
+media layers (RTP); readers are the views in this package. Python integers do not
+wrap, so every counter is at least 64-bit by construction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+FAILURE_CLASSES = (
+    "timeout",
+    "unexpected_sip",
+    "transport_error",
+    "parse_error",
+    "scenario_error",
+    "cancelled",
+)
+
+# Bucket upper bounds (ms) for response times and call lengths, as SIPp's default
+# ResponseTimeRepartition / CallLengthRepartition when a scenario gives none.
+DEFAULT_RTT_BUCKETS_MS = (10, 20, 30, 40, 50, 100, 150, 200)
+DEFAULT_CALL_LENGTH_BUCKETS_MS = (10, 50, 100, 500, 1000, 5000, 10000)
+
+
+@dataclass
+class DurationStat:
+    """Count, mean, extremes, stddev and a bucketed histogram of durations in ms."""
+
+    bucket_bounds_ms: tuple[int, ...] = DEFAULT_RTT_BUCKETS_MS
+    count: int = 0
+    total_ms: float = 0.0
+    total_sq_ms: float = 0.0
+    min_ms: float = 0.0
+    max_ms: float = 0.0
+    bucket_counts: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.bucket_counts:
+            self.bucket_counts = [0] * (len(self.bucket_bounds_ms) + 1)
+
+    def add(self, value_ms: float) -> None:
+        if self.count == 0:
+            self.min_ms = self.max_ms = value_ms
+        else:
+            self.min_ms = min(self.min_ms, value_ms)
+            self.max_ms = max(self.max_ms, value_ms)
+        self.count += 1
+        self.total_ms += value_ms
+        self.total_sq_ms += value_ms * value_ms
+        for index, bound in enumerate(self.bucket_bounds_ms):
+            if value_ms < bound:
+                self.bucket_counts[index] += 1
+                return
+        self.bucket_counts[-1] += 1
+
+    @property
+    def average_ms(self) -> float:
+        return self.total_ms / self.count if self.count else 0.0
+
+    @property
+    def stddev_ms(self) -> float:
+        if self.count < 2:
+            return 0.0
+        mean = self.average_ms
+        return math.sqrt(max(0.0, self.total_sq_ms / self.count - mean * mean))
+
+    def bucket_labels(self) -> list[str]:
+        labels = [f"<{bound}" for bound in self.bucket_bounds_ms]
+        labels.append(f">={self.bucket_bounds_ms[-1]}" if self.bucket_bounds_ms else "all")
+        return labels
+
+
+@dataclass
+class StepCounters:
+    """Per scenario step, the columns of SIPp's scenario screen."""
+
+    messages: int = 0  # sent or received
+    retransmissions: int = 0
+    timeouts: int = 0
+    unexpected: int = 0
+
+
+@dataclass
+class MediaCounters:
+    """RTP/RTCP totals of the run, from the scale engine and the classic path."""
+
+    engine: str = "none"
+    rtp_packets_sent: int = 0
+    rtp_octets_sent: int = 0
+    rtp_packets_received: int = 0
+    rtp_octets_received: int = 0
+    rtcp_sender_reports: int = 0
+    rtcp_receiver_reports: int = 0
+    rtcp_packets_received: int = 0
+    streams_started: int = 0
+    streams_active: int = 0
+    streams_active_max: int = 0
+    send_errors: Counter[str] = field(default_factory=Counter)  # errno name -> count
+    late_packets: int = 0
+    max_late_ms: float = 0.0
+    malformed_rtp: int = 0
+
+
+@dataclass
+class RunCounters:
+    """Everything a run counts. Cumulative; periodic views keep their own previous copy."""
+
+    started_at: float = field(default_factory=time.time)
+    finished_at: float | None = None
+    calls_created: int = 0
+    calls_succeeded: int = 0
+    calls_failed: int = 0
+    calls_active: int = 0
+    failure_classes: Counter[str] = field(default_factory=Counter)
+    retransmissions: int = 0
+    timeouts: int = 0
+    unexpected_messages: int = 0
+    malformed_messages: int = 0  # SIP that failed to parse
+    messages_sent: int = 0
+    messages_received: int = 0
+    dead_call_messages: int = 0  # messages for calls that no longer exist
+    out_of_call_messages: int = 0
+    steps: list[StepCounters] = field(default_factory=list)
+    call_length: DurationStat = field(
+        default_factory=lambda: DurationStat(DEFAULT_CALL_LENGTH_BUCKETS_MS)
+    )
+    invite_rtt: DurationStat = field(default_factory=DurationStat)
+    rtd: dict[str, DurationStat] = field(default_factory=dict)
+    media: MediaCounters = field(default_factory=MediaCounters)
+    current_rate: float = 0.0  # calls per second asked of the generator
+
+    def ensure_steps(self, count: int) -> None:
+        while len(self.steps) < count:
+            self.steps.append(StepCounters())
+
+    def call_failed(self, failure_class: str) -> None:
+        self.calls_failed += 1
+        self.failure_classes[failure_class] += 1
+
+    def rtd_stat(self, name: str, bounds: tuple[int, ...] = DEFAULT_RTT_BUCKETS_MS) -> DurationStat:
+        stat = self.rtd.get(name)
+        if stat is None:
+            stat = self.rtd[name] = DurationStat(bounds)
+        return stat
+
+    def elapsed_s(self, now: float | None = None) -> float:
+        end = self.finished_at if self.finished_at is not None else (now or time.time())
+        return max(0.0, end - self.started_at)

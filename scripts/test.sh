@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, type-check, then pytest against real sockets and real SIPp.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v sipp >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing SIPp (Debian sip-tester) for the interoperability tests"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sip-tester >/dev/null
+    else
+        echo "warning: sipp not found and not root; SIPp interoperability tests will be skipped" >&2
+    fi
+fi
+scripts/bootstrap.sh
+.venv/bin/ruff check gossipper tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"
