@@ -142,8 +142,10 @@ def _behaviors(flag: str, text: str) -> frozenset[str]:
         name = word.lstrip("-")
         if name not in known:
             raise UsageError(f"{flag}: unknown behavior {name!r} (expected {', '.join(sorted(known))})")
-        names = {"bye", "abortunexp", "pingreply", "cancel"} if name == "all" else (
-            set() if name == "none" else {name}
+        names = (
+            {"bye", "abortunexp", "pingreply", "cancel"}
+            if name == "all"
+            else (set() if name == "none" else {name})
         )
         chosen = chosen - names if negate else chosen | names
     return frozenset(chosen)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
+from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
 
 
 def validate(config: Config) -> None:
     """Raise UsageError for combinations SIPp or gossipper cannot run."""
     if config.scenario_name and config.scenario_file:
         raise UsageError("-sn and -sf: choose one scenario source, not both")
+    if config.scenario_name in MEDIA_SCALE_BUILTINS:
+        config.media_scale = True  # SPEC section 2: this built-in exists to drive the scale engine
     if config.media_scale and config.media_srtp:
         raise UsageError(
             "-media_scale: cannot be combined with -media_srtp (the scale engine is cleartext only)"

@@ -101,8 +101,10 @@ class MediaCounters:
     streams_active: int = 0
     streams_active_max: int = 0
     send_errors: Counter[str] = field(default_factory=Counter)  # errno name -> count
-    late_packets: int = 0
+    late_packets: int = 0  # sent more than 1 ms after their slot
     max_late_ms: float = 0.0
+    on_time_1ms: int = 0  # sent within 1 ms of their slot
+    on_time_2ms: int = 0  # sent within 2 ms of their slot
     malformed_rtp: int = 0
 
 
@@ -126,9 +128,7 @@ class RunCounters:
     dead_call_messages: int = 0  # messages for calls that no longer exist
     out_of_call_messages: int = 0
     steps: list[StepCounters] = field(default_factory=list)
-    call_length: DurationStat = field(
-        default_factory=lambda: DurationStat(DEFAULT_CALL_LENGTH_BUCKETS_MS)
-    )
+    call_length: DurationStat = field(default_factory=lambda: DurationStat(DEFAULT_CALL_LENGTH_BUCKETS_MS))
     invite_rtt: DurationStat = field(default_factory=DurationStat)
     rtd: dict[str, DurationStat] = field(default_factory=dict)
     media: MediaCounters = field(default_factory=MediaCounters)

@@ -1,0 +1,673 @@
+"""One call: a small interpreter walking the scenario, driven by messages and timers.
+
+Like SIPp, a call is a state machine, not a task: it advances through sends, pauses
+and actions until it must wait (a recv, a pause), and every incoming message is
+matched against the scenario from the current position (SIPp's rules for optional
+steps, retransmissions and unexpected messages). No thread or task per call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from gossipper.engine import default_messages
+from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_number
+from gossipper.engine.context import CallContext
+from gossipper.engine.keywords import AUTH_PLACEHOLDER, resolve
+from gossipper.scenario import model
+from gossipper.sip.digest import digest_authorization
+from gossipper.sip.message import SipMessage, SipParseError
+from gossipper.sip.transport import Address, SipTransport
+from gossipper.stats.counters import RunCounters
+
+T1_MS = 500
+T2_MS = 4000
+DEFAULT_INVITE_RETRANS = 5  # SIPp: -max_retrans default for INVITE transactions
+DEFAULT_OTHER_RETRANS = 7
+AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
+
+
+class CallHost(Protocol):
+    """What a call needs from the run around it."""
+
+    counters: RunCounters
+    scenario: model.Scenario
+    loop: asyncio.AbstractEventLoop
+
+    def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None: ...
+    def trace_error(self, text: str) -> None: ...
+    def log(self, kind: str, text: str) -> None: ...
+    def media_action(self, call: Call, action: model.Exec) -> tuple[str, str] | None: ...
+    def media_stop(self, call: Call) -> None: ...
+    def run_command(self, command: str) -> None: ...
+    def internal_command(self, command: str) -> None: ...
+    def max_retrans(self, is_invite: bool) -> int: ...
+    def recv_timeout_ms(self) -> int: ...
+    def default_pause_ms(self, step: model.Pause) -> int: ...
+    def send_twin_command(self, call: Call, data: bytes) -> None: ...
+    def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None: ...
+
+
+@dataclass
+class SentMessage:
+    data: bytes
+    index: int
+    message: SipMessage
+
+
+class Call:
+    def __init__(
+        self,
+        host: CallHost,
+        context: CallContext,
+        transport: SipTransport,
+        is_server: bool,
+        owns_transport: bool = False,
+    ) -> None:
+        self.host = host
+        self.context = context
+        self.transport = transport
+        self.is_server = is_server
+        self.owns_transport = owns_transport  # -t un / tn: closed with the call
+        self.scenario = host.scenario
+        self.index = 0
+        self.finished = False
+        self.started_at = time.monotonic()
+        self.established = False
+        self.ack_pending = False
+        self.methods_sent: set[str] = set()
+        self.last_sent: SentMessage | None = None
+        self.last_invite: SipMessage | None = None
+        self.last_response: SipMessage | None = None
+        self.local_party: str | None = None  # our From/To header value inside the dialog
+        self.remote_party: str | None = None
+        self.invite_sent_at: float | None = None
+        self.rtd_started: dict[str, float] = {}
+        self.last_recv_hash: int | None = None
+        self.last_recv_index = -1
+        self.retrans_of_recv_hash: int | None = None  # a re-received message to answer again
+        self.retrans_reply: SentMessage | None = None
+        self._retrans_count = 0
+        self._retrans_delay_ms = 0
+        self._retrans_timer: asyncio.TimerHandle | None = None
+        self._wait_timer: asyncio.TimerHandle | None = None
+        self._waiting_recv = False
+        self._in_advance = False
+
+    # ------------------------------------------------------------------ running
+    @property
+    def call_id(self) -> str:
+        return self.context.call_id
+
+    def start(self) -> None:
+        self._advance()
+
+    def _step(self) -> model.Step | None:
+        steps = self.scenario.steps
+        return steps[self.index] if self.index < len(steps) else None
+
+    def _advance(self) -> None:
+        """Run steps until one must wait; re-entrancy safe (actions may end the call)."""
+        if self._in_advance:
+            return
+        self._in_advance = True
+        try:
+            while not self.finished:
+                step = self._step()
+                if step is None:
+                    self._finish(None, "")
+                    return
+                if not self._should_run(step):
+                    self.index += 1
+                    continue
+                if isinstance(step, model.Send):
+                    if not self._do_send(step):
+                        return
+                    self._goto_next(step)
+                elif isinstance(step, model.Recv | model.RecvCmd):
+                    self._wait_for_message(step)
+                    return
+                elif isinstance(step, model.Pause | model.Timewait):
+                    self._start_pause(step)
+                    return
+                elif isinstance(step, model.Nop):
+                    if not self._apply(self._actions(step, None)):
+                        return
+                    self._goto_next(step)
+                elif isinstance(step, model.SendCmd):
+                    self._send_twin(step)
+                    self._goto_next(step)
+                else:  # Label and anything without behaviour of its own
+                    self.index += 1
+        finally:
+            self._in_advance = False
+
+    def _should_run(self, step: model.Step) -> bool:
+        if step.condexec is None:
+            return True
+        result = is_set(self.context.variables.get(step.condexec))
+        return result != step.condexec_inverse
+
+    def _next_index(self, step: model.Step, index: int) -> int:
+        if step.next is None:
+            return index + 1
+        if step.test is not None and not is_set(self.context.variables.get(step.test)):
+            return index + 1
+        if step.chance is not None and random.random() >= step.chance:
+            return index + 1
+        return self.scenario.labels[step.next]
+
+    def _goto_next(self, step: model.Step) -> None:
+        self.index = self._next_index(step, self.index)
+
+    def _actions(self, step: model.Step, message: SipMessage | None) -> ActionOutcome:
+        if not step.actions:
+            return ActionOutcome()
+        return run_actions(self, step.actions, message, self._jump_target)
+
+    def _jump_target(self, value: float) -> int:
+        return max(0, min(int(value), len(self.scenario.steps)))
+
+    def _apply(self, outcome: ActionOutcome) -> bool:
+        """Act on what the actions asked; False when the call ended."""
+        if outcome.failure:
+            self._abort(outcome.failure, outcome.failure_reason)
+            return False
+        if outcome.stop_call:
+            self._abort("scenario_error", "stopped by stop_call")
+            return False
+        if outcome.jump_to is not None:
+            self.index = outcome.jump_to - 1  # _goto_next adds one, as SIPp's jump does
+        return True
+
+    # ------------------------------------------------------------------ sending
+    def render(self, template: model.MessageTemplate) -> bytes:
+        return template.render(lambda token: resolve(self.context, token))
+
+    def render_text(self, template: model.MessageTemplate) -> str:
+        return template.render_text(lambda token: resolve(self.context, token))
+
+    def _do_send(self, step: model.Send) -> bool:
+        self.context.send_index = self.index + 1
+        method = step.message.method
+        if method is not None and method not in ("ACK", "CANCEL"):
+            self.context.cseq += 1
+        data = self.render(step.message)
+        if AUTH_PLACEHOLDER.encode() in data:
+            data = self._authenticate(data)
+        try:
+            message = SipMessage.parse(data)
+        except SipParseError as error:
+            self._abort("scenario_error", f"step {self.index} renders an invalid SIP message: {error}")
+            return False
+        self._record_sent(message)
+        counters = self.host.counters
+        if step.lost is not None and random.random() * 100 < step.lost:
+            counters.steps[self.index].messages += 1
+        else:
+            self._transmit(data)
+            counters.steps[self.index].messages += 1
+        self.last_sent = SentMessage(data, self.index, message)
+        if self.last_recv_hash is not None:
+            self.retrans_of_recv_hash = self.last_recv_hash
+            self.retrans_reply = self.last_sent
+        now = time.monotonic()
+        for name in step.start_rtd:
+            self.rtd_started[name] = now
+        self._stop_rtds(step.rtd, now, step.repeat_rtd)
+        self._cancel_retrans()
+        if step.retrans_ms and not self.transport.is_reliable:
+            self._retrans_count = 0
+            self._retrans_delay_ms = step.retrans_ms
+            self._retrans_timer = self.host.loop.call_later(step.retrans_ms / 1000, self._retransmit)
+        return self._apply(self._actions(step, message))
+
+    def _record_sent(self, message: SipMessage) -> None:
+        if message.is_request:
+            self.methods_sent.add(message.method)
+            if message.method == "INVITE":
+                self.last_invite = message
+                if self.invite_sent_at is None:
+                    self.invite_sent_at = time.monotonic()
+                if self.local_party is None:
+                    self.local_party = message.header("From")
+            elif message.method == "ACK":
+                self.established = self.established or self.ack_pending
+                self.ack_pending = False
+        elif message.cseq_method == "INVITE" and 200 <= (message.status_code or 0) < 300:
+            self.local_party = message.header("To")
+            self.ack_pending = True
+
+    def _transmit(self, data: bytes) -> None:
+        self.transport.send(data, self.context.remote)
+        self.host.counters.messages_sent += 1
+        self.host.trace_message("sent", data, self.context.remote, self.transport)
+
+    def _authenticate(self, data: bytes) -> bytes:
+        placeholder = AUTH_PLACEHOLDER.encode()
+        challenge = self.context.challenge
+        if challenge is None:
+            return data.replace(placeholder + b"\r\n", b"").replace(placeholder, b"")
+        header_name, value = challenge
+        request_line = data.split(b"\r\n", 1)[0].decode("utf-8", errors="replace").split()
+        method, uri = [*request_line, "", ""][:2]
+        config = self.context.run.config
+        body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
+        try:
+            answer = digest_authorization(
+                value, method, uri, config.auth_username or "", config.auth_password or "", body
+            )
+        except ValueError as error:
+            self.host.trace_error(f"call {self.call_id}: cannot answer the challenge: {error}")
+            return data.replace(placeholder + b"\r\n", b"").replace(placeholder, b"")
+        return data.replace(placeholder, f"{header_name}: {answer}".encode())
+
+    def _retransmit(self) -> None:
+        self._retrans_timer = None
+        sent = self.last_sent
+        if self.finished or sent is None:
+            return
+        is_invite = sent.message.is_request and sent.message.method == "INVITE"
+        if self._retrans_count >= self.host.max_retrans(is_invite):
+            self.host.counters.timeouts += 1
+            self.host.counters.steps[sent.index].timeouts += 1
+            self._abort("timeout", f"no answer after {self._retrans_count} retransmissions")
+            return
+        self._retrans_count += 1
+        self.host.counters.retransmissions += 1
+        self.host.counters.steps[sent.index].retransmissions += 1
+        self._transmit(sent.data)
+        self._retrans_delay_ms = self._retrans_delay_ms * 2
+        if not is_invite:
+            self._retrans_delay_ms = min(self._retrans_delay_ms, T2_MS)
+        self._retrans_timer = self.host.loop.call_later(self._retrans_delay_ms / 1000, self._retransmit)
+
+    def _cancel_retrans(self) -> None:
+        if self._retrans_timer is not None:
+            self._retrans_timer.cancel()
+            self._retrans_timer = None
+
+    def _stop_rtds(self, names: list[str], now: float, repeat: bool) -> None:
+        for name in names:
+            started = self.rtd_started.get(name)
+            if started is None:
+                continue
+            bounds = self.scenario.response_time_repartition
+            stat = self.host.counters.rtd_stat(name, bounds) if bounds else self.host.counters.rtd_stat(name)
+            stat.add((now - started) * 1000)
+            if not repeat:
+                del self.rtd_started[name]
+
+    # ------------------------------------------------------------------ waiting
+    def _wait_for_message(self, step: model.Recv | model.RecvCmd) -> None:
+        self._waiting_recv = True
+        timeout_ms = step.timeout_ms if step.timeout_ms else self.host.recv_timeout_ms()
+        if timeout_ms:
+            self._set_wait_timer(timeout_ms / 1000, self._recv_timed_out)
+
+    def _set_wait_timer(self, delay_s: float, callback: Callable[[], None]) -> None:
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+        self._wait_timer = self.host.loop.call_later(delay_s, callback)
+
+    def _recv_timed_out(self) -> None:
+        self._wait_timer = None
+        step = self._step()
+        if self.finished or step is None:
+            return
+        self.host.counters.steps[self.index].timeouts += 1
+        ontimeout = getattr(step, "ontimeout", None)
+        if ontimeout:
+            self._waiting_recv = False
+            self.index = self.scenario.labels[ontimeout]
+            self._advance()
+            return
+        self.host.counters.timeouts += 1
+        self._abort("timeout", f"timeout while waiting at step {self.index}")
+
+    def _start_pause(self, step: model.Pause | model.Timewait) -> None:
+        delay_ms = self._pause_ms(step) if isinstance(step, model.Pause) else step.milliseconds
+        self.host.counters.steps[self.index].messages += 1
+        self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
+
+    def _pause_ms(self, step: model.Pause) -> int:
+        if step.variable:
+            return int(to_number(self.context, step.variable))
+        if step.milliseconds is not None:
+            return step.milliseconds
+        sample = step.sample_ms()
+        if sample is not None:
+            return int(sample)
+        return self.host.default_pause_ms(step)
+
+    def _pause_over(self) -> None:
+        self._wait_timer = None
+        step = self._step()
+        if self.finished or step is None:
+            return
+        if not self._apply(self._actions(step, None)):
+            return
+        self._goto_next(step)
+        self._advance()
+
+    # ------------------------------------------------------------------ receiving
+    def on_message(self, message: SipMessage, raw: bytes, source: Address, transport: SipTransport) -> None:
+        """Match an incoming message against the scenario from the current step (SIPp's rules)."""
+        if self.finished:
+            return
+        counters = self.host.counters
+        counters.messages_received += 1
+        self.host.trace_message("received", raw, source, transport)
+        if transport.is_reliable:
+            self.transport = transport
+        if self.is_server and self.index == 0 and self.last_recv_index < 0:
+            self.context.remote = source
+        digest = hash(raw)
+        if not transport.is_reliable and self._handle_retransmission(digest):
+            return
+        found = self._find_recv(message)
+        if found is None:
+            self._unexpected(message)
+            return
+        self._accept(found, message, digest)
+
+    def _handle_retransmission(self, digest: int) -> bool:
+        if digest == self.retrans_of_recv_hash and self.retrans_reply is not None:
+            counters = self.host.counters
+            counters.retransmissions += 1
+            counters.steps[self.retrans_reply.index].retransmissions += 1
+            self._transmit(self.retrans_reply.data)
+            return True
+        if digest == self.last_recv_hash and self.last_recv_index >= 0:
+            self.host.counters.steps[self.last_recv_index].retransmissions += 1
+            return True
+        return False
+
+    def _matches(self, step: model.Step, message: SipMessage) -> bool:
+        if not isinstance(step, model.Recv):
+            return False
+        if step.response is not None:
+            return (
+                not message.is_request
+                and message.status_code == step.response
+                and (not self.methods_sent or message.cseq_method in self.methods_sent)
+            )
+        if step.request is None or not message.is_request:
+            return False
+        if step.regexp_match:
+            return step.request_pattern().fullmatch(message.method) is not None
+        return message.method == step.request
+
+    def _find_recv(self, message: SipMessage) -> int | None:
+        steps = self.scenario.steps
+        for index in range(self.index, len(steps)):
+            step = steps[index]
+            if isinstance(step, model.Label):
+                continue
+            if self._matches(step, message):
+                return index
+            if not (isinstance(step, model.Recv) and step.optional):
+                break
+        contiguous = True
+        for index in range(self.index - 1, -1, -1):
+            step = steps[index]
+            if isinstance(step, model.Label):
+                continue
+            if not (isinstance(step, model.Recv) and step.optional):
+                contiguous = False
+            if self._matches(step, message):
+                if contiguous or (isinstance(step, model.Recv) and step.optional_global):
+                    return index
+                self._old_transaction_message(index, message)
+                return -1
+        return None
+
+    def _old_transaction_message(self, index: int, message: SipMessage) -> None:
+        """A late copy of an earlier response: re-send the ACK that followed it (SIPp)."""
+        steps = self.scenario.steps
+        follower = steps[index + 1] if index + 1 < len(steps) else None
+        if (
+            not message.is_request
+            and message.cseq_method == "INVITE"
+            and isinstance(follower, model.Send)
+            and self.last_sent is not None
+        ):
+            self.context.send_index = index + 2
+            self._transmit(self.render(follower.message))
+        self.host.counters.steps[index].retransmissions += 1
+
+    def _accept(self, index: int, message: SipMessage, digest: int) -> None:
+        if index < 0:
+            return
+        step = self.scenario.steps[index]
+        assert isinstance(step, model.Recv)
+        counters = self.host.counters
+        if step.lost is not None and random.random() * 100 < step.lost:
+            return
+        counters.steps[index].messages += 1
+        self._cancel_retrans()
+        self._learn_from(step, message)
+        now = time.monotonic()
+        self._stop_rtds(step.rtd, now, step.repeat_rtd)
+        for name in step.start_rtd:
+            self.rtd_started[name] = now
+        self.last_recv_hash = digest
+        self.last_recv_index = index
+        self.retrans_of_recv_hash = None
+        outcome = self._actions(step, message)
+        advances = not step.optional or (
+            step.next is not None and (step.test is None or is_set(self.context.variables.get(step.test)))
+        )
+        if not self._apply(outcome):
+            return
+        if not advances:
+            return
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self._waiting_recv = False
+        if outcome.jump_to is not None:
+            self.index += 1
+        else:
+            self.index = self._next_index(step, index)
+        self._advance()
+
+    def _learn_from(self, step: model.Recv, message: SipMessage) -> None:
+        """Remember what later keywords and default messages need of this message."""
+        context = self.context
+        context.last_message = message
+        if message.body and "sdp" in (message.header("Content-Type") or "").lower():
+            context.remote_sdp = message.body
+        if message.is_request:
+            context.last_request_uri = message.request_uri or ""
+            context.peer_tag = message.from_tag or context.peer_tag
+            if message.method == "INVITE":
+                self.remote_party = message.header("From")
+                self.last_invite = self.last_invite or message
+            elif message.method == "ACK":
+                self.established = True
+                self.ack_pending = False
+            for cseq in (message.cseq_number,):
+                context.cseq = max(context.cseq, cseq)
+        else:
+            self.last_response = message
+            context.peer_tag = message.to_tag or context.peer_tag
+            code = message.status_code or 0
+            if message.cseq_method == "INVITE":
+                if self.invite_sent_at is not None and code >= 200:
+                    self.host.counters.invite_rtt.add((time.monotonic() - self.invite_sent_at) * 1000)
+                    self.invite_sent_at = None
+                if 200 <= code < 300:
+                    self.remote_party = message.header("To")
+                    self.ack_pending = True
+                    self.established = True
+        if step.rrs:
+            routes = message.header_values("Record-Route")
+            flat = [part.strip() for value in routes for part in value.split(",") if part.strip()]
+            context.route_set = flat if self.is_server else list(reversed(flat))
+            contact = message.header("Contact")
+            if contact:
+                context.next_url = _uri_of(contact)
+        if step.auth and message.status_code in (401, 407):
+            if message.status_code == 401:
+                context.challenge = ("Authorization", message.header("WWW-Authenticate") or "")
+            else:
+                context.challenge = ("Proxy-Authorization", message.header("Proxy-Authenticate") or "")
+
+    # ------------------------------------------------------------------ unexpected
+    def _unexpected(self, message: SipMessage) -> None:
+        counters = self.host.counters
+        step_index = min(self.index, len(self.scenario.steps) - 1)
+        config = self.context.run.config
+        method = message.method if message.is_request else None
+        if method == "ACK" and self.is_server:
+            return  # a late ACK for a response we already moved past
+        if method in ("BYE", "CANCEL") or (method == "OPTIONS" and "pingreply" in config.default_behaviors):
+            counters.unexpected_messages += 1
+            counters.steps[step_index].unexpected += 1
+            if "bye" in config.default_behaviors or method == "OPTIONS":
+                self._transmit(bytes(default_messages.ok_for(message, self._local_tag())))
+            if method == "OPTIONS":
+                return
+            if "abortunexp" in config.default_behaviors:
+                self.context.last_message = message
+                self._fail("unexpected_sip", f"unexpected {method} at step {step_index}")
+            return
+        if method in AUTO_ANSWERED and config.auto_answer:
+            self._transmit(bytes(default_messages.ok_for(message, self._local_tag())))
+            return
+        counters.unexpected_messages += 1
+        counters.steps[step_index].unexpected += 1
+        first_line = message.first_line
+        self.host.trace_error(
+            f"unexpected message for call {self.call_id} at step {step_index}: {first_line}"
+        )
+        if "abortunexp" in config.default_behaviors:
+            self.context.last_message = message
+            if not message.is_request:
+                self.last_response = message
+            self._abort("unexpected_sip", f"unexpected {first_line!r} at step {step_index}")
+
+    def _local_tag(self) -> str | None:
+        party = self.local_party or ""
+        marker = party.lower().find(";tag=")
+        return party[marker + 5 :].split(";")[0] if marker >= 0 else None
+
+    # ------------------------------------------------------------------ twin (3PCC)
+    def _send_twin(self, step: model.SendCmd) -> None:
+        self.host.send_twin_command(self, self.render(step.message))
+
+    def on_twin_command(self, message: SipMessage) -> None:
+        step = self._step()
+        if self.finished:
+            return
+        if not isinstance(step, model.RecvCmd):
+            self.host.counters.unexpected_messages += 1
+            self._abort("unexpected_sip", f"unexpected 3PCC command at step {self.index}")
+            return
+        self.context.last_message = message
+        self.host.counters.steps[self.index].messages += 1
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        if not self._apply(self._actions(step, message)):
+            return
+        self._goto_next(step)
+        self._advance()
+
+    # ------------------------------------------------------------------ actions host
+    def log(self, kind: str, text: str) -> None:
+        self.host.log(kind, text)
+
+    def media_action(self, action: model.Exec) -> tuple[str, str] | None:
+        return self.host.media_action(self, action)
+
+    def run_command(self, command: str) -> None:
+        self.host.run_command(command)
+
+    def internal_command(self, command: str) -> None:
+        self.host.internal_command(command)
+
+    def set_destination(self, host: str, port: int, protocol: str) -> None:
+        self.context.remote = (host.strip("[]"), port)
+
+    # ------------------------------------------------------------------ ending
+    def _abort(self, failure_class: str, reason: str) -> None:
+        """SIPp's abortCall: tidy the dialog (ACK, CANCEL or BYE) then fail the call."""
+        if "bye" in self.context.run.config.default_behaviors and not self.is_server:
+            self._send_abort_messages()
+        self._fail(failure_class, reason)
+
+    def _send_abort_messages(self) -> None:
+        invite, response = self.last_invite, self.last_response
+        if self.index == 0 or self.last_sent is None:
+            return
+        try:
+            if not self.established and invite is not None and self.last_sent.message.method == "INVITE":
+                if response is not None and (response.status_code or 0) >= 400:
+                    self._transmit(bytes(default_messages.ack_for_failure(invite, response)))
+                elif response is not None:
+                    self._transmit(bytes(default_messages.cancel_for(invite)))
+            elif self.context.last_message is not None and self.local_party and self.remote_party:
+                if self.ack_pending and invite is not None:
+                    self._transmit(bytes(self._dialog_request("ACK", invite.cseq_number)))
+                self.context.cseq += 1
+                self._transmit(bytes(self._dialog_request("BYE", self.context.cseq)))
+        except (ValueError, IndexError) as error:
+            self.host.trace_error(f"call {self.call_id}: could not build abort message: {error}")
+
+    def _dialog_request(self, method: str, cseq: int) -> SipMessage:
+        run = self.context.run
+        target = self.context.next_url or (self.last_invite.request_uri if self.last_invite else "") or ""
+        local_port = self.context.local_port or run.local_port
+        via_host = (
+            f"{run.local_ip}:{local_port}" if ":" not in run.local_ip else f"[{run.local_ip}]:{local_port}"
+        )
+        return default_messages.in_dialog_request(
+            method,
+            target,
+            self.local_party or "",
+            self.remote_party or "",
+            self.call_id,
+            cseq,
+            via_host,
+            run.transport_name,
+            self.context.route_set,
+        )
+
+    def _fail(self, failure_class: str, reason: str) -> None:
+        self._finish(failure_class, reason)
+
+    def abort_now(self, failure_class: str = "cancelled", reason: str = "run stopped") -> None:
+        """Hard stop from outside (Q, -timeout): no more messages, count the call failed."""
+        if not self.finished:
+            self._fail(failure_class, reason)
+
+    def _finish(self, failure_class: str | None, reason: str) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_retrans()
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self.host.media_stop(self)
+        self.host.call_ended(self, failure_class, reason)
+
+    @property
+    def duration_ms(self) -> float:
+        return (time.monotonic() - self.started_at) * 1000
+
+
+def _uri_of(name_addr: str) -> str:
+    """The URI inside a Contact/Route value: between <> when present."""
+    start = name_addr.find("<")
+    if start >= 0:
+        end = name_addr.find(">", start)
+        return name_addr[start + 1 : end if end > 0 else None]
+    return name_addr.split(";")[0].strip()

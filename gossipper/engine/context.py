@@ -1,0 +1,71 @@
+"""Per-run and per-call state that keywords and actions read and write.
+
+Kept apart from the call state machine so that keyword resolution and action
+execution are plain functions over data, testable without sockets.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from gossipper.cli.config import Config
+from gossipper.engine.injection import Injection
+from gossipper.sip.message import SipMessage
+
+VariableValue = str | float | bool
+
+
+@dataclass
+class RunContext:
+    """What every call of the run shares."""
+
+    config: Config
+    local_ip: str
+    local_port: int
+    transport_name: str  # "UDP" or "TCP", as [transport] prints it
+    media_ip: str
+    injection: Injection
+    pid: int = field(default_factory=os.getpid)
+    media_port_span: int = 1  # number of distinct per-call media ports in the range
+
+    def media_port_for(self, call_number: int) -> int:
+        """-mp base + 2 x (call_number - 1), wrapped so live calls do not share a port."""
+        slot = (call_number - 1) % self.media_port_span
+        return self.config.media_base_port + 2 * slot
+
+
+@dataclass
+class CallContext:
+    """One call's variables, addresses and memory of the last messages."""
+
+    run: RunContext
+    number: int
+    call_id: str
+    remote: tuple[str, int]
+    user_id: int = 0
+    cseq: int = 0  # [cseq]: incremented before each new request (not ACK, CANCEL)
+    send_index: int = 0  # scenario index of the message being rendered ([branch])
+    variables: dict[str, VariableValue] = field(default_factory=dict)
+    last_message: SipMessage | None = None
+    last_request_uri: str = ""
+    peer_tag: str | None = None
+    route_set: list[str] | None = None
+    next_url: str | None = None
+    remote_sdp: bytes | None = None  # the peer's last SDP body: where its RTP goes
+    challenge: tuple[str, str] | None = None  # (header name to answer with, challenge value)
+    injection_lines: dict[str, int] = field(default_factory=dict)
+    local_port: int | None = None  # per-call socket (-t un/tn), else the run's port
+
+    @property
+    def media_port(self) -> int:
+        return self.run.media_port_for(self.number)
+
+
+def format_variable(value: VariableValue) -> str:
+    """Variables print as SIPp prints them: doubles with six decimals, booleans as words."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:f}"
+    return value

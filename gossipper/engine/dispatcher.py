@@ -1,0 +1,114 @@
+"""Routing of incoming SIP to calls by Call-ID, with SIPp's out-of-call handling.
+
+Malformed input is counted and logged here, once, for every transport; a message for
+a call that just ended is answered from the dead-call record (so a retransmitted BYE
+still gets its 200) instead of being treated as a new call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gossipper.engine.call import Call
+from gossipper.engine.default_messages import ok_for
+from gossipper.sip.message import SipMessage, SipParseError
+from gossipper.sip.transport import Address, SipTransport
+from gossipper.stats.counters import RunCounters
+
+DEAD_CALL_WAIT_S = 33.0  # SIPp's -deadcall_wait default
+
+
+@dataclass
+class DeadCall:
+    last_sent: bytes | None
+    remote: Address
+    transport: SipTransport
+    expires_at: float
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        counters: RunCounters,
+        new_server_call: Callable[[SipMessage, Address, SipTransport], Call | None],
+        trace_error: Callable[[str], None],
+        trace_message: Callable[[str, bytes, Address, SipTransport], None],
+        ping_reply: bool,
+    ) -> None:
+        self.calls: dict[str, Call] = {}
+        self.dead_calls: dict[str, DeadCall] = {}
+        self._counters = counters
+        self._new_server_call = new_server_call
+        self._trace_error = trace_error
+        self._trace_message = trace_message
+        self._ping_reply = ping_reply
+
+    def on_data(self, data: bytes, source: Address, transport: SipTransport) -> None:
+        try:
+            message = SipMessage.parse(data)
+            call_id = message.call_id
+        except SipParseError as error:
+            self.on_malformed(str(error), data, source)
+            return
+        if not call_id:
+            self.on_malformed("message without Call-ID", data, source)
+            return
+        call = self.calls.get(call_id)
+        if call is not None:
+            call.on_message(message, data, source, transport)
+            return
+        dead = self.dead_calls.get(call_id)
+        if dead is not None:
+            self._dead_call_message(message, data, source, dead)
+            return
+        if message.is_request and message.method != "ACK":
+            call = self._new_server_call(message, source, transport)
+            if call is not None:
+                call.on_message(message, data, source, transport)
+                return
+        self._out_of_call(message, data, source, transport)
+
+    def on_malformed(self, reason: str, data: bytes, source: Address) -> None:
+        self._counters.malformed_messages += 1
+        preview = data[:200].decode("utf-8", errors="replace")
+        self._trace_error(
+            f"malformed SIP from {source[0]}:{source[1]} ({len(data)} bytes): {reason}\n{preview}"
+        )
+
+    def _dead_call_message(self, message: SipMessage, data: bytes, source: Address, dead: DeadCall) -> None:
+        self._counters.dead_call_messages += 1
+        self._trace_message("received", data, source, dead.transport)
+        if message.is_request and message.method != "ACK" and dead.last_sent is not None:
+            dead.transport.send(dead.last_sent, source)
+            self._counters.retransmissions += 1
+
+    def _out_of_call(
+        self, message: SipMessage, data: bytes, source: Address, transport: SipTransport
+    ) -> None:
+        """SIPp's ooc_default: answer any out-of-call request but ACK with 200 OK."""
+        self._counters.out_of_call_messages += 1
+        self._trace_message("received", data, source, transport)
+        if message.is_request and message.method != "ACK":
+            if message.method == "OPTIONS" and not self._ping_reply:
+                return
+            reply = bytes(ok_for(message))
+            transport.send(reply, source)
+            self._counters.messages_sent += 1
+            self._trace_message("sent", reply, source, transport)
+        else:
+            self._trace_error(f"out-of-call message from {source[0]}:{source[1]}: {message.first_line}")
+
+    def bury(self, call: Call) -> None:
+        """Forget a finished call but keep enough to answer its retransmissions."""
+        self.calls.pop(call.call_id, None)
+        last = call.last_sent.data if call.last_sent is not None else None
+        self.dead_calls[call.call_id] = DeadCall(
+            last, call.context.remote, call.transport, time.monotonic() + DEAD_CALL_WAIT_S
+        )
+
+    def expire_dead_calls(self, now: float) -> None:
+        expired = [call_id for call_id, dead in self.dead_calls.items() if dead.expires_at <= now]
+        for call_id in expired:
+            del self.dead_calls[call_id]

@@ -1,0 +1,125 @@
+"""Values of [keyword]s for one call (SPEC section 2), as SIPp computes them.
+
+The scenario layer checks keyword names at load and splits messages into literal
+text and tokens; this module answers each token for a live call.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from gossipper.engine.context import CallContext, format_variable
+
+AUTH_PLACEHOLDER = "\x00gossipper-authentication\x00"
+
+_OFFSET = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<offset>[+-]\d+)?$")
+_ARGUMENT = re.compile(r'(\w+)=("([^"]*)"|\S+)')
+
+
+def _arguments(text: str) -> dict[str, str]:
+    return {
+        m.group(1): m.group(3) if m.group(3) is not None else m.group(2) for m in _ARGUMENT.finditer(text)
+    }
+
+
+def _ip_type(ip: str) -> str:
+    return "6" if ":" in ip else "4"
+
+
+def _bracket_ip(ip: str) -> str:
+    """IPv6 addresses appear bracketed in SIP URIs, as [local_ip] does in SIPp with -i ::1."""
+    return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
+
+
+def header_lines(call: CallContext, name: str, value_only: bool) -> str:
+    """[last_Name] copies the header lines of the last received message; ':value' the values only."""
+    message = call.last_message
+    if message is None:
+        return ""
+    values = message.header_values(name)
+    if value_only:
+        return ", ".join(values)
+    label = name if name.lower() != "call-id" else "Call-ID"
+    return "\r\n".join(f"{label}: {value}" for value in values)
+
+
+def resolve(call: CallContext, token: str) -> str:
+    """The text that replaces [token] in a message sent by this call."""
+    token = token.strip()
+    if token.startswith("$"):
+        value = call.variables.get(token[1:])
+        return "" if value is None else format_variable(value)
+    if token.startswith("last_"):
+        return _last(call, token[5:])
+    head, _, rest = token.partition(" ")
+    if head.startswith("field"):
+        return _field(call, head, _arguments(rest))
+    if head == "authentication":
+        return AUTH_PLACEHOLDER
+    if head in call.run.config.keys:
+        return call.run.config.keys[head]
+    match = _OFFSET.match(token)
+    if match is None:
+        raise KeyError(token)
+    name, offset = match.group("name"), int(match.group("offset") or 0)
+    return _simple(call, name, offset)
+
+
+def _last(call: CallContext, spec: str) -> str:
+    if spec == "Request_URI":
+        return call.last_request_uri
+    if spec.endswith(":value"):
+        return header_lines(call, spec[: -len(":value")], value_only=True)
+    return header_lines(call, spec.rstrip(":"), value_only=False)
+
+
+def _field(call: CallContext, head: str, args: dict[str, str]) -> str:
+    injection = call.run.injection
+    source = injection.file(args.get("file"))
+    if source is None:
+        return ""
+    index = int(head[len("field") :] or 0)
+    line = int(args["line"]) if "line" in args else call.injection_lines.get(source.path, 0)
+    return source.field(line, index)
+
+
+def _simple(call: CallContext, name: str, offset: int) -> str:
+    run = call.run
+    numeric: dict[str, int] = {
+        "call_number": call.number,
+        "cseq": call.cseq,
+        "local_port": call.local_port if call.local_port is not None else run.local_port,
+        "remote_port": call.remote[1],
+        "media_port": call.media_port,
+        "auto_media_port": call.media_port,
+        "rtpstream_audio_port": call.media_port,
+        "pid": run.pid,
+        "users": run.config.users or 0,
+        "userid": call.user_id,
+    }
+    if name in numeric:
+        return str(numeric[name] + offset)
+    if name == "branch":
+        return f"z9hG4bK-{run.pid}-{call.number}-{call.send_index - 1 + offset}"
+    text: dict[str, str] = {
+        "service": run.config.service,
+        "remote_ip": _bracket_ip(call.remote[0]),
+        "remote_ip_type": _ip_type(call.remote[0]),
+        "local_ip": _bracket_ip(run.local_ip),
+        "local_ip_type": _ip_type(run.local_ip),
+        "media_ip": run.media_ip,
+        "media_ip_type": _ip_type(run.media_ip),
+        "transport": run.transport_name,
+        "call_id": call.call_id,
+        "peer_tag_param": f";tag={call.peer_tag}" if call.peer_tag else "",
+        "routes": f"Route: {', '.join(call.route_set)}" if call.route_set else "",
+        "next_url": call.next_url or call.last_request_uri,
+        "date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+        "clock_tick": str(int(time.monotonic() * 1000)),
+        "sipp_version": "3.6.1-gossipper",
+    }
+    if name in text:
+        return text[name]
+    raise KeyError(name)

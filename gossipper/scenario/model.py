@@ -1,0 +1,314 @@
+"""The loaded scenario: steps (send, recv, pause, ...) and the actions they carry.
+
+Plain data, built once by the loader and shared read-only by every call; the call
+state machine in gossipper.engine interprets it.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from gossipper.media.codecs import Codec
+from gossipper.scenario.template import MessageTemplate
+
+__all__ = ["MessageTemplate"]
+
+
+# ---------------------------------------------------------------- actions
+@dataclass(frozen=True)
+class Action:
+    line: int  # where the action sits in its file, for run-time messages
+
+
+@dataclass(frozen=True)
+class Ereg(Action):
+    regexp: str
+    search_in: str  # "msg", "hdr" or "body"
+    header: str | None
+    case_indep: bool
+    occurrence: int
+    start_line: bool
+    check_it: bool
+    check_it_inverse: bool
+    assign_to: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Assign(Action):
+    assign_to: str
+    value: str  # a number or a variable name
+
+
+@dataclass(frozen=True)
+class AssignStr(Action):
+    assign_to: str
+    value: MessageTemplate
+
+
+@dataclass(frozen=True)
+class Arith(Action):
+    assign_to: str
+    op: str  # add, subtract, multiply, divide
+    value: str
+
+
+@dataclass(frozen=True)
+class ToDouble(Action):
+    assign_to: str
+    variable: str
+
+
+@dataclass(frozen=True)
+class Test(Action):
+    assign_to: str
+    variable: str
+    compare: str
+    value: str  # a number, or the name of variable2
+
+
+@dataclass(frozen=True)
+class Strcmp(Action):
+    assign_to: str
+    variable: str
+    variable2: str | None
+    value: str | None
+
+
+@dataclass(frozen=True)
+class Log(Action):
+    message: MessageTemplate
+
+
+@dataclass(frozen=True)
+class Warning(Action):  # SIPp's action name, shadowing the builtin only inside this module
+    message: MessageTemplate
+
+
+@dataclass(frozen=True)
+class Error(Action):
+    message: MessageTemplate
+
+
+@dataclass(frozen=True)
+class RtpStreamAction:
+    """A parsed rtp_stream value (SPEC section 3)."""
+
+    kind: str  # synthetic, file, pause, resume, stop, echo
+    file: str | None = None
+    loops: int = 0  # -1 forever
+    payload_type: int | None = None
+    codec: Codec | None = None
+    freq_ms: int | None = None
+    dur_ms: int | None = None
+    channels: int | None = None
+
+
+@dataclass(frozen=True)
+class Exec(Action):
+    command: MessageTemplate | None = None
+    int_cmd: str | None = None
+    rtp_stream: str | None = None
+    rtp: RtpStreamAction | None = None
+    play_pcap_audio: str | None = None
+    play_pcap_video: str | None = None
+
+
+@dataclass(frozen=True)
+class Jump(Action):
+    variable: str | None
+    value: str | None
+
+
+@dataclass(frozen=True)
+class SetDest(Action):
+    host: MessageTemplate
+    port: MessageTemplate
+    protocol: str
+
+
+# ---------------------------------------------------------------- steps
+@dataclass
+class Step:
+    line: int
+    actions: tuple[Action, ...] = ()
+    next: str | None = None
+    test: str | None = None
+    chance: float | None = None
+    condexec: str | None = None
+    condexec_inverse: bool = False
+    lost: float | None = None
+    start_rtd: list[str] = field(default_factory=list)
+    rtd: list[str] = field(default_factory=list)
+    repeat_rtd: bool = False
+    timeout_ms: int = 0
+    ontimeout: str | None = None
+    display: str | None = None
+
+    def label(self) -> str:
+        """The row title of SIPp's scenario screen."""
+        return type(self).__name__
+
+
+@dataclass
+class Send(Step):
+    message: MessageTemplate = field(default_factory=lambda: MessageTemplate.compile("", sip=False))
+    retrans_ms: int = 0
+
+    def label(self) -> str:
+        first = self.message.first_line.split(" ")
+        word = (first[1] if first[0].startswith("SIP/") and len(first) > 1 else first[0]) or "message"
+        return f"{word:>10} ---------->"
+
+
+@dataclass
+class Recv(Step):
+    response: int | None = None
+    request: str | None = None
+    optional: bool = False
+    optional_global: bool = False
+    regexp_match: bool = False
+    rrs: bool = False
+    auth: bool = False
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str]:
+        return re.compile(self.request or "")
+
+    def request_pattern(self) -> re.Pattern[str]:
+        return self._pattern
+
+    def label(self) -> str:
+        what = str(self.response) if self.response is not None else (self.request or "")
+        return f"<---------- {what:<10}" + (" (opt)" if self.optional else "")
+
+
+@dataclass
+class Pause(Step):
+    milliseconds: int | None = None
+    variable: str | None = None
+    default_ms: int | None = None  # a built-in's default hold when neither -d nor milliseconds
+    sampler: Callable[[], float] | None = None
+
+    def sample_ms(self) -> float | None:
+        return None if self.sampler is None else max(0.0, self.sampler())
+
+    def label(self) -> str:
+        if self.milliseconds is not None:
+            return f"[{self.milliseconds:>7} ms]"
+        return "[  Pause  ]"
+
+
+@dataclass
+class Timewait(Step):
+    milliseconds: int = 0
+
+    def label(self) -> str:
+        return f"[{self.milliseconds:>7} ms] timewait"
+
+
+@dataclass
+class Nop(Step):
+    def label(self) -> str:
+        return "[   NOP   ]"
+
+
+@dataclass
+class Label(Step):
+    name: str = ""
+
+    def label(self) -> str:
+        return f"label {self.name}"
+
+
+@dataclass
+class SendCmd(Step):
+    message: MessageTemplate = field(default_factory=lambda: MessageTemplate.compile("", sip=False))
+    dest: str | None = None
+
+    def label(self) -> str:
+        return "3PCC ----------> cmd"
+
+
+@dataclass
+class RecvCmd(Step):
+    src: str | None = None
+
+    def label(self) -> str:
+        return "3PCC <---------- cmd"
+
+
+# ---------------------------------------------------------------- scenario
+@dataclass
+class Scenario:
+    name: str
+    steps: list[Step]
+    labels: dict[str, int]
+    response_time_repartition: tuple[int, ...] | None = None
+    call_length_repartition: tuple[int, ...] | None = None
+
+    @property
+    def is_uac(self) -> bool:
+        """A client scenario starts by sending (SIPp decides the same way)."""
+        for step in self.steps:
+            if isinstance(step, Send | SendCmd):
+                return isinstance(step, Send)
+            if isinstance(step, Recv | RecvCmd):
+                return False
+        return False
+
+    @property
+    def uses_3pcc(self) -> bool:
+        return any(isinstance(step, SendCmd | RecvCmd) for step in self.steps)
+
+    def step_labels(self) -> list[str]:
+        return [step.display or step.label() for step in self.steps]
+
+
+# ---------------------------------------------------------------- pause distributions
+def make_sampler(kind: str, params: dict[str, float]) -> Callable[[], float]:
+    """SIPp's pause distributions; parameters in milliseconds. Raises KeyError/ValueError."""
+    rng = random.random
+    if kind == "fixed":
+        value = params["value"]
+        return lambda: value
+    if kind == "uniform":
+        low, high = params["min"], params["max"]
+        return lambda: low + (high - low) * rng()
+    if kind == "normal":
+        mean, stdev = params["mean"], params["stdev"]
+        return lambda: random.gauss(mean, stdev)
+    if kind == "exponential":
+        mean = params["mean"]
+        return lambda: random.expovariate(1.0 / mean) if mean > 0 else 0.0
+    if kind == "lognormal":
+        mean, stdev = params["mean"], params["stdev"]
+        return lambda: random.lognormvariate(mean, stdev)
+    if kind == "weibull":
+        lam, k = params["lambda"], params["k"]
+        return lambda: random.weibullvariate(lam, k)
+    if kind == "pareto":
+        k, x_m = params["k"], params["x_m"]
+        return lambda: x_m * random.paretovariate(k)
+    if kind == "gamma":
+        k, theta = params["k"], params["theta"]
+        return lambda: random.gammavariate(k, theta)
+    if kind == "negbin":
+        n, p = params["n"], params["p"]
+        return lambda: _negative_binomial(n, p)
+    raise ValueError(f"unknown distribution {kind!r}")
+
+
+def _negative_binomial(n: float, p: float) -> float:
+    """Failures before n successes with success probability p (Poisson-gamma mixture)."""
+    rate = random.gammavariate(n, (1 - p) / p) if 0 < p < 1 else 0.0
+    # Knuth's Poisson sampler is fine at the small means pause scenarios use.
+    limit, count, product = math.exp(-rate), 0, random.random()
+    while product > limit:
+        count += 1
+        product *= random.random()
+    return float(count)

@@ -1,0 +1,120 @@
+"""Message templates: the text of a <send> with its [keywords], compiled once at load.
+
+Whitespace is cleaned the way SIPp cleans CDATA (leading indentation and trailing
+blanks dropped, lines joined by CRLF) so that a scenario written for SIPp puts the
+same bytes on the wire. Keyword values come from a resolver the engine passes in,
+which keeps this module free of call state.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_KEYWORD = re.compile(r"\[([^\[\]\r\n]+)\]")
+_LEN = re.compile(r"^len(?P<offset>[+-]\d+)?$")
+_LEN_MARK = "\x00len"
+_LEN_VALUE = re.compile("\x00lenlen([+-]\\d+)?")
+
+Resolver = Callable[[str], str]
+
+
+def clean_cdata(text: str, keep_final_newline: bool) -> str:
+    """SIPp's CDATA cleaning, with \\n line ends (CRLF comes at compile time)."""
+    text = text.replace("\r\n", "\n")
+    stripped_tail = text.rstrip(" \t\n")
+    removed_newline = "\n" in text[len(stripped_tail) :]
+    lines = [line.strip(" \t") for line in stripped_tail.lstrip(" \t\n").split("\n")]
+    cleaned = "\n".join(lines)
+    if "\n\n" not in cleaned:
+        return cleaned + "\n\n"
+    if keep_final_newline and removed_newline and not cleaned.endswith("\n"):
+        cleaned += "\n"
+    return cleaned
+
+
+def _split(text: str) -> tuple[str, ...]:
+    """Literal text at even indexes, keyword tokens at odd ones; [len] becomes a marker."""
+    pieces = _KEYWORD.split(text)
+    for index in range(1, len(pieces), 2):
+        token = pieces[index].strip()
+        pieces[index] = _LEN_MARK + token if _LEN.match(token) else token
+    return tuple(pieces)
+
+
+def _fill(parts: tuple[str, ...], resolve: Resolver) -> str:
+    return "".join(
+        part if index % 2 == 0 or part.startswith(_LEN_MARK) else resolve(part)
+        for index, part in enumerate(parts)
+    )
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A message's header lines and body, each split around its [keyword] tokens."""
+
+    head_lines: tuple[tuple[str, ...], ...]
+    body: tuple[str, ...] | None  # None: no blank line, the text is all "head"
+    method: str | None  # the request method, None for a response or a non-SIP text
+
+    @classmethod
+    def compile(cls, text: str, sip: bool = True) -> MessageTemplate:
+        """SIP messages get CDATA cleaning and CRLF line ends; plain texts (log lines) stay as written."""
+        if not sip:
+            return cls((_split(text),), None, None)
+        text = clean_cdata(text, keep_final_newline=True).replace("\n", "\r\n")
+        head, separator, body = text.partition("\r\n\r\n")
+        lines = tuple(_split(line) for line in head.split("\r\n"))
+        return cls(lines, _split(body) if separator else None, _request_method(text))
+
+    @property
+    def first_line(self) -> str:
+        return "".join(self.head_lines[0])
+
+    @property
+    def tokens(self) -> list[str]:
+        every = [part for line in (*self.head_lines, self.body or ()) for part in line[1::2]]
+        return [token for token in every if not token.startswith(_LEN_MARK)]
+
+    def render_text(self, resolve: Resolver) -> str:
+        text = "\r\n".join(_fill(line, resolve) for line in self.head_lines)
+        return text if self.body is None else text + "\r\n\r\n" + _fill(self.body, resolve)
+
+    def render(self, resolve: Resolver) -> bytes:
+        """The wire bytes: keywords replaced, header lines a keyword left empty dropped, [len] = body size.
+
+        Dropping the emptied line is SIPp's behaviour for [routes] without a route set
+        and for [last_X:] when the last message had no such header.
+        """
+        lines = []
+        for index, line in enumerate(self.head_lines):
+            text = _fill(line, resolve)
+            if text or index == 0 or len(line) == 1:
+                lines.append(text)
+        head = "\r\n".join(lines)
+        if self.body is None:
+            return self._with_lengths(head, b"", "")
+        return self._with_lengths(head, _fill(self.body, resolve).encode(), "\r\n\r\n")
+
+    @staticmethod
+    def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
+        if _LEN_MARK in head or _LEN_MARK.encode() in body:
+            size = len(body)
+
+            def length(match: re.Match[str]) -> str:
+                return str(size + int(match.group(1) or 0))
+
+            head = _LEN_VALUE.sub(length, head)
+            body = _LEN_VALUE.sub(length, body.decode()).encode()
+        return head.encode() + separator.encode() + body
+
+
+def _request_method(text: str) -> str | None:
+    first = text.split("\r\n", 1)[0].strip()
+    if not first or first.startswith("SIP/"):
+        return None
+    words = first.split()
+    if len(words) == 3 and words[2].upper().startswith("SIP/"):
+        return words[0]
+    return None

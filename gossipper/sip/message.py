@@ -1,0 +1,296 @@
+"""SIP message parsing, serialisation and the few responses built without a template.
+
+Parsing is deliberately strict about structure (start line, colons, blank line,
+Content-Length) because a load generator must report a broken peer instead of
+guessing, yet lenient about spelling (LF-only lines, folding, compact names, case),
+which real devices vary on. Any bytes at all produce either a message or a
+SipParseError, so one bad datagram can never take down the receive path.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # framing gives up rather than buffer without bound
+
+# RFC 3261 compact header names (and the common extension ones), keyed lower-case.
+_COMPACT = {
+    "i": "call-id",
+    "f": "from",
+    "t": "to",
+    "v": "via",
+    "m": "contact",
+    "l": "content-length",
+    "c": "content-type",
+    "k": "supported",
+    "s": "subject",
+    "e": "content-encoding",
+    "o": "event",
+    "r": "refer-to",
+    "b": "referred-by",
+    "u": "allow-events",
+    "x": "session-expires",
+}
+_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_WSP = " \t"
+_rng = random.Random()  # private: a scenario seeding `random` must not make branches repeat
+
+
+class SipParseError(ValueError):
+    """The bytes are not one well-formed SIP message; the text says what is wrong."""
+
+
+def _canonical(name: str) -> str:
+    lower = name.lower()
+    return _COMPACT.get(lower, lower)
+
+
+def _blank_line(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
+    """(end of header section, start of body) for CRLF, LF or mixed line endings."""
+    crlf = data.find(b"\n\r\n", start)
+    lf = data.find(b"\n\n", start, crlf + 2 if crlf >= 0 else len(data))
+    if lf >= 0:
+        return lf, lf + 2
+    if crlf >= 0:
+        return crlf, crlf + 3
+    return None
+
+
+def _content_length(raw: str | bytes | bytearray) -> int:
+    value = (raw if isinstance(raw, str) else raw.decode("latin-1")).strip(" \t\r")
+    if not (value.isascii() and value.isdigit()):
+        raise SipParseError(f"non-numeric Content-Length {value[:40]!r}")
+    if len(value) > 9 or int(value) > MAX_CONTENT_LENGTH:
+        raise SipParseError(f"Content-Length {value[:40]!r} is too large")
+    return int(value)
+
+
+def _check_start_line(line: str) -> None:
+    if line.startswith("SIP/2.0 "):
+        code = line[8:11]
+        if not (
+            len(code) == 3
+            and code.isascii()
+            and code.isdigit()
+            and code[0] in "123456"
+            and (len(line) == 11 or line[11] == " ")
+        ):
+            raise SipParseError(f"bad status line {line[:80]!r}")
+        return
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[2] != "SIP/2.0" or not parts[1] or not _is_token(parts[0]):
+        raise SipParseError(f"bad request line {line[:80]!r}")
+
+
+def _is_token(text: str) -> bool:
+    return bool(text) and ((text.isascii() and text.isalpha()) or not set(text) - _TOKEN_CHARS)
+
+
+def _header_param(value: str, param: str) -> str | None:
+    """A ;param=value of a From/To/Via header, ignoring anything inside <...>."""
+    close = value.find(">") if "<" in value else -1
+    prefix = param + "="
+    for part in value[close + 1 :].split(";")[1 if close < 0 else 0 :]:
+        part = part.strip(_WSP)
+        if part[: len(prefix)].lower() == prefix:
+            return part[len(prefix) :].strip(_WSP)
+    return None
+
+
+@dataclass
+class SipMessage:
+    """One SIP message; headers keep their spelling and order so that it round-trips."""
+
+    first_line: str
+    headers: list[tuple[str, str]]
+    body: bytes = b""
+    # Built on the first lookup; messages are not edited after they are inspected.
+    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, data: bytes) -> SipMessage:
+        """One whole message: a datagram, or one message cut from a stream by find_message_end."""
+        if not data:
+            raise SipParseError("empty message")
+        if data[:1] in (b"\r", b"\n"):
+            data = data.lstrip(b"\r\n")  # RFC 3261 7.5: CRLFs before a start line are ignored
+            if not data:
+                raise SipParseError("keep-alive")
+        newline = data.find(b"\n")
+        first = data[: newline if newline >= 0 else len(data)]
+        try:
+            first_line = first.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            raise SipParseError("start line is not UTF-8") from None
+        _check_start_line(first_line)
+        blank = _blank_line(data, newline) if newline >= 0 else None
+        if blank is None:
+            raise SipParseError("no blank line after headers")
+        head_end, body_start = blank
+        try:
+            text = data[newline + 1 : head_end].decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise SipParseError(f"header section is not UTF-8 (byte {newline + 1 + error.start})") from None
+        headers = _parse_headers(text) if head_end > newline else []
+        message = cls(first_line, headers, data[body_start:])
+        length = message.header("Content-Length")
+        if length is not None:
+            expected = _content_length(length)
+            if len(message.body) < expected:
+                raise SipParseError(f"Content-Length {expected} but body has {len(message.body)} bytes")
+            message.body = message.body[:expected]
+        return message
+
+    # ------------------------------------------------------------------ headers
+    def _lookup(self) -> dict[str, list[str]]:
+        index = self._index
+        if index is None:
+            index = {}
+            for name, value in self.headers:
+                index.setdefault(_canonical(name), []).append(value)
+            self._index = index
+        return index
+
+    def header(self, name: str) -> str | None:
+        values = self._lookup().get(_canonical(name))
+        return values[0] if values else None
+
+    def header_values(self, name: str) -> list[str]:
+        """Every line's value in order, not split on commas (callers know which headers may be)."""
+        return list(self._lookup().get(_canonical(name), ()))
+
+    # ------------------------------------------------------------------ dialog fields
+    @property
+    def call_id(self) -> str:
+        return self.header("Call-ID") or ""
+
+    @property
+    def cseq_number(self) -> int:
+        parts = (self.header("CSeq") or "").split()
+        number = parts[0] if parts else ""
+        return int(number) if number.isascii() and number.isdigit() and len(number) <= 10 else 0
+
+    @property
+    def cseq_method(self) -> str:
+        parts = (self.header("CSeq") or "").split()
+        return parts[1] if len(parts) > 1 else ""
+
+    @property
+    def from_tag(self) -> str | None:
+        value = self.header("From")
+        return None if value is None else _header_param(value, "tag")
+
+    @property
+    def to_tag(self) -> str | None:
+        value = self.header("To")
+        return None if value is None else _header_param(value, "tag")
+
+    @property
+    def top_via_branch(self) -> str | None:
+        value = self.header("Via")
+        return None if value is None else _header_param(value.split(",", 1)[0], "branch")
+
+    # ------------------------------------------------------------------ start line
+    @property
+    def is_request(self) -> bool:
+        return bool(self.first_line) and not self.first_line.startswith("SIP/2.0 ")
+
+    @property
+    def method(self) -> str:
+        return self.first_line.split(" ", 1)[0] if self.is_request else ""
+
+    @property
+    def request_uri(self) -> str | None:
+        parts = self.first_line.split(" ")
+        return parts[1] if self.is_request and len(parts) > 1 else None
+
+    @property
+    def status_code(self) -> int | None:
+        code = self.first_line[8:11]
+        if self.is_request or not (code.isascii() and code.isdigit()):
+            return None
+        return int(code)
+
+    @property
+    def reason(self) -> str:
+        return "" if self.is_request else self.first_line[12:]
+
+    def __bytes__(self) -> bytes:
+        lines = [self.first_line] if self.first_line else []
+        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        lines.append("\r\n")
+        return "\r\n".join(lines).encode("utf-8") + self.body
+
+
+def _parse_headers(text: str) -> list[tuple[str, str]]:
+    headers: list[tuple[str, str]] = []
+    for line in text.split("\n"):
+        if line[-1:] == "\r":
+            line = line[:-1]
+        if line[:1] in (" ", "\t"):
+            if not headers:
+                raise SipParseError("continuation line before any header")
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip(_WSP)}" if value else line.strip(_WSP))
+            continue
+        colon = line.find(":")
+        name = line[:colon].strip(_WSP) if colon > 0 else ""
+        if not name:
+            raise SipParseError(f"header line without a name and colon: {line[:80]!r}")
+        headers.append((name, line[colon + 1 :].strip(_WSP)))
+    return headers
+
+
+def find_message_end(buffer: bytes | bytearray) -> int | None:
+    """Length of the first complete message in a stream buffer (leading CRLFs included), or None.
+
+    Only framing is checked here; the message itself is parsed by whoever receives it,
+    so a malformed message costs one error, not the connection.
+    """
+    start = 0
+    size = len(buffer)
+    while start < size and buffer[start] in (13, 10):
+        start += 1
+    blank = _blank_line(buffer, start)
+    if blank is None:
+        if size - start > MAX_HEADER_BYTES:
+            raise SipParseError(f"no blank line within {MAX_HEADER_BYTES} bytes of headers")
+        return None
+    head_end, body_start = blank
+    if head_end - start > MAX_HEADER_BYTES:
+        raise SipParseError(f"header section longer than {MAX_HEADER_BYTES} bytes")
+    length = 0
+    for line in buffer[start:head_end].split(b"\n"):
+        if line[:1] not in (b"C", b"c", b"L", b"l"):
+            continue
+        colon = line.find(b":")
+        if colon > 0 and line[:colon].strip(b" \t").lower() in (b"content-length", b"l"):
+            length = _content_length(line[colon + 1 :])
+            break
+    end = body_start + length
+    return end if end <= size else None
+
+
+def make_response(request: SipMessage, code: int, reason: str, to_tag: str | None = None) -> SipMessage:
+    """A response that the request's sender will match (RFC 3261 section 8.2.6)."""
+    headers = [("Via", via) for via in request.header_values("Via")]
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        value = request.header(name)
+        if value is None:
+            continue
+        if name == "To" and to_tag and request.to_tag is None:
+            value = f"{value};tag={to_tag}"
+        headers.append((name, value))
+    headers.append(("Content-Length", "0"))
+    return SipMessage(f"SIP/2.0 {code} {reason}", headers)
+
+
+def generate_branch() -> str:
+    """A Via branch with RFC 3261's magic cookie, so peers use branch-based matching."""
+    return f"z9hG4bK{_rng.getrandbits(64):016x}"
+
+
+def generate_tag() -> str:
+    return f"{_rng.getrandbits(64):016x}"

@@ -1,0 +1,168 @@
+"""The end-of-run summary: a human block for the terminal and the JSON that CI scripts parse.
+
+The JSON field names are a contract with the seed tool's users (SPEC §5), so they are
+spelled out here once and never derived from attribute names that might be renamed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+
+from gossipper.cli.errors import ConfigError
+from gossipper.stats.counters import FAILURE_CLASSES, DurationStat, MediaCounters, RunCounters
+
+SCHEMA_VERSION = "gossipper_summary_v1"
+
+
+def _iso_utc(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _duration_dict(stat: DurationStat) -> dict[str, object]:
+    return {
+        "count": stat.count,
+        "average_ms": stat.average_ms,
+        "min_ms": stat.min_ms,
+        "max_ms": stat.max_ms,
+        "stddev_ms": stat.stddev_ms,
+        "buckets": dict(zip(stat.bucket_labels(), stat.bucket_counts, strict=True)),
+    }
+
+
+def _media_dict(media: MediaCounters) -> dict[str, object]:
+    return {
+        "rtp_packets_sent": media.rtp_packets_sent,
+        "rtp_octets_sent": media.rtp_octets_sent,
+        "rtp_packets_received": media.rtp_packets_received,
+        "rtp_octets_received": media.rtp_octets_received,
+        "rtcp_sender_reports": media.rtcp_sender_reports,
+        "rtcp_receiver_reports": media.rtcp_receiver_reports,
+        "rtcp_packets_received": media.rtcp_packets_received,
+        "streams_started": media.streams_started,
+        "streams_active_max": media.streams_active_max,
+        "send_errors": dict(sorted(media.send_errors.items())),
+        "late_packets": media.late_packets,
+        "max_late_ms": media.max_late_ms,
+        "on_time_1ms": media.on_time_1ms,
+        "on_time_2ms": media.on_time_2ms,
+        "malformed_rtp": media.malformed_rtp,
+        "engine": media.engine,
+    }
+
+
+def _success_ratio(counters: RunCounters) -> float:
+    ended = counters.calls_succeeded + counters.calls_failed
+    return counters.calls_succeeded / ended if ended else 0.0
+
+
+def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
+    """The JSON document of SPEC §5; a run still in progress is summarised as of now."""
+    now = time.time()
+    finished_at = counters.finished_at if counters.finished_at is not None else now
+    elapsed_s = counters.elapsed_s(now)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool_version": tool_version,
+        "started_at": _iso_utc(counters.started_at),
+        "finished_at": _iso_utc(finished_at),
+        "duration_ms": int(elapsed_s * 1000),
+        "total_calls": counters.calls_created,
+        "success_calls": counters.calls_succeeded,
+        "failed_calls": counters.calls_failed,
+        "active_calls": counters.calls_active,
+        "success_ratio": _success_ratio(counters),
+        "calls_per_second": counters.calls_created / elapsed_s if elapsed_s > 0 else 0.0,
+        "retransmits": counters.retransmissions,
+        "timeouts": counters.timeouts,
+        "call_length": _duration_dict(counters.call_length),
+        "invite_rtt": _duration_dict(counters.invite_rtt),
+        "rtd": {name: _duration_dict(stat) for name, stat in counters.rtd.items()},
+        "failure_classes": {name: counters.failure_classes[name] for name in FAILURE_CLASSES},
+        "unexpected_messages": counters.unexpected_messages,
+        "malformed_messages": counters.malformed_messages,
+        "messages_sent": counters.messages_sent,
+        "messages_received": counters.messages_received,
+        "out_of_call_messages": counters.out_of_call_messages,
+        "dead_call_messages": counters.dead_call_messages,
+        "media": _media_dict(counters.media),
+    }
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_summary_json(path: str, counters: RunCounters, tool_version: str) -> None:
+    """Write via a temp file and rename so a CI script polling the path never reads half a file."""
+    text = json.dumps(summary_dict(counters, tool_version), indent=2) + "\n"
+    if path == "-":
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    temp_path: str | None = None
+    try:
+        fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide the file from other users
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp_path, path)
+    except OSError as error:
+        if temp_path is not None and os.path.exists(temp_path):
+            os.unlink(temp_path)
+        raise ConfigError(f"-summary_json: cannot write {path}: {error.strerror or error}") from None
+
+
+def _duration_line(label: str, stat: DurationStat) -> str:
+    if not stat.count:
+        return f"{label}: none measured"
+    return (
+        f"{label}: avg {stat.average_ms:.3f} ms, min {stat.min_ms:.3f} ms, "
+        f"max {stat.max_ms:.3f} ms ({stat.count} samples)"
+    )
+
+
+def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
+    pps = media.rtp_packets_sent / elapsed_s if elapsed_s > 0 else 0.0
+    errors = ", ".join(f"{name} {count}" for name, count in sorted(media.send_errors.items())) or "none"
+    return [
+        f"Media ({media.engine}): sent {media.rtp_packets_sent} packets / {media.rtp_octets_sent} octets "
+        f"({pps:.1f} pps avg), received {media.rtp_packets_received} packets / "
+        f"{media.rtp_octets_received} octets",
+        f"  Send errors: {errors}; late packets: {media.late_packets} "
+        f"(max lateness {media.max_late_ms:.3f} ms); streams: {media.streams_started}",
+    ]
+
+
+def format_summary_text(counters: RunCounters) -> str:
+    """The final block the user reads on the terminal, in the spirit of SIPp's last screen."""
+    elapsed_s = counters.elapsed_s()
+    rate = counters.calls_created / elapsed_s if elapsed_s > 0 else 0.0
+    failures = ", ".join(
+        f"{name} {counters.failure_classes[name]}"
+        for name in FAILURE_CLASSES
+        if counters.failure_classes[name]
+    )
+    lines = [
+        "----------------------------- Summary -----------------------------",
+        f"Elapsed time: {elapsed_s:.3f} s",
+        f"Calls created: {counters.calls_created}  successful: {counters.calls_succeeded}  "
+        f"failed: {counters.calls_failed}" + (f" ({failures})" if failures else ""),
+        f"Success ratio: {_success_ratio(counters) * 100:.2f} %   Call rate: {rate:.3f} cps",
+        f"Retransmissions: {counters.retransmissions}  Timeouts: {counters.timeouts}  "
+        f"Unexpected messages: {counters.unexpected_messages}  "
+        f"Malformed messages: {counters.malformed_messages}",
+        _duration_line("INVITE response time", counters.invite_rtt),
+        f"Call length: avg {counters.call_length.average_ms:.3f} ms ({counters.call_length.count} calls)",
+    ]
+    media = counters.media
+    if media.rtp_packets_sent or media.rtp_packets_received:
+        lines.extend(_media_lines(media, elapsed_s))
+    return "\n".join(lines)

@@ -1,0 +1,81 @@
+"""Bad XML and bad flags end the process with one line and exit 255, before any packet."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from tests.netutil import LOOPBACK, run_gossipper
+
+BAD_XML = {
+    "unknown_element": ("<scenario>\n  <sned/>\n</scenario>", ":2: unknown element <sned>"),
+    "missing_attribute": ("<scenario>\n\n  <recv/>\n</scenario>", ":3: <recv> needs exactly one of"),
+    "bad_keyword": (
+        "<scenario>\n<send><![CDATA[\nINVITE sip:[nope]@x SIP/2.0\n\n]]></send>\n</scenario>",
+        ":2: <send>: unknown keyword [nope]",
+    ),
+    "not_xml": ("<scenario>\n<send>", ":2: XML error"),
+}
+
+
+@pytest.fixture
+def listener() -> socket.socket:
+    """A UDP socket standing where the peer would be: nothing may reach it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, 0))
+    sock.settimeout(0.3)
+    yield sock
+    sock.close()
+
+
+def _nothing_received(sock: socket.socket) -> bool:
+    try:
+        sock.recv(65535)
+    except TimeoutError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("case", sorted(BAD_XML))
+def test_bad_scenario_file(case: str, tmp_path: Path, listener: socket.socket) -> None:
+    xml, expected = BAD_XML[case]
+    path = tmp_path / f"{case}.xml"
+    path.write_text(xml)
+    port = listener.getsockname()[1]
+    result = run_gossipper("-sf", str(path), f"{LOOPBACK}:{port}", "-m", "1", timeout=30)
+    assert result.returncode == 255
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) + expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert _nothing_received(listener)
+
+
+def test_unreadable_scenario_file(tmp_path: Path, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    result = run_gossipper("-sf", str(tmp_path / "absent.xml"), f"{LOOPBACK}:{port}", timeout=30)
+    assert result.returncode == 255
+    assert result.stderr.strip().count("\n") == 0
+    assert "-sf: cannot read scenario" in result.stderr
+    assert _nothing_received(listener)
+
+
+@pytest.mark.parametrize(
+    ("args", "names"),
+    [
+        (["-r", "fast"], "-r"),
+        (["-t", "x9"], "-t"),
+        (["-sn", "nope"], "-sn"),
+        (["-bogus"], "-bogus"),
+        (["-rtp_codec", "GSM/8000", "-rtp_send", "-rtp_addr", "127.0.0.1:9"], "-rtp_codec"),
+    ],
+)
+def test_bad_flags(args: list[str], names: str, listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    result = run_gossipper(*args, f"{LOOPBACK}:{port}", timeout=30)
+    assert result.returncode == 255
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert names in result.stderr
+    assert _nothing_received(listener)

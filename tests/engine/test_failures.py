@@ -1,0 +1,153 @@
+"""Lost messages, dead peers and malformed input, over real loopback sockets."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+from tests.netutil import LOOPBACK, free_port, read_json, run_gossipper, start_gossipper, stop, wait_bound
+
+
+class DropFirstInviteProxy:
+    """A UDP relay between one UAC and one UAS that loses the first INVITE it sees."""
+
+    def __init__(self, uas_port: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.2)
+        self.port = int(self.sock.getsockname()[1])
+        self.uas = (LOOPBACK, uas_port)
+        self.uac: tuple[str, int] | None = None
+        self.dropped = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._relay, daemon=True)
+        self._thread.start()
+
+    def _relay(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            if source == self.uas:
+                if self.uac is not None:
+                    self.sock.sendto(data, self.uac)
+                continue
+            self.uac = source
+            if data.startswith(b"INVITE ") and self.dropped == 0:
+                self.dropped += 1
+                continue
+            self.sock.sendto(data, self.uas)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+def test_retransmission_recovers_a_lost_invite(tmp_path: Path) -> None:
+    uas_port = free_port()
+    uas = start_gossipper("-sn", "uas", "-i", LOOPBACK, "-p", str(uas_port), "-m", "1", "-bg")
+    proxy = DropFirstInviteProxy(uas_port)
+    try:
+        wait_bound(uas_port)
+        summary = tmp_path / "uac.json"
+        result = run_gossipper(
+            "-sn",
+            "uac",
+            f"{LOOPBACK}:{proxy.port}",
+            "-i",
+            LOOPBACK,
+            "-m",
+            "1",
+            "-bg",
+            "-summary_json",
+            str(summary),
+        )
+        assert result.returncode == 0, result.stderr
+    finally:
+        proxy.close()
+        stop(uas)
+    assert proxy.dropped == 1
+    data = read_json(summary)
+    assert data["success_calls"] == 1
+    assert int(data["retransmits"]) >= 1  # type: ignore[call-overload]
+
+
+def test_dead_peer_times_out_after_retransmissions(tmp_path: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind((LOOPBACK, 0))
+        port = silent.getsockname()[1]
+        summary = tmp_path / "uac.json"
+        started = time.monotonic()
+        result = run_gossipper(
+            "-sn",
+            "uac",
+            f"{LOOPBACK}:{port}",
+            "-i",
+            LOOPBACK,
+            "-m",
+            "1",
+            "-max_retrans",
+            "2",
+            "-bg",
+            "-summary_json",
+            str(summary),
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stderr
+    data = read_json(summary)
+    assert data["failed_calls"] == 1
+    assert data["failure_classes"]["timeout"] == 1  # type: ignore[index]
+    assert data["retransmits"] == 2
+    # T1 = 500 ms doubling: retransmissions at 0.5 s and 1.5 s, give-up at 3.5 s.
+    assert 3.0 <= elapsed < 30
+
+
+MALFORMED = [
+    b"garbage that is not SIP at all",
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK1\r\nCall-",
+    b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nCall-ID: a@b\r\nCSeq: 1 INVITE\r\nContent-Length: 900\r\n\r\nshort",
+    b"\xff\xfe\x00" * 100,
+    b"J" * 65000,
+]
+
+
+def test_malformed_datagrams_are_counted_and_calls_continue(tmp_path: Path) -> None:
+    port = free_port()
+    uas_summary = tmp_path / "uas.json"
+    calls = 20
+    uas = start_gossipper(
+        "-sn",
+        "uas",
+        "-i",
+        LOOPBACK,
+        "-p",
+        str(port),
+        "-m",
+        str(calls),
+        "-bg",
+        "-trace_err",
+        "-error_file",
+        str(tmp_path / "errors.log"),
+        "-summary_json",
+        str(uas_summary),
+    )
+    try:
+        wait_bound(port)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+            for datagram in MALFORMED:
+                attacker.sendto(datagram, (LOOPBACK, port))
+        result = run_gossipper(
+            "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-m", str(calls), "-r", "20", "-bg"
+        )
+        assert result.returncode == 0, result.stderr
+        assert uas.wait(timeout=30) == 0
+    finally:
+        stop(uas)
+    data = read_json(uas_summary)
+    assert data["success_calls"] == calls
+    assert data["malformed_messages"] == len(MALFORMED)
+    assert "malformed SIP" in (tmp_path / "errors.log").read_text()

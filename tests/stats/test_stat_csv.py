@@ -1,0 +1,185 @@
+import os
+import re
+from datetime import datetime
+
+import pytest
+
+from gossipper.cli.errors import ConfigError
+from gossipper.stats.counters import RunCounters
+from gossipper.stats.stat_csv import StatCsvWriter, default_stat_path
+
+STARTED = 1_700_000_000.25
+
+SIPP_LEADING_COLUMNS = (
+    "StartTime;LastResetTime;CurrentTime;ElapsedTime(P);ElapsedTime(C);TargetRate;CallRate(P);CallRate(C);"
+    "IncomingCall(P);IncomingCall(C);OutgoingCall(P);OutgoingCall(C);TotalCallCreated;CurrentCall;"
+    "SuccessfulCall(P);SuccessfulCall(C);FailedCall(P);FailedCall(C);"
+    "FailedCannotSendMessage(P);FailedCannotSendMessage(C);FailedMaxUDPRetrans(P);FailedMaxUDPRetrans(C);"
+    "FailedTcpConnect(P);FailedTcpConnect(C);FailedTcpClosed(P);FailedTcpClosed(C);"
+    "FailedUnexpectedMessage(P);FailedUnexpectedMessage(C);FailedCallRejected(P);FailedCallRejected(C);"
+    "FailedCmdNotSent(P);FailedCmdNotSent(C);FailedRegexpDoesntMatch(P);FailedRegexpDoesntMatch(C);"
+    "FailedRegexpShouldntMatch(P);FailedRegexpShouldntMatch(C);"
+    "FailedRegexpHdrNotFound(P);FailedRegexpHdrNotFound(C);"
+    "FailedOutboundCongestion(P);FailedOutboundCongestion(C);FailedTimeoutOnRecv(P);FailedTimeoutOnRecv(C);"
+    "FailedTimeoutOnSend(P);FailedTimeoutOnSend(C);FailedTestDoesntMatch(P);FailedTestDoesntMatch(C);"
+    "FailedTestShouldntMatch(P);FailedTestShouldntMatch(C);"
+    "FailedStrcmpDoesntMatch(P);FailedStrcmpDoesntMatch(C);"
+    "FailedStrcmpShouldntMatch(P);FailedStrcmpShouldntMatch(C);OutOfCallMsgs(P);OutOfCallMsgs(C);"
+    "DeadCallMsgs(P);DeadCallMsgs(C);Retransmissions(P);Retransmissions(C);AutoAnswered(P);AutoAnswered(C);"
+    "Warnings(P);Warnings(C);FatalErrors(P);FatalErrors(C);WatchdogMajor(P);WatchdogMajor(C);"
+    "WatchdogMinor(P);WatchdogMinor(C);"
+)
+
+OUR_COLUMNS = (
+    "rtp_packets_sent(P);rtp_packets_sent(C);rtp_octets_sent(P);rtp_octets_sent(C);"
+    "rtp_packets_received(P);rtp_packets_received(C);rtp_send_errors(P);rtp_send_errors(C);"
+    "rtp_late_packets(P);rtp_late_packets(C);"
+)
+
+DATE = re.compile(r"^(\d{4}-\d\d-\d\d)\t(\d\d:\d\d:\d\d\.\d{6})\t(\d{10})\.(\d{6})$")
+
+
+def read_table(path: str) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path) as handle:
+        lines = handle.read().splitlines()
+    assert all(line.endswith(";") for line in lines)
+    header = lines[0][:-1].split(";")
+    rows = []
+    for line in lines[1:]:
+        values = line[:-1].split(";")
+        assert len(values) == len(header)
+        rows.append(dict(zip(header, values, strict=True)))
+    return header, rows
+
+
+def test_default_path_is_sipps() -> None:
+    assert default_stat_path("uac") == f"uac_{os.getpid()}_.csv"
+
+
+def test_header_has_sipp_columns_first_then_ours(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    counters.rtd_stat("1")
+    writer = StatCsvWriter(path, counters)
+    writer.write_header()
+    writer.close()
+    with open(path) as handle:
+        line = handle.readline().rstrip("\n")
+    assert line.startswith(SIPP_LEADING_COLUMNS)
+    assert line.endswith(OUR_COLUMNS)
+    rest = line[len(SIPP_LEADING_COLUMNS) : -len(OUR_COLUMNS)]
+    assert rest.startswith(
+        "ResponseTime1(P);ResponseTime1(C);ResponseTime1StDev(P);ResponseTime1StDev(C);"
+        "CallLength(P);CallLength(C);CallLengthStDev(P);CallLengthStDev(C);"
+        "ResponseTimeRepartition1;ResponseTimeRepartition1_<10;"
+    )
+    assert "ResponseTimeRepartition1_>=200;CallLengthRepartition;CallLengthRepartition_<10;" in rest
+    assert rest.endswith("CallLengthRepartition_>=10000;")
+
+
+def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    counters.current_rate = 10.0
+    writer = StatCsvWriter(path, counters)
+    writer.write_header()
+
+    counters.calls_created, counters.calls_succeeded, counters.calls_active = 20, 15, 5
+    counters.call_failed("timeout")
+    counters.retransmissions = 4
+    counters.media.rtp_packets_sent = 1000
+    counters.media.send_errors["EAGAIN"] = 2
+    counters.call_length.add(1000)
+    counters.call_length.add(2000)
+    writer.write_row(STARTED + 2)
+
+    counters.calls_created, counters.calls_succeeded, counters.calls_active = 30, 22, 6
+    counters.call_failed("unexpected_sip")
+    counters.call_failed("transport_error")
+    counters.retransmissions = 5
+    counters.media.rtp_packets_sent = 1500
+    counters.media.send_errors["ENOBUFS"] = 1
+    counters.call_length.add(6000)
+    writer.write_row(STARTED + 4)
+
+    writer.write_row(STARTED + 5)  # nothing happened in this period
+    writer.close()
+
+    _, rows = read_table(path)
+    assert len(rows) == 3
+    first, second, third = rows
+    assert (first["TotalCallCreated"], first["CurrentCall"]) == ("20", "5")
+    assert (second["TotalCallCreated"], second["CurrentCall"]) == ("30", "6")
+    assert (second["OutgoingCall(P)"], second["OutgoingCall(C)"]) == ("10", "30")
+    assert (second["SuccessfulCall(P)"], second["SuccessfulCall(C)"]) == ("7", "22")
+    assert (second["FailedCall(P)"], second["FailedCall(C)"]) == ("2", "3")
+    assert (second["FailedUnexpectedMessage(P)"], second["FailedCannotSendMessage(C)"]) == ("1", "1")
+    assert (first["FailedTimeoutOnRecv(C)"], second["FailedTimeoutOnRecv(P)"]) == ("1", "0")
+    assert (third["SuccessfulCall(P)"], third["SuccessfulCall(C)"]) == ("0", "22")
+    assert third["IncomingCall(C)"] == "0" and third["AutoAnswered(C)"] == "0"
+    for name in ("SuccessfulCall", "FailedCall", "OutgoingCall", "Retransmissions", "rtp_packets_sent"):
+        assert sum(int(row[f"{name}(P)"]) for row in rows) == int(third[f"{name}(C)"]), name
+    assert (second["rtp_packets_sent(P)"], second["rtp_packets_sent(C)"]) == ("500", "1500")
+    assert (second["rtp_send_errors(P)"], second["rtp_send_errors(C)"]) == ("1", "3")
+
+    assert first["TargetRate"] == "10.000"
+    assert (first["CallRate(P)"], first["CallRate(C)"]) == ("10.000", "10.000")
+    assert (second["CallRate(P)"], second["CallRate(C)"]) == ("5.000", "7.500")
+    assert (second["ElapsedTime(P)"], second["ElapsedTime(C)"]) == ("00:00:02", "00:00:04")
+
+    assert (first["CallLength(P)"], first["CallLength(C)"]) == ("00:00:01:500000", "00:00:01:500000")
+    assert first["CallLengthStDev(C)"] == "00:00:00:500000"
+    assert (second["CallLength(P)"], second["CallLength(C)"]) == ("00:00:06:000000", "00:00:03:000000")
+    assert second["CallLengthStDev(P)"] == "00:00:00:000000"
+    assert third["CallLength(P)"] == "00:00:00:000000"
+    assert (third["CallLengthRepartition_<5000"], third["CallLengthRepartition_<10000"]) == ("2", "1")
+    assert third["CallLengthRepartition"] == ""
+
+
+def test_dates_are_formatted_like_sipp(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    writer = StatCsvWriter(path, counters)
+    writer.write_header()
+    writer.write_row(STARTED + 60.5)
+    writer.write_row(STARTED + 61)
+    writer.close()
+    _, rows = read_table(path)
+    start = DATE.match(rows[0]["StartTime"])
+    assert start is not None
+    local = datetime.fromtimestamp(STARTED)
+    assert start.group(1) == local.strftime("%Y-%m-%d")
+    assert start.group(2) == local.strftime("%H:%M:%S") + ".250000"
+    assert (start.group(3), start.group(4)) == (str(int(STARTED)), "250000")
+    assert rows[0]["LastResetTime"] == rows[0]["StartTime"]
+    assert rows[1]["LastResetTime"] == rows[0]["CurrentTime"]
+    current = DATE.match(rows[1]["CurrentTime"])
+    assert current is not None and current.group(3) == str(int(STARTED + 61))
+    assert rows[0]["ElapsedTime(C)"] == "00:01:00"
+
+
+def test_a_row_before_the_header_writes_the_header_first(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    writer = StatCsvWriter(path, RunCounters(started_at=STARTED))
+    writer.write_row(STARTED + 1)
+    writer.close()
+    header, rows = read_table(path)
+    assert header[0] == "StartTime" and len(rows) == 1
+
+
+def test_each_row_reaches_the_disk_before_close(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    writer = StatCsvWriter(path, counters)
+    writer.write_header()
+    counters.calls_created = 3
+    writer.write_row(STARTED + 1)
+    _, rows = read_table(path)
+    assert rows[-1]["TotalCallCreated"] == "3"
+    writer.close()
+
+
+def test_unwritable_path_is_a_config_error_naming_stf(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "no-such-dir", "stat.csv")
+    with pytest.raises(ConfigError, match=r"^-stf: cannot write .*no-such-dir/stat.csv: "):
+        StatCsvWriter(path, RunCounters())
