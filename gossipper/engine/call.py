@@ -87,7 +87,8 @@ class Call:
         self.local_party: str | None = None  # our From/To header value inside the dialog
         self.remote_party: str | None = None
         self.invite_sent_at: float | None = None
-        self.rtd_started: dict[str, float] = {}
+        # SIPp starts every response-time timer with the call; start_rtd restarts one.
+        self.rtd_started: dict[str, float] = dict.fromkeys(self.scenario.rtd_names, self.started_at)
         self.last_recv_hash: int | None = None
         self.last_recv_index = -1
         self.retrans_of_recv_hash: int | None = None  # a re-received message to answer again

@@ -38,7 +38,7 @@ from gossipper.scenario.builtins import load_builtin
 from gossipper.scenario.loader import load_scenario_file
 from gossipper.sip.message import SipMessage
 from gossipper.sip.transport import Address, SipTransport, open_tcp_connection, open_tcp_listener, open_udp
-from gossipper.stats.counters import RunCounters
+from gossipper.stats.counters import DEFAULT_RTT_BUCKETS_MS, RunCounters
 
 DEFAULT_SIP_PORT = 5060
 HOUSEKEEPING_S = 1.0
@@ -101,6 +101,8 @@ class Run:
         self.loop = loop
         self.counters = RunCounters()
         self.counters.ensure_steps(len(scenario.steps))
+        for name in scenario.rtd_names:  # known up front so the -trace_stat header lists them
+            self.counters.rtd_stat(name, scenario.response_time_repartition or DEFAULT_RTT_BUCKETS_MS)
         self.is_uac = scenario.is_uac
         self.remote: Address | None = None
         self.main_transport: SipTransport | None = None
@@ -406,6 +408,7 @@ class Run:
             return None
         context = self._next_context(message.call_id, source)
         call = Call(self, context, transport, is_server=True)
+        self.counters.calls_incoming += 1
         self._register(call)
         call.start()
         return call

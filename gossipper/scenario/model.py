@@ -265,6 +265,14 @@ class Scenario:
     def uses_3pcc(self) -> bool:
         return any(isinstance(step, SendCmd | RecvCmd) for step in self.steps)
 
+    @cached_property
+    def rtd_names(self) -> list[str]:
+        """Response-time timers, in order of first mention; each starts with the call unless restarted."""
+        names: dict[str, None] = {}
+        for step in self.steps:
+            names.update(dict.fromkeys([*step.start_rtd, *step.rtd]))
+        return list(names)
+
     def step_labels(self) -> list[str]:
         return [step.display or step.label() for step in self.steps]
 

@@ -115,6 +115,7 @@ class RunCounters:
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
     calls_created: int = 0
+    calls_incoming: int = 0  # of calls_created, those a peer started (server side)
     calls_succeeded: int = 0
     calls_failed: int = 0
     calls_active: int = 0

@@ -29,11 +29,10 @@ def _send_errors(counters: RunCounters) -> int:
     return sum(counters.media.send_errors.values())
 
 
-# SIPp's call-creation counters, before its TotalCallCreated/CurrentCall columns. We do not
-# record whether a call was placed or answered, so every call is counted as outgoing.
+# SIPp's call-creation counters, before its TotalCallCreated/CurrentCall columns.
 _CREATION_COLUMNS: tuple[tuple[str, Getter | None], ...] = (
-    ("IncomingCall", None),
-    ("OutgoingCall", attrgetter("calls_created")),
+    ("IncomingCall", attrgetter("calls_incoming")),
+    ("OutgoingCall", lambda counters: counters.calls_created - counters.calls_incoming),
 )
 
 # SIPp's outcome and message counters, in its order. Our failure classes map onto the
