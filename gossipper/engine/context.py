@@ -7,6 +7,7 @@ execution are plain functions over data, testable without sockets.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gossipper.cli.config import Config
@@ -28,6 +29,7 @@ class RunContext:
     injection: Injection
     pid: int = field(default_factory=os.getpid)
     media_port_span: int = 1  # number of distinct per-call media ports in the range
+    crypto_attribute: Callable[[str], str] = field(default=lambda _call_id: "")  # SRTP a=crypto line
 
     def media_port_for(self, call_number: int) -> int:
         """-mp base + 2 x (call_number - 1), wrapped so live calls do not share a port."""

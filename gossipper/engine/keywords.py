@@ -100,6 +100,8 @@ def _simple(call: CallContext, name: str, offset: int) -> str:
     }
     if name in numeric:
         return str(numeric[name] + offset)
+    if name == "crypto_attribute":
+        return run.crypto_attribute(call.call_id)
     if name == "branch":
         return f"z9hG4bK-{run.pid}-{call.number}-{call.send_index - 1 + offset}"
     text: dict[str, str] = {

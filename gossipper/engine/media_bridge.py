@@ -1,21 +1,25 @@
-"""Between calls and media: rtp_stream actions to the scale engine, by call id.
+"""Between calls and media: rtp_stream actions to the scale engine or the classic path.
 
-Each call's stream binds the call's [media_port] and sends to the address in the
-peer's SDP. Call end always unregisters, so no stream outlives its call; the engine
-keeps the counts of unregistered streams, so the run's totals stay whole.
+With -media_scale, synthetic streams go to the scale engine: each binds the call's
+[media_port] and sends to the address in the peer's SDP. Everything else (files,
+pcap replay, echo, SRTP, synthetic without -media_scale) runs on the classic
+per-call path. Call end always ends both, so no stream outlives its call; the
+engines keep the counts of ended streams, so the run's totals stay whole.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from typing import TYPE_CHECKING
 
 from gossipper.cli.config import Config
 from gossipper.cli.errors import BindError, UsageError
+from gossipper.media.classic.manager import ClassicMedia
 from gossipper.media.codecs import lookup_codec
 from gossipper.media.sdp import parse_audio_endpoint
 from gossipper.scenario import model
-from gossipper.stats.counters import RunCounters
+from gossipper.stats.counters import MediaCounters, ReceiveQuality, RunCounters
 
 if TYPE_CHECKING:
     from gossipper.engine.call import Call
@@ -25,15 +29,21 @@ MediaFailure = tuple[str, str]  # (failure class, reason)
 
 
 class MediaBridge:
-    def __init__(self, config: Config, counters: RunCounters) -> None:
+    def __init__(self, config: Config, counters: RunCounters, loop: asyncio.AbstractEventLoop) -> None:
         self.config = config
         self.counters = counters
         self.engine: ScaleEngine | None = None
+        self.classic = ClassicMedia(config, counters, loop)
         self.media_ip = "127.0.0.1"
         self._streams: set[str] = set()
 
+    def preload(self, scenario: model.Scenario) -> None:
+        """Load the scenario's media files now, so a bad file fails the run before any call."""
+        self.classic.preload(scenario)
+
     async def start(self, media_ip: str) -> None:
         self.media_ip = media_ip
+        await self.classic.start(media_ip)
         if not self.config.media_scale:
             return
         from gossipper.media.scale.factory import create_scale_engine
@@ -49,27 +59,31 @@ class MediaBridge:
 
     def action(self, call: Call, action: model.Exec) -> MediaFailure | None:
         stream = action.rtp
-        if stream is None:
-            return (
-                "scenario_error",
-                "play_pcap_audio/video needs the classic media path (not available yet)",
-            )
-        if stream.kind in ("pause", "resume", "stop"):
-            if self.engine is not None and call.call_id in self._streams:
-                if stream.kind == "pause":
-                    self.engine.pause(call.call_id)
-                elif stream.kind == "resume":
-                    self.engine.resume(call.call_id)
-                else:
-                    self._unregister(call.call_id)
-            return None
-        if stream.kind != "synthetic" or self.engine is None:
-            return (
-                "scenario_error",
-                f"rtp_stream {stream.kind!r} needs the classic media path, which this build does not have yet"
-                + ("" if self.engine else "; synthetic streams need -media_scale"),
-            )
-        return self._start_synthetic(call, stream)
+        if stream is not None and stream.kind in ("pause", "resume", "stop"):
+            self._control_scale(call.call_id, stream.kind)
+        elif stream is not None and stream.kind == "synthetic" and self.engine is not None:
+            return self._start_synthetic(call, stream)
+        context = call.context
+        return self.classic.action(call.call_id, context.media_port, context.remote_sdp, action)
+
+    def _control_scale(self, call_id: str, kind: str) -> None:
+        if self.engine is None or call_id not in self._streams:
+            return
+        if kind == "pause":
+            self.engine.pause(call_id)
+        elif kind == "resume":
+            self.engine.resume(call_id)
+        else:
+            self._unregister(call_id)
+
+    def call_started(self, call: Call) -> None:
+        self.classic.call_started(call.call_id, call.context.media_port)
+
+    def sdp_received(self, call: Call, sdp: bytes) -> None:
+        self.classic.remote_sdp_changed(call.call_id, sdp)
+
+    def crypto_attribute(self, call_id: str) -> str:
+        return self.classic.local_crypto_attribute(call_id)
 
     def _start_synthetic(self, call: Call, stream: model.RtpStreamAction) -> MediaFailure | None:
         from gossipper.media.scale.api import StreamSpec
@@ -111,16 +125,36 @@ class MediaBridge:
     def call_ended(self, call: Call) -> None:
         if call.call_id in self._streams:
             self._unregister(call.call_id)
+        self.classic.call_ended(call.call_id)
 
     def refresh_counters(self) -> None:
+        media = MediaCounters()
         if self.engine is not None:
-            snapshot = self.engine.snapshot()
-            snapshot.engine = self.engine.name
-            self.counters.media = snapshot
+            media = self.engine.snapshot()
+            media.engine = self.engine.name
+        self.classic.snapshot_into(media)
+        self._receive_quality(media.receive)
+        self.counters.media = media
+
+    def _receive_quality(self, quality: ReceiveQuality) -> None:
+        reports = self.classic.stream_reports()
+        jitters = [float(report["jitter_ms"]) for report in reports]  # type: ignore[arg-type]
+        quality.streams = len(reports)
+        for key in ("packets", "lost", "duplicates", "out_of_order"):
+            setattr(quality, key, sum(int(report[key]) for report in reports))  # type: ignore[call-overload]
+        quality.jitter_avg_ms = sum(jitters) / len(jitters) if jitters else 0.0
+        quality.jitter_max_ms = max(
+            (float(report["max_jitter_ms"]) for report in reports),  # type: ignore[arg-type]
+            default=0.0,
+        )
+        totals = self.classic.totals
+        quality.echoed_packets = totals.echoed_packets
+        quality.srtp_rejected = totals.srtp_rejected.copy()
 
     def close(self) -> None:
         if self.engine is not None:
             for call_id in list(self._streams):
                 self._unregister(call_id)
             self.engine.close()
-            self.refresh_counters()
+        self.classic.close()
+        self.refresh_counters()

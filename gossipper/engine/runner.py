@@ -123,7 +123,7 @@ class Run:
             ping_reply="pingreply" in config.default_behaviors,
         )
         self.views = RunViews(config, scenario, self.counters, self._screen_header_fields)
-        self.media = MediaBridge(config, self.counters)
+        self.media = MediaBridge(config, self.counters, loop)
         self.twin: TwinChannel | None = None
         self.control = RunControl(self)
         self._closers: list[Callable[[], None]] = []
@@ -154,6 +154,7 @@ class Run:
             media_ip=media_ip,
             injection=self.injection,
             media_port_span=self._media_port_span(),
+            crypto_attribute=self.media.crypto_attribute,
         )
         if config.transport == "t1" and self.is_uac and self.remote is not None:
             self.shared_tcp = await open_tcp_connection(
@@ -200,6 +201,7 @@ class Run:
     # ------------------------------------------------------------------ main
     async def main(self) -> int:
         try:
+            self.media.preload(self.scenario)
             await self._setup()
         except GossipperError:
             self._close_all()
@@ -346,6 +348,7 @@ class Run:
         self.dispatcher.calls[call.call_id] = call
         self.counters.calls_created += 1
         self.counters.calls_active += 1
+        self.media.call_started(call)
 
     def _new_client_call(self) -> None:
         assert self.remote is not None
@@ -436,6 +439,11 @@ class Run:
     # ------------------------------------------------------------------ CallHost services
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None:
         self.views.trace_message(direction, data, peer, transport)
+        hep = self.media.classic.hep
+        if hep is not None:
+            local = transport.local_address
+            source, destination = (local, peer) if direction == "sent" else (peer, local)
+            hep.sip(data, source, destination, transport.is_reliable, time.time())
 
     def trace_error(self, text: str) -> None:
         self.views.trace_error(text)
@@ -448,6 +456,9 @@ class Run:
 
     def media_stop(self, call: Call) -> None:
         self.media.call_ended(call)
+
+    def media_sdp(self, call: Call, sdp: bytes) -> None:
+        self.media.sdp_received(call, sdp)
 
     def run_command(self, command: str) -> None:
         self.loop.create_task(self._run_shell(command))

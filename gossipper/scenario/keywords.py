@@ -37,6 +37,7 @@ SIMPLE_KEYWORDS = frozenset(
         "timestamp",
         "clock_tick",
         "sipp_version",
+        "crypto_attribute",  # gossipper: the a=crypto line of -media_srtp, empty (line dropped) otherwise
     }
 )
 _OFFSET = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<offset>[+-]\d+)?$")

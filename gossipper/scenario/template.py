@@ -50,12 +50,26 @@ def _fill(parts: tuple[str, ...], resolve: Resolver) -> str:
     )
 
 
+def _fill_lines(lines: tuple[tuple[str, ...], ...], resolve: Resolver, keep_first: bool) -> str:
+    """Lines joined by CRLF, minus those made only of keywords that all came out empty.
+
+    SIPp drops such a line (e.g. [routes] without a route set, [last_X:] when the last
+    message had no X) instead of sending an empty line that would end the headers.
+    """
+    kept = []
+    for index, line in enumerate(lines):
+        text = _fill(line, resolve)
+        if text or len(line) == 1 or (keep_first and index == 0) or any(line[0::2]):
+            kept.append(text)
+    return "\r\n".join(kept)
+
+
 @dataclass(frozen=True)
 class MessageTemplate:
-    """A message's header lines and body, each split around its [keyword] tokens."""
+    """A message's header lines and body lines, each split around its [keyword] tokens."""
 
     head_lines: tuple[tuple[str, ...], ...]
-    body: tuple[str, ...] | None  # None: no blank line, the text is all "head"
+    body_lines: tuple[tuple[str, ...], ...] | None  # None: no blank line, the text is all "head"
     method: str | None  # the request method, None for a response or a non-SIP text
 
     @classmethod
@@ -65,8 +79,9 @@ class MessageTemplate:
             return cls((_split(text),), None, None)
         text = clean_cdata(text, keep_final_newline=True).replace("\n", "\r\n")
         head, separator, body = text.partition("\r\n\r\n")
-        lines = tuple(_split(line) for line in head.split("\r\n"))
-        return cls(lines, _split(body) if separator else None, _request_method(text))
+        head_lines = tuple(_split(line) for line in head.split("\r\n"))
+        body_lines = tuple(_split(line) for line in body.split("\r\n")) if separator else None
+        return cls(head_lines, body_lines, _request_method(text))
 
     @property
     def first_line(self) -> str:
@@ -74,28 +89,22 @@ class MessageTemplate:
 
     @property
     def tokens(self) -> list[str]:
-        every = [part for line in (*self.head_lines, self.body or ()) for part in line[1::2]]
+        every = [part for line in (*self.head_lines, *(self.body_lines or ())) for part in line[1::2]]
         return [token for token in every if not token.startswith(_LEN_MARK)]
 
     def render_text(self, resolve: Resolver) -> str:
         text = "\r\n".join(_fill(line, resolve) for line in self.head_lines)
-        return text if self.body is None else text + "\r\n\r\n" + _fill(self.body, resolve)
+        if self.body_lines is None:
+            return text
+        return text + "\r\n\r\n" + "\r\n".join(_fill(line, resolve) for line in self.body_lines)
 
     def render(self, resolve: Resolver) -> bytes:
-        """The wire bytes: keywords replaced, header lines a keyword left empty dropped, [len] = body size.
-
-        Dropping the emptied line is SIPp's behaviour for [routes] without a route set
-        and for [last_X:] when the last message had no such header.
-        """
-        lines = []
-        for index, line in enumerate(self.head_lines):
-            text = _fill(line, resolve)
-            if text or index == 0 or len(line) == 1:
-                lines.append(text)
-        head = "\r\n".join(lines)
-        if self.body is None:
+        """The wire bytes: keywords replaced, lines a keyword left empty dropped, [len] = body size."""
+        head = _fill_lines(self.head_lines, resolve, keep_first=True)
+        if self.body_lines is None:
             return self._with_lengths(head, b"", "")
-        return self._with_lengths(head, _fill(self.body, resolve).encode(), "\r\n\r\n")
+        body = _fill_lines(self.body_lines, resolve, keep_first=False)
+        return self._with_lengths(head, body.encode(), "\r\n\r\n")
 
     @staticmethod
     def _with_lengths(head: str, body: bytes, separator: str) -> bytes:

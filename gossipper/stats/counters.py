@@ -106,6 +106,22 @@ class MediaCounters:
     on_time_1ms: int = 0  # sent within 1 ms of their slot
     on_time_2ms: int = 0  # sent within 2 ms of their slot
     malformed_rtp: int = 0
+    receive: ReceiveQuality = field(default_factory=lambda: ReceiveQuality())
+
+
+@dataclass
+class ReceiveQuality:
+    """What the classic path measured of the streams it received (RFC 3550 receive statistics)."""
+
+    streams: int = 0
+    packets: int = 0
+    lost: int = 0
+    duplicates: int = 0
+    out_of_order: int = 0
+    jitter_avg_ms: float = 0.0  # mean over streams of each stream's last jitter estimate
+    jitter_max_ms: float = 0.0
+    echoed_packets: int = 0
+    srtp_rejected: Counter[str] = field(default_factory=Counter)  # reason -> count
 
 
 @dataclass

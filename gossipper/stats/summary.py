@@ -52,6 +52,17 @@ def _media_dict(media: MediaCounters) -> dict[str, object]:
         "on_time_2ms": media.on_time_2ms,
         "malformed_rtp": media.malformed_rtp,
         "engine": media.engine,
+        "receive": {
+            "streams": media.receive.streams,
+            "packets": media.receive.packets,
+            "lost": media.receive.lost,
+            "duplicates": media.receive.duplicates,
+            "out_of_order": media.receive.out_of_order,
+            "jitter_avg_ms": round(media.receive.jitter_avg_ms, 3),
+            "jitter_max_ms": round(media.receive.jitter_max_ms, 3),
+            "echoed_packets": media.receive.echoed_packets,
+            "srtp_rejected": dict(sorted(media.receive.srtp_rejected.items())),
+        },
     }
 
 

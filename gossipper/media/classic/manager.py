@@ -1,0 +1,359 @@
+"""ClassicMedia: the run's classic media path, one MediaSession per call, by call id.
+
+The SIP engine tells it what each call's scenario asks (rtp_stream, play_pcap_*),
+what the peer's SDP says, and when calls start and end; it answers with a failure
+(class, reason) or None, and keeps the counts, per-stream reports and the SRTP keys.
+Files are loaded once per run and shared by every call that plays them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+
+from gossipper.cli.config import Config
+from gossipper.cli.errors import ConfigError
+from gossipper.hep.sender import HepSender
+from gossipper.media.classic.pcap import PcapMedia, load_pcap
+from gossipper.media.classic.receive_stats import ReceiveStats
+from gossipper.media.classic.reports import homer_qos_report, stream_report
+from gossipper.media.classic.sender import FramePlan
+from gossipper.media.classic.session import RTCP_INTERVAL_S, Address, MediaSession
+from gossipper.media.classic.srtp import (
+    SUITES,
+    CryptoAttribute,
+    SrtpContext,
+    audio_crypto_attributes,
+    choose_remote,
+)
+from gossipper.media.classic.totals import ClassicTotals
+from gossipper.media.classic.wav import FRAME_MS, RTP_CLOCK_HZ, SAMPLES_PER_FRAME, AudioFile, load_audio_file
+from gossipper.media.codecs import lookup_codec
+from gossipper.media.sdp import AudioEndpoint, parse_audio_endpoint
+from gossipper.scenario import model
+from gossipper.stats.counters import MediaCounters, RunCounters
+
+Failure = tuple[str, str]  # (failure class, reason)
+_NO_SDP = "the peer sent no SDP to take the RTP address from"
+
+
+@dataclass
+class _CallMedia:
+    call_id: str
+    media_port: int | None = None
+    remote_sdp: bytes | None = None
+    peer: AudioEndpoint | None = None
+    sdp_error: str | None = None
+    crypto_error: str | None = None
+    offered: list[CryptoAttribute] = field(default_factory=list)  # the peer's a=crypto lines
+    local_crypto: CryptoAttribute | None = None
+    remote_crypto: CryptoAttribute | None = None
+    session: MediaSession | None = None
+
+
+class ClassicMedia:
+    def __init__(
+        self,
+        config: Config,
+        counters: RunCounters,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        rtcp_interval_s: float = RTCP_INTERVAL_S,
+    ) -> None:
+        self.config = config
+        self.counters = counters
+        self.totals = ClassicTotals()
+        self.media_ip = "127.0.0.1"
+        self.hep: HepSender | None = None
+        self._loop = loop
+        self._rtcp_interval_s = rtcp_interval_s
+        self._calls: dict[str, _CallMedia] = {}
+        self._audio: dict[tuple[str, int], AudioFile] = {}
+        self._pcaps: dict[str, PcapMedia] = {}
+        self._reports: list[dict[str, object]] = []
+
+    async def start(self, media_ip: str) -> None:
+        self.media_ip = media_ip
+        if self.config.hep_addr is not None:
+            self.hep = HepSender(self.config.hep_addr, self.config.hep_id, self.config.hep_pass)
+
+    def preload(self, scenario: model.Scenario) -> None:
+        """Load every file the scenario plays, so a bad one fails the run before any call."""
+        for step in scenario.steps:
+            for action in step.actions:
+                if isinstance(action, model.Exec):
+                    for path in (action.play_pcap_audio, action.play_pcap_video):
+                        if path:
+                            self._pcap(path)
+                    if action.rtp is not None and action.rtp.kind == "file" and action.rtp.file:
+                        self._audio_file(action.rtp.file)
+
+    # --- what calls ask -----------------------------------------------------------------------
+
+    def action(
+        self, call_id: str, media_port: int, remote_sdp: bytes | None, action: model.Exec
+    ) -> Failure | None:
+        call = self._call(call_id)
+        call.media_port = media_port
+        if remote_sdp is not None:
+            self.remote_sdp_changed(call_id, remote_sdp)
+        for path, video in ((action.play_pcap_audio, False), (action.play_pcap_video, True)):
+            if path:
+                failure = self._replay(call, path, video)
+                if failure is not None:
+                    return failure
+        if action.rtp is not None:
+            return self._rtp_stream(call, action.rtp)
+        return None
+
+    def call_started(self, call_id: str, media_port: int) -> None:
+        """With -rtp_echo, RTP reaching [media_port] goes back where it came from."""
+        if not self.config.rtp_echo:
+            return
+        call = self._call(call_id)
+        call.media_port = media_port
+        session = self._open(call, "-rtp_echo")
+        if isinstance(session, MediaSession):
+            session.echo = True
+
+    def remote_sdp_changed(self, call_id: str, remote_sdp: bytes) -> None:
+        """Learn the peer's RTP address and a=crypto lines; the same SDP again changes nothing."""
+        call = self._call(call_id)
+        if remote_sdp == call.remote_sdp:
+            return
+        call.remote_sdp = remote_sdp
+        try:
+            call.peer, call.sdp_error = parse_audio_endpoint(remote_sdp), None
+        except ValueError as error:
+            call.peer, call.sdp_error = None, str(error)
+        if self.config.media_srtp:
+            try:
+                call.offered, call.crypto_error = audio_crypto_attributes(remote_sdp), None
+            except ValueError as error:
+                call.offered, call.crypto_error = [], str(error)
+            if call.local_crypto is not None:
+                call.remote_crypto = choose_remote(call.local_crypto, call.offered)
+        self._apply_peer(call)
+
+    def local_crypto_attribute(self, call_id: str) -> str:
+        """With -media_srtp, our a=crypto line: an answer to the peer's offer if we have one.
+
+        Without -media_srtp: the empty string (nothing to add to the SDP).
+        """
+        if not self.config.media_srtp:
+            return ""
+        call = self._call(call_id)
+        if call.local_crypto is None:
+            if call.offered:
+                call.remote_crypto = call.offered[0]
+                call.local_crypto = call.offered[0].answer()
+            else:
+                call.local_crypto = CryptoAttribute.new()
+            self._apply_peer(call)
+        return str(call.local_crypto)
+
+    def call_ended(self, call_id: str) -> None:
+        call = self._calls.pop(call_id, None)
+        if call is not None and call.session is not None:
+            call.session.close()
+
+    # --- what the run reads -------------------------------------------------------------------
+
+    def snapshot_into(self, media: MediaCounters) -> None:
+        self.totals.add_into(media)
+        if self.totals.active and "classic" not in media.engine:
+            media.engine = "classic" if media.engine == "none" else f"{media.engine}+classic"
+
+    def stream_reports(self) -> list[dict[str, object]]:
+        """Every received stream so far: ended ones, then those still live."""
+        live = [
+            stream_report(call_id, stats, source, call.session.local)
+            for call_id, call in self._calls.items()
+            if call.session is not None
+            for stats, source in call.session.receivers()
+        ]
+        return [*self._reports, *live]
+
+    def close(self) -> None:
+        for call_id in list(self._calls):
+            self.call_ended(call_id)
+        if self.hep is not None:
+            self.hep.close()
+
+    # --- inside -------------------------------------------------------------------------------
+
+    def _call(self, call_id: str) -> _CallMedia:
+        call = self._calls.get(call_id)
+        if call is None:
+            call = self._calls[call_id] = _CallMedia(call_id)
+        return call
+
+    def _open(self, call: _CallMedia, what: str) -> MediaSession | Failure:
+        if call.session is not None:
+            return call.session
+        assert call.media_port is not None
+        local = (self.media_ip, call.media_port)
+        call_id = call.call_id
+        session = MediaSession(
+            self._loop,
+            local,
+            self.totals,
+            cname=f"gossipper-{os.getpid()}@{self.media_ip}",
+            on_receive_end=lambda stats, source: self._receive_ended(call_id, stats, source, local),
+            rtcp_interval_s=self._rtcp_interval_s,
+        )
+        try:
+            session.open()
+        except OSError as error:
+            self.totals.send_error(error)
+            return (
+                "transport_error",
+                f"{what}: cannot bind media ports {local[0]}:{local[1]}/{local[1] + 1} ({error.strerror})",
+            )
+        session.srtp_required = self.config.media_srtp
+        call.session = session
+        self._apply_peer(call)
+        return session
+
+    def _apply_peer(self, call: _CallMedia) -> None:
+        session = call.session
+        if session is None:
+            return
+        if call.peer is not None:
+            session.peer = (call.peer.address, call.peer.port)
+        if call.local_crypto is None or call.remote_crypto is None:
+            return
+        keys = (call.local_crypto, call.remote_crypto)
+        if session.srtp is None or session.srtp.keys != keys:  # a new context would reset libsrtp's state
+            session.srtp = SrtpContext(*keys)
+
+    def _ready_to_send(self, call: _CallMedia, what: str) -> MediaSession | Failure:
+        if call.peer is None:
+            return ("parse_error", f"{what}: {call.sdp_error or _NO_SDP}")
+        if self.config.media_srtp:
+            if call.local_crypto is None:
+                return ("scenario_error", f"{what}: -media_srtp but our SDP carried no a=crypto line")
+            if call.remote_crypto is None:
+                missing = f"no a=crypto line for {call.local_crypto.suite} (usable: {', '.join(SUITES)})"
+                return (
+                    "parse_error",
+                    f"{what}: -media_srtp but the peer's SDP has {call.crypto_error or missing}",
+                )
+        return self._open(call, what)
+
+    def _rtp_stream(self, call: _CallMedia, stream: model.RtpStreamAction) -> Failure | None:
+        if stream.kind in ("pause", "resume", "stop"):
+            if call.session is not None:
+                _control(call.session, stream.kind)
+            return None
+        if stream.kind == "echo":
+            opened = self._open(call, "rtp_stream echo")
+        else:
+            try:
+                plan = self._plan(stream)
+            except ConfigError as error:
+                return ("scenario_error", f"rtp_stream: {error}")
+            opened = self._ready_to_send(call, "rtp_stream")
+            if isinstance(opened, MediaSession):
+                opened.play(plan)
+        if not isinstance(opened, MediaSession):
+            return opened
+        opened.echo = opened.echo or stream.kind == "echo"
+        return None
+
+    def _plan(self, stream: model.RtpStreamAction) -> FramePlan:
+        if stream.kind == "file" and stream.file:
+            audio = self._audio_file(stream.file)
+            return FramePlan(
+                frame=audio.frame,
+                frame_count=audio.frame_count,
+                loops=stream.loops,
+                slot_limit=0,
+                payload_type=audio.payload_type if stream.payload_type is None else stream.payload_type,
+                clock_rate=RTP_CLOCK_HZ,
+                timestamp_step=SAMPLES_PER_FRAME,
+                interval_s=FRAME_MS / 1000,
+            )
+        codec = stream.codec or lookup_codec(self.config.rtp_codec)
+        interval_ms = stream.freq_ms or codec.default_interval_ms
+        silence = bytes((codec.silence_byte,)) * codec.payload_bytes(interval_ms, stream.channels or 1)
+        return FramePlan(
+            frame=lambda _index: silence,
+            frame_count=1,
+            loops=-1,
+            slot_limit=(stream.dur_ms // interval_ms) if stream.dur_ms else 0,
+            payload_type=codec.payload_type if stream.payload_type is None else stream.payload_type,
+            clock_rate=codec.clock_rate,
+            timestamp_step=codec.samples_per_packet(interval_ms),
+            interval_s=interval_ms / 1000,
+        )
+
+    def _replay(self, call: _CallMedia, path: str, video: bool) -> Failure | None:
+        what = "play_pcap_video" if video else "play_pcap_audio"
+        try:
+            pcap = self._pcap(path)
+        except ConfigError as error:
+            return ("scenario_error", f"{what}: {error}")
+        destination: Address | None = None
+        if call.peer is not None:
+            destination = (call.peer.address, call.peer.port)
+        if video and call.remote_sdp is not None:
+            try:
+                endpoint = _video_endpoint(call.remote_sdp)
+            except ValueError as error:
+                return ("parse_error", f"{what}: {error}")
+            destination = (endpoint.address, endpoint.port)
+        session = self._ready_to_send(call, what)
+        if not isinstance(session, MediaSession):
+            return session
+        assert destination is not None  # _ready_to_send checked that the peer's SDP was read
+        session.replay(pcap, destination)
+        return None
+
+    def _audio_file(self, path: str) -> AudioFile:
+        key = (path, self.config.rtp_payload)
+        audio = self._audio.get(key)
+        if audio is None:
+            audio = self._audio[key] = load_audio_file(path, self.config.rtp_payload)
+        return audio
+
+    def _pcap(self, path: str) -> PcapMedia:
+        pcap = self._pcaps.get(path)
+        if pcap is None:
+            pcap = self._pcaps[path] = load_pcap(path)
+        return pcap
+
+    def _receive_ended(
+        self, call_id: str, stats: ReceiveStats, source: Address | None, local: Address
+    ) -> None:
+        report = stream_report(call_id, stats, source, local)
+        self._reports.append(report)
+        if self.hep is not None:
+            self.hep.qos_report(call_id, homer_qos_report(call_id, stats, source, local))
+
+
+def _control(session: MediaSession, kind: str) -> None:
+    if kind == "pause":
+        session.pause()
+    elif kind == "resume":
+        session.resume()
+    else:
+        session.stop_stream()
+
+
+def _video_endpoint(sdp: bytes) -> AudioEndpoint:
+    """Where the peer wants video: the SDP parser reads the first m=audio, so show it m=video as that."""
+    kept: list[bytes] = []
+    in_audio = False
+    for line in sdp.splitlines():
+        if line.startswith(b"m="):
+            in_audio = line.startswith(b"m=audio")
+            if line.startswith(b"m=video"):
+                line = b"m=audio" + line[len(b"m=video") :]
+        if not in_audio:
+            kept.append(line)
+    try:
+        return parse_audio_endpoint(b"\r\n".join(kept))
+    except ValueError as error:
+        raise ValueError(str(error).replace("m=audio", "m=video")) from None
