@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -108,7 +109,7 @@ def test_wav_stream_echoed_by_sipp(tmp_path: Path) -> None:
     _assert_echoed(data)
 
 
-def _gossipper_uas(tmp_path: Path, port: int, *extra: str) -> tuple[object, Path]:
+def _gossipper_uas(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str], Path]:
     summary = tmp_path / "uas.json"
     uas = start_gossipper(
         "-sn",
@@ -136,9 +137,9 @@ def test_wav_stream_echoed_by_gossipper_uas(tmp_path: Path) -> None:
     uas, uas_summary = _gossipper_uas(tmp_path, port)
     try:
         data = _run_uac(tmp_path, port)
-        assert uas.wait(timeout=30) == 0  # type: ignore[attr-defined]
+        assert uas.wait(timeout=30) == 0
     finally:
-        stop(uas)  # type: ignore[arg-type]
+        stop(uas)
     _assert_echoed(data)
     uas_media = read_json(uas_summary)["media"]
     assert isinstance(uas_media, dict)
@@ -150,9 +151,9 @@ def test_srtp_between_two_gossippers(tmp_path: Path) -> None:
     uas, uas_summary = _gossipper_uas(tmp_path, port, "-media_srtp")
     try:
         data = _run_uac(tmp_path, port, "-media_srtp")
-        assert uas.wait(timeout=30) == 0  # type: ignore[attr-defined]
+        assert uas.wait(timeout=30) == 0
     finally:
-        stop(uas)  # type: ignore[arg-type]
+        stop(uas)
     _assert_echoed(data)
     for summary in (data, read_json(uas_summary)):
         media = summary["media"]
@@ -179,9 +180,9 @@ def test_hep_copies_every_sip_message(tmp_path: Path) -> None:
             "-message_file",
             str(trace),
         )
-        assert uas.wait(timeout=30) == 0  # type: ignore[attr-defined]
+        assert uas.wait(timeout=30) == 0
     finally:
-        stop(uas)  # type: ignore[arg-type]
+        stop(uas)
     packets = []
     try:
         while True:
@@ -191,7 +192,7 @@ def test_hep_copies_every_sip_message(tmp_path: Path) -> None:
     finally:
         collector.close()
     sip = [packet for packet in packets if packet.protocol_type == 1]
-    assert len(sip) == int(data["messages_sent"]) + int(data["messages_received"])  # type: ignore[call-overload]
+    assert len(sip) == int(data["messages_sent"]) + int(data["messages_received"])
     assert all(packet.capture_id == 77 for packet in sip)
     messages = [SipMessage.parse(packet.payload) for packet in sip]
     assert len({message.call_id for message in messages}) == CALLS
