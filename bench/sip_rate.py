@@ -60,6 +60,8 @@ def _uac_command(tool: str, port: int, rate: int, calls: int, workdir: Path) -> 
         "-l",
         str(max(100, rate * 2)),
         "-nostdin",
+        "-timeout",  # a step that cannot finish (lost final answers under overload) fails, not hangs
+        str(int(calls / rate * 4 + 60)),
     ]
     if tool == "gossipper":
         return [
@@ -96,13 +98,16 @@ def run_step(tool: str, rate: int, seconds: float) -> StepResult:
         )
         time.sleep(0.3)
         started = time.monotonic()
-        uac = subprocess.run(
-            _pinned(0, _uac_command(tool, port, rate, calls, workdir)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            cwd=workdir,
-            timeout=seconds * 10 + 60,
-        )
+        try:
+            returncode = subprocess.run(
+                _pinned(0, _uac_command(tool, port, rate, calls, workdir)),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=workdir,
+                timeout=seconds * 10 + 120,
+            ).returncode
+        except subprocess.TimeoutExpired:
+            returncode = -1
         elapsed = time.monotonic() - started
         uas.terminate()
         uas.wait(timeout=10)
@@ -110,7 +115,7 @@ def run_step(tool: str, rate: int, seconds: float) -> StepResult:
             failed = _failed_calls(tool, workdir)
         except (OSError, ValueError, KeyError, IndexError):
             failed = calls
-        if uac.returncode not in (0, 1):
+        if returncode not in (0, 1):
             failed = calls
     return StepResult(rate, calls, failed, calls / elapsed if elapsed else 0.0)
 

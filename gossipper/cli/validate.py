@@ -5,6 +5,7 @@ from __future__ import annotations
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
+from gossipper.media.scale.preflight import check_port_range, ensure_open_files
 from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
 
 
@@ -29,8 +30,14 @@ def validate(config: Config) -> None:
     if not 1 <= config.rtp_channels <= 8:
         raise UsageError(f"-rtp_ch: channels must be 1..8, got {config.rtp_channels}")
     if config.min_rtp_port is not None and config.min_rtp_port > config.max_rtp_port:
-        raise UsageError(
-            f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}"
-        )
+        raise UsageError(f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}")
     if config.rate_period_ms <= 0:
         raise UsageError("-rp: rate period must be positive")
+    if config.rtp_send:
+        _check_stream_capacity(config)
+
+
+def _check_stream_capacity(config: Config) -> None:
+    """Every standalone stream needs its own port and descriptor; say how many fit if not."""
+    check_port_range(config.rtp_streams, config.media_base_port, config.max_rtp_port)
+    ensure_open_files(config.rtp_streams)

@@ -1,0 +1,402 @@
+"""Synthetic RTP at scale: gossipper's backends against a raw C send() loop and SIPp.
+
+For each stream count, every sender runs alone in its own network namespace with a
+sink socket that never reads (the kernel drops what overflows its small buffer), so
+/proc/PID/net/snmp Udp OutDatagrams counts exactly that sender's datagrams. After the
+sender is up and one second of warm-up, a window of --seconds is measured from /proc:
+datagrams sent, CPU time (user + system, which includes the loopback delivery the
+kernel does in the sender's context), threads and resident memory.
+
+    sudo .venv/bin/python bench/rtp_scale.py [--streams 1000,5000,8000,10000] [--seconds 20]
+
+Senders: "raw" (bench/raw_send_loop.c, compiled here with cc: one thread, one send()
+per packet, paced like gossipper), "native-iouring", "native-send", "python" (the
+standalone CLI with each backend), "sipp" (SIPp's rtp_stream in a UAC scenario against
+a SIPp UAS on loopback, one call per stream). "within 1/2 ms" comes from each sender's
+own counters (SIPp keeps none). Needs root for `unshare -n`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shlex
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+SINK_PORT = 40000
+BASE_PORT = 6000
+INTERVAL_MS = 20
+WARMUP_S = 1.0
+SIPP_RAMP_S = 8.0  # calls are placed over this long, then the window starts
+SIPP_UAS_PORT = 5070
+REPO = Path(__file__).resolve().parents[1]
+TOOLS = ("raw", "native-iouring", "native-send", "python", "sipp")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# Sink: bound, tiny buffer, never read.
+SINK = [
+    sys.executable,
+    "-c",
+    "import signal, socket\n"
+    "s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+    "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)\n"
+    f"s.bind(('{LOOPBACK}', {SINK_PORT}))\n"
+    "signal.pause()\n",
+]
+
+
+@dataclass
+class Row:
+    streams: int
+    tool: str
+    achieved_pps: float = 0.0
+    within_1ms: float | None = None
+    within_2ms: float | None = None
+    cpu_s_per_mpkt: float | None = None
+    threads: int = 0
+    rss_mb: float = 0.0
+    note: str = ""
+
+    @property
+    def offered_pps(self) -> int:
+        return self.streams * 1000 // INTERVAL_MS
+
+
+@dataclass
+class Sample:
+    at: float
+    cpu_s: float
+    datagrams: int
+
+
+@dataclass
+class Launch:
+    """How to start one sender: command, environment, when it is ready, how its timing is read."""
+
+    command: list[str]
+    background: list[list[str]]
+    env: dict[str, str]
+    ready: Callable[[list[str], float], bool]  # (stderr lines so far, seconds since start)
+    timing: Callable[[str], tuple[float | None, float | None]]  # stdout -> (within 1 ms, 2 ms)
+    cwd: Path = REPO
+
+
+def _sample(pid: int) -> Sample:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    rows = [
+        line.split()
+        for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
+        if line.startswith("Udp:")
+    ]
+    return Sample(time.monotonic(), cpu, int(rows[1][rows[0].index("OutDatagrams")]))
+
+
+def _status(pid: int) -> tuple[int, float]:
+    values = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(values["Threads"]), int(values["VmRSS"].split()[0]) / 1024
+
+
+def _in_namespace(background: list[list[str]], command: list[str]) -> list[str]:
+    """sh in a fresh network namespace: loopback up, helpers started, then exec the sender."""
+    helpers = "".join(f"{shlex.join(helper)} >/dev/null 2>&1 & " for helper in background)
+    script = f"ip link set lo up; {helpers}sleep 0.3; exec {shlex.join(command)}"
+    return ["unshare", "-n", "--", "sh", "-c", script]
+
+
+def measure(streams: int, tool: str, launch: Launch, seconds: float) -> Row:
+    row = Row(streams, tool)
+    process = subprocess.Popen(
+        _in_namespace(launch.background, launch.command),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=launch.env,
+        cwd=launch.cwd,
+        start_new_session=True,  # its own process group: the helpers go with it at the end
+    )
+    lines: list[str] = []
+    assert process.stderr is not None
+    stderr = process.stderr
+    reader = threading.Thread(target=lambda: lines.extend(stderr), daemon=True)
+    reader.start()
+    started = time.monotonic()
+    try:
+        while not launch.ready(lines, time.monotonic() - started):
+            if process.poll() is not None or time.monotonic() - started > 120:
+                row.note = "did not start: " + " | ".join(line.strip() for line in lines[-3:])
+                return row
+            time.sleep(0.1)
+        time.sleep(WARMUP_S)
+        first = _sample(process.pid)
+        time.sleep(seconds)
+        last = _sample(process.pid)
+        row.threads, row.rss_mb = _status(process.pid)
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            row.note = "did not stop on SIGINT"
+        _kill_group(process)  # the helpers too, before reading: nothing else may hold the pipe open
+        stdout = process.stdout.read() if process.stdout is not None and not row.note else ""
+    except (OSError, ValueError) as error:  # the sender died mid-window
+        row.note = f"failed: {error}"
+        return row
+    finally:
+        _kill_group(process)
+    packets = last.datagrams - first.datagrams
+    row.achieved_pps = packets / (last.at - first.at)
+    if packets:
+        row.cpu_s_per_mpkt = (last.cpu_s - first.cpu_s) / (packets / 1e6)
+    try:
+        row.within_1ms, row.within_2ms = launch.timing(stdout)
+    except (OSError, ValueError, KeyError, IndexError) as error:
+        row.note = f"no timing counters: {error}"
+    return row
+
+
+def _kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _ratio(part: float, whole: float) -> float | None:
+    return part / whole if whole else None
+
+
+# --- the senders ------------------------------------------------------------------------------
+
+
+def raw_launch(streams: int, binary: Path) -> Launch:
+    command = [
+        str(binary),
+        str(streams),
+        LOOPBACK,
+        str(SINK_PORT),
+        LOOPBACK,
+        str(BASE_PORT),
+        str(INTERVAL_MS),
+        "0",
+    ]
+
+    def timing(stdout: str) -> tuple[float | None, float | None]:
+        result = json.loads(stdout.strip().splitlines()[-1])
+        return _ratio(result["on_time_1ms"], result["packets"]), _ratio(
+            result["on_time_2ms"], result["packets"]
+        )
+
+    return Launch(
+        command, [SINK], dict(os.environ), lambda lines, _: any("ready" in line for line in lines), timing
+    )
+
+
+def gossipper_launch(streams: int, tool: str, workdir: Path) -> Launch:
+    summary = workdir / f"summary-{tool}-{streams}.json"
+    command = [
+        sys.executable,
+        "-m",
+        "gossipper",
+        "sipp",
+        "-rtp_send",
+        "-media_scale",
+        "-rtp_streams",
+        str(streams),
+        "-rtp_addr",
+        f"{LOOPBACK}:{SINK_PORT}",
+        "-rtp_freq",
+        str(INTERVAL_MS),
+        "-i",
+        LOOPBACK,
+        "-mp",
+        str(BASE_PORT),
+        "-summary_json",
+        str(summary),
+        "-bg",
+        "-nostdin",
+    ]
+    if tool == "native-iouring":
+        command.append("-media_iouring")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GOSSIPPER_MEDIA")}
+    env["GOSSIPPER_MEDIA_BACKEND"] = "python" if tool == "python" else "native"
+
+    def timing(_: str) -> tuple[float | None, float | None]:
+        media = json.loads(summary.read_text())["media"]
+        if media["engine"] != tool:
+            raise ValueError(f"asked for {tool}, ran {media['engine']}")
+        sent = media["rtp_packets_sent"]
+        return _ratio(media["on_time_1ms"], sent), _ratio(media["on_time_2ms"], sent)
+
+    return Launch(command, [SINK], env, lambda lines, _: any("rtp_send:" in line for line in lines), timing)
+
+
+def _write_pcmu_wav(path: Path, seconds: int = 10) -> None:
+    """SIPp's rtp_stream plays a file: a mu-law WAV of silence (format 7, 8 kHz, mono)."""
+    data = b"\xff" * 8000 * seconds
+    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+
+
+SIP_HEADERS = """Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>{to_tag}
+Call-ID: [call_id]
+CSeq: {cseq}
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70"""
+
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio {port} RTP/AVP 0
+a=rtpmap:0 PCMU/8000"""
+
+
+def _uac_xml(hold_ms: int) -> str:
+    def request(method: str, cseq: str, to_tag: str, sdp: bool) -> str:
+        body = SDP.format(port="[media_port]") if sdp else ""
+        content = "Content-Type: application/sdp\nContent-Length: [len]" if sdp else "Content-Length: 0"
+        headers = SIP_HEADERS.format(to_tag=to_tag, cseq=cseq)
+        start_line = f"{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0"
+        return f"<send><![CDATA[\n{start_line}\n{headers}\n{content}\n\n{body}\n]]></send>"
+
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="bench rtp_stream uac">
+{request("INVITE", "1 INVITE", "", True)}
+<recv response="100" optional="true"/>
+<recv response="200"/>
+{request("ACK", "1 ACK", "[peer_tag_param]", False)}
+<nop><action><exec rtp_stream="silence.wav,-1,0"/></action></nop>
+<pause milliseconds="{hold_ms}"/>
+{request("BYE", "2 BYE", "[peer_tag_param]", False)}
+<recv response="200"/>
+</scenario>
+"""
+
+
+def _uas_xml() -> str:
+    def response(sdp: bool) -> str:
+        body = SDP.format(port=SINK_PORT) if sdp else ""
+        content = "Content-Type: application/sdp\nContent-Length: [len]" if sdp else "Content-Length: 0"
+        return (
+            "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n"
+            "[last_To:];tag=[pid]SIPpTag01[call_number]\n[last_Call-ID:]\n[last_CSeq:]\n"
+            f"Contact: <sip:[local_ip]:[local_port]>\n{content}\n\n{body}\n]]></send>"
+        )
+
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="bench rtp_stream uas">
+<recv request="INVITE"/>
+{response(True)}
+<recv request="ACK"/>
+<recv request="BYE"/>
+{response(False)}
+</scenario>
+"""
+
+
+def sipp_launch(streams: int, seconds: float, workdir: Path, sipp: str) -> Launch:
+    _write_pcmu_wav(workdir / "silence.wav")
+    hold_ms = int((SIPP_RAMP_S + WARMUP_S + seconds + 30) * 1000)
+    (workdir / "uac.xml").write_text(_uac_xml(hold_ms))
+    (workdir / "uas.xml").write_text(_uas_xml())
+    rate = math.ceil(streams / SIPP_RAMP_S)
+    common = ["-i", LOOPBACK, "-mi", LOOPBACK, "-nostdin"]
+    uas = [sipp, "-sf", "uas.xml", "-p", str(SIPP_UAS_PORT), "-mp", "8000", *common]
+    uac = [sipp, "-sf", "uac.xml", f"{LOOPBACK}:{SIPP_UAS_PORT}", "-p", "5061", "-mp", str(BASE_PORT)]
+    uac += ["-m", str(streams), "-l", str(streams), "-r", str(rate), *common]
+    return Launch(
+        uac,
+        [SINK, uas],
+        dict(os.environ),
+        lambda _, elapsed: elapsed >= SIPP_RAMP_S + 1,
+        lambda _: (None, None),
+        cwd=workdir,
+    )
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def _compile_raw(workdir: Path) -> Path:
+    binary = workdir / "raw_send_loop"
+    subprocess.run(["cc", "-O2", "-o", str(binary), str(REPO / "bench" / "raw_send_loop.c")], check=True)
+    return binary
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+TABLE_HEADER = (
+    f"{'streams':>7} {'sender':<15} {'offered pps':>11} {'achieved pps':>12} {'<=1 ms':>7} {'<=2 ms':>7} "
+    f"{'CPU s/Mpkt':>10} {'threads':>7} {'RSS MB':>7}  note"
+)
+
+
+def format_row(row: Row) -> str:
+    cpu = "-" if row.cpu_s_per_mpkt is None else f"{row.cpu_s_per_mpkt:.2f}"
+    return (
+        f"{row.streams:>7} {row.tool:<15} {row.offered_pps:>11} {row.achieved_pps:>12.0f} "
+        f"{_percent(row.within_1ms):>7} {_percent(row.within_2ms):>7} {cpu:>10} {row.threads:>7} "
+        f"{row.rss_mb:>7.1f}  {row.note}"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", default="1000,5000,8000,10000", help="comma-separated stream counts")
+    parser.add_argument("--seconds", type=float, default=20.0, help="measured window per sender")
+    parser.add_argument("--tools", default=",".join(TOOLS), help=f"subset of {','.join(TOOLS)}")
+    args = parser.parse_args()
+    counts = [int(word) for word in args.streams.split(",")]
+    tools = [word for word in args.tools.split(",") if word]
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        parser.error(f"unknown sender(s): {', '.join(sorted(unknown))}")
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        parser.error("needs root and unshare(1): each sender runs in its own network namespace")
+    sipp = shutil.which("sipp")
+    print(TABLE_HEADER)
+    print("-" * len(TABLE_HEADER), flush=True)
+    with tempfile.TemporaryDirectory(prefix="rtp-scale-") as temp:
+        workdir = Path(temp)
+        raw_binary = _compile_raw(workdir) if "raw" in tools else None
+        for streams in counts:
+            for tool in tools:
+                if tool == "raw" and raw_binary is not None:
+                    row = measure(streams, tool, raw_launch(streams, raw_binary), args.seconds)
+                elif tool == "sipp" and sipp is not None:
+                    row = measure(
+                        streams, tool, sipp_launch(streams, args.seconds, workdir, sipp), args.seconds
+                    )
+                elif tool == "sipp":
+                    row = Row(streams, tool, note="sipp not installed (Debian: apt-get install sip-tester)")
+                else:
+                    row = measure(streams, tool, gossipper_launch(streams, tool, workdir), args.seconds)
+                print(format_row(row), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The scale engine on top of the native core (`_scalecore`): Python opens the sockets and
+chooses each stream's random start, the core's threads do all the sending.
+
+Python keeps every socket: the core only borrows descriptors, so a socket is closed here,
+after the core's remove() has promised never to touch it again.
+
+What comes back to a stream's port (an SBC's RTP, an echo) is counted by the core's threads
+too, never read here: it shows in snapshot() only, as StreamCounts has no received fields.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+import time
+from collections import Counter
+
+from gossipper.media.rtp import RtpHeader
+from gossipper.media.scale._scalecore import Core
+from gossipper.media.scale.api import (
+    RtpStart,
+    ScaleEngine,
+    StreamCounts,
+    StreamSpec,
+    open_stream_socket,
+)
+from gossipper.stats.counters import MediaCounters
+
+MAX_WORKERS = 32
+NS_PER_MS = 1_000_000
+
+
+def default_workers() -> int:
+    return min(os.cpu_count() or 1, MAX_WORKERS)
+
+
+def start_header(spec: StreamSpec) -> bytes:
+    """The first packet's header; the core sets the marker bit and advances seq/timestamp."""
+    start = RtpStart.random()
+    return bytes(RtpHeader(spec.pt, start.sequence, start.timestamp, start.ssrc))
+
+
+def _counts(totals: tuple[int, int, int]) -> StreamCounts:
+    packets, octets, errors = totals
+    return StreamCounts(packets=packets, octets=octets, send_errors=errors)
+
+
+class NativeScaleEngine(ScaleEngine):
+    """Streams sharded over a few native sender threads (send() loop or io_uring batches)."""
+
+    def __init__(self, workers: int | None = None, use_iouring: bool = False) -> None:
+        count = default_workers() if workers is None else min(workers, MAX_WORKERS)
+        self._core = Core(count, "iouring" if use_iouring else "send")
+        self.name = f"native-{self._core.mode}"
+        self.reason = self._core.mode_reason
+        self.workers = count  # the factory's start line shows it
+        self._lock = threading.Lock()
+        self._streams: dict[str, tuple[int, socket.socket]] = {}
+        self._started = 0
+        self._active_max = 0
+
+    def start(self) -> None:
+        self._core.start()
+
+    def register(self, call_id: str, spec: StreamSpec) -> None:
+        with self._lock:
+            if call_id in self._streams:
+                raise ValueError(f"RTP stream for call {call_id!r} is already registered")
+            sock = open_stream_socket(spec)
+            try:
+                handle = self._core.add(
+                    sock.fileno(),
+                    start_header(spec),
+                    spec.payload_bytes,
+                    spec.codec.silence_byte,
+                    spec.timestamp_step,
+                    spec.interval_ms * NS_PER_MS,
+                    time.monotonic_ns() + round(spec.start_offset_ms * NS_PER_MS),
+                    spec.packet_limit,
+                )
+            except BaseException:
+                sock.close()
+                raise
+            self._streams[call_id] = (handle, sock)
+            self._started += 1
+            self._active_max = max(self._active_max, len(self._streams))
+
+    def pause(self, call_id: str) -> None:
+        with self._lock:  # held across the call so that unregister cannot remove it meanwhile
+            entry = self._streams.get(call_id)
+            if entry is not None:
+                self._core.pause(entry[0])
+
+    def resume(self, call_id: str) -> None:
+        with self._lock:
+            entry = self._streams.get(call_id)
+            if entry is not None:
+                self._core.resume(entry[0])
+
+    def unregister(self, call_id: str) -> StreamCounts | None:
+        with self._lock:
+            entry = self._streams.pop(call_id, None)
+        if entry is None:
+            return None
+        handle, sock = entry
+        try:
+            return _counts(self._core.remove(handle))
+        finally:
+            sock.close()
+
+    def stream_counts(self, call_id: str) -> StreamCounts | None:
+        with self._lock:
+            entry = self._streams.get(call_id)
+            return None if entry is None else _counts(self._core.stream_stats(entry[0]))
+
+    def snapshot(self) -> MediaCounters:
+        stats = self._core.stats()
+        with self._lock:
+            started, active, active_max = self._started, len(self._streams), self._active_max
+        return MediaCounters(
+            engine=self.name,
+            rtp_packets_sent=stats["packets"],
+            rtp_octets_sent=stats["octets"],
+            rtp_packets_received=stats["received_packets"],
+            rtp_octets_received=stats["received_octets"],
+            malformed_rtp=stats["received_malformed"],
+            send_errors=Counter(
+                {errno.errorcode.get(code, f"errno {code}"): count for code, count in stats["errors"].items()}
+            ),
+            late_packets=stats["late_packets"],
+            max_late_ms=stats["max_late_ns"] / NS_PER_MS,
+            on_time_1ms=stats["on_time_1ms"],
+            on_time_2ms=stats["on_time_2ms"],
+            streams_started=started,
+            streams_active=active,
+            streams_active_max=active_max,
+        )
+
+    def thread_count(self) -> int:
+        return self.workers
+
+    def close(self) -> None:
+        with self._lock:
+            call_ids = list(self._streams)
+        for call_id in call_ids:
+            self.unregister(call_id)
+        self._core.stop()

@@ -1,0 +1,420 @@
+"""The pure-Python scale backend: one sender thread, one heap of due times, one send() per packet.
+
+It runs wherever the native core cannot be built and is the reference the native core is
+tested against, so it keeps the same schedule semantics: packet k of a stream is due at
+first_due + k x interval; a stream more than one interval behind skips to its latest slot
+(never a burst) and a late packet is followed half an interval later at the soonest; a
+resumed stream rejoins its original grid with the timestamp advanced over the paused
+slots; sequence and timestamp advance per attempted send, failed or not; the packet
+limit counts attempted sends.
+
+Only the sender thread touches stream state and sockets. Other threads hand it commands
+through a locked list and wake it; pause, resume and unregister wait until the sender has
+applied them, so once unregister returns the socket is closed and no packet follows.
+Heap keys are plain ints (due_ns << 24 | entry) because one int comparison is the
+cheapest ordering Python offers; an entry number names one heap entry, so pausing or
+rescheduling a stream just makes its old entry stale instead of searching the heap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import heapq
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+
+from gossipper.media.rtp import MARKER_BIT, MARKER_PT_OFFSET, SEQ_TS, SEQ_TS_OFFSET, RtpHeader, build_packet
+from gossipper.media.scale.api import (
+    RtpStart,
+    ScaleEngine,
+    StreamCounts,
+    StreamSpec,
+    open_stream_socket,
+)
+from gossipper.stats.counters import MediaCounters
+
+_ENTRY_BITS = 24
+_ENTRY_MASK = (1 << _ENTRY_BITS) - 1
+_NS_PER_MS = 1_000_000
+_LATE_NS = _NS_PER_MS  # later than this after its slot, a packet counts as late
+_ON_TIME_2MS_NS = 2 * _NS_PER_MS
+# A thread asked to sleep wakes some 50-100 us late (timer slack plus the GIL), so a packet
+# due sooner than this is sent at once rather than slept for.
+_EARLY_NS = 200_000
+_IDLE_WAIT_S = 1.0  # sleep while no stream is scheduled; commands wake the thread anyway
+_UNLIMITED = 1 << 62
+_NO_ENTRY = -1
+
+
+class _Stream:
+    """Per-stream state; __slots__ keeps attribute access cheap on the per-packet path."""
+
+    __slots__ = (
+        "due",
+        "entry",
+        "finished",
+        "interval_ns",
+        "marker",
+        "packet",
+        "packets",
+        "payload_bytes",
+        "pt_byte",
+        "remaining",
+        "send",
+        "send_errors",
+        "sequence",
+        "sock",
+        "step",
+        "timestamp",
+    )
+
+    def __init__(self, spec: StreamSpec, first_due: int) -> None:
+        start = RtpStart.random()
+        header = RtpHeader(spec.pt, start.sequence, start.timestamp, start.ssrc)
+        self.sock = open_stream_socket(spec)
+        self.send: Callable[[bytearray], int] = self.sock.send
+        self.packet = build_packet(header, bytes((spec.codec.silence_byte,)) * spec.payload_bytes)
+        self.pt_byte = spec.pt
+        self.payload_bytes = spec.payload_bytes
+        self.interval_ns = spec.interval_ms * _NS_PER_MS
+        self.step = spec.timestamp_step
+        self.sequence = start.sequence
+        self.timestamp = start.timestamp
+        self.due = first_due
+        self.entry = _NO_ENTRY  # the heap entry that may send this stream; none while paused
+        self.remaining = spec.packet_limit or _UNLIMITED  # sends left to attempt; skipped slots are free
+        self.marker = True
+        self.finished = False
+        self.packets = 0
+        self.send_errors = 0
+
+    def counts(self) -> StreamCounts:
+        return StreamCounts(self.packets, self.packets * self.payload_bytes, self.send_errors)
+
+
+class _Timing:
+    """Totals the sender updates per packet and snapshot() reads from other threads."""
+
+    __slots__ = ("late", "max_late_ns", "on_time_1ms", "on_time_2ms", "skipped")
+
+    def __init__(self) -> None:
+        self.late = self.max_late_ns = self.on_time_1ms = self.on_time_2ms = self.skipped = 0
+
+
+class _Command:
+    __slots__ = ("action", "done", "stream")
+
+    def __init__(self, action: str, stream: _Stream | None, done: threading.Event | None) -> None:
+        self.action = action
+        self.stream = stream
+        self.done = done
+
+
+class PythonScaleEngine(ScaleEngine):
+    """ScaleEngine in pure Python: one sender thread, whatever the number of streams."""
+
+    name = "python"
+
+    def __init__(self) -> None:
+        self.reason = "pure Python"
+        self._lock = threading.Lock()
+        self._wake = threading.Lock()
+        self._wake.acquire()  # held while nobody asks the sender to wake; see _wake_sender
+        self._pending: list[_Command] = []
+        self._streams: dict[str, _Stream] = {}
+        self._heap: list[int] = []
+        self._entries: list[_Stream | None] = []
+        self._free_entries: list[int] = []
+        self._timing = _Timing()
+        self._send_errors: Counter[str] = Counter()
+        self._thread: threading.Thread | None = None
+        self._sender_running = False  # True from start() until the sender has taken "close"
+        self._closed_totals = StreamCounts()
+        self._streams_started = 0
+        self._streams_active_max = 0
+
+    # --- the ScaleEngine contract -------------------------------------------------------
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="gossipper-rtp-sender", daemon=True)
+            self._sender_running = True
+            self._thread.start()
+
+    def register(self, call_id: str, spec: StreamSpec) -> None:
+        with self._lock:
+            if call_id in self._streams:
+                raise ValueError(f"call {call_id!r} already has a registered stream")
+        stream = _Stream(spec, time.monotonic_ns() + round(spec.start_offset_ms * _NS_PER_MS))
+        with self._lock:
+            if call_id in self._streams:
+                stream.sock.close()
+                raise ValueError(f"call {call_id!r} already has a registered stream")
+            self._streams[call_id] = stream
+            self._streams_started += 1
+            self._streams_active_max = max(self._streams_active_max, len(self._streams))
+        self._submit(_Command("register", stream, None))
+
+    def pause(self, call_id: str) -> None:
+        self._command_for(call_id, "pause")
+
+    def resume(self, call_id: str) -> None:
+        self._command_for(call_id, "resume")
+
+    def unregister(self, call_id: str) -> StreamCounts | None:
+        stream = self._command_for(call_id, "unregister")
+        if stream is None:
+            return None
+        with self._lock:
+            if self._streams.get(call_id) is stream:
+                del self._streams[call_id]
+                self._add_to_closed(stream)
+        return stream.counts()
+
+    def stream_counts(self, call_id: str) -> StreamCounts | None:
+        stream = self._streams.get(call_id)
+        return stream.counts() if stream is not None else None
+
+    def snapshot(self) -> MediaCounters:
+        with self._lock:
+            totals = StreamCounts(
+                self._closed_totals.packets, self._closed_totals.octets, self._closed_totals.send_errors
+            )
+            for stream in self._streams.values():
+                totals.packets += stream.packets
+                totals.octets += stream.packets * stream.payload_bytes
+            started, active, active_max = (
+                self._streams_started,
+                len(self._streams),
+                self._streams_active_max,
+            )
+        timing = self._timing
+        return MediaCounters(
+            engine=self.name,
+            rtp_packets_sent=totals.packets,
+            rtp_octets_sent=totals.octets,
+            streams_started=started,
+            streams_active=active,
+            streams_active_max=active_max,
+            send_errors=Counter(dict(self._send_errors)),
+            late_packets=timing.late,
+            max_late_ms=timing.max_late_ns / _NS_PER_MS,
+            on_time_1ms=timing.on_time_1ms,
+            on_time_2ms=timing.on_time_2ms,
+        )
+
+    def thread_count(self) -> int:
+        thread = self._thread
+        return 1 if thread is not None and thread.is_alive() else 0
+
+    def close(self) -> None:
+        self._submit(_Command("close", None, threading.Event()))
+        thread = self._thread
+        if thread is not None:
+            thread.join()
+        with self._lock:
+            for stream in self._streams.values():
+                self._add_to_closed(stream)
+            self._streams.clear()
+
+    @property
+    def slots_skipped(self) -> int:
+        """Slots no packet went out in because the stream was over one interval behind."""
+        return self._timing.skipped
+
+    # --- commands -------------------------------------------------------------------------
+
+    def _command_for(self, call_id: str, action: str) -> _Stream | None:
+        stream = self._streams.get(call_id)
+        if stream is not None:
+            self._submit(_Command(action, stream, threading.Event()))
+        return stream
+
+    def _submit(self, command: _Command) -> None:
+        """Hand a command to the sender and wait for it; apply it here if no sender runs."""
+        with self._lock:
+            running = self._sender_running
+            if running:
+                self._pending.append(command)
+            else:
+                self._apply(command)
+        if running:
+            self._wake_sender()
+            if command.done is not None:
+                command.done.wait()
+
+    def _wake_sender(self) -> None:
+        # RuntimeError: another waker released it already and the sender has not slept since.
+        with contextlib.suppress(RuntimeError):
+            self._wake.release()
+
+    def _drain_commands(self) -> bool:
+        """Apply queued commands in the sender; False once asked to stop."""
+        with self._lock:
+            commands = self._pending[:]
+            self._pending.clear()
+            for command in commands:
+                if not self._apply(command):
+                    self._sender_running = False
+            return self._sender_running
+
+    def _apply(self, command: _Command) -> bool:
+        """Carry out one command (in the sender, or under the lock when no sender runs)."""
+        stream = command.stream
+        if command.action == "close":
+            for live in self._streams.values():
+                self._stop_stream(live)
+            self._heap.clear()
+        elif stream is not None and command.action == "register":
+            self._schedule(stream)
+        elif stream is not None and command.action == "pause":
+            stream.entry = _NO_ENTRY
+        elif stream is not None and command.action == "resume":
+            if stream.entry == _NO_ENTRY and not stream.finished:
+                self._realign(stream, time.monotonic_ns())
+                stream.marker = True
+                self._schedule(stream)
+        elif stream is not None and command.action == "unregister":
+            self._stop_stream(stream)
+        if command.done is not None:
+            command.done.set()
+        return command.action != "close"
+
+    def _schedule(self, stream: _Stream) -> None:
+        if self._free_entries:
+            entry = self._free_entries.pop()
+            self._entries[entry] = stream
+        else:
+            entry = len(self._entries)
+            if entry > _ENTRY_MASK:
+                raise RuntimeError("scale engine: too many scheduled streams")
+            self._entries.append(stream)
+        stream.entry = entry
+        heapq.heappush(self._heap, (stream.due << _ENTRY_BITS) | entry)
+
+    def _stop_stream(self, stream: _Stream) -> None:
+        stream.finished = True
+        stream.entry = _NO_ENTRY
+        stream.sock.close()
+
+    def _add_to_closed(self, stream: _Stream) -> None:
+        counts = stream.counts()
+        self._closed_totals.packets += counts.packets
+        self._closed_totals.octets += counts.octets
+        self._closed_totals.send_errors += counts.send_errors
+
+    @staticmethod
+    def _realign(stream: _Stream, now: int) -> None:
+        """Move a resumed stream to its first grid slot not in the past; time moves the timestamp."""
+        if now > stream.due:
+            slots = -((stream.due - now) // stream.interval_ns)  # ceiling division
+            stream.due += slots * stream.interval_ns
+            stream.timestamp = (stream.timestamp + slots * stream.step) & 0xFFFFFFFF
+
+    # --- the sender thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._send_loop()
+        finally:
+            # Whatever stopped the sender, no caller may wait forever on a queued command.
+            with self._lock:
+                self._sender_running = False
+                for command in self._pending:
+                    self._apply(command)
+                self._pending.clear()
+
+    def _send_loop(self) -> None:
+        """Send every due packet, then sleep until the next one is due (or a command comes)."""
+        heap = self._heap
+        entries = self._entries
+        pending = self._pending
+        timing = self._timing
+        send_errors = self._send_errors
+        monotonic_ns = time.monotonic_ns
+        heappop = heapq.heappop
+        heapreplace = heapq.heapreplace
+        patch = SEQ_TS.pack_into
+        sleep_until_woken = self._wake.acquire
+        error_names = errno.errorcode
+        while True:
+            if pending:
+                if not self._drain_commands():
+                    return
+                continue
+            if not heap:
+                sleep_until_woken(True, _IDLE_WAIT_S)
+                continue
+            key = heap[0]
+            send_at = key >> _ENTRY_BITS
+            now = monotonic_ns()
+            if send_at - now > _EARLY_NS:
+                sleep_until_woken(True, (send_at - now) / 1e9)
+                continue
+            entry = key & _ENTRY_MASK
+            stream = entries[entry]
+            if stream is None or stream.entry != entry:  # paused, stopped or rescheduled since
+                heappop(heap)
+                entries[entry] = None
+                self._free_entries.append(entry)
+                continue
+            interval = stream.interval_ns
+            due = stream.due
+            late = now - due
+            if late >= interval:  # a whole slot behind: jump to the latest slot, never burst
+                slots = late // interval
+                timing.skipped += slots
+                due += slots * interval
+                late -= slots * interval
+                stream.timestamp = (stream.timestamp + slots * stream.step) & 0xFFFFFFFF
+            packet = stream.packet
+            patch(packet, SEQ_TS_OFFSET, stream.sequence, stream.timestamp)
+            marker = stream.marker
+            if marker:
+                packet[MARKER_PT_OFFSET] = MARKER_BIT | stream.pt_byte
+            try:
+                stream.send(packet)
+            except OSError as error:
+                name = error_names.get(error.errno or 0, f"errno {error.errno}")
+                send_errors[name] += 1
+                stream.send_errors += 1
+            else:
+                stream.packets += 1
+                if late > _LATE_NS:
+                    timing.late += 1
+                    if late <= _ON_TIME_2MS_NS:
+                        timing.on_time_2ms += 1
+                else:
+                    timing.on_time_1ms += 1
+                    timing.on_time_2ms += 1
+                if late > timing.max_late_ns:
+                    timing.max_late_ns = late
+            if marker:
+                packet[MARKER_PT_OFFSET] = stream.pt_byte
+                stream.marker = False
+            # Sequence and timestamp move on even after a failed send, as the native core does:
+            # the packet is lost at the sender, and the receiver sees the gap as loss.
+            stream.sequence = (stream.sequence + 1) & 0xFFFF
+            stream.timestamp = (stream.timestamp + stream.step) & 0xFFFFFFFF
+            stream.remaining -= 1
+            if stream.remaining <= 0:
+                self._finish(stream, entry)
+                continue
+            due += interval
+            stream.due = due
+            # A late packet is followed half an interval later at the soonest, never at once.
+            earliest = now + (interval >> 1)
+            heapreplace(heap, ((due if due > earliest else earliest) << _ENTRY_BITS) | entry)
+
+    def _finish(self, stream: _Stream, entry: int) -> None:
+        """A stream whose duration is over stays registered (its port open) until unregistered."""
+        heapq.heappop(self._heap)
+        self._entries[entry] = None
+        self._free_entries.append(entry)
+        stream.entry = _NO_ENTRY
+        stream.finished = True

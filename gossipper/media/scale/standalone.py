@@ -1,0 +1,239 @@
+"""`-rtp_send`: the standalone RTP generator, N synthetic streams and no SIP.
+
+Stream i binds BASE + 2i and starts i/N of an interval after the first, so the packets
+of all streams spread evenly over each period instead of leaving in one burst. The run
+ends when the duration is over (plus one interval for the last packets) or on SIGINT,
+SIGTERM or SIGUSR1, and the summary is the same either way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+
+from gossipper import __version__
+from gossipper.cli.config import Config
+from gossipper.cli.errors import UsageError
+from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_CALLS_FAILED, EXIT_NO_CALLS
+from gossipper.media.codecs import lookup_codec
+from gossipper.media.scale.api import ScaleEngine, StreamSpec
+from gossipper.media.scale.factory import create_scale_engine
+from gossipper.media.scale.preflight import PORT_STEP, preflight
+from gossipper.stats.counters import MediaCounters, RunCounters
+
+LIVE_PERIOD_S = 1.0
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
+
+
+def run_standalone(config: Config) -> int:
+    """Run the generator; 0 when packets went out without send errors, 1 with errors, 99 if none."""
+    assert config.rtp_addr is not None  # validate() requires -rtp_addr with -rtp_send
+    remote_ip, remote_port = _resolve(config.rtp_addr)
+    local_ip = config.media_ip or config.local_ip or _source_address(remote_ip)
+    specs = _stream_specs(config, local_ip, remote_ip, remote_port)
+    for warning in preflight(len(specs), config.media_base_port, config.max_rtp_port):
+        print(f"gossipper: {warning}", file=sys.stderr)
+    engine = create_scale_engine(prefer="iouring" if config.media_iouring else "auto")
+    stop = threading.Event()
+    with _stop_on_signals(stop):
+        counters = RunCounters()
+        engine.start()
+        try:
+            registered_at = _register_all(engine, specs, stop)
+            _print_start_line(config, engine, specs)
+            _wait_for_end(config, engine, stop, registered_at, specs[0].interval_ms)
+        finally:
+            engine.close()
+    counters.finished_at = time.time()
+    counters.media = engine.snapshot()
+    counters.media.engine = engine.name
+    _report(config, counters)
+    return _exit_code(counters.media)
+
+
+def _resolve(address: tuple[str, int]) -> tuple[str, int]:
+    host, port = address
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as error:
+        raise UsageError(f"-rtp_addr: cannot resolve {host!r} ({error.strerror})") from None
+    return str(infos[0][4][0]), port
+
+
+def _source_address(remote_ip: str) -> str:
+    """Loopback for a loopback peer, else the address the kernel's route to the peer uses."""
+    remote = ipaddress.ip_address(remote_ip)
+    if remote.is_loopback:
+        return "::1" if remote.version == 6 else "127.0.0.1"
+    family = socket.AF_INET6 if remote.version == 6 else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((remote_ip, 9))  # a UDP connect only picks a route; nothing is sent
+        except OSError as error:
+            raise UsageError(f"-rtp_addr: no route to {remote_ip} ({error.strerror}); give -i") from None
+        return str(probe.getsockname()[0])
+
+
+def _stream_specs(config: Config, local_ip: str, remote_ip: str, remote_port: int) -> list[StreamSpec]:
+    codec = lookup_codec(config.rtp_codec)
+    streams = config.rtp_streams
+    base = config.media_base_port
+    interval = config.rtp_freq_ms
+    return [
+        StreamSpec(
+            local_ip=local_ip,
+            local_port=base + PORT_STEP * index,
+            remote_ip=remote_ip,
+            remote_port=remote_port,
+            codec=codec,
+            interval_ms=interval,
+            duration_ms=config.rtp_dur_ms,
+            payload_type=config.rtp_pt,
+            channels=config.rtp_channels,
+            start_offset_ms=index * interval / streams,
+        )
+        for index in range(streams)
+    ]
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and friends end the run through the normal path, so the summary is whole."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; its caller owns the signals then
+        return
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def _print_start_line(config: Config, engine: ScaleEngine, specs: list[StreamSpec]) -> None:
+    first, last = specs[0], specs[-1]
+    duration = f"for {config.rtp_dur_ms / 1000:g} s" if config.rtp_dur_ms else "until interrupted"
+    print(
+        f"gossipper: rtp_send: {len(specs)} stream(s) of {first.codec.label} (PT {first.pt}, "
+        f"{first.payload_bytes}-byte payload every {first.interval_ms} ms) to "
+        f"{_endpoint(first.remote_ip, first.remote_port)} from {_endpoint(first.local_ip, first.local_port)}"
+        f"{f'..{last.local_port}' if len(specs) > 1 else ''} {duration}; "
+        f"engine {engine.name} ({engine.reason}); {engine.thread_count()} sender thread(s)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _endpoint(ip: str, port: int) -> str:
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def _register_all(engine: ScaleEngine, specs: list[StreamSpec], stop: threading.Event) -> float:
+    """Register every stream (or until stopped); returns when the last one was registered."""
+    for index, spec in enumerate(specs):
+        if stop.is_set():
+            break
+        try:
+            engine.register(f"rtp-{index}", spec)
+        except OSError as error:
+            raise UsageError(
+                f"-rtp_streams: cannot open the socket of stream {index} "
+                f"(port {spec.local_port}): {error.strerror or error}"
+            ) from None
+    return time.monotonic()
+
+
+def _wait_for_end(
+    config: Config, engine: ScaleEngine, stop: threading.Event, registered_at: float, interval_ms: int
+) -> None:
+    """Until the last stream's last slot plus one interval has passed, or a stop signal."""
+    deadline = registered_at + (config.rtp_dur_ms + interval_ms) / 1000 if config.rtp_dur_ms else None
+    live = _LiveLine(config, engine)
+    while not stop.is_set():
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            break
+        next_tick = live.next_at if deadline is None else min(live.next_at, deadline)
+        if stop.wait(max(0.0, next_tick - now)):
+            break
+        if time.monotonic() >= live.next_at:
+            live.show()
+    live.finish()
+
+
+@dataclass
+class _Previous:
+    at: float
+    packets: int = 0
+
+
+class _LiveLine:
+    """A SIPp-like status line each second: rewritten in place on a terminal, appended elsewhere."""
+
+    def __init__(self, config: Config, engine: ScaleEngine) -> None:
+        self.engine = engine
+        self.started = time.monotonic()
+        self.next_at = self.started + LIVE_PERIOD_S
+        self.in_place = sys.stdout.isatty() and not config.background
+        self.out = sys.stdout if self.in_place else sys.stderr
+        self.previous = _Previous(self.started)
+        self.shown = False
+
+    def show(self) -> None:
+        now = time.monotonic()
+        media = self.engine.snapshot()
+        pps = (media.rtp_packets_sent - self.previous.packets) / max(1e-9, now - self.previous.at)
+        self.previous = _Previous(now, media.rtp_packets_sent)
+        line = (
+            f"{now - self.started:7.1f} s  {pps:9.0f} pps  {media.rtp_packets_sent:>11} packets  "
+            f"{sum(media.send_errors.values())} send errors  {media.late_packets} late  "
+            f"{media.streams_active} active streams"
+        )
+        if self.in_place:
+            self.out.write(f"\r{line}\x1b[K")
+        else:
+            self.out.write(f"gossipper: {line}\n")
+        self.out.flush()
+        self.shown = True
+        self.next_at = now + LIVE_PERIOD_S
+
+    def finish(self) -> None:
+        if self.in_place and self.shown:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def _report(config: Config, counters: RunCounters) -> None:
+    media = counters.media
+    elapsed = counters.elapsed_s()
+    errors = ", ".join(f"{name} {count}" for name, count in sorted(media.send_errors.items())) or "none"
+    on_time = 100.0 * media.on_time_1ms / media.rtp_packets_sent if media.rtp_packets_sent else 0.0
+    line = (
+        f"gossipper: rtp_send done: {media.rtp_packets_sent} packets, {media.rtp_octets_sent} payload octets "
+        f"in {elapsed:.3f} s ({media.rtp_packets_sent / elapsed if elapsed else 0.0:.1f} pps); "
+        f"send errors: {errors}; late (>1 ms): {media.late_packets}, max late {media.max_late_ms:.3f} ms; "
+        f"on time within 1 ms: {on_time:.2f} %; engine {media.engine}"
+    )
+    print(line, file=sys.stderr if config.summary_json == "-" else sys.stdout, flush=True)
+    if config.summary_json:
+        from gossipper.stats.summary import write_summary_json
+
+        write_summary_json(config.summary_json, counters, __version__)
+
+
+def _exit_code(media: MediaCounters) -> int:
+    if sum(media.send_errors.values()):
+        return EXIT_CALLS_FAILED
+    return EXIT_ALL_CALLS_OK if media.rtp_packets_sent else EXIT_NO_CALLS

@@ -1,0 +1,348 @@
+"""The scale engine contract, checked from real receiving sockets on loopback, per backend."""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pytest
+
+from gossipper.cli.errors import BindError
+from gossipper.media.codecs import CODECS, Codec
+from gossipper.media.rtp import RtpHeader, parse_rtp, rtp_payload
+from gossipper.media.scale.api import ScaleEngine, StreamSpec
+from gossipper.media.scale.python_backend import PythonScaleEngine
+from tests.media.scale.conftest import LOOPBACK, Backend
+
+BasePort = Callable[[int], int]
+T = TypeVar("T")
+
+
+@dataclass
+class Received:
+    header: RtpHeader
+    payload: bytes
+    source_port: int
+    at: float
+
+
+class Receiver:
+    """A UDP socket standing for the SBC; collect() gathers what arrived, parsed."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((LOOPBACK, 0))
+        self.port: int = self.sock.getsockname()[1]
+
+    def collect(self, seconds: float, expected: int | None = None) -> list[Received]:
+        packets: list[Received] = []
+        deadline = time.monotonic() + seconds
+        while (expected is None or len(packets) < expected) and (left := deadline - time.monotonic()) > 0:
+            self.sock.settimeout(left)
+            try:
+                data, (_, port) = self.sock.recvfrom(65535)
+            except TimeoutError:
+                break
+            header = parse_rtp(data)
+            packets.append(Received(header, rtp_payload(data, header), port, time.monotonic()))
+        return packets
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    rx = Receiver()
+    yield rx
+    rx.close()
+
+
+def spec_for(
+    receiver: Receiver, port: int, codec: Codec, interval_ms: int | None = None, **extra: Any
+) -> StreamSpec:
+    return StreamSpec(
+        local_ip=LOOPBACK,
+        local_port=port,
+        remote_ip=LOOPBACK,
+        remote_port=receiver.port,
+        codec=codec,
+        interval_ms=interval_ms or codec.default_interval_ms,
+        **extra,
+    )
+
+
+def by_ssrc(packets: list[Received]) -> dict[int, list[Received]]:
+    streams: dict[int, list[Received]] = defaultdict(list)
+    for packet in packets:
+        streams[packet.header.ssrc].append(packet)
+    return streams
+
+
+def port_is_bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((LOOPBACK, port))
+        except OSError as error:
+            return error.errno == errno.EADDRINUSE
+    return False
+
+
+def in_thread(action: Callable[[], T]) -> T:
+    """Run one engine call from another thread, as the SIP engine does, and return its result."""
+    results: list[T] = []
+    worker = threading.Thread(target=lambda: results.append(action()))
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "engine call did not return"
+    return results[0]
+
+
+# (codec label, interval ms, channels, pt override) -> expected (pt, payload bytes, step, silence)
+PACKET_CASES = [
+    (("PCMU/8000", 20, 1, None), (0, 160, 160, 0xFF)),
+    (("PCMA/8000", 20, 1, None), (8, 160, 160, 0xD5)),
+    (("PCMU/8000", 10, 1, None), (0, 80, 80, 0xFF)),
+    (("G722/8000", 20, 1, None), (9, 160, 160, 0x00)),
+    (("ILBC/8000", 30, 1, None), (97, 240, 240, 0x00)),
+    (("H264/90000", 33, 1, None), (96, 3000, 3000, 0x00)),
+    (("OPUS/48000", 20, 2, None), (111, 1920, 960, 0x00)),
+    (("PCMU/8000", 20, 1, 101), (101, 160, 160, 0xFF)),
+]
+
+
+@pytest.mark.parametrize(("case", "expected"), PACKET_CASES, ids=lambda v: "-".join(map(str, v)))
+def test_packets_are_well_formed(
+    engine: ScaleEngine,
+    receiver: Receiver,
+    base_port: BasePort,
+    case: tuple[str, int, int, int | None],
+    expected: tuple[int, int, int, int],
+) -> None:
+    label, interval, channels, pt = case
+    want_pt, want_bytes, want_step, silence = expected
+    streams, packets_each = 4, 8
+    base = base_port(streams)
+    codec = CODECS[label]
+    for index in range(streams):
+        spec = spec_for(
+            receiver,
+            base + 2 * index,
+            codec,
+            interval,
+            duration_ms=interval * packets_each,
+            payload_type=pt,
+            channels=channels,
+            start_offset_ms=index * interval / streams,
+        )
+        engine.register(f"call-{index}", spec)
+    received = receiver.collect(interval * packets_each / 1000 + 3, expected=streams * packets_each)
+    assert len(received) == streams * packets_each
+    flows = by_ssrc(received)
+    assert len(flows) == streams, "each stream needs its own SSRC"
+    assert sorted({flow[0].source_port for flow in flows.values()}) == [
+        base + 2 * index for index in range(streams)
+    ]
+    for flow in flows.values():
+        assert {packet.source_port for packet in flow} == {flow[0].source_port}
+        for packet in flow:
+            assert packet.header.version == 2
+            assert packet.header.payload_type == want_pt
+            assert packet.header.csrc_count == 0 and not packet.header.extension and not packet.header.padding
+            assert packet.payload == bytes((silence,)) * want_bytes
+        assert [packet.header.marker for packet in flow] == [True] + [False] * (packets_each - 1)
+        for before, after in itertools.pairwise(flow):
+            assert after.header.sequence == (before.header.sequence + 1) & 0xFFFF
+            assert after.header.timestamp == (before.header.timestamp + want_step) & 0xFFFFFFFF
+    totals = engine.snapshot()
+    assert totals.rtp_packets_sent == streams * packets_each
+    assert totals.rtp_octets_sent == streams * packets_each * want_bytes
+    assert totals.streams_started == streams
+    assert not totals.send_errors
+    assert totals.on_time_1ms + totals.late_packets == totals.rtp_packets_sent
+    assert totals.on_time_1ms <= totals.on_time_2ms <= totals.rtp_packets_sent
+
+
+def test_packet_limit_finishes_stream_but_keeps_it_registered(
+    engine: ScaleEngine, receiver: Receiver, base_port: BasePort
+) -> None:
+    port = base_port(1)
+    engine.register("call", spec_for(receiver, port, CODECS["PCMU/8000"], 20, duration_ms=200))
+    assert len(receiver.collect(3.0, expected=10)) == 10
+    assert receiver.collect(0.3) == [], "a finished stream must send nothing more"
+    counts = engine.stream_counts("call")
+    assert counts is not None and (counts.packets, counts.octets) == (10, 1600)
+    assert port_is_bound(port), "a finished stream keeps its port until unregistered"
+    final = engine.unregister("call")
+    assert final is not None and final.packets == 10
+    assert not port_is_bound(port)
+    assert engine.stream_counts("call") is None
+    assert engine.snapshot().rtp_packets_sent == 10
+
+
+def test_pause_resume_unregister_from_another_thread(
+    engine: ScaleEngine, receiver: Receiver, base_port: BasePort
+) -> None:
+    base = base_port(2)
+    interval = 20
+    step = 160
+    engine.register("paused", spec_for(receiver, base, CODECS["PCMU/8000"], interval))
+    engine.register("steady", spec_for(receiver, base + 2, CODECS["PCMU/8000"], interval, start_offset_ms=10))
+    before = receiver.collect(0.3)
+    in_thread(lambda: engine.pause("paused"))
+    paused_counts = engine.stream_counts("paused")
+    assert paused_counts is not None
+    during = receiver.collect(0.4)
+    after_pause = engine.stream_counts("paused")
+    assert after_pause is not None and after_pause.packets <= paused_counts.packets + 1
+    in_thread(lambda: engine.resume("paused"))
+    after = receiver.collect(0.3)
+
+    flows = by_ssrc(before + during + after)
+    paused_flow = next(flow for flow in flows.values() if flow[0].source_port == base)
+    steady_flow = next(flow for flow in flows.values() if flow[0].source_port == base + 2)
+    gaps = [(a, b) for a, b in itertools.pairwise(paused_flow) if b.at - a.at > 0.2]
+    assert len(gaps) == 1, "exactly one silence: the pause"
+    last, first = gaps[0]
+    assert first.header.marker, "the first packet after resume carries the marker bit"
+    assert first.header.sequence == (last.header.sequence + 1) & 0xFFFF
+    slots = ((first.header.timestamp - last.header.timestamp) & 0xFFFFFFFF) / step
+    assert slots == int(slots), "resume stays on the original grid"
+    assert abs(slots - (first.at - last.at) * 1000 / interval) <= 3, "timestamp follows the wall clock"
+    assert sum(packet.header.marker for packet in paused_flow) == 2
+    assert not any(p.header.marker for p in steady_flow[1:]), "pausing one stream leaves others alone"
+    assert len(steady_flow) >= 40
+
+    counts = in_thread(lambda: engine.unregister("paused"))
+    assert counts is not None and counts.packets >= len(paused_flow)
+    assert not port_is_bound(base), "unregister closes the socket before it returns"
+    assert all(packet.source_port != base for packet in receiver.collect(0.2))
+    assert engine.stream_counts("paused") is None
+    totals = engine.snapshot()
+    assert totals.rtp_packets_sent >= counts.packets + len(steady_flow)
+    assert engine.unregister("paused") is None
+    engine.pause("unknown-call")  # ignored: the call may have ended already
+    engine.resume("unknown-call")
+
+
+def test_late_stream_skips_to_latest_slot_instead_of_bursting(
+    engine: ScaleEngine, receiver: Receiver, base_port: BasePort
+) -> None:
+    """Freeze the whole process (every sender thread) for 200 ms: streams must not catch up."""
+    streams, interval, step = 5, 20, 160
+    base = base_port(streams)
+    for index in range(streams):
+        spec = spec_for(receiver, base + 2 * index, CODECS["PCMU/8000"], interval, start_offset_ms=4 * index)
+        engine.register(f"call-{index}", spec)
+    received = receiver.collect(0.3)
+    waker = subprocess.Popen(["sh", "-c", f"sleep 0.2; kill -CONT {os.getpid()}"])
+    os.kill(os.getpid(), signal.SIGSTOP)
+    waker.wait()
+    resumed_at = time.monotonic()
+    received += receiver.collect(0.5)
+    flows = by_ssrc(received)
+    assert len(flows) == streams
+    for flow in flows.values():
+        pairs = list(itertools.pairwise(flow))
+        assert all(b.header.sequence == (a.header.sequence + 1) & 0xFFFF for a, b in pairs)
+        slots = [((b.header.timestamp - a.header.timestamp) & 0xFFFFFFFF) / step for a, b in pairs]
+        assert all(slot == int(slot) for slot in slots), "timestamps stay on the grid"
+        assert max(slots) >= 5, "the stalled slots are skipped, the timestamp jumps over them"
+        soon = [packet for packet in flow if 0 <= packet.at - resumed_at < 2.5 * interval / 1000]
+        assert len(soon) <= 4, f"burst after a stall: {len(soon)} packets within 2.5 intervals"
+    totals = engine.snapshot()
+    assert totals.late_packets >= 1
+    assert totals.max_late_ms >= 2.0
+    if isinstance(engine, PythonScaleEngine):  # MediaCounters has no field for it (yet)
+        assert engine.slots_skipped >= 5 * streams
+
+
+def test_send_errors_are_counted_by_errno_and_not_as_sent(engine: ScaleEngine, base_port: BasePort) -> None:
+    closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closed.bind((LOOPBACK, 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()  # nobody listens: the kernel answers with ICMP port unreachable
+    spec = StreamSpec(LOOPBACK, base_port(1), LOOPBACK, dead_port, CODECS["PCMU/8000"], 10, duration_ms=300)
+    engine.register("refused", spec)
+    time.sleep(0.8)
+    counts = engine.stream_counts("refused")
+    totals = engine.snapshot()
+    assert counts is not None
+    assert totals.send_errors["ECONNREFUSED"] == counts.send_errors >= 5
+    assert counts.packets + counts.send_errors == 30
+    assert totals.rtp_packets_sent == counts.packets
+
+
+def test_register_rejects_live_call_id_and_taken_port(
+    engine: ScaleEngine, receiver: Receiver, base_port: BasePort
+) -> None:
+    base = base_port(2)
+    engine.register("call", spec_for(receiver, base, CODECS["PCMU/8000"]))
+    with pytest.raises(ValueError, match="call"):
+        engine.register("call", spec_for(receiver, base + 2, CODECS["PCMU/8000"]))
+    with pytest.raises(BindError, match=str(base)):
+        engine.register("other", spec_for(receiver, base, CODECS["PCMU/8000"]))
+    engine.unregister("call")
+    engine.register("call", spec_for(receiver, base, CODECS["PCMU/8000"]))  # the id is free again
+
+
+def test_close_keeps_snapshot_and_releases_ports(
+    backend: Backend, receiver: Receiver, base_port: BasePort
+) -> None:
+    engine = backend.make()
+    engine.start()
+    base = base_port(3)
+    for index in range(3):
+        engine.register(f"call-{index}", spec_for(receiver, base + 2 * index, CODECS["PCMA/8000"]))
+    time.sleep(0.3)
+    engine.close()
+    totals = engine.snapshot()
+    assert totals.rtp_packets_sent >= 3 * 10
+    assert totals.rtp_octets_sent == totals.rtp_packets_sent * 160
+    assert not any(port_is_bound(base + 2 * index) for index in range(3))
+
+
+def _thread_count() -> int:
+    return len(os.listdir(f"/proc/{os.getpid()}/task"))
+
+
+def test_threads_stay_few_with_5000_streams(engine: ScaleEngine, base_port: BasePort) -> None:
+    streams = 5000
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # never read: the kernel drops the excess
+    sink.bind((LOOPBACK, 0))
+    base = base_port(streams)
+    threads_before = _thread_count()
+    try:
+        for index in range(streams):
+            spec = StreamSpec(
+                LOOPBACK,
+                base + 2 * index,
+                LOOPBACK,
+                sink.getsockname()[1],
+                CODECS["PCMU/8000"],
+                200,  # 25,000 pps: every backend keeps up, the point is the thread count
+                start_offset_ms=index * 200 / streams,
+            )
+            engine.register(f"call-{index}", spec)
+        time.sleep(1.0)
+        assert _thread_count() < 64
+        assert _thread_count() - threads_before <= max(8, engine.thread_count())
+        assert engine.thread_count() <= 2 * (os.cpu_count() or 1) + 2
+        totals = engine.snapshot()
+        assert totals.streams_started == streams
+        assert totals.rtp_packets_sent >= streams  # every stream sent at least once
+        assert not totals.send_errors
+    finally:
+        sink.close()

@@ -1,0 +1,670 @@
+"""The native core (`_scalecore.Core`) and its engine wrapper on loopback, in both send modes.
+
+Real receiving sockets check what went on the wire: RTP fields, exact counts, marker bits,
+source ports; pause/resume/remove come from other threads while the workers send. A loopback
+echo peer sends the streams back, as an SBC or a UAS with -rtp_echo would, for the receive counts. Timing is
+only asserted within generous bounds: the machine is shared.
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import secrets
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from gossipper.cli.errors import BindError
+from gossipper.media.codecs import CODECS
+from gossipper.media.rtp import RtpHeader, parse_rtp
+from gossipper.media.scale.api import StreamSpec
+from tests.netutil import LOOPBACK, free_port
+
+_scalecore = pytest.importorskip("gossipper.media.scale._scalecore")
+from gossipper.media.scale.native_backend import NativeScaleEngine  # noqa: E402
+
+MS = 1_000_000
+PCMA = CODECS["PCMA/8000"]
+STATS_KEYS = {
+    "packets",
+    "octets",
+    "late_packets",
+    "on_time_1ms",
+    "on_time_2ms",
+    "max_late_ns",
+    "skipped",
+    "errors",
+    "active",
+    "finished",
+    "threads",
+    "received_packets",
+    "received_octets",
+    "received_malformed",
+}
+
+
+def _iouring_runs() -> bool:
+    core = _scalecore.Core(1, "iouring")
+    core.stop()
+    return bool(core.mode == "iouring")
+
+
+MODES = [
+    pytest.param("send", id="send"),
+    pytest.param(
+        "iouring",
+        id="iouring",
+        marks=pytest.mark.skipif(not _iouring_runs(), reason="io_uring unavailable here"),
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Packet:
+    header: RtpHeader
+    payload: bytes
+    port: int  # source port
+    at: float  # monotonic receive time
+
+
+class Sink:
+    """A loopback receiver that keeps every packet it reads, by source port."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        self.sock.bind((LOOPBACK, 0))
+        self.address: tuple[str, int] = self.sock.getsockname()
+        self.by_port: dict[int, list[Packet]] = defaultdict(list)
+
+    def read_for(self, seconds: float) -> None:
+        self.sock.settimeout(0.02)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self._read_one()
+
+    def read_until(self, done: Callable[[], bool], timeout: float = 10.0) -> None:
+        self.sock.settimeout(0.02)
+        deadline = time.monotonic() + timeout
+        while not done():
+            assert time.monotonic() < deadline, "packets did not arrive in time"
+            self._read_one()
+
+    def _read_one(self) -> None:
+        try:
+            data, source = self.sock.recvfrom(4096)
+        except TimeoutError:
+            return
+        header = parse_rtp(data)
+        self.by_port[source[1]].append(Packet(header, data[12:], source[1], time.monotonic()))
+
+    def total(self) -> int:
+        return sum(len(packets) for packets in self.by_port.values())
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    receiver = Sink()
+    yield receiver
+    receiver.close()
+
+
+class Echo:
+    """A loopback peer that sends every datagram straight back to its source (like -rtp_echo)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.settimeout(0.02)
+        self.address: tuple[str, int] = self.sock.getsockname()
+        self.echoed = 0  # datagrams already back in the sender's receive queue
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            self.sock.sendto(data, source)
+            self.echoed += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def echo() -> Iterator[Echo]:
+    peer = Echo()
+    yield peer
+    peer.close()
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def received(core: Any) -> tuple[int, int, int]:
+    stats = core.stats()
+    return stats["received_packets"], stats["received_octets"], stats["received_malformed"]
+
+
+MakeCore = Callable[..., Any]
+
+
+@pytest.fixture
+def make_core() -> Iterator[MakeCore]:
+    """Started cores of the mode asked for, stopped after the test whatever happens."""
+    cores: list[Any] = []
+
+    def make(mode: str, workers: int = 2) -> Any:
+        core = _scalecore.Core(workers, mode)
+        assert core.mode == mode, core.mode_reason
+        core.start()
+        cores.append(core)
+        return core
+
+    yield make
+    for core in cores:
+        core.stop()
+
+
+def sender(peer: tuple[str, int], port: int = 0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((LOOPBACK, port))
+    sock.connect(peer)
+    sock.setblocking(False)
+    return sock
+
+
+def add(
+    core: Any,
+    sock: socket.socket,
+    start: RtpHeader,
+    *,
+    limit: int = 0,
+    interval_ms: int = 20,
+    offset_ns: int = 0,
+) -> int:
+    """A PCMA stream (160 bytes, step 160) whose first packet is due 20 ms + offset from now."""
+    return int(
+        core.add(
+            sock.fileno(),
+            bytes(start),
+            160,
+            PCMA.silence_byte,
+            160,
+            interval_ms * MS,
+            time.monotonic_ns() + 20 * MS + offset_ns,
+            limit,
+        )
+    )
+
+
+def random_start(pt: int = PCMA.payload_type) -> RtpHeader:
+    return RtpHeader(pt, secrets.randbits(16), secrets.randbits(32), secrets.randbits(32))
+
+
+def assert_follows(previous: RtpHeader, packet: RtpHeader, step: int, exact: bool) -> None:
+    """Sequence +1; timestamp a whole number of steps on (exactly one when nothing was skipped)."""
+    assert packet.sequence == (previous.sequence + 1) & 0xFFFF
+    delta = (packet.timestamp - previous.timestamp) & 0xFFFFFFFF
+    assert delta % step == 0 and delta >= step
+    if exact:
+        assert delta == step
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_packet_fields_and_exact_counts(mode: str, sink: Sink, make_core: MakeCore) -> None:
+    streams, limit = 20, 25
+    core = make_core(mode)
+    starts = [random_start() for _ in range(streams)]
+    starts[0] = RtpHeader(PCMA.payload_type, 0xFFF0, 0xFFFFFF00, 7)  # both counters wrap mid-stream
+    socks = [sender(sink.address) for _ in range(streams)]
+    handles = [
+        add(core, sock, start, limit=limit, offset_ns=index * MS)
+        for index, (sock, start) in enumerate(zip(socks, starts, strict=True))
+    ]
+    try:
+        sink.read_until(lambda: sink.total() >= streams * limit)
+        sink.read_for(0.1)  # nothing beyond the limit may follow
+        stats = core.stats()
+        exact = stats["skipped"] == 0
+        for sock, start in zip(socks, starts, strict=True):
+            packets = sink.by_port[sock.getsockname()[1]]
+            assert len(packets) == limit
+            first = packets[0].header
+            assert (first.sequence, first.timestamp, first.ssrc) == (
+                start.sequence,
+                start.timestamp,
+                start.ssrc,
+            )
+            assert [p.header.marker for p in packets] == [True] + [False] * (limit - 1)
+            for previous, packet in itertools.pairwise(packets):
+                assert_follows(previous.header, packet.header, 160, exact)
+            for packet in packets:
+                assert packet.header.version == 2 and packet.header.payload_type == PCMA.payload_type
+                assert packet.header.ssrc == start.ssrc
+                assert packet.payload == bytes([PCMA.silence_byte]) * 160
+        assert len({start.ssrc for start in starts}) == streams
+        total = streams * limit
+        assert stats["packets"] == total and stats["octets"] == total * 160
+        assert stats["late_packets"] + stats["on_time_1ms"] == total
+        assert stats["on_time_1ms"] <= stats["on_time_2ms"] <= total
+        assert (stats["finished"], stats["active"], stats["errors"]) == (streams, streams, {})
+        assert all(core.stream_stats(handle) == (limit, limit * 160, 0) for handle in handles)
+        assert all(core.remove(handle) == (limit, limit * 160, 0) for handle in handles)
+        after = core.stats()
+        assert (after["active"], after["packets"], after["finished"]) == (0, total, streams)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_pause_and_resume_from_another_thread(mode: str, sink: Sink, make_core: MakeCore) -> None:
+    core = make_core(mode)
+    socks = [sender(sink.address) for _ in range(3)]
+    handles = [add(core, sock, random_start(), offset_ns=i * 5 * MS) for i, sock in enumerate(socks)]
+    paused_port, other_port = socks[0].getsockname()[1], socks[1].getsockname()[1]
+
+    def in_thread(action: Callable[[int], None], handle: int) -> None:
+        thread = threading.Thread(target=action, args=(handle,))
+        thread.start()
+        thread.join()
+
+    try:
+        sink.read_until(lambda: len(sink.by_port[paused_port]) >= 5)
+        in_thread(core.pause, handles[0])
+        paused_at = time.monotonic()
+        sink.read_for(0.4)
+        in_thread(core.resume, handles[0])
+        resumed_at = time.monotonic()
+        sink.read_until(lambda: len([p for p in sink.by_port[paused_port] if p.at > resumed_at]) >= 5)
+
+        packets = sink.by_port[paused_port]
+        # one packet may already have been on its way when pause() returned
+        assert not [p for p in packets if paused_at + 0.05 < p.at < resumed_at]
+        assert len([p for p in sink.by_port[other_port] if paused_at < p.at < resumed_at]) >= 10
+        gap = next(i for i, (a, b) in enumerate(itertools.pairwise(packets)) if b.at - a.at > 0.2)
+        before, after = packets[gap], packets[gap + 1]
+        assert [p.header.marker for p in packets] == [i in (0, gap + 1) for i in range(len(packets))]
+        assert after.header.sequence == (before.header.sequence + 1) & 0xFFFF
+        steps = ((after.header.timestamp - before.header.timestamp) & 0xFFFFFFFF) / 160
+        assert steps == int(steps)
+        assert abs(steps - (after.at - before.at) / 0.020) <= 5  # timestamps follow the schedule
+        for previous, packet in itertools.pairwise(packets[gap + 1 :]):
+            assert_follows(previous.header, packet.header, 160, exact=False)
+    finally:
+        for handle in handles:
+            core.remove(handle)
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_remove_from_another_thread_frees_sockets(mode: str, sink: Sink, make_core: MakeCore) -> None:
+    core = make_core(mode)
+    socks = [sender(sink.address) for _ in range(10)]
+    ports = [sock.getsockname()[1] for sock in socks]
+    handles = [
+        add(core, sock, random_start(), interval_ms=5, offset_ns=i * MS // 2) for i, sock in enumerate(socks)
+    ]
+    core.pause(handles[0])  # paused streams and streams waiting in the heap are removed too
+    slow = sender(sink.address)
+    socks.append(slow)
+    handles.append(add(core, slow, random_start(), interval_ms=2000))
+    counts: list[tuple[int, int, int]] = []
+
+    def remove_all() -> None:
+        for handle, sock in zip(handles, socks, strict=True):
+            counts.append(core.remove(handle))
+            sock.close()  # the core promised never to touch it again
+
+    try:
+        sink.read_until(lambda: all(len(sink.by_port[port]) >= 5 for port in ports[1:]))
+        remover = threading.Thread(target=remove_all)
+        remover.start()
+        remover.join()
+        # New sockets most likely reuse the closed descriptors: a core still holding them would
+        # send into this trap.
+        trap = Sink()
+        reused = [sender(trap.address) for _ in socks]
+        try:
+            before = core.stats()
+            trap.read_for(0.2)
+            after = core.stats()
+            assert trap.total() == 0
+            assert after["packets"] == before["packets"] and after["errors"] == {}
+            assert after["active"] == 0
+            assert sum(packets for packets, _, _ in counts) == after["packets"]
+            for handle in handles:
+                with pytest.raises(ValueError):
+                    core.remove(handle)
+        finally:
+            for sock in reused:
+                sock.close()
+            trap.close()
+        rebound = sender(sink.address, ports[1])  # the port is free again
+        try:
+            handle = add(core, rebound, random_start(), limit=3)
+            sink.read_until(lambda: core.stream_stats(handle)[0] == 3)
+            assert core.remove(handle) == (3, 480, 0)
+        finally:
+            rebound.close()
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_add_remove_close_churn_never_touches_closed_sockets(
+    mode: str, sink: Sink, make_core: MakeCore
+) -> None:
+    """Two threads add and remove 1 ms streams as fast as they can, closing each socket as soon as
+    remove() returns. A core that let go too early would send on closed or reused descriptors
+    (EBADF, ENOTSOCK, or packets from a brand-new socket)."""
+    core = make_core(mode)
+    failures: list[BaseException] = []
+
+    def churn() -> None:
+        live: list[tuple[int, socket.socket]] = []
+        try:
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline:
+                sock = sender(sink.address)
+                live.append((add(core, sock, random_start(), interval_ms=1, offset_ns=-20 * MS), sock))
+                if len(live) > 50:
+                    handle, old = live.pop(0)
+                    core.remove(handle)
+                    old.close()
+        except BaseException as error:  # reported below; a thread cannot fail the test itself
+            failures.append(error)
+        finally:
+            for handle, sock in live:
+                core.remove(handle)
+                sock.close()
+
+    threads = [threading.Thread(target=churn) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stats = core.stats()
+    assert failures == []
+    assert stats["errors"] == {} and stats["active"] == 0
+    assert stats["packets"] > 1000
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_send_errors_counted_when_peer_port_is_closed(mode: str, make_core: MakeCore) -> None:
+    core = make_core(mode)
+    closed_peer = (LOOPBACK, free_port())
+    sock = sender(closed_peer)
+    try:
+        handle = add(core, sock, random_start(), limit=12, interval_ms=5)
+        deadline = time.monotonic() + 10
+        while core.stats()["finished"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        packets, octets, failures = core.remove(handle)
+        stats = core.stats()
+        assert packets + failures == 12 and octets == packets * 160
+        assert failures >= 1
+        assert stats["errors"] == {errno.ECONNREFUSED: failures}
+        assert stats["packets"] == packets  # a failed send is not a packet
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_echoed_rtp_counted_per_stream_while_sending(
+    mode: str, echo: Echo, sink: Sink, make_core: MakeCore
+) -> None:
+    """Everything echoed is counted by the worker itself, before any remove(); a stream kept
+    running to a silent sink keeps the single worker waking after the echoed ones finish."""
+    streams, limit = 10, 25
+    core = make_core(mode, workers=1)
+    keeper_sock = sender(sink.address)
+    socks = [sender(echo.address) for _ in range(streams)]
+    try:
+        keeper = add(core, keeper_sock, random_start(), interval_ms=5)
+        handles = [
+            add(core, sock, random_start(), limit=limit, interval_ms=5, offset_ns=i * MS // 3)
+            for i, sock in enumerate(socks)
+        ]
+        wait_until(lambda: sum(core.stream_received(handle)[0] for handle in handles) == streams * limit)
+        for handle in handles:
+            assert core.stream_stats(handle) == (limit, limit * 160, 0)
+            assert core.stream_received(handle) == (limit, limit * 160)
+        assert core.stream_received(keeper) == (0, 0)
+        total = streams * limit
+        assert received(core) == (total, total * 160, 0)
+        assert core.stats()["errors"] == {}
+        assert all(core.remove(handle) == (limit, limit * 160, 0) for handle in handles)
+        assert received(core) == (total, total * 160, 0)
+        with pytest.raises(ValueError):
+            core.stream_received(handles[0])
+        core.remove(keeper)
+    finally:
+        for sock in [keeper_sock, *socks]:
+            sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_remove_counts_what_arrived_while_the_worker_slept(
+    mode: str, sink: Sink, make_core: MakeCore
+) -> None:
+    """A finished stream leaves its worker nothing to wake for: remove() drains the socket itself."""
+    core = make_core(mode, workers=1)
+    sock = sender(sink.address)
+    try:
+        handle = add(core, sock, random_start(), limit=1)
+        wait_until(lambda: core.stats()["finished"] == 1)
+        time.sleep(0.05)  # the worker is asleep with an empty heap
+        rtp = bytes(random_start()) + bytes(40)
+        for datagram in (rtp, rtp, rtp, b"\x80"):
+            sink.sock.sendto(datagram, sock.getsockname())  # from the connected peer's address
+        assert core.remove(handle) == (1, 160, 0)
+        assert received(core) == (3, 120, 1)
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_non_rtp_counted_as_malformed_and_paused_streams_drained(
+    mode: str, sink: Sink, make_core: MakeCore
+) -> None:
+    core = make_core(mode, workers=1)
+    paused_sock, keeper_sock = sender(sink.address), sender(sink.address)
+    try:
+        paused = add(core, paused_sock, random_start(), interval_ms=5)
+        keeper = add(core, keeper_sock, random_start(), interval_ms=5)
+        core.pause(paused)
+        malformed = [b"", b"\x80", b"\x40" + bytes(11), b"hello, world", b"SIP/2.0 200 OK\r\n\r\n"]
+        valid = [bytes(random_start()) + bytes(20), bytes(random_start())]  # 20 and 0 payload octets
+        for datagram in malformed + valid:
+            sink.sock.sendto(datagram, paused_sock.getsockname())
+        wait_until(lambda: received(core) == (2, 20, 5))
+        assert core.stream_received(paused) == (2, 20)
+        assert core.stream_received(keeper) == (0, 0)
+        core.remove(paused)
+        core.remove(keeper)
+        assert received(core) == (2, 20, 5)
+    finally:
+        paused_sock.close()
+        keeper_sock.close()
+
+
+def test_stats_keys_before_start() -> None:
+    core = _scalecore.Core(3, "send")
+    stats = core.stats()
+    assert set(stats) == STATS_KEYS
+    assert stats["threads"] == 3 and stats["errors"] == {}
+    assert all(isinstance(value, int) for key, value in stats.items() if key != "errors")
+    core.stop()
+    core.stop()  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        ((0, "send"), ValueError),
+        ((2, "epoll"), ValueError),
+        (("2", "send"), TypeError),
+    ],
+)
+def test_bad_core_arguments(args: tuple[object, object], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        _scalecore.Core(*args)
+
+
+def test_bad_stream_arguments() -> None:
+    core = _scalecore.Core(1, "send")
+    good = {
+        "fd": 0,
+        "header": bytes(random_start()),
+        "payload_len": 160,
+        "silence_byte": 0xFF,
+        "ts_step": 160,
+        "interval_ns": 20 * MS,
+        "first_due_ns": time.monotonic_ns(),
+        "packet_limit": 0,
+    }
+    marked = bytearray(bytes(random_start()))
+    marked[1] |= 0x80
+    for field, value in [
+        ("fd", -1),
+        ("header", b"\x80\x00"),
+        ("header", b"\x40" + bytes(11)),
+        ("header", bytes(marked)),
+        ("payload_len", 70000),
+        ("silence_byte", 256),
+        ("interval_ns", 0),
+        ("packet_limit", -1),
+    ]:
+        with pytest.raises(ValueError):
+            core.add(**{**good, field: value})
+    with pytest.raises(TypeError):
+        core.add(**{**good, "header": "not bytes"})
+    for method in (core.pause, core.resume, core.remove, core.stream_stats, core.stream_received):
+        with pytest.raises(ValueError):
+            method(12345)
+        with pytest.raises(ValueError):
+            method(-1)
+    core.stop()
+    with pytest.raises(RuntimeError):
+        core.add(**good)
+    with pytest.raises(RuntimeError):
+        core.start()
+
+
+_NO_IOURING = """
+import ctypes, struct, sys
+libc = ctypes.CDLL(None, use_errno=True)
+# seccomp filter: io_uring_setup (425 on every architecture) fails with EPERM, all else allowed
+program = [(0x20, 0, 0, 0), (0x15, 0, 1, 425), (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7FFF0000)]
+code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
+class Fprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+fprog = Fprog(len(program), ctypes.addressof(code))
+if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
+    print("SKIP seccomp unavailable")
+    sys.exit(0)
+from gossipper.media.scale._scalecore import Core
+core = Core(2, "iouring")
+print(core.mode, core.mode_reason)
+"""
+
+
+def test_iouring_refused_falls_back_to_send() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _NO_IOURING], capture_output=True, text=True, timeout=60, check=True
+    )
+    if result.stdout.startswith("SKIP"):
+        pytest.skip(result.stdout.strip())
+    mode, reason = result.stdout.strip().split(" ", 1)
+    assert mode == "send"
+    assert reason == "io_uring_setup failed: EPERM; send() loop"
+
+
+def spec(peer: tuple[str, int], local_port: int, duration_ms: int = 0) -> StreamSpec:
+    return StreamSpec(LOOPBACK, local_port, peer[0], peer[1], PCMA, 20, duration_ms=duration_ms)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_engine_registers_counts_and_closes(mode: str, sink: Sink) -> None:
+    engine = NativeScaleEngine(workers=2, use_iouring=mode == "iouring")
+    assert engine.name == f"native-{mode}" and engine.reason
+    assert engine.thread_count() == 2
+    engine.start()
+    ports = [free_port() for _ in range(3)]
+    try:
+        registrar = threading.Thread(target=engine.register, args=("a", spec(sink.address, ports[0], 200)))
+        registrar.start()
+        registrar.join()
+        engine.register("b", spec(sink.address, ports[1]))
+        engine.register("refused", spec((LOOPBACK, free_port()), ports[2], 200))
+        with pytest.raises(ValueError):
+            engine.register("a", spec(sink.address, free_port()))
+        with pytest.raises(BindError):
+            engine.register("c", spec(sink.address, ports[1]))
+        engine.pause("nobody")
+        engine.resume("nobody")
+        assert engine.unregister("nobody") is None and engine.stream_counts("nobody") is None
+        sink.read_until(lambda: len(sink.by_port[ports[0]]) >= 10 and len(sink.by_port[ports[1]]) >= 10)
+        sink.read_for(0.1)
+        a = engine.unregister("a")
+        assert a is not None and (a.packets, a.octets, a.send_errors) == (10, 1600, 0)
+        snapshot = engine.snapshot()
+        assert snapshot.engine == engine.name
+        assert (snapshot.streams_started, snapshot.streams_active, snapshot.streams_active_max) == (3, 2, 3)
+        assert set(snapshot.send_errors) == {"ECONNREFUSED"}
+        assert snapshot.rtp_octets_sent == snapshot.rtp_packets_sent * 160
+        b, refused = engine.unregister("b"), engine.unregister("refused")
+        assert b is not None and refused is not None and refused.send_errors >= 1
+    finally:
+        engine.close()
+    sink.read_for(0.05)
+    final = engine.snapshot()  # still valid after close
+    assert final.streams_active == 0
+    assert sink.total() == a.packets + b.packets
+    assert final.rtp_packets_sent == a.packets + b.packets + refused.packets
+    assert final.send_errors["ECONNREFUSED"] == refused.send_errors
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_engine_snapshot_keeps_received_counts_after_unregister(mode: str, echo: Echo) -> None:
+    engine = NativeScaleEngine(workers=1, use_iouring=mode == "iouring")
+    engine.start()
+    try:
+        engine.register("a", spec(echo.address, free_port(), 200))
+        wait_until(lambda: echo.echoed == 10)
+        sent = engine.unregister("a")
+        assert sent is not None and (sent.packets, sent.octets) == (10, 1600)
+        snapshot = engine.snapshot()
+        assert (snapshot.rtp_packets_received, snapshot.rtp_octets_received) == (10, 1600)
+        assert snapshot.malformed_rtp == 0
+    finally:
+        engine.close()
+    assert engine.snapshot().rtp_packets_received == 10
