@@ -33,6 +33,7 @@ from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
+from gossipper.media.scale.preflight import ensure_open_files, raise_open_files_limit, socket_buffer_warnings
 from gossipper.scenario import model
 from gossipper.scenario.builtins import load_builtin
 from gossipper.scenario.loader import load_scenario_file
@@ -196,6 +197,13 @@ class Run:
                 f"but {base}..{config.max_rtp_port} holds {span} (step 2); "
                 "lower -l or widen -mp/-max_rtp_port"
             )
+        if config.media_scale:  # a socket per live stream: check -l, else take all the descriptors we may
+            if config.max_concurrent:
+                ensure_open_files(config.max_concurrent, flag="-l")
+            else:
+                raise_open_files_limit()
+            for warning in socket_buffer_warnings(config.max_concurrent or config.max_calls):
+                print(f"gossipper: {warning}", file=sys.stderr)
         return span
 
     # ------------------------------------------------------------------ main

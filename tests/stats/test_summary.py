@@ -152,6 +152,17 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "on_time_2ms": 5230,
         "malformed_rtp": 2,
         "engine": "scale",
+        "receive": {
+            "streams": 0,
+            "packets": 0,
+            "lost": 0,
+            "duplicates": 0,
+            "out_of_order": 0,
+            "jitter_avg_ms": 0.0,
+            "jitter_max_ms": 0.0,
+            "echoed_packets": 0,
+            "srtp_rejected": {},
+        },
     }
 
 

@@ -35,25 +35,31 @@ def check_port_range(streams: int, base_port: int, max_port: int = MAX_PORT) -> 
     )
 
 
-def ensure_open_files(streams: int) -> int:
-    """Raise the soft descriptor limit as far as needed (up to the hard limit); return it.
+def raise_open_files_limit(needed: int | None = None) -> tuple[int, int]:
+    """Raise the soft descriptor limit toward the hard one (all of it when needed is None).
 
     One socket per stream is the price of a real port per stream, so the limit is
     raised for the user rather than failing on the default 1,024.
     """
-    needed = streams + RESERVED_FDS
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if _below(soft, needed) and soft != hard:
-        new_soft = hard if hard != resource.RLIM_INFINITY else needed
+    if (needed is None or _below(soft, needed)) and soft != hard:
+        new_soft = hard if hard != resource.RLIM_INFINITY or needed is None else needed
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
             soft = new_soft
         except (OSError, ValueError):
-            pass  # the message below says what to do
+            pass  # callers say what to do when the limit stays too low
+    return soft, hard
+
+
+def ensure_open_files(streams: int, flag: str = "-rtp_streams") -> int:
+    """Raise the soft descriptor limit as far as needed (up to the hard limit); return it."""
+    needed = streams + RESERVED_FDS
+    soft, hard = raise_open_files_limit(needed)
     if _below(soft, needed):
         fit = max(0, soft - RESERVED_FDS)
         raise UsageError(
-            f"-rtp_streams: {streams} streams need about {needed} open files but the limit is {soft} "
+            f"{flag}: {streams} streams need about {needed} open files but the limit is {soft} "
             f"(hard limit {_limit_text(hard)}); {fit} streams fit. "
             f"Raise it with `ulimit -n {_suggested_limit(needed)}` (as root, or in /etc/security/limits.conf)"
         )

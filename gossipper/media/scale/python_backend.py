@@ -14,6 +14,12 @@ applied them, so once unregister returns the socket is closed and no packet foll
 Heap keys are plain ints (due_ns << 24 | entry) because one int comparison is the
 cheapest ordering Python offers; an entry number names one heap entry, so pausing or
 rescheduling a stream just makes its old entry stale instead of searching the heap.
+
+What comes back to a stream's port (an SBC's RTP, an echo) is counted by the same thread:
+every socket sits in one edge-triggered epoll that the sender polls, without waiting, each
+time before it sleeps, so a packet sent costs nothing more when nothing comes back and the
+streams need no reader threads. Like the native core, it counts totals only (StreamCounts
+has no received fields), and unregister drains the socket once more before closing it.
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import heapq
+import select
+import socket
 import threading
 import time
 from collections import Counter
@@ -28,6 +36,7 @@ from collections.abc import Callable
 
 from gossipper.media.rtp import MARKER_BIT, MARKER_PT_OFFSET, SEQ_TS, SEQ_TS_OFFSET, RtpHeader, build_packet
 from gossipper.media.scale.api import (
+    RTP_HEADER_BYTES,
     RtpStart,
     ScaleEngine,
     StreamCounts,
@@ -47,6 +56,8 @@ _EARLY_NS = 200_000
 _IDLE_WAIT_S = 1.0  # sleep while no stream is scheduled; commands wake the thread anyway
 _UNLIMITED = 1 << 62
 _NO_ENTRY = -1
+_EPOLL_EVENTS = 1024  # ready sockets taken per epoll.poll(); a full batch means poll again
+_RTP_VERSION = 2
 
 
 class _Stream:
@@ -104,6 +115,17 @@ class _Timing:
         self.late = self.max_late_ns = self.on_time_1ms = self.on_time_2ms = self.skipped = 0
 
 
+class _Received:
+    """What came back to the streams' sockets; the sender adds, snapshot() reads."""
+
+    __slots__ = ("malformed", "octets", "packets")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.octets = 0  # RTP payload octets: datagram length minus the fixed header
+        self.malformed = 0  # shorter than an RTP header, or not RTP version 2
+
+
 class _Command:
     __slots__ = ("action", "done", "stream")
 
@@ -129,9 +151,14 @@ class PythonScaleEngine(ScaleEngine):
         self._entries: list[_Stream | None] = []
         self._free_entries: list[int] = []
         self._timing = _Timing()
+        self._received = _Received()
+        self._epoll = select.epoll()
+        self._by_fd: dict[int, _Stream] = {}  # the streams in the epoll, as it names them
+        self._first_byte = bytearray(1)  # recv target: MSG_TRUNC still reports the whole length
         self._send_errors: Counter[str] = Counter()
         self._thread: threading.Thread | None = None
         self._sender_running = False  # True from start() until the sender has taken "close"
+        self._closed = False
         self._closed_totals = StreamCounts()
         self._streams_started = 0
         self._streams_active_max = 0
@@ -148,13 +175,14 @@ class PythonScaleEngine(ScaleEngine):
 
     def register(self, call_id: str, spec: StreamSpec) -> None:
         with self._lock:
-            if call_id in self._streams:
-                raise ValueError(f"call {call_id!r} already has a registered stream")
+            self._refuse_unless_free(call_id)
         stream = _Stream(spec, time.monotonic_ns() + round(spec.start_offset_ms * _NS_PER_MS))
         with self._lock:
-            if call_id in self._streams:
+            try:
+                self._refuse_unless_free(call_id)  # again: the socket took time to open
+            except BaseException:
                 stream.sock.close()
-                raise ValueError(f"call {call_id!r} already has a registered stream")
+                raise
             self._streams[call_id] = stream
             self._streams_started += 1
             self._streams_active_max = max(self._streams_active_max, len(self._streams))
@@ -194,10 +222,14 @@ class PythonScaleEngine(ScaleEngine):
                 self._streams_active_max,
             )
         timing = self._timing
+        received = self._received
         return MediaCounters(
             engine=self.name,
             rtp_packets_sent=totals.packets,
             rtp_octets_sent=totals.octets,
+            rtp_packets_received=received.packets,
+            rtp_octets_received=received.octets,
+            malformed_rtp=received.malformed,
             streams_started=started,
             streams_active=active,
             streams_active_max=active_max,
@@ -213,6 +245,8 @@ class PythonScaleEngine(ScaleEngine):
         return 1 if thread is not None and thread.is_alive() else 0
 
     def close(self) -> None:
+        with self._lock:
+            self._closed = True
         self._submit(_Command("close", None, threading.Event()))
         thread = self._thread
         if thread is not None:
@@ -221,6 +255,7 @@ class PythonScaleEngine(ScaleEngine):
             for stream in self._streams.values():
                 self._add_to_closed(stream)
             self._streams.clear()
+            self._epoll.close()
 
     @property
     def slots_skipped(self) -> int:
@@ -228,6 +263,13 @@ class PythonScaleEngine(ScaleEngine):
         return self._timing.skipped
 
     # --- commands -------------------------------------------------------------------------
+
+    def _refuse_unless_free(self, call_id: str) -> None:
+        """Raise unless call_id may register now (caller holds the lock); a closed engine sends no more."""
+        if self._closed:
+            raise RuntimeError("scale engine is closed")
+        if call_id in self._streams:
+            raise ValueError(f"call {call_id!r} already has a registered stream")
 
     def _command_for(self, call_id: str, action: str) -> _Stream | None:
         stream = self._streams.get(call_id)
@@ -270,7 +312,10 @@ class PythonScaleEngine(ScaleEngine):
             for live in self._streams.values():
                 self._stop_stream(live)
             self._heap.clear()
-        elif stream is not None and command.action == "register":
+        elif stream is not None and command.action == "register" and not stream.finished:
+            # finished already: a close overtook this register and has closed the socket
+            self._epoll.register(stream.sock, select.EPOLLIN | select.EPOLLET)
+            self._by_fd[stream.sock.fileno()] = stream
             self._schedule(stream)
         elif stream is not None and command.action == "pause":
             stream.entry = _NO_ENTRY
@@ -298,8 +343,12 @@ class PythonScaleEngine(ScaleEngine):
         heapq.heappush(self._heap, (stream.due << _ENTRY_BITS) | entry)
 
     def _stop_stream(self, stream: _Stream) -> None:
+        """Stop sending; count what arrived since the last poll, then close the socket."""
         stream.finished = True
         stream.entry = _NO_ENTRY
+        if self._by_fd.pop(stream.sock.fileno(), None) is stream:  # not stopped before
+            self._epoll.unregister(stream.sock)
+            self._receive(stream.sock)
         stream.sock.close()
 
     def _add_to_closed(self, stream: _Stream) -> None:
@@ -315,6 +364,50 @@ class PythonScaleEngine(ScaleEngine):
             slots = -((stream.due - now) // stream.interval_ns)  # ceiling division
             stream.due += slots * stream.interval_ns
             stream.timestamp = (stream.timestamp + slots * stream.step) & 0xFFFFFFFF
+
+    # --- receiving (in the sender) ------------------------------------------------------
+
+    def _poll_received(self) -> None:
+        """Drain every stream socket that became readable; never waits."""
+        poll = self._epoll.poll
+        by_fd = self._by_fd
+        while True:
+            ready = poll(0, _EPOLL_EVENTS)
+            for fd, events in ready:
+                stream = by_fd[fd]
+                # An error (ICMP to an earlier send) on a stream that still sends is the next
+                # send's to report and count; recv() would swallow it. Its data waits for the
+                # next arrival or the unregister drain, as in the native core.
+                if not (events & select.EPOLLERR and stream.entry != _NO_ENTRY):
+                    self._receive(stream.sock)
+            if len(ready) < _EPOLL_EVENTS:
+                return
+
+    def _receive(self, sock: socket.socket) -> None:
+        """Count every datagram queued on one socket, reading only its first byte.
+
+        A recv() error is a pending error of an earlier send, consumed by the call; the
+        drain goes on after one, and a second in a row (a socket that can only fail) ends it.
+        """
+        first = self._first_byte
+        received = self._received
+        failed = False
+        while True:
+            try:
+                length = sock.recv_into(first, 1, socket.MSG_TRUNC)
+            except BlockingIOError:
+                return
+            except OSError:
+                if failed:
+                    return
+                failed = True
+                continue
+            failed = False
+            if length < RTP_HEADER_BYTES or first[0] >> 6 != _RTP_VERSION:
+                received.malformed += 1
+            else:
+                received.packets += 1
+                received.octets += length - RTP_HEADER_BYTES
 
     # --- the sender thread ----------------------------------------------------------------
 
@@ -341,6 +434,7 @@ class PythonScaleEngine(ScaleEngine):
         heapreplace = heapq.heapreplace
         patch = SEQ_TS.pack_into
         sleep_until_woken = self._wake.acquire
+        poll_received = self._poll_received
         error_names = errno.errorcode
         while True:
             if pending:
@@ -348,13 +442,17 @@ class PythonScaleEngine(ScaleEngine):
                     return
                 continue
             if not heap:
+                poll_received()
                 sleep_until_woken(True, _IDLE_WAIT_S)
                 continue
             key = heap[0]
             send_at = key >> _ENTRY_BITS
             now = monotonic_ns()
             if send_at - now > _EARLY_NS:
-                sleep_until_woken(True, (send_at - now) / 1e9)
+                poll_received()
+                wait = send_at - monotonic_ns()  # the drain may have taken part of the gap
+                if wait > _EARLY_NS:
+                    sleep_until_woken(True, wait / 1e9)
                 continue
             entry = key & _ENTRY_MASK
             stream = entries[entry]

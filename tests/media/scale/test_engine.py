@@ -37,7 +37,11 @@ class Received:
 
 
 class Receiver:
-    """A UDP socket standing for the SBC; collect() gathers what arrived, parsed."""
+    """A UDP socket standing for the SBC; collect() gathers what arrived, parsed.
+
+    With echo, each datagram goes straight back to its source, as an SBC's or a UAS's
+    -rtp_echo return RTP does.
+    """
 
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -45,15 +49,18 @@ class Receiver:
         self.sock.bind((LOOPBACK, 0))
         self.port: int = self.sock.getsockname()[1]
 
-    def collect(self, seconds: float, expected: int | None = None) -> list[Received]:
+    def collect(self, seconds: float, expected: int | None = None, echo: bool = False) -> list[Received]:
         packets: list[Received] = []
         deadline = time.monotonic() + seconds
         while (expected is None or len(packets) < expected) and (left := deadline - time.monotonic()) > 0:
             self.sock.settimeout(left)
             try:
-                data, (_, port) = self.sock.recvfrom(65535)
+                data, source = self.sock.recvfrom(65535)
             except TimeoutError:
                 break
+            if echo:
+                self.sock.sendto(data, source)
+            port = source[1]
             header = parse_rtp(data)
             packets.append(Received(header, rtp_payload(data, header), port, time.monotonic()))
         return packets
@@ -97,6 +104,18 @@ def port_is_bound(port: int) -> bool:
         except OSError as error:
             return error.errno == errno.EADDRINUSE
     return False
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+def received_totals(engine: ScaleEngine) -> tuple[int, int, int]:
+    totals = engine.snapshot()
+    return totals.rtp_packets_received, totals.rtp_octets_received, totals.malformed_rtp
 
 
 def in_thread(action: Callable[[], T]) -> T:
@@ -307,6 +326,8 @@ def test_close_keeps_snapshot_and_releases_ports(
         engine.register(f"call-{index}", spec_for(receiver, base + 2 * index, CODECS["PCMA/8000"]))
     time.sleep(0.3)
     engine.close()
+    with pytest.raises(RuntimeError):  # a closed engine sends no more
+        engine.register("late", spec_for(receiver, base, CODECS["PCMA/8000"]))
     totals = engine.snapshot()
     assert totals.rtp_packets_sent >= 3 * 10
     assert totals.rtp_octets_sent == totals.rtp_packets_sent * 160
@@ -346,3 +367,56 @@ def test_threads_stay_few_with_5000_streams(engine: ScaleEngine, base_port: Base
         assert not totals.send_errors
     finally:
         sink.close()
+
+
+def test_echoed_rtp_is_counted_as_received_and_survives_unregister_and_close(
+    backend: Backend, receiver: Receiver, base_port: BasePort
+) -> None:
+    streams, packets_each, interval = 10, 25, 20
+    total = streams * packets_each
+    base = base_port(streams)
+    engine = backend.make()
+    engine.start()
+    try:
+        for index in range(streams):
+            spec = spec_for(
+                receiver,
+                base + 2 * index,
+                CODECS["PCMU/8000"],
+                interval,
+                duration_ms=interval * packets_each,
+                start_offset_ms=index * interval / streams,
+            )
+            engine.register(f"call-{index}", spec)
+        echoed = receiver.collect(interval * packets_each / 1000 + 5, expected=total, echo=True)
+        assert len(echoed) == total
+        if isinstance(engine, PythonScaleEngine):  # its sender polls before every sleep, even idle
+            wait_until(lambda: received_totals(engine) == (total, total * 160, 0))
+        for index in range(streams):
+            counts = engine.unregister(f"call-{index}")
+            assert counts is not None and counts.packets == packets_each
+        totals = engine.snapshot()
+        assert totals.streams_active == 0
+        assert totals.rtp_packets_sent == total
+        assert received_totals(engine) == (total, total * 160, 0), "unregister drains what is left"
+    finally:
+        engine.close()
+    assert received_totals(engine) == (total, total * 160, 0)
+
+
+def test_non_rtp_from_the_peer_counts_as_malformed_and_strangers_are_not_heard(
+    engine: ScaleEngine, receiver: Receiver, base_port: BasePort
+) -> None:
+    port = base_port(1)
+    engine.register("call", spec_for(receiver, port, CODECS["PCMU/8000"], 20, duration_ms=40))
+    assert len(receiver.collect(3.0, expected=2)) == 2
+    malformed = [b"", b"\x80", b"\x40" + bytes(11), b"hello, world", b"SIP/2.0 200 OK\r\n\r\n"]
+    rtp = [bytes(RtpHeader(0, 1, 2, 3)) + bytes(20), bytes(RtpHeader(8, 4, 5, 6))]  # 20 and 0 payload octets
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+        for datagram in [*rtp, b"hello"]:  # the socket is connected: the kernel drops these
+            stranger.sendto(datagram, (LOOPBACK, port))
+    for datagram in malformed + rtp:
+        receiver.sock.sendto(datagram, (LOOPBACK, port))
+    engine.unregister("call")  # no waiting: unregister itself counts what is queued
+    assert received_totals(engine) == (2, 20, 5)
+    assert engine.snapshot().rtp_packets_sent == 2
