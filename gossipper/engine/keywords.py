@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
+from functools import lru_cache
 
 from gossipper.engine.context import CallContext, format_variable
 
@@ -59,11 +61,17 @@ def resolve(call: CallContext, token: str) -> str:
         return AUTH_PLACEHOLDER
     if head in call.run.config.keys:
         return call.run.config.keys[head]
+    name, offset = _split_offset(token)
+    return _simple(call, name, offset)
+
+
+@lru_cache(maxsize=1024)
+def _split_offset(token: str) -> tuple[str, int]:
+    """'cseq+1' -> ('cseq', 1); cached because every message of every call asks again."""
     match = _OFFSET.match(token)
     if match is None:
         raise KeyError(token)
-    name, offset = match.group("name"), int(match.group("offset") or 0)
-    return _simple(call, name, offset)
+    return match.group("name"), int(match.group("offset") or 0)
 
 
 def _last(call: CallContext, spec: str) -> str:
@@ -84,44 +92,46 @@ def _field(call: CallContext, head: str, args: dict[str, str]) -> str:
     return source.field(line, index)
 
 
+_NUMERIC: dict[str, Callable[[CallContext], int]] = {
+    "call_number": lambda call: call.number,
+    "cseq": lambda call: call.cseq,
+    "local_port": lambda call: call.local_port if call.local_port is not None else call.run.local_port,
+    "remote_port": lambda call: call.remote[1],
+    "media_port": lambda call: call.media_port,
+    "auto_media_port": lambda call: call.media_port,
+    "rtpstream_audio_port": lambda call: call.media_port,
+    "pid": lambda call: call.run.pid,
+    "users": lambda call: call.run.config.users or 0,
+    "userid": lambda call: call.user_id,
+}
+_TEXT: dict[str, Callable[[CallContext], str]] = {
+    "service": lambda call: call.run.config.service,
+    "remote_ip": lambda call: _bracket_ip(call.remote[0]),
+    "remote_ip_type": lambda call: _ip_type(call.remote[0]),
+    "local_ip": lambda call: _bracket_ip(call.run.local_ip),
+    "local_ip_type": lambda call: _ip_type(call.run.local_ip),
+    "media_ip": lambda call: call.run.media_ip,
+    "media_ip_type": lambda call: _ip_type(call.run.media_ip),
+    "transport": lambda call: call.run.transport_name,
+    "call_id": lambda call: call.call_id,
+    "peer_tag_param": lambda call: f";tag={call.peer_tag}" if call.peer_tag else "",
+    "routes": lambda call: f"Route: {', '.join(call.route_set)}" if call.route_set else "",
+    "next_url": lambda call: call.next_url or call.last_request_uri,
+    "date": lambda _call: time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
+    "timestamp": lambda _call: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
+    "clock_tick": lambda _call: str(int(time.monotonic() * 1000)),
+    "sipp_version": lambda _call: "3.6.1-gossipper",
+    "crypto_attribute": lambda call: call.run.crypto_attribute(call.call_id),
+}
+
+
 def _simple(call: CallContext, name: str, offset: int) -> str:
-    run = call.run
-    numeric: dict[str, int] = {
-        "call_number": call.number,
-        "cseq": call.cseq,
-        "local_port": call.local_port if call.local_port is not None else run.local_port,
-        "remote_port": call.remote[1],
-        "media_port": call.media_port,
-        "auto_media_port": call.media_port,
-        "rtpstream_audio_port": call.media_port,
-        "pid": run.pid,
-        "users": run.config.users or 0,
-        "userid": call.user_id,
-    }
-    if name in numeric:
-        return str(numeric[name] + offset)
-    if name == "crypto_attribute":
-        return run.crypto_attribute(call.call_id)
+    numeric = _NUMERIC.get(name)
+    if numeric is not None:
+        return str(numeric(call) + offset)
     if name == "branch":
-        return f"z9hG4bK-{run.pid}-{call.number}-{call.send_index - 1 + offset}"
-    text: dict[str, str] = {
-        "service": run.config.service,
-        "remote_ip": _bracket_ip(call.remote[0]),
-        "remote_ip_type": _ip_type(call.remote[0]),
-        "local_ip": _bracket_ip(run.local_ip),
-        "local_ip_type": _ip_type(run.local_ip),
-        "media_ip": run.media_ip,
-        "media_ip_type": _ip_type(run.media_ip),
-        "transport": run.transport_name,
-        "call_id": call.call_id,
-        "peer_tag_param": f";tag={call.peer_tag}" if call.peer_tag else "",
-        "routes": f"Route: {', '.join(call.route_set)}" if call.route_set else "",
-        "next_url": call.next_url or call.last_request_uri,
-        "date": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
-        "clock_tick": str(int(time.monotonic() * 1000)),
-        "sipp_version": "3.6.1-gossipper",
-    }
-    if name in text:
-        return text[name]
-    raise KeyError(name)
+        return f"z9hG4bK-{call.run.pid}-{call.number}-{call.send_index - 1 + offset}"
+    text = _TEXT.get(name)
+    if text is None:
+        raise KeyError(name)
+    return text(call)

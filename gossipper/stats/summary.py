@@ -149,6 +149,20 @@ def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
         f"{media.rtp_octets_received} octets",
         f"  Send errors: {errors}; late packets: {media.late_packets} "
         f"(max lateness {media.max_late_ms:.3f} ms); streams: {media.streams_started}",
+        *_receive_lines(media),
+    ]
+
+
+def _receive_lines(media: MediaCounters) -> list[str]:
+    quality = media.receive
+    if not quality.streams:
+        return []
+    rejected = sum(quality.srtp_rejected.values())
+    return [
+        f"  Received streams: {quality.streams}; lost {quality.lost}, duplicates {quality.duplicates}, "
+        f"out of order {quality.out_of_order}; jitter avg {quality.jitter_avg_ms:.3f} ms, "
+        f"max {quality.jitter_max_ms:.3f} ms; echoed {quality.echoed_packets}"
+        + (f"; SRTP rejected {rejected}" if rejected else "")
     ]
 
 
