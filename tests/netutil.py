@@ -29,6 +29,17 @@ def free_port(kind: int = socket.SOCK_DGRAM, count: int = 1) -> int:
     raise RuntimeError("no free port found")
 
 
+def free_port_below_ephemeral(start: int, count: int) -> int:
+    """count free ports from start up, outside the kernel's ephemeral range (32768+), so that
+    no socket opened later with port 0 can land inside a media range picked now."""
+    port = start
+    while port + count < 32768:
+        if all(_is_free(port + i) for i in range(count)):
+            return port
+        port += count
+    raise RuntimeError(f"no {count} free ports between {start} and 32768")
+
+
 def _is_free(port: int) -> bool:
     for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
         with socket.socket(socket.AF_INET, kind) as probe:

@@ -16,6 +16,7 @@ from gossipper.sip.message import SipMessage
 from tests.netutil import (
     LOOPBACK,
     free_port,
+    free_port_below_ephemeral,
     needs_sipp,
     read_json,
     run_gossipper,
@@ -65,13 +66,17 @@ def _run_uac(tmp_path: Path, port: int, *extra: str) -> dict[str, object]:
         "-r",
         "10",
         "-mp",
-        str(free_port(count=2 * CALLS)),
+        str(free_port_below_ephemeral(24000, 2 * CALLS)),
         "-bg",
         "-summary_json",
         str(summary),
+        "-trace_err",
+        "-error_file",
+        str(tmp_path / "uac_errors.log"),
         *extra,
     )
-    assert result.returncode == 0, result.stderr
+    errors = tmp_path / "uac_errors.log"
+    assert result.returncode == 0, errors.read_text() if errors.exists() else result.stderr
     return read_json(summary)
 
 
@@ -98,7 +103,7 @@ def test_wav_stream_echoed_by_sipp(tmp_path: Path) -> None:
         str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port(count=4)),
+        str(free_port_below_ephemeral(20000, 4)),
         cwd=tmp_path,
     )
     try:
@@ -120,7 +125,7 @@ def _gossipper_uas(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.P
         str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port(count=2 * CALLS)),
+        str(free_port_below_ephemeral(20000, 2 * CALLS)),
         "-m",
         str(CALLS),
         "-bg",

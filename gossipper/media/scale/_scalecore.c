@@ -2,23 +2,28 @@
  *
  * Why native: half a million packets per second is far beyond what the
  * interpreter can schedule, so a few worker threads (never one per stream) each
- * own a min-heap of streams keyed on their next send time.  A worker sleeps
- * until something is due, then sends every due packet: one sendmsg() per packet
- * in mode "send", or one io_uring_enter() per batch in mode "iouring".  Python
- * never runs in the workers; callers reach a worker only through its mutex, so
- * add/pause/resume/remove work from any thread while the senders keep going.
+ * own a timing wheel of streams with one list per 1 ms tick of their next send
+ * time.  A worker sleeps until the next tick that has streams, then sends every
+ * packet of the tick, each at most half a tick early or late: one send() per
+ * packet in mode "send", or one io_uring_enter() per SUBMIT_CHUNK packets in
+ * mode "iouring" (sockets registered as fixed files).  Streams go to the first
+ * worker with room in their tick (TICK_BUDGET_NS of sending) rather than evenly,
+ * so that a light load wakes one thread, not all of them, and a heavy one does
+ * not crowd a tick on one worker.  Python never runs in the workers; callers
+ * reach a worker only through its mutex, so add/pause/resume/remove work from
+ * any thread while the senders keep going.
  *
- * Ownership: a stream in the heap or in flight belongs to its worker's
+ * Ownership: a stream in the wheel or in flight belongs to its worker's
  * scheduler (F_SCHEDULED).  remove() waits only for the one packet that may be
  * in flight, so once it returns the worker never touches the socket again.
  *
  * Receiving: the far end (an SBC, or a UAS echoing RTP) sends back to each
- * stream's bound port.  Each worker watches its streams' sockets with one
- * edge-triggered epoll instance and, just before it goes to sleep, asks it
- * without waiting which sockets have data, then counts their datagrams (no
- * payload copied) until each is empty.  With nothing coming back that costs
- * one epoll_wait() per wake-up; whatever arrives is counted at the latest
- * around the stream's next send, and by remove() for what is left.
+ * stream's bound port.  Before it goes to sleep, a worker looks at a share of its
+ * streams' sockets with one poll() that does not wait, so that every socket is
+ * looked at once per RX_SWEEP_NS, and counts the datagrams of the readable ones
+ * (no payload copied) until each is empty; remove() counts what is left.  Not
+ * epoll: a socket in an epoll set carries a wait-queue entry, and every packet it
+ * sends then pays for a wake-up callback when the kernel frees the packet.
  */
 #define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
@@ -27,13 +32,14 @@
 
 #include <errno.h>
 #include <linux/io_uring.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -44,9 +50,19 @@
 #define RTP_VERSION_BYTE 0x80 /* V=2, no padding, no extension, no CSRC */
 #define MARKER_BIT 0x80
 #define MAX_PAYLOAD_BYTES (65507 - RTP_HEADER_BYTES) /* largest UDP payload over IPv4 */
-#define BATCH_MAX 256u          /* sends per batch; also the io_uring SQ size */
-#define EVENTS_MAX 256          /* ready sockets taken per epoll_wait() */
-#define GRAIN_NS 250000         /* shortest gap between two batches: lets sends coalesce */
+#define INLINE_PAYLOAD_BYTES 500 /* payloads up to this size go out from one buffer with send() */
+#define BATCH_MAX 256u           /* sends per batch; also the io_uring SQ size */
+#define SUBMIT_CHUNK 64u         /* sends per io_uring_enter() */
+#define GRAIN_NS 1000000LL       /* one tick of the wheel: the 1 ms scheduler resolution */
+#define HALF_GRAIN_NS (GRAIN_NS / 2)
+#define WHEEL_SLOTS 4096u        /* ticks in one turn of the wheel (4.096 s) */
+#define WHEEL_WORDS (WHEEL_SLOTS / 64)
+#define FAR_TICKS (1 << 30)      /* a key further ahead waits this long, then is looked at again */
+#define TICK_BUDGET_NS 650000    /* a worker takes streams into a tick while their sends fit in this */
+#define FLOOR_COST_NS 2600       /* what a packet costs a busy worker, at least: 250 streams a tick */
+#define COST_SAMPLE_PACKETS 8192 /* packets per new measure of that cost */
+#define RX_SWEEP_NS 500000000LL  /* each socket is polled for returning RTP once per this period */
+#define POLL_FDS 256             /* sockets per poll() of the sweep */
 #define INFLIGHT_POLL_NS 1000000 /* wait cap while io_uring sends are still outstanding */
 #define TIMER_SLACK_NS 10000
 #define NS_PER_MS 1000000LL
@@ -57,30 +73,33 @@
 #define ERRNO_SLOTS 256
 #define UNLIMITED UINT64_MAX
 #define NO_SLOT UINT32_MAX
+#define FIXED_FILES_MAX 65536u /* io_uring fixed-file table per worker, at most RLIMIT_NOFILE */
 
 enum stream_flag {
     F_LIVE = 1 << 0,
-    F_SCHEDULED = 1 << 1, /* in the heap or in flight: the worker will look at it again */
+    F_SCHEDULED = 1 << 1, /* in the wheel or in flight: the worker will look at it again */
     F_INFLIGHT = 1 << 2,  /* a packet of it is being sent; its socket is in use */
     F_PAUSED = 1 << 3,
     F_MARKER = 1 << 4, /* the next packet carries the marker bit */
     F_REMOVED = 1 << 5,
     F_CLAIMED = 1 << 6, /* remove() has read the counts: the slot may be reused */
     F_FINISHED = 1 << 7,
+    F_FIXED = 1 << 8, /* its socket is in the ring's table of fixed files */
 };
 
 /* One stream, one cache line.  seq_next/ts_next/next_due_ns describe the next
- * packet; the heap key may be later than next_due_ns (see reschedule()). */
+ * packet; the tick it waits for in the wheel may be later (see complete_op()). */
 struct stream {
     int64_t next_due_ns;
     uint64_t packets;
-    uint64_t errors;
     uint64_t remaining; /* packets still to attempt, UNLIMITED without a limit */
     uint32_t interval_ns;
     uint32_t ts_step;
     uint32_t ts_next;
     uint32_t ssrc;
     int32_t fd;
+    uint32_t wheel_next; /* the next stream in the same wheel list */
+    uint32_t tick;       /* the tick it waits for in the wheel, modulo 2^32 */
     uint16_t seq_next;
     uint16_t payload_len;
     uint8_t pt;
@@ -89,37 +108,42 @@ struct stream {
 };
 _Static_assert(sizeof(struct stream) == 64, "a stream record should stay one cache line");
 
-/* What came back to a stream's socket.  Kept beside the record rather than in
- * it: the sender's hot path never reads it and the record stays one line. */
-struct received {
-    uint64_t packets;
-    uint64_t octets; /* RTP payload octets: datagram length minus the fixed header */
+/* A stream's send errors and what came back to its socket.  Kept beside the
+ * record rather than in it: a successful send never touches them and the
+ * record stays one line. */
+struct side_counts {
+    uint64_t send_errors;
+    uint64_t received_packets;
+    uint64_t received_octets; /* RTP payload octets: datagram length minus the fixed header */
 };
 
 /* Records live in chunks that never move, so a worker may keep pointers to
  * them while it sends without the lock and while add() grows the table. */
 struct chunk {
     struct stream rec[CHUNK_SLOTS];
-    struct received rx[CHUNK_SLOTS];
+    struct side_counts side[CHUNK_SLOTS];
     uint32_t gen[CHUNK_SLOTS]; /* bumped on reuse so stale handles are refused */
 };
 
-struct heap_entry {
-    int64_t key;
-    uint32_t slot;
-};
-
-/* One packet being sent.  Its header copy and msghdr stay valid until the
- * send completes, which io_uring needs. */
+/* One packet being sent; its buffers stay valid until the send completes, which
+ * io_uring needs.  A payload that fits follows the header in pkt, so the packet
+ * is one buffer for send() (cheaper in the kernel than sendmsg()'s msghdr and
+ * iovec); pkt keeps its payload bytes between uses, rewritten only when the
+ * next stream's silence byte or length differ.  A longer payload goes by
+ * sendmsg() as the header plus the shared silence buffer. */
 struct op {
-    struct msghdr msg;
-    struct iovec iov[2];
-    int64_t due_ns;
-    int64_t sent_ns;
+    uint8_t pkt[RTP_HEADER_BYTES + INLINE_PAYLOAD_BYTES];
+    uint16_t len;    /* bytes of pkt to send; 0: send msg */
+    uint16_t filled; /* payload bytes of pkt that hold fill_byte */
+    uint8_t fill_byte;
+    uint8_t fixed; /* io_uring: fd is an index in the table of fixed files */
     uint32_t slot; /* NO_SLOT when the op is free */
     int32_t fd;
     int32_t res; /* bytes sent or -errno */
-    uint8_t hdr[RTP_HEADER_BYTES];
+    int64_t due_ns;
+    int64_t sent_ns;
+    struct msghdr msg;
+    struct iovec iov[2];
 };
 
 struct counters {
@@ -146,6 +170,7 @@ struct ring {
     void *sq_map, *cq_map, *sqe_map;
     size_t sq_map_len, cq_map_len, sqe_map_len;
     unsigned pending; /* SQEs queued that the kernel has not taken yet */
+    unsigned files;   /* size of the table of fixed files, indexed by descriptor; 0: none */
 };
 
 struct worker {
@@ -153,7 +178,6 @@ struct worker {
     pthread_cond_t wake; /* the worker sleeps on it (CLOCK_MONOTONIC) */
     pthread_cond_t done; /* remove() waits on it for an in-flight packet */
     pthread_t thread;
-    int epfd; /* the streams' sockets, edge-triggered, data = slot */
     int running;
     int stop;
     uint32_t index;
@@ -162,10 +186,19 @@ struct worker {
     uint32_t used; /* slots ever handed out */
     uint32_t *free_slots;
     uint32_t nfree;
-    struct heap_entry *heap; /* capacity: every slot, so pushes never allocate */
-    uint32_t heap_len;
-    uint32_t active; /* written under the lock, read without it by pick_worker() */
-    int64_t sleep_until; /* INT64_MIN while awake */
+    uint32_t wheel[WHEEL_SLOTS];      /* each tick's list of streams; NO_SLOT: empty */
+    uint32_t wheel_tail[WHEEL_SLOTS]; /* its last stream: lists keep the order streams came in */
+    uint32_t wheel_len[WHEEL_SLOTS];  /* streams in each list, read without the lock by pick_worker() */
+    uint64_t wheel_busy[WHEEL_WORDS]; /* one bit per non-empty list */
+    int64_t tick;                     /* the next tick to send: earlier ones are done */
+    uint32_t waiting;                 /* streams in the wheel */
+    int64_t cost_ns;                  /* time spent sending and sweeping since the last measure */
+    uint64_t cost_packets;            /* packets sent meanwhile */
+    uint32_t packet_cost_ns;          /* the last measure per packet, read like wheel_len */
+    uint32_t active;                  /* streams added and not removed */
+    int64_t sleep_until;              /* INT64_MIN while awake */
+    uint32_t sweep_next;              /* the next slot the receive sweep looks at */
+    int64_t sweep_started;            /* when the current sweep began at slot 0 */
     uint8_t *const *silence;
     struct op ops[BATCH_MAX];
     uint32_t free_ops[BATCH_MAX];
@@ -184,7 +217,7 @@ typedef struct {
     int state; /* read and written with the GIL held */
     PyObject *mode;
     PyObject *mode_reason;
-    uint8_t *silence[256]; /* one shared payload per silence byte, allocated on first use */
+    uint8_t *silence[256]; /* a payload longer than INLINE_PAYLOAD_BYTES per silence byte, on first use */
 } CoreObject;
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -209,8 +242,8 @@ static inline struct stream *rec(struct worker *w, uint32_t slot) {
     return &w->chunks[slot >> CHUNK_BITS]->rec[slot & (CHUNK_SLOTS - 1)];
 }
 
-static inline struct received *rx_of(struct worker *w, uint32_t slot) {
-    return &w->chunks[slot >> CHUNK_BITS]->rx[slot & (CHUNK_SLOTS - 1)];
+static inline struct side_counts *side_of(struct worker *w, uint32_t slot) {
+    return &w->chunks[slot >> CHUNK_BITS]->side[slot & (CHUNK_SLOTS - 1)];
 }
 
 static inline uint32_t *gen_of(struct worker *w, uint32_t slot) {
@@ -235,47 +268,61 @@ static inline uint32_t get32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* ---- heap (caller holds the worker lock) -------------------------------- */
+/* ---- timing wheel (caller holds the worker lock) ------------------------ */
 
-static void heap_push(struct worker *w, int64_t key, uint32_t slot) {
-    uint32_t i = w->heap_len++;
-    while (i > 0) {
-        uint32_t parent = (i - 1) / 2;
-        if (w->heap[parent].key <= key)
-            break;
-        w->heap[i] = w->heap[parent];
-        i = parent;
-    }
-    w->heap[i].key = key;
-    w->heap[i].slot = slot;
+/* Tick t sends the keys from t - 1/2 ms to t + 1/2 ms, as soon as t begins.
+ * A list is sent from its head and grows at its tail: streams come back in the
+ * order they were sent, so a tick sends its earliest keys first and a long
+ * batch does not make them later still. */
+static inline void link_stream(struct worker *w, uint32_t tick, uint32_t slot) {
+    struct stream *s = rec(w, slot);
+    uint32_t i = tick & (WHEEL_SLOTS - 1);
+    s->tick = tick;
+    s->wheel_next = NO_SLOT;
+    if (w->wheel[i] == NO_SLOT)
+        w->wheel[i] = slot;
+    else
+        rec(w, w->wheel_tail[i])->wheel_next = slot;
+    w->wheel_tail[i] = slot;
+    w->wheel_busy[i / 64] |= 1ull << (i % 64);
+    __atomic_store_n(&w->wheel_len[i], w->wheel_len[i] + 1, __ATOMIC_RELAXED);
 }
 
-static uint32_t heap_pop(struct worker *w) {
-    uint32_t top = w->heap[0].slot;
-    uint32_t n = --w->heap_len;
-    if (n == 0)
-        return top;
-    struct heap_entry last = w->heap[n];
-    uint32_t i = 0;
-    for (;;) {
-        uint32_t child = 2 * i + 1;
-        if (child >= n)
-            break;
-        if (child + 1 < n && w->heap[child + 1].key < w->heap[child].key)
-            child++;
-        if (last.key <= w->heap[child].key)
-            break;
-        w->heap[i] = w->heap[child];
-        i = child;
+/* File a stream under the tick its key rounds to; a key already past goes to
+ * the next tick to be sent. */
+static void wheel_add(struct worker *w, int64_t key, uint32_t slot) {
+    int64_t start = w->tick * GRAIN_NS, ahead = 0;
+    if (key > start) {
+        int64_t gap = key - start;
+        ahead = gap / GRAIN_NS + (gap % GRAIN_NS >= HALF_GRAIN_NS);
     }
-    w->heap[i] = last;
-    return top;
+    link_stream(w, (uint32_t)(w->tick + (ahead < FAR_TICKS ? ahead : FAR_TICKS)), slot);
+    w->waiting++;
 }
 
-/* Push, waking the worker when the stream is due before it planned to wake. */
+/* The first tick from w->tick on with a non-empty list (whose streams may
+ * still wait for a later turn); INT64_MAX when the wheel is empty. */
+static int64_t next_busy_tick(const struct worker *w) {
+    if (!w->waiting)
+        return INT64_MAX;
+    uint32_t start = (uint32_t)w->tick & (WHEEL_SLOTS - 1);
+    for (uint32_t k = 0; k <= WHEEL_WORDS; k++) {
+        uint32_t word = (start / 64 + k) % WHEEL_WORDS;
+        uint64_t bits = w->wheel_busy[word];
+        if (k == 0)
+            bits &= ~0ull << (start % 64);
+        else if (k == WHEEL_WORDS)
+            bits &= (1ull << (start % 64)) - 1;
+        if (bits)
+            return w->tick + ((word * 64 + (uint32_t)__builtin_ctzll(bits) - start) & (WHEEL_SLOTS - 1));
+    }
+    return INT64_MAX;
+}
+
+/* Add, waking the worker when the stream's tick comes before it planned to wake. */
 static void schedule(struct worker *w, int64_t key, uint32_t slot) {
-    heap_push(w, key, slot);
-    if (key < w->sleep_until)
+    wheel_add(w, key, slot);
+    if (key - HALF_GRAIN_NS < w->sleep_until)
         pthread_cond_signal(&w->wake);
 }
 
@@ -295,10 +342,6 @@ static int grow_table(struct worker *w) {
     if (!free_slots)
         return -ENOMEM;
     w->free_slots = free_slots;
-    struct heap_entry *heap = realloc(w->heap, capacity * sizeof *heap);
-    if (!heap)
-        return -ENOMEM;
-    w->heap = heap;
     struct chunk *chunk = calloc(1, sizeof *chunk);
     if (!chunk)
         return -ENOMEM;
@@ -341,15 +384,25 @@ static void advance(struct stream *s, uint64_t k) {
 static void prepare_op(struct worker *w, struct op *op, struct stream *s, uint32_t slot) {
     op->slot = slot;
     op->fd = s->fd;
+    op->fixed = (s->flags & F_FIXED) != 0;
     op->due_ns = s->next_due_ns;
-    op->hdr[0] = RTP_VERSION_BYTE;
-    op->hdr[1] = s->pt | ((s->flags & F_MARKER) ? MARKER_BIT : 0);
-    put16(op->hdr + 2, s->seq_next);
-    put32(op->hdr + 4, s->ts_next);
-    put32(op->hdr + 8, s->ssrc);
-    op->iov[1].iov_base = w->silence[s->silence];
-    op->iov[1].iov_len = s->payload_len;
-    op->msg.msg_iovlen = s->payload_len ? 2 : 1;
+    op->pkt[0] = RTP_VERSION_BYTE;
+    op->pkt[1] = s->pt | ((s->flags & F_MARKER) ? MARKER_BIT : 0);
+    put16(op->pkt + 2, s->seq_next);
+    put32(op->pkt + 4, s->ts_next);
+    put32(op->pkt + 8, s->ssrc);
+    if (s->payload_len <= INLINE_PAYLOAD_BYTES) {
+        if (op->fill_byte != s->silence || op->filled < s->payload_len) {
+            memset(op->pkt + RTP_HEADER_BYTES, s->silence, s->payload_len);
+            op->fill_byte = s->silence;
+            op->filled = s->payload_len;
+        }
+        op->len = (uint16_t)(RTP_HEADER_BYTES + s->payload_len);
+    } else {
+        op->iov[1].iov_base = w->silence[s->silence];
+        op->iov[1].iov_len = s->payload_len;
+        op->len = 0;
+    }
     s->flags = (uint16_t)((s->flags & ~F_MARKER) | F_INFLIGHT);
     s->seq_next++;
     advance(s, 1);
@@ -357,28 +410,64 @@ static void prepare_op(struct worker *w, struct op *op, struct stream *s, uint32
         s->remaining--;
 }
 
-/* Pop every due stream into the batch.  A stream more than one interval
- * behind jumps to its latest due slot instead of catching up in a burst. */
+/* Put a due stream's packet in the batch, or let the stream go when it was
+ * removed or paused meanwhile.  A stream more than one interval behind jumps to
+ * its latest due slot instead of catching up in a burst. */
+static void take_due(struct worker *w, uint32_t slot, int64_t now, uint32_t *n) {
+    struct stream *s = rec(w, slot);
+    if (s->flags & (F_REMOVED | F_PAUSED)) {
+        s->flags &= ~F_SCHEDULED;
+        if (s->flags & F_CLAIMED)
+            release_slot(w, slot);
+        return;
+    }
+    if (s->next_due_ns > now + HALF_GRAIN_NS) { /* parked FAR_TICKS ahead of a later key */
+        wheel_add(w, s->next_due_ns, slot);
+        return;
+    }
+    int64_t behind = now - s->next_due_ns;
+    if (behind >= (int64_t)s->interval_ns) {
+        uint64_t missed = (uint64_t)behind / s->interval_ns;
+        advance(s, missed);
+        w->c.skipped += missed;
+    }
+    uint32_t index = w->free_ops[--w->nfree_ops];
+    prepare_op(w, &w->ops[index], s, slot);
+    w->batch[(*n)++] = index;
+}
+
+/* Take the streams of every tick that has begun, tick by tick, until the batch
+ * is full; a tick left with due streams is finished by the next batch.  After a
+ * stall longer than a turn, one turn still visits every list. */
 static uint32_t collect_due(struct worker *w, int64_t now) {
+    int64_t last = now / GRAIN_NS;
+    if (last - w->tick >= (int64_t)WHEEL_SLOTS)
+        w->tick = last - WHEEL_SLOTS + 1;
     uint32_t n = 0;
-    while (w->heap_len && w->heap[0].key <= now && w->nfree_ops) {
-        uint32_t slot = heap_pop(w);
-        struct stream *s = rec(w, slot);
-        if (s->flags & (F_REMOVED | F_PAUSED)) {
-            s->flags &= ~F_SCHEDULED;
-            if (s->flags & F_CLAIMED)
-                release_slot(w, slot);
-            continue;
+    while (w->tick <= last && w->nfree_ops) {
+        uint32_t i = (uint32_t)w->tick & (WHEEL_SLOTS - 1), slot = w->wheel[i];
+        int full = 0;
+        w->wheel[i] = NO_SLOT;
+        w->wheel_busy[i / 64] &= ~(1ull << (i % 64));
+        __atomic_store_n(&w->wheel_len[i], 0, __ATOMIC_RELAXED);
+        while (slot != NO_SLOT) {
+            struct stream *s = rec(w, slot);
+            uint32_t next = s->wheel_next;
+            if (next != NO_SLOT) /* a list is a chain of cache misses: start the next one now */
+                __builtin_prefetch(rec(w, next), 1);
+            int later = (int32_t)(s->tick - (uint32_t)w->tick) > 0; /* waits for a later turn */
+            if (later || !w->nfree_ops) {
+                full |= !later;
+                link_stream(w, s->tick, slot);
+            } else {
+                w->waiting--;
+                take_due(w, slot, now, &n);
+            }
+            slot = next;
         }
-        int64_t behind = now - s->next_due_ns;
-        if (behind >= (int64_t)s->interval_ns) {
-            uint64_t missed = (uint64_t)behind / s->interval_ns;
-            advance(s, missed);
-            w->c.skipped += missed;
-        }
-        uint32_t index = w->free_ops[--w->nfree_ops];
-        prepare_op(w, &w->ops[index], s, slot);
-        w->batch[n++] = index;
+        if (full)
+            break;
+        w->tick++;
     }
     return n;
 }
@@ -386,7 +475,7 @@ static uint32_t collect_due(struct worker *w, int64_t now) {
 static void count_result(struct worker *w, struct stream *s, const struct op *op) {
     if (op->res < 0) {
         int err = -op->res;
-        s->errors++;
+        side_of(w, op->slot)->send_errors++;
         w->c.errors[err < ERRNO_SLOTS ? err : 0]++;
         return;
     }
@@ -431,14 +520,23 @@ static int complete_op(struct worker *w, uint32_t index) {
         return 0;
     }
     int64_t earliest = op->sent_ns + s->interval_ns / 2;
-    heap_push(w, s->next_due_ns > earliest ? s->next_due_ns : earliest, slot);
+    wheel_add(w, s->next_due_ns > earliest ? s->next_due_ns : earliest, slot);
     return 0;
+}
+
+/* A bare system call: glibc's send() is a cancellation point, which in a
+ * threaded process costs two atomic updates of the thread's cancel state per
+ * packet, and the workers are never cancelled. */
+static long send_op(const struct op *op) {
+    if (op->len)
+        return syscall(SYS_sendto, op->fd, op->pkt, op->len, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
+    return syscall(SYS_sendmsg, op->fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 static void transmit_send(struct worker *w, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         struct op *op = &w->ops[w->batch[i]];
-        ssize_t sent = sendmsg(op->fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+        long sent = send_op(op);
         op->res = sent < 0 ? -errno : (int32_t)sent;
         op->sent_ns = now_ns();
     }
@@ -453,7 +551,7 @@ static void transmit_send(struct worker *w, uint32_t n) {
  * that can only fail) ends it. */
 static void drain_socket(struct worker *w, uint32_t slot) {
     int fd = rec(w, slot)->fd;
-    struct received *rx = rx_of(w, slot);
+    struct side_counts *side = side_of(w, slot);
     int failures = 0;
     for (;;) {
         uint8_t first = 0;
@@ -470,8 +568,8 @@ static void drain_socket(struct worker *w, uint32_t slot) {
             w->c.received_malformed++;
             continue;
         }
-        rx->packets++;
-        rx->octets += (uint64_t)(len - RTP_HEADER_BYTES);
+        side->received_packets++;
+        side->received_octets += (uint64_t)(len - RTP_HEADER_BYTES);
         w->c.received_packets++;
         w->c.received_octets += (uint64_t)(len - RTP_HEADER_BYTES);
     }
@@ -481,21 +579,40 @@ static void drain_socket(struct worker *w, uint32_t slot) {
  * still sends is left for now: recv() would swallow the error that the next
  * send reports in the errno table.  Its data is counted on the next arrival. */
 static int error_belongs_to_sender(const struct stream *s, uint32_t events) {
-    return (events & EPOLLERR) && s->remaining && !(s->flags & F_PAUSED);
+    return (events & POLLERR) && s->remaining && !(s->flags & F_PAUSED);
 }
 
-/* Drain every socket that became readable; never waits. */
-static void poll_received(struct worker *w) {
-    struct epoll_event events[EVENTS_MAX];
-    int n;
-    do {
-        n = epoll_wait(w->epfd, events, EVENTS_MAX, 0);
-        for (int i = 0; i < n; i++) {
-            uint32_t slot = events[i].data.u32;
-            if (!error_belongs_to_sender(rec(w, slot), events[i].events))
-                drain_socket(w, slot);
+/* Poll, without waiting, the sockets the sweep has reached by now: the share
+ * of the table that the time since the sweep began is of RX_SWEEP_NS, in whole
+ * polls of POLL_FDS sockets but for the table's tail.  A poll() that does not
+ * wait leaves nothing on the sockets' wait queues.  Only live streams' sockets
+ * are open; other slots are skipped. */
+static void sweep_received(struct worker *w, int64_t now) {
+    int64_t elapsed = now - w->sweep_started;
+    uint32_t target = elapsed >= RX_SWEEP_NS ? w->used : (uint32_t)((uint64_t)w->used * elapsed / RX_SWEEP_NS);
+    while (w->sweep_next < target && (target - w->sweep_next >= POLL_FDS || target == w->used)) {
+        struct pollfd fds[POLL_FDS];
+        uint32_t first = w->sweep_next, n = target - first < POLL_FDS ? target - first : POLL_FDS;
+        for (uint32_t i = 0; i < n; i++) {
+            const struct stream *s = rec(w, first + i);
+            fds[i].fd = (s->flags & (F_LIVE | F_REMOVED)) == F_LIVE ? s->fd : -1;
+            fds[i].events = POLLIN;
+            fds[i].revents = 0;
         }
-    } while (n == EVENTS_MAX || (n < 0 && errno == EINTR));
+        int ready = poll(fds, n, 0);
+        for (uint32_t i = 0; i < n && ready > 0; i++) {
+            if (!fds[i].revents)
+                continue;
+            ready--;
+            if (!error_belongs_to_sender(rec(w, first + i), (uint32_t)fds[i].revents))
+                drain_socket(w, first + i);
+        }
+        w->sweep_next = first + n;
+    }
+    if (w->sweep_next >= w->used) {
+        w->sweep_next = 0;
+        w->sweep_started = now;
+    }
 }
 
 /* ---- io_uring ----------------------------------------------------------- */
@@ -516,6 +633,29 @@ static void ring_close(struct ring *r) {
 static void *map_ring(int fd, size_t len, off_t offset) {
     void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset);
     return p == MAP_FAILED ? NULL : p;
+}
+
+/* An empty table of fixed files, one entry per possible descriptor: a send on
+ * a fixed file skips the descriptor lookup and the reference count that each
+ * packet otherwise costs in a threaded process.  Without it (an old kernel, a
+ * tight limit) every send names its descriptor. */
+static void register_file_table(struct ring *r) {
+    struct rlimit limit;
+    unsigned files = FIXED_FILES_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < files)
+        files = (unsigned)limit.rlim_cur;
+    struct io_uring_rsrc_register table = {.nr = files, .flags = IORING_RSRC_REGISTER_SPARSE};
+    if (syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_FILES2, &table, sizeof table) == 0)
+        r->files = files;
+}
+
+/* Put a socket in the table at its descriptor's index, or (fd -1) take it out;
+ * the caller holds the worker lock.  Returns whether the table changed. */
+static int ring_set_file(struct ring *r, int index, int fd) {
+    if (r->fd < 0 || (unsigned)index >= r->files)
+        return 0;
+    struct io_uring_files_update update = {.offset = (unsigned)index, .fds = (uint64_t)(uintptr_t)&fd};
+    return syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_FILES_UPDATE, &update, 1) == 1;
 }
 
 /* Returns 0 or -errno, with *step naming the call that failed. */
@@ -564,6 +704,7 @@ static int ring_open(struct ring *r, const char **step) {
     r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
     r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
     r->sqes = r->sqe_map;
+    register_file_table(r);
     return 0;
 }
 
@@ -585,17 +726,19 @@ static int ring_submit(struct ring *r, unsigned min_complete) {
     return 0;
 }
 
-static void transmit_ring(struct worker *w, uint32_t n) {
+/* Queue ops [first, first + n) of the batch as SQEs and submit them. */
+static void submit_ops(struct worker *w, uint32_t first, uint32_t n) {
     struct ring *r = &w->ring;
     unsigned tail = *r->sq_tail, mask = *r->sq_mask;
-    for (uint32_t i = 0; i < n; i++, tail++) {
+    for (uint32_t i = first; i < first + n; i++, tail++) {
         struct op *op = &w->ops[w->batch[i]];
         struct io_uring_sqe *sqe = &r->sqes[tail & mask];
         memset(sqe, 0, sizeof *sqe);
-        sqe->opcode = IORING_OP_SENDMSG;
+        sqe->opcode = op->len ? IORING_OP_SEND : IORING_OP_SENDMSG;
         sqe->fd = op->fd;
-        sqe->addr = (uint64_t)(uintptr_t)&op->msg;
-        sqe->len = 1;
+        sqe->flags = op->fixed ? IOSQE_FIXED_FILE : 0;
+        sqe->addr = op->len ? (uint64_t)(uintptr_t)op->pkt : (uint64_t)(uintptr_t)&op->msg;
+        sqe->len = op->len ? op->len : 1;
         /* MSG_DONTWAIT makes a full socket complete at once with EAGAIN
          * instead of parking the send in the kernel. */
         sqe->msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
@@ -605,9 +748,20 @@ static void transmit_ring(struct worker *w, uint32_t n) {
     __atomic_store_n(r->sq_tail, tail, __ATOMIC_RELEASE);
     r->pending += n;
     ring_submit(r, 0);
-    int64_t sent = now_ns();
-    for (uint32_t i = 0; i < n; i++)
-        w->ops[w->batch[i]].sent_ns = sent;
+}
+
+/* The batch goes in submissions of up to SUBMIT_CHUNK sends, each stamped with
+ * the time its submission returned: the kernel sends a submission's SQEs in
+ * order, so one stamp for a long batch would make its first packets look later
+ * than they left. */
+static void transmit_ring(struct worker *w, uint32_t n) {
+    for (uint32_t first = 0; first < n; first += SUBMIT_CHUNK) {
+        uint32_t k = n - first < SUBMIT_CHUNK ? n - first : SUBMIT_CHUNK;
+        submit_ops(w, first, k);
+        int64_t sent = now_ns();
+        for (uint32_t i = first; i < first + k; i++)
+            w->ops[w->batch[i]].sent_ns = sent;
+    }
 }
 
 /* Reap completions (worker lock held).  Returns 1 when a remove() may wait. */
@@ -659,11 +813,23 @@ static void sleep_locked(struct worker *w, int64_t until) {
     w->sleep_until = INT64_MIN;
 }
 
+/* Measure what a packet costs this worker: the time of its batches (sending,
+ * reaping, scheduling) and sweeps (counting what comes back) per packet sent,
+ * without the wake-ups.  pick_worker() sizes a worker's share of a tick with it,
+ * so a slower machine, or streams that also receive, spread sooner. */
+static void note_cost(struct worker *w, uint32_t packets, int64_t ns) {
+    w->cost_ns += ns;
+    w->cost_packets += packets;
+    if (w->cost_packets < COST_SAMPLE_PACKETS)
+        return;
+    __atomic_store_n(&w->packet_cost_ns, (uint32_t)(w->cost_ns / (int64_t)w->cost_packets), __ATOMIC_RELAXED);
+    w->cost_ns = 0;
+    w->cost_packets = 0;
+}
+
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     int use_ring = w->ring.fd >= 0;
-    int64_t last_batch = INT64_MIN / 2;
-    int backlog = 0;
     prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
     pthread_mutex_lock(&w->lock);
     while (!w->stop) {
@@ -672,22 +838,19 @@ static void *worker_main(void *arg) {
             if (reap(w))
                 pthread_cond_broadcast(&w->done);
         }
-        int64_t now = now_ns();
-        int64_t next = w->heap_len ? w->heap[0].key : INT64_MAX;
-        if (!backlog && next < last_batch + GRAIN_NS)
-            next = last_batch + GRAIN_NS;
+        int64_t now = now_ns(), tick = next_busy_tick(w);
+        int64_t next = tick == INT64_MAX ? INT64_MAX : tick * GRAIN_NS;
         if (next > now) {
             if (ops_in_flight(w) && next > now + INFLIGHT_POLL_NS)
                 next = now + INFLIGHT_POLL_NS;
-            poll_received(w);
+            sweep_received(w, now);
+            note_cost(w, 0, now_ns() - now);
             sleep_locked(w, next);
             continue;
         }
         uint32_t n = collect_due(w, now);
-        backlog = n && !w->nfree_ops && w->heap_len && w->heap[0].key <= now;
         if (!n)
             continue;
-        last_batch = now;
         pthread_mutex_unlock(&w->lock);
         if (use_ring)
             transmit_ring(w, n);
@@ -703,6 +866,7 @@ static void *worker_main(void *arg) {
         }
         if (removed)
             pthread_cond_broadcast(&w->done);
+        note_cost(w, n, now_ns() - now);
     }
     if (use_ring)
         drain_ring(w);
@@ -714,19 +878,20 @@ static void *worker_main(void *arg) {
 
 static int worker_init(struct worker *w, uint32_t index, uint8_t *const *silence) {
     memset(w, 0, sizeof *w);
-    w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (w->epfd < 0)
-        return errno;
     w->index = index;
     w->silence = silence;
     w->sleep_until = INT64_MIN;
+    w->tick = now_ns() / GRAIN_NS;
+    for (uint32_t i = 0; i < WHEEL_SLOTS; i++)
+        w->wheel[i] = NO_SLOT;
     w->ring.fd = -1;
     for (uint32_t i = 0; i < BATCH_MAX; i++) {
         struct op *op = &w->ops[i];
         op->slot = NO_SLOT;
-        op->iov[0].iov_base = op->hdr;
+        op->iov[0].iov_base = op->pkt;
         op->iov[0].iov_len = RTP_HEADER_BYTES;
         op->msg.msg_iov = op->iov;
+        op->msg.msg_iovlen = 2;
         w->free_ops[i] = BATCH_MAX - 1 - i;
     }
     w->nfree_ops = BATCH_MAX;
@@ -741,19 +906,15 @@ static int worker_init(struct worker *w, uint32_t index, uint8_t *const *silence
         err = pthread_cond_init(&w->done, NULL);
     if (!err)
         err = pthread_mutex_init(&w->lock, NULL);
-    if (err)
-        close(w->epfd);
     return err;
 }
 
 static void worker_free(struct worker *w) {
     ring_close(&w->ring);
-    close(w->epfd);
     for (uint32_t i = 0; i < w->nchunks; i++)
         free(w->chunks[i]);
     free(w->chunks);
     free(w->free_slots);
-    free(w->heap);
     pthread_mutex_destroy(&w->lock);
     pthread_cond_destroy(&w->wake);
     pthread_cond_destroy(&w->done);
@@ -897,13 +1058,47 @@ static PyObject *Core_stop(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
 
 /* ---- stream commands ---------------------------------------------------- */
 
-static uint32_t pick_worker(CoreObject *self) {
-    uint32_t best = 0, best_active = UINT32_MAX;
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        uint32_t active = __atomic_load_n(&self->workers[i].active, __ATOMIC_RELAXED);
-        if (active < best_active) {
-            best = i;
-            best_active = active;
+/* How many of a worker's streams share a grid of `step` ticks through `tick`:
+ * those waiting for any tick of the wheel's turn from `from` on that lies a
+ * whole number of steps from it.  A stream waits in the list of its next send
+ * only, which for streams added moments apart may be this turn of the grid or
+ * the next, so one list alone would miss some.  (Streams waiting for a tick
+ * beyond the turn are not seen: an estimate, for streams that start soon.) */
+static uint32_t streams_on_grid(struct worker *w, int64_t tick, int64_t step, int64_t from) {
+    if (step >= (int64_t)WHEEL_SLOTS)
+        return __atomic_load_n(&w->wheel_len[tick & (WHEEL_SLOTS - 1)], __ATOMIC_RELAXED);
+    uint32_t n = 0;
+    for (int64_t t = from + (tick - from) % step; t < from + (int64_t)WHEEL_SLOTS; t += step)
+        n += __atomic_load_n(&w->wheel_len[t & (WHEEL_SLOTS - 1)], __ATOMIC_RELAXED);
+    return n;
+}
+
+/* The first worker whose streams on the new stream's grid of ticks (the ticks
+ * it will be sent in, turn after turn) take less than TICK_BUDGET_NS at its
+ * measured cost per packet, else the one that would be done soonest there.  The
+ * cost counts as FLOOR_COST_NS at least: measured while a load builds up, it is
+ * lower than it will be once the worker is busy and its sibling thread too.
+ * This bounds what a worker sends at once even when streams come in the order
+ * of their start times; and filling workers in turn keeps a light load on one
+ * thread, as a worker wakes for every tick it has streams in, however few. */
+static uint32_t pick_worker(CoreObject *self, int64_t first_due_ns, int64_t interval_ns) {
+    int64_t now = now_ns(), due = first_due_ns;
+    if (due < now)
+        due += ((now - due) / interval_ns + 1) * interval_ns;
+    int64_t tick = due / GRAIN_NS + (due % GRAIN_NS >= HALF_GRAIN_NS);
+    int64_t step = interval_ns / GRAIN_NS + (interval_ns % GRAIN_NS >= HALF_GRAIN_NS);
+    uint32_t best = 0;
+    uint64_t best_ns = UINT64_MAX;
+    for (uint32_t k = 0; k < self->nworkers; k++) {
+        struct worker *w = &self->workers[k];
+        uint64_t cost = __atomic_load_n(&w->packet_cost_ns, __ATOMIC_RELAXED);
+        uint64_t ns = (cost > FLOOR_COST_NS ? cost : FLOOR_COST_NS) *
+                      streams_on_grid(w, tick, step > 0 ? step : 1, now / GRAIN_NS);
+        if (ns < TICK_BUDGET_NS)
+            return k;
+        if (ns < best_ns) {
+            best = k;
+            best_ns = ns;
         }
     }
     return best;
@@ -937,6 +1132,9 @@ static int check_stream_args(const struct stream_args *a) {
         PyErr_Format(PyExc_ValueError, "ts_step must fit 32 bits, got %lld", a->ts_step);
     else if (a->interval_ns < 1 || a->interval_ns > UINT32_MAX)
         PyErr_Format(PyExc_ValueError, "interval_ns must be 1..%u, got %lld", UINT32_MAX, a->interval_ns);
+    else if (a->first_due_ns < 0)
+        PyErr_Format(PyExc_ValueError, "first_due_ns must be a CLOCK_MONOTONIC time (>= 0), got %lld",
+                     a->first_due_ns);
     else if (a->packet_limit < 0)
         PyErr_Format(PyExc_ValueError, "packet_limit must be >= 0, got %lld", a->packet_limit);
     else
@@ -976,7 +1174,7 @@ static PyObject *Core_add(CoreObject *self, PyObject *args, PyObject *kwds) {
         PyErr_SetString(PyExc_RuntimeError, "scale core is stopped");
         goto out;
     }
-    if (!self->silence[a.silence_byte]) {
+    if (a.payload_len > INLINE_PAYLOAD_BYTES && !self->silence[a.silence_byte]) {
         uint8_t *payload = malloc(MAX_PAYLOAD_BYTES);
         if (!payload) {
             PyErr_NoMemory();
@@ -985,24 +1183,19 @@ static PyObject *Core_add(CoreObject *self, PyObject *args, PyObject *kwds) {
         memset(payload, a.silence_byte, MAX_PAYLOAD_BYTES);
         self->silence[a.silence_byte] = payload;
     }
-    uint32_t wi = pick_worker(self), slot = 0, gen = 0;
+    uint32_t wi = pick_worker(self, a.first_due_ns, a.interval_ns), slot = 0, gen = 0;
     struct worker *w = &self->workers[wi];
     int err;
     Py_BEGIN_ALLOW_THREADS
     pthread_mutex_lock(&w->lock);
     err = alloc_slot(w, &slot);
     if (!err) {
-        struct epoll_event watch = {.events = EPOLLIN | EPOLLET, .data.u32 = slot};
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, a.fd, &watch)) {
-            err = -errno;
-            release_slot(w, slot);
-        }
-    }
-    if (!err) {
-        *rx_of(w, slot) = (struct received){0};
+        *side_of(w, slot) = (struct side_counts){0};
         init_stream(rec(w, slot), &a);
+        if (ring_set_file(&w->ring, a.fd, a.fd))
+            rec(w, slot)->flags |= F_FIXED;
         gen = *gen_of(w, slot);
-        __atomic_store_n(&w->active, w->active + 1, __ATOMIC_RELAXED);
+        w->active++;
         schedule(w, a.first_due_ns, slot);
     }
     pthread_mutex_unlock(&w->lock);
@@ -1114,13 +1307,14 @@ static PyObject *Core_remove(CoreObject *self, PyObject *arg) {
         s->flags |= F_REMOVED;
         while (s->flags & F_INFLIGHT)
             pthread_cond_wait(&w->done, &w->lock);
-        epoll_ctl(w->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+        if (s->flags & F_FIXED)
+            ring_set_file(&w->ring, s->fd, -1); /* else the table would keep the socket open */
         drain_socket(w, slot); /* what arrived since the worker last looked */
         packets = s->packets;
         octets = s->packets * s->payload_len;
-        errors = s->errors;
+        errors = side_of(w, slot)->send_errors;
         s->flags |= F_CLAIMED;
-        __atomic_store_n(&w->active, w->active - 1, __ATOMIC_RELAXED);
+        w->active--;
         if (!(s->flags & F_SCHEDULED))
             release_slot(w, slot); /* otherwise the worker frees it when it pops it */
         pthread_mutex_unlock(&w->lock);
@@ -1144,10 +1338,10 @@ static PyObject *read_stream(CoreObject *self, PyObject *arg, enum stream_view v
     w = lookup_locked(self, handle, &slot);
     if (w) {
         const struct stream *s = rec(w, slot);
-        const struct received *rx = rx_of(w, slot);
-        packets = view == VIEW_SENT ? s->packets : rx->packets;
-        octets = view == VIEW_SENT ? s->packets * s->payload_len : rx->octets;
-        errors = s->errors;
+        const struct side_counts *side = side_of(w, slot);
+        packets = view == VIEW_SENT ? s->packets : side->received_packets;
+        octets = view == VIEW_SENT ? s->packets * s->payload_len : side->received_octets;
+        errors = side->send_errors;
         pthread_mutex_unlock(&w->lock);
     }
     Py_END_ALLOW_THREADS

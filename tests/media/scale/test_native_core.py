@@ -282,6 +282,118 @@ def test_packet_fields_and_exact_counts(mode: str, sink: Sink, make_core: MakeCo
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_payloads_of_every_size_and_silence_byte_in_one_worker(
+    mode: str, sink: Sink, make_core: MakeCore
+) -> None:
+    """Streams of different payload lengths and silence bytes share one worker's packet
+    buffers: none may carry another's bytes or length. 1200 bytes is past the inline
+    buffer and goes out as header plus shared payload."""
+    core = make_core(mode, workers=1)
+    kinds = [(0xFF, 160), (0xD5, 80), (0x00, 0), (0x55, 1200), (0xFF, 240), (0xD5, 160)]
+    socks = [sender(sink.address) for _ in kinds]
+    limit = 6
+    try:
+        for index, (sock, (byte, length)) in enumerate(zip(socks, kinds, strict=True)):
+            core.add(
+                sock.fileno(),
+                bytes(random_start()),
+                length,
+                byte,
+                160,
+                5 * MS,
+                time.monotonic_ns() + 20 * MS + index * MS // 10,  # the same ticks, interleaved
+                limit,
+            )
+        sink.read_until(lambda: sink.total() >= limit * len(kinds))
+        sink.read_for(0.05)
+        for sock, (byte, length) in zip(socks, kinds, strict=True):
+            packets = sink.by_port[sock.getsockname()[1]]
+            assert len(packets) == limit
+            assert all(packet.payload == bytes([byte]) * length for packet in packets)
+        stats = core.stats()
+        assert stats["packets"] == limit * len(kinds)
+        assert stats["octets"] == limit * sum(length for _, length in kinds)
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_more_streams_in_one_tick_than_one_batch_holds(mode: str, sink: Sink, make_core: MakeCore) -> None:
+    """600 streams due in the same millisecond: the tick takes several batches, none is lost."""
+    streams, limit = 600, 2
+    core = make_core(mode, workers=1)
+    socks = [sender(sink.address) for _ in range(streams)]
+    try:
+        due = time.monotonic_ns() + 100 * MS
+        for sock in socks:
+            core.add(sock.fileno(), bytes(random_start()), 160, PCMA.silence_byte, 160, 20 * MS, due, limit)
+        sink.read_until(lambda: sink.total() >= streams * limit)
+        sink.read_for(0.05)
+        assert all(len(sink.by_port[sock.getsockname()[1]]) == limit for sock in socks)
+        stats = core.stats()
+        assert (stats["packets"], stats["finished"], stats["errors"]) == (streams * limit, streams, {})
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _worker_of(handle: int) -> int:
+    return (handle >> 24) & 0xFF  # handle layout: generation << 32 | worker << 24 | slot
+
+
+def test_streams_fill_one_worker_per_tick_before_the_next() -> None:
+    """A light load stays on the first worker; streams sharing a grid of ticks whose sends
+    would take a worker more than TICK_BUDGET_NS spill to the next one. A worker that has
+    measured nothing costs FLOOR_COST_NS per packet: 650 us / 2.6 us = 250 streams
+    (_scalecore.c). The 20 streams 1 ms apart put one stream on every 20 ms grid, so the
+    grid of the 300 streams due together already holds one of them."""
+    core = _scalecore.Core(2, "send")  # never started: nothing is sent, nothing measured
+    peer = (LOOPBACK, free_port())
+    socks = [sender(peer) for _ in range(320)]
+    try:
+        start = time.monotonic_ns() + 1000 * MS  # within one turn of the wheel (4.096 s)
+
+        def add_at(sock: socket.socket, due: int) -> int:
+            return int(core.add(sock.fileno(), bytes(random_start()), 160, 0xFF, 160, 20 * MS, due, 0))
+
+        spread = [add_at(sock, start + index * MS) for index, sock in enumerate(socks[:20])]
+        assert {_worker_of(handle) for handle in spread} == {0}
+        same_tick = [add_at(sock, start + 100 * MS) for sock in socks[20:]]
+        assert [_worker_of(handle) for handle in same_tick] == [0] * 249 + [1] * 51
+        for handle in spread + same_tick:
+            core.remove(handle)
+        assert core.stats()["active"] == 0
+    finally:
+        core.stop()
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_keys_beyond_one_turn_of_the_wheel_wait_their_turn(
+    mode: str, sink: Sink, make_core: MakeCore
+) -> None:
+    """The wheel holds 4.096 s of 1 ms ticks: a start 4.3 s away and a 4.2 s interval must
+    not come round a turn early (0.2 s and 0.1 s after their start)."""
+    core = make_core(mode, workers=1)
+    late_sock, slow_sock = sender(sink.address), sender(sink.address)
+    late_port, slow_port = late_sock.getsockname()[1], slow_sock.getsockname()[1]
+    try:
+        added = time.monotonic()
+        start = time.monotonic_ns()
+        core.add(late_sock.fileno(), bytes(random_start()), 160, 0xFF, 160, 20 * MS, start + 4300 * MS, 1)
+        core.add(slow_sock.fileno(), bytes(random_start()), 160, 0xFF, 160, 4200 * MS, start + 20 * MS, 2)
+        sink.read_until(lambda: len(sink.by_port[late_port]) == 1 and len(sink.by_port[slow_port]) == 2)
+        assert sink.by_port[late_port][0].at - added >= 4.2
+        first, second = sink.by_port[slow_port]
+        assert second.at - first.at >= 4.1
+    finally:
+        late_sock.close()
+        slow_sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_pause_and_resume_from_another_thread(mode: str, sink: Sink, make_core: MakeCore) -> None:
     core = make_core(mode)
     socks = [sender(sink.address) for _ in range(3)]
@@ -561,6 +673,7 @@ def test_bad_stream_arguments() -> None:
         ("payload_len", 70000),
         ("silence_byte", 256),
         ("interval_ns", 0),
+        ("first_due_ns", -1),
         ("packet_limit", -1),
     ]:
         with pytest.raises(ValueError):
