@@ -19,6 +19,7 @@ from gossipper.stats.counters import MediaCounters
 
 SOCKET_BUFFER_BYTES = 1 << 20  # large buffers absorb scheduler jitter (SPEC section 3)
 RTP_HEADER_BYTES = 12
+NS_PER_MS = 1_000_000
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from collections import Counter
 from gossipper.media.rtp import RtpHeader
 from gossipper.media.scale._scalecore import Core
 from gossipper.media.scale.api import (
+    NS_PER_MS,
     RtpStart,
     ScaleEngine,
     StreamCounts,
@@ -29,7 +30,6 @@ from gossipper.media.scale.api import (
 from gossipper.stats.counters import MediaCounters
 
 MAX_WORKERS = 32
-NS_PER_MS = 1_000_000
 
 
 def default_workers() -> int:

@@ -36,6 +36,7 @@ from collections.abc import Callable
 
 from gossipper.media.rtp import MARKER_BIT, MARKER_PT_OFFSET, SEQ_TS, SEQ_TS_OFFSET, RtpHeader, build_packet
 from gossipper.media.scale.api import (
+    NS_PER_MS,
     RTP_HEADER_BYTES,
     RtpStart,
     ScaleEngine,
@@ -47,9 +48,8 @@ from gossipper.stats.counters import MediaCounters
 
 _ENTRY_BITS = 24
 _ENTRY_MASK = (1 << _ENTRY_BITS) - 1
-_NS_PER_MS = 1_000_000
-_LATE_NS = _NS_PER_MS  # later than this after its slot, a packet counts as late
-_ON_TIME_2MS_NS = 2 * _NS_PER_MS
+_LATE_NS = NS_PER_MS  # later than this after its slot, a packet counts as late
+_ON_TIME_2MS_NS = 2 * NS_PER_MS
 # A thread asked to sleep wakes some 50-100 us late (timer slack plus the GIL), so a packet
 # due sooner than this is sent at once rather than slept for.
 _EARLY_NS = 200_000
@@ -90,7 +90,7 @@ class _Stream:
         self.packet = build_packet(header, bytes((spec.codec.silence_byte,)) * spec.payload_bytes)
         self.pt_byte = spec.pt
         self.payload_bytes = spec.payload_bytes
-        self.interval_ns = spec.interval_ms * _NS_PER_MS
+        self.interval_ns = spec.interval_ms * NS_PER_MS
         self.step = spec.timestamp_step
         self.sequence = start.sequence
         self.timestamp = start.timestamp
@@ -176,7 +176,7 @@ class PythonScaleEngine(ScaleEngine):
     def register(self, call_id: str, spec: StreamSpec) -> None:
         with self._lock:
             self._refuse_unless_free(call_id)
-        stream = _Stream(spec, time.monotonic_ns() + round(spec.start_offset_ms * _NS_PER_MS))
+        stream = _Stream(spec, time.monotonic_ns() + round(spec.start_offset_ms * NS_PER_MS))
         with self._lock:
             try:
                 self._refuse_unless_free(call_id)  # again: the socket took time to open
@@ -235,7 +235,7 @@ class PythonScaleEngine(ScaleEngine):
             streams_active_max=active_max,
             send_errors=Counter(dict(self._send_errors)),
             late_packets=timing.late,
-            max_late_ms=timing.max_late_ns / _NS_PER_MS,
+            max_late_ms=timing.max_late_ns / NS_PER_MS,
             on_time_1ms=timing.on_time_1ms,
             on_time_2ms=timing.on_time_2ms,
         )

@@ -353,3 +353,32 @@ def test_preflight_warns_about_small_kernel_buffers_only_at_scale(tmp_path: Path
     assert "net.core.wmem_max is 212992" in warnings[0]
     assert "sysctl -w net.core.wmem_max=33554432" in warnings[0]
     assert "scripts/tune-udp-sysctl.sh" in warnings[0]
+
+
+def test_phases_stay_on_one_grid_however_long_registration_takes() -> None:
+    """Stream i's first packet is i/N of an interval into the period, measured from one start."""
+    from gossipper.media.codecs import lookup_codec
+    from gossipper.media.scale.api import NS_PER_MS, StreamSpec
+    from gossipper.media.scale.standalone import _on_common_grid
+
+    interval_ms, streams = 20, 8
+    grid_start_ns = time.monotonic_ns() - 55 * NS_PER_MS  # registration already took 2.75 intervals
+    for index in range(streams):
+        phase_ms = index * interval_ms / streams
+        spec = StreamSpec(
+            LOOPBACK,
+            6000 + 2 * index,
+            LOOPBACK,
+            9,
+            lookup_codec("PCMU/8000"),
+            interval_ms,
+            start_offset_ms=phase_ms,
+        )
+        before_ns = time.monotonic_ns()
+        placed = _on_common_grid(spec, grid_start_ns)
+        after_ns = time.monotonic_ns()
+        assert 0 <= placed.start_offset_ms <= interval_ms + (after_ns - before_ns) / NS_PER_MS
+        for now_ns in (before_ns, after_ns):  # the phase, seen from the grid's start, is kept
+            since_grid_ms = (now_ns - grid_start_ns) / NS_PER_MS + placed.start_offset_ms
+            drift = (since_grid_ms - phase_ms) % interval_ms
+            assert min(drift, interval_ms - drift) <= (after_ns - before_ns) / NS_PER_MS + 0.01
