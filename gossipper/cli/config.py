@@ -79,6 +79,7 @@ class Config:
     # --- media (gossipper) ---
     media_scale: bool = False
     media_iouring: bool = False
+    media_rtprio: int = 10  # SCHED_RR priority of the scale engine's workers; 0: normal scheduling
     media_srtp: bool = False
     rtp_send: bool = False
     rtp_streams: int = 1

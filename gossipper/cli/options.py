@@ -230,6 +230,12 @@ _OPTIONS: list[Option] = [
     # media (gossipper)
     Option("media_scale", 0, _flag("media_scale"), "Use the scale engine for synthetic RTP"),
     Option("media_iouring", 0, _flag("media_iouring"), "Scale engine sends through io_uring"),
+    Option(
+        "media_rtprio",
+        1,
+        _set("media_rtprio", _int(0, 99)),
+        "SCHED_RR priority of the scale engine's sender threads when allowed (default 10; 0 = normal)",
+    ),
     Option("media_srtp", 0, _flag("media_srtp"), "SRTP on the classic media path"),
     Option("rtp_send", 0, _flag("rtp_send"), "Standalone RTP generator, no SIP"),
     Option("rtp_streams", 1, _set("rtp_streams", _int(1)), "Parallel standalone streams"),

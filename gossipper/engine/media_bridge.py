@@ -49,7 +49,7 @@ class MediaBridge:
         from gossipper.media.scale.factory import create_scale_engine
 
         prefer = "iouring" if self.config.media_iouring else "auto"
-        self.engine = create_scale_engine(prefer=prefer)
+        self.engine = create_scale_engine(prefer=prefer, rt_priority=self.config.media_rtprio)
         self.engine.start()
         self.counters.media.engine = self.engine.name
         if not self.config.background:

@@ -19,11 +19,14 @@ IOURING_ENV = "GOSSIPPER_MEDIA_IOURING"  # 1: native core sends through io_uring
 PREFERENCES = ("auto", "iouring", "send", "python")
 
 
-def create_scale_engine(prefer: str = "auto", workers: int | None = None) -> ScaleEngine:
+def create_scale_engine(
+    prefer: str = "auto", workers: int | None = None, rt_priority: int = 0
+) -> ScaleEngine:
     """An engine, not started: native send() loop if the core imports, else pure Python.
 
     prefer: "auto" (native send loop, or io_uring when GOSSIPPER_MEDIA_IOURING=1),
-    "iouring", "send" or "python"; GOSSIPPER_MEDIA_BACKEND overrides it.
+    "iouring", "send" or "python"; GOSSIPPER_MEDIA_BACKEND overrides it. rt_priority:
+    SCHED_RR priority the native workers ask for when they start (0: normal scheduling).
     """
     if prefer not in PREFERENCES:
         raise ValueError(f"scale engine preference {prefer!r} is not one of {', '.join(PREFERENCES)}")
@@ -42,7 +45,7 @@ def create_scale_engine(prefer: str = "auto", workers: int | None = None) -> Sca
         if forced == "native":
             raise UsageError(f"{BACKEND_ENV}=native: {why}") from None
         return _python_engine(f"pure Python: {why}")
-    engine = NativeScaleEngine(workers=workers, use_iouring=use_iouring)
+    engine = NativeScaleEngine(workers=workers, use_iouring=use_iouring, rt_priority=rt_priority)
     engine.reason = _native_reason(engine)
     return engine
 

@@ -50,9 +50,10 @@ def _counts(totals: tuple[int, int, int]) -> StreamCounts:
 class NativeScaleEngine(ScaleEngine):
     """Streams sharded over a few native sender threads (send() loop or io_uring batches)."""
 
-    def __init__(self, workers: int | None = None, use_iouring: bool = False) -> None:
+    def __init__(self, workers: int | None = None, use_iouring: bool = False, rt_priority: int = 0) -> None:
         count = default_workers() if workers is None else min(workers, MAX_WORKERS)
         self._core = Core(count, "iouring" if use_iouring else "send")
+        self._rt_priority = rt_priority
         self.name = f"native-{self._core.mode}"
         self.reason = self._core.mode_reason
         self.workers = count  # the factory's start line shows it
@@ -62,7 +63,19 @@ class NativeScaleEngine(ScaleEngine):
         self._active_max = 0
 
     def start(self) -> None:
-        self._core.start()
+        self._core.start(rt_priority=self._rt_priority)
+        self.reason = f"{self.reason}; {self.scheduling()}"
+
+    def scheduling(self) -> str:
+        """How the workers are scheduled, and what to do when real-time priority was refused."""
+        if self._core.rt_priority:
+            return f"workers at real-time priority SCHED_RR {self._core.rt_priority}"
+        if not self._rt_priority:
+            return "workers at normal priority (-media_rtprio 0)"
+        return (
+            f"workers at normal priority: SCHED_RR {self._rt_priority} refused ({self._core.rt_error}); "
+            f"run as root, grant CAP_SYS_NICE or raise `ulimit -r` for steadier timing"
+        )
 
     def register(self, call_id: str, spec: StreamSpec) -> None:
         with self._lock:

@@ -41,7 +41,9 @@ def run_standalone(config: Config) -> int:
     specs = _stream_specs(config, local_ip, remote_ip, remote_port)
     for warning in preflight(len(specs), config.media_base_port, config.max_rtp_port):
         print(f"gossipper: {warning}", file=sys.stderr)
-    engine = create_scale_engine(prefer="iouring" if config.media_iouring else "auto")
+    engine = create_scale_engine(
+        prefer="iouring" if config.media_iouring else "auto", rt_priority=config.media_rtprio
+    )
     stop = threading.Event()
     with _stop_on_signals(stop):
         counters = RunCounters()

@@ -8,9 +8,12 @@ only asserted within generous bounds: the machine is shared.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
+import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +22,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -719,6 +723,78 @@ def test_iouring_refused_falls_back_to_send() -> None:
     mode, reason = result.stdout.strip().split(" ", 1)
     assert mode == "send"
     assert reason == "io_uring_setup failed: EPERM; send() loop"
+
+
+def _worker_policies(started: Callable[[], object]) -> list[tuple[int, int]]:
+    """Scheduling policy and priority of the scale workers that `started` brought up."""
+
+    def workers() -> set[int]:
+        found = set()
+        for tid in os.listdir("/proc/self/task"):
+            with contextlib.suppress(FileNotFoundError):
+                if Path(f"/proc/self/task/{tid}/comm").read_text().startswith("gsp-rtp-"):
+                    found.add(int(tid))
+        return found
+
+    before = workers()
+    started()
+    return [(os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority) for tid in workers() - before]
+
+
+def _may_raise_priority() -> bool:
+    """Whether this process may ask for SCHED_RR 10 (root, CAP_SYS_NICE or `ulimit -r`)."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(10))
+    except PermissionError:
+        return False
+    os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
+
+
+def test_workers_run_at_the_real_time_priority_asked_for() -> None:
+    if not _may_raise_priority():
+        pytest.skip("SCHED_RR is not allowed here")
+    core = _scalecore.Core(2, "send")
+    try:
+        assert _worker_policies(lambda: core.start(rt_priority=10)) == [(os.SCHED_RR, 10)] * 2
+        assert (core.rt_priority, core.rt_error) == (10, None)
+    finally:
+        core.stop()
+    normal = _scalecore.Core(1, "send")
+    try:
+        assert _worker_policies(normal.start) == [(os.SCHED_OTHER, 0)]
+        assert (normal.rt_priority, normal.rt_error) == (0, None)
+    finally:
+        normal.stop()
+    with pytest.raises(ValueError, match="rt_priority"):
+        _scalecore.Core(1, "send").start(rt_priority=100)
+
+
+_NO_NICE = """
+from gossipper.media.scale.native_backend import NativeScaleEngine
+engine = NativeScaleEngine(workers=2, rt_priority=10)
+engine.start()
+print(engine.reason)
+engine.close()
+"""
+
+
+def test_refused_priority_leaves_every_worker_normal_and_says_how_to_allow_it() -> None:
+    """Without CAP_SYS_NICE (dropped from the bounding set) and with `ulimit -r 0`."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to drop CAP_SYS_NICE")
+    result = subprocess.run(
+        [setpriv, "--bounding-set=-sys_nice", "prlimit", "--rtprio=0", sys.executable, "-c", _NO_NICE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.strip().endswith(
+        "workers at normal priority: SCHED_RR 10 refused (EPERM); "
+        "run as root, grant CAP_SYS_NICE or raise `ulimit -r` for steadier timing"
+    )
 
 
 def spec(peer: tuple[str, int], local_port: int, duration_ms: int = 0) -> StreamSpec:

@@ -174,6 +174,8 @@ def test_cli_overrides_reach_the_wire(backend: Backend) -> None:
                     "2",
                     "-mp",
                     str(base),
+                    "-media_rtprio",
+                    "0",
                     *backend.flags,
                 ),
                 "-nostdin",
@@ -184,6 +186,8 @@ def test_cli_overrides_reach_the_wire(backend: Backend) -> None:
             env=backend.subprocess_env(),
         )
         assert result.returncode == 0, result.stderr
+        if backend.name.startswith("native"):
+            assert "workers at normal priority (-media_rtprio 0)" in result.stderr
         receiver.settimeout(0.5)
         flows: dict[int, list[tuple[int, bytes, bytes]]] = defaultdict(list)
         while True:
@@ -295,6 +299,8 @@ BAD_INPUT = [
     (["-rtp_send", "-media_scale", "-rtp_addr", "{sink}", "-rtp_dur", "-5"], "-rtp_dur"),
     ([*RUN, "-rtp_ch", "0"], "-rtp_ch"),
     ([*RUN, "-rtp_pt", "200"], "-rtp_pt"),
+    ([*RUN, "-media_rtprio", "100"], "-media_rtprio"),
+    ([*RUN, "-media_rtprio", "high"], "-media_rtprio"),
     (["-rtp_send", "-media_scale", "-rtp_addr", ":9"], "-rtp_addr"),
     ([*RUN, "-rtp_streams", "40000", "-mp", "6000"], "fit"),
     *_fd_case(),
