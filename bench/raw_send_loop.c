@@ -15,7 +15,11 @@
  * 400,000 packets/s on the bench's 2-core VM), where it stops sleeping and so spends
  * less per packet while missing its schedule.
  *
- * Usage: raw_send_loop STREAMS DEST_IP DEST_PORT LOCAL_IP BASE_PORT INTERVAL_MS SECONDS
+ * With THREADS > 1 ("raw-mt" in the bench) stream i belongs to thread i % THREADS, each
+ * thread the same loop over its own streams: the reference once one core cannot keep up,
+ * paying, like gossipper's workers, the file reference count of a threaded process.
+ *
+ * Usage: raw_send_loop STREAMS DEST_IP DEST_PORT LOCAL_IP BASE_PORT INTERVAL_MS SECONDS [THREADS]
  * (SECONDS 0: until SIGINT/SIGTERM). Prints "ready" on stderr once the sockets are open,
  * then one JSON line on stdout at the end: packets, errors, timing, CPU of the send loop.
  */
@@ -23,6 +27,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -41,6 +46,16 @@
 #define NS_PER_MS 1000000LL
 
 static volatile sig_atomic_t stopping;
+
+struct sender {
+    pthread_t thread;
+    long first, step, streams; /* this thread sends streams first, first + step, ... of streams */
+    const int *fds;
+    uint8_t (*packets)[PACKET_BYTES];
+    int64_t start, interval_ns, run_ns;
+    uint64_t sent, errors, late, on_time_1ms, on_time_2ms;
+    int64_t max_late_ns;
+};
 
 static void on_signal(int signum) {
     (void)signum;
@@ -78,15 +93,53 @@ static int open_stream(const struct sockaddr_in *local, const struct sockaddr_in
     return fd;
 }
 
+static void *send_loop(void *arg) {
+    struct sender *t = arg;
+    int stop = 0;
+    for (uint64_t k = 0; !stop && !stopping; k++) {
+        for (long i = t->first; i < t->streams && !stopping; i += t->step) {
+            int64_t due = t->start + (int64_t)k * t->interval_ns + i * t->interval_ns / t->streams;
+            if (t->run_ns && due - t->start >= t->run_ns) {
+                stop = 1;
+                break;
+            }
+            if (due - now_ns() > SLEEP_THRESHOLD_NS)
+                sleep_until(due);
+            uint8_t *p = t->packets[i];
+            uint16_t seq = htons((uint16_t)k);
+            uint32_t ts = htonl((uint32_t)(k * PAYLOAD_BYTES));
+            memcpy(p + 2, &seq, 2);
+            memcpy(p + 4, &ts, 4);
+            if (send(t->fds[i], p, PACKET_BYTES, MSG_DONTWAIT) < 0) {
+                t->errors++;
+                continue;
+            }
+            t->sent++;
+            int64_t lateness = now_ns() - due;
+            if (lateness > t->max_late_ns)
+                t->max_late_ns = lateness;
+            if (lateness > NS_PER_MS)
+                t->late++;
+            else
+                t->on_time_1ms++;
+            if (lateness <= 2 * NS_PER_MS)
+                t->on_time_2ms++;
+        }
+    }
+    return NULL;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 8) {
-        fprintf(stderr, "usage: %s STREAMS DEST_IP DEST_PORT LOCAL_IP BASE_PORT INTERVAL_MS SECONDS\n", argv[0]);
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: %s STREAMS DEST_IP DEST_PORT LOCAL_IP BASE_PORT INTERVAL_MS SECONDS [THREADS]\n",
+                argv[0]);
         return 2;
     }
     long streams = atol(argv[1]);
+    long threads = argc == 9 ? atol(argv[8]) : 1;
     struct sockaddr_in dest = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(argv[3]))};
     struct sockaddr_in local = {.sin_family = AF_INET};
-    if (streams <= 0 || inet_pton(AF_INET, argv[2], &dest.sin_addr) != 1 ||
+    if (streams <= 0 || threads <= 0 || threads > streams || inet_pton(AF_INET, argv[2], &dest.sin_addr) != 1 ||
         inet_pton(AF_INET, argv[4], &local.sin_addr) != 1) {
         fprintf(stderr, "raw_send_loop: bad arguments\n");
         return 2;
@@ -97,7 +150,8 @@ int main(int argc, char **argv) {
 
     int *fds = calloc((size_t)streams, sizeof *fds);
     uint8_t(*packets)[PACKET_BYTES] = calloc((size_t)streams, PACKET_BYTES);
-    if (!fds || !packets) {
+    struct sender *senders = calloc((size_t)threads, sizeof *senders);
+    if (!fds || !packets || !senders) {
         fprintf(stderr, "raw_send_loop: out of memory\n");
         return 2;
     }
@@ -111,49 +165,50 @@ int main(int argc, char **argv) {
         memcpy(p + 8, &ssrc, 4);
         memset(p + HEADER_BYTES, 0xFF, PAYLOAD_BYTES);
     }
+    /* Threads block the stop signals; the main thread takes them and waits. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     fprintf(stderr, "ready\n");
 
-    uint64_t sent = 0, errors = 0, late = 0, on_time_1ms = 0, on_time_2ms = 0;
-    int64_t max_late_ns = 0;
     double cpu_start = cpu_seconds();
     int64_t start = now_ns() + NS_PER_MS;
-    for (uint64_t k = 0; !stopping; k++) {
-        for (long i = 0; i < streams && !stopping; i++) {
-            int64_t due = start + (int64_t)k * interval_ns + i * interval_ns / streams;
-            if (run_ns && due - start >= run_ns) {
-                stopping = 1;
-                break;
+    for (long t = 0; t < threads; t++) {
+        senders[t] = (struct sender){.first = t, .step = threads, .streams = streams, .fds = fds,
+                                     .packets = packets, .start = start, .interval_ns = interval_ns,
+                                     .run_ns = run_ns};
+    }
+    if (threads == 1) {
+        send_loop(&senders[0]);
+    } else {
+        pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+        for (long t = 0; t < threads; t++)
+            if (pthread_create(&senders[t].thread, NULL, send_loop, &senders[t]) != 0) {
+                fprintf(stderr, "raw_send_loop: cannot start thread %ld\n", t);
+                return 2;
             }
-            if (due - now_ns() > SLEEP_THRESHOLD_NS)
-                sleep_until(due);
-            uint8_t *p = packets[i];
-            uint16_t seq = htons((uint16_t)k);
-            uint32_t ts = htonl((uint32_t)(k * PAYLOAD_BYTES));
-            memcpy(p + 2, &seq, 2);
-            memcpy(p + 4, &ts, 4);
-            if (send(fds[i], p, PACKET_BYTES, MSG_DONTWAIT) < 0) {
-                errors++;
-                continue;
-            }
-            sent++;
-            int64_t lateness = now_ns() - due;
-            if (lateness > max_late_ns)
-                max_late_ns = lateness;
-            if (lateness > NS_PER_MS)
-                late++;
-            else
-                on_time_1ms++;
-            if (lateness <= 2 * NS_PER_MS)
-                on_time_2ms++;
-        }
+        pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+        for (long t = 0; t < threads; t++)
+            pthread_join(senders[t].thread, NULL);
     }
     double cpu = cpu_seconds() - cpu_start;
+    struct sender total = {0};
+    for (long t = 0; t < threads; t++) {
+        total.sent += senders[t].sent;
+        total.errors += senders[t].errors;
+        total.late += senders[t].late;
+        total.on_time_1ms += senders[t].on_time_1ms;
+        total.on_time_2ms += senders[t].on_time_2ms;
+        if (senders[t].max_late_ns > total.max_late_ns)
+            total.max_late_ns = senders[t].max_late_ns;
+    }
     printf("{\"packets\": %llu, \"errors\": %llu, \"late_packets\": %llu, \"on_time_1ms\": %llu, "
            "\"on_time_2ms\": %llu, \"max_late_ms\": %.3f, \"cpu_seconds\": %.3f}\n",
-           (unsigned long long)sent, (unsigned long long)errors, (unsigned long long)late,
-           (unsigned long long)on_time_1ms, (unsigned long long)on_time_2ms, (double)max_late_ns / NS_PER_MS,
-           cpu);
+           (unsigned long long)total.sent, (unsigned long long)total.errors, (unsigned long long)total.late,
+           (unsigned long long)total.on_time_1ms, (unsigned long long)total.on_time_2ms,
+           (double)total.max_late_ns / NS_PER_MS, cpu);
     return 0;
 }

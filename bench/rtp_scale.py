@@ -10,13 +10,15 @@ kernel does in the sender's context), threads and resident memory.
     sudo .venv/bin/python bench/rtp_scale.py [--streams 1000,5000,8000,10000] [--seconds 20]
 
 Senders: "raw" (bench/raw_send_loop.c, compiled here with cc: one thread, one send()
-per packet, paced like gossipper), "native-iouring", "native-send", "python" (the
+per packet, paced like gossipper), "raw-mt" (the same loop on one thread per core, for
+stream counts one core cannot keep up with), "native-iouring", "native-send", "python" (the
 standalone CLI with each backend), "sipp" (SIPp's rtp_stream in a UAC scenario against
 a SIPp UAS on loopback, one call per stream). "within 1/2 ms" comes from each sender's
 own counters (SIPp keeps none). Needs root for `unshare -n`.
 
 After each stream count, one line checks SPEC 6.4 for each native sender: CPU per
-million packets no more than raw's and at most 0.9 x SIPp's, with >= 99% of its packets
+million packets no more than the raw reference's (the cheaper of raw and raw-mt among
+those that kept up) and at most 0.9 x SIPp's, with >= 99% of its packets
 within 2 ms; a sender that fell behind its offered rate is flagged in its row.
 """
 
@@ -48,7 +50,8 @@ WARMUP_S = 1.0
 SIPP_RAMP_S = 8.0  # calls are placed over this long, then the window starts
 SIPP_UAS_PORT = 5070
 REPO = Path(__file__).resolve().parents[1]
-TOOLS = ("raw", "native-iouring", "native-send", "python", "sipp")
+TOOLS = ("raw", "raw-mt", "native-iouring", "native-send", "python", "sipp")
+RAW = ("raw", "raw-mt")
 NATIVE = ("native-iouring", "native-send")
 SIPP_FACTOR = 0.9  # SPEC 6.4: gossipper's CPU per packet at most this share of SIPp's
 MIN_WITHIN_2MS = 0.99
@@ -56,9 +59,10 @@ BEHIND = 0.99  # achieved below this share of offered: the sender could not keep
 RAW_CAVEATS = (
     "raw is the reference as asked, but not like for like: it sends a packet once it is less than\n"
     "1 ms ahead (up to 1 ms early, late only by wake-up delay; gossipper's core: within 0.5 ms either\n"
-    "side), it is one thread (the kernel spares a single-threaded process the file reference count\n"
-    "of each send()), keeps no per-stream state and counts nothing received; and one thread falls\n"
-    "behind once a core cannot keep up, where it stops sleeping and spends less per packet."
+    'side), "raw" is one thread (the kernel spares a single-threaded process the file reference\n'
+    "count of each send()), both keep no per-stream state and count nothing received; and one thread\n"
+    "falls behind once a core cannot keep up, where it stops sleeping and spends less per packet:\n"
+    "the check then takes raw-mt, one thread per core, if it kept up."
 )
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -204,7 +208,7 @@ def _ratio(part: float, whole: float) -> float | None:
 # --- the senders ------------------------------------------------------------------------------
 
 
-def raw_launch(streams: int, binary: Path) -> Launch:
+def raw_launch(streams: int, binary: Path, threads: int) -> Launch:
     command = [
         str(binary),
         str(streams),
@@ -214,6 +218,7 @@ def raw_launch(streams: int, binary: Path) -> Launch:
         str(BASE_PORT),
         str(INTERVAL_MS),
         "0",
+        str(threads),
     ]
 
     def timing(stdout: str) -> tuple[float | None, float | None]:
@@ -359,7 +364,8 @@ def sipp_launch(streams: int, seconds: float, workdir: Path, sipp: str) -> Launc
 
 def _compile_raw(workdir: Path) -> Path:
     binary = workdir / "raw_send_loop"
-    subprocess.run(["cc", "-O2", "-o", str(binary), str(REPO / "bench" / "raw_send_loop.c")], check=True)
+    source = REPO / "bench" / "raw_send_loop.c"
+    subprocess.run(["cc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
     return binary
 
 
@@ -382,10 +388,19 @@ def format_row(row: Row) -> str:
     )
 
 
+def raw_reference(rows: list[Row]) -> Row | None:
+    """The cheapest raw loop that kept up with the offered rate (one falling behind never
+    sleeps, so its cost per packet is not comparable); if none did, the cheapest measured."""
+    measured = [row for row in rows if row.tool in RAW and row.cpu_s_per_mpkt is not None]
+    kept_up = [row for row in measured if row.achieved_pps >= BEHIND * row.offered_pps]
+    candidates = kept_up or measured
+    return min(candidates, key=lambda row: row.cpu_s_per_mpkt or 0.0) if candidates else None
+
+
 def acceptance(rows: list[Row]) -> str:
     """SPEC 6.4 for each native sender of one stream count, against raw and SIPp of the same run."""
     by_tool = {row.tool: row for row in rows}
-    raw, sipp = by_tool.get("raw"), by_tool.get("sipp")
+    raw, sipp = raw_reference(rows), by_tool.get("sipp")
     verdicts = []
     for tool in NATIVE:
         row = by_tool.get(tool)
@@ -393,7 +408,8 @@ def acceptance(rows: list[Row]) -> str:
             continue
         checks = []
         if raw is not None and raw.cpu_s_per_mpkt is not None:
-            checks.append((f"<= raw {raw.cpu_s_per_mpkt:.2f}", row.cpu_s_per_mpkt <= raw.cpu_s_per_mpkt))
+            label = f"<= {raw.tool} {raw.cpu_s_per_mpkt:.2f}"
+            checks.append((label, row.cpu_s_per_mpkt <= raw.cpu_s_per_mpkt))
         if sipp is not None and sipp.cpu_s_per_mpkt is not None:
             limit = SIPP_FACTOR * sipp.cpu_s_per_mpkt
             checks.append((f"<= {SIPP_FACTOR} x sipp {limit:.2f}", row.cpu_s_per_mpkt <= limit))
@@ -423,12 +439,13 @@ def main() -> int:
     print("-" * len(TABLE_HEADER), flush=True)
     with tempfile.TemporaryDirectory(prefix="rtp-scale-") as temp:
         workdir = Path(temp)
-        raw_binary = _compile_raw(workdir) if "raw" in tools else None
+        raw_binary = _compile_raw(workdir) if set(RAW) & set(tools) else None
         for streams in counts:
             rows = []
             for tool in tools:
-                if tool == "raw" and raw_binary is not None:
-                    row = measure(streams, tool, raw_launch(streams, raw_binary), args.seconds)
+                if tool in RAW and raw_binary is not None:
+                    threads = 1 if tool == "raw" else min(os.cpu_count() or 1, streams)
+                    row = measure(streams, tool, raw_launch(streams, raw_binary, threads), args.seconds)
                 elif tool == "sipp" and sipp is not None:
                     row = measure(
                         streams, tool, sipp_launch(streams, args.seconds, workdir, sipp), args.seconds
@@ -440,7 +457,7 @@ def main() -> int:
                 rows.append(row)
                 print(format_row(row), flush=True)
             print(acceptance(rows), flush=True)
-    if "raw" in tools:
+    if set(RAW) & set(tools):
         print(RAW_CAVEATS)
     return 0
 
