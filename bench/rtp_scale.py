@@ -7,7 +7,7 @@ sender is up and one second of warm-up, a window of --seconds is measured from /
 datagrams sent, CPU time (user + system, which includes the loopback delivery the
 kernel does in the sender's context), threads and resident memory.
 
-    sudo .venv/bin/python bench/rtp_scale.py [--streams 1000,5000,8000,10000] [--seconds 20]
+    sudo .venv/bin/python bench/rtp_scale.py [--streams 1000,5000,8000,10000] [--seconds 20] [--repeat 3]
 
 Senders: "raw" (bench/raw_send_loop.c, compiled here with cc: one thread, one send()
 per packet, paced like gossipper), "raw-mt" (the same loop on one thread per core, for
@@ -39,7 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -362,6 +362,34 @@ def sipp_launch(streams: int, seconds: float, workdir: Path, sipp: str) -> Launc
 # --- driver -----------------------------------------------------------------------------------
 
 
+def _measure_tool(
+    streams: int, tool: str, seconds: float, workdir: Path, raw_binary: Path | None, sipp: str | None
+) -> Row:
+    if tool in RAW and raw_binary is not None:
+        threads = 1 if tool == "raw" else min(os.cpu_count() or 1, streams)
+        return measure(streams, tool, raw_launch(streams, raw_binary, threads), seconds)
+    if tool == "sipp":
+        if sipp is None:
+            return Row(streams, tool, note="sipp not installed (Debian: apt-get install sip-tester)")
+        return measure(streams, tool, sipp_launch(streams, seconds, workdir, sipp), seconds)
+    return measure(streams, tool, gossipper_launch(streams, tool, workdir), seconds)
+
+
+def median_row(rounds: list[Row]) -> Row:
+    """The round with the median CPU per packet, its note saying the spread of the others."""
+    measured = sorted(
+        (row for row in rounds if row.cpu_s_per_mpkt is not None), key=lambda row: row.cpu_s_per_mpkt or 0.0
+    )
+    if not measured:
+        return rounds[0]
+    if len(rounds) == 1:
+        return measured[0]
+    middle = measured[(len(measured) - 1) // 2]
+    low, high = measured[0].cpu_s_per_mpkt or 0.0, measured[-1].cpu_s_per_mpkt or 0.0
+    spread = f"median of {len(measured)}/{len(rounds)} rounds, CPU {low:.2f}-{high:.2f}"
+    return replace(middle, note=f"{spread}; {middle.note}" if middle.note else spread)
+
+
 def _compile_raw(workdir: Path) -> Path:
     binary = workdir / "raw_send_loop"
     source = REPO / "bench" / "raw_send_loop.c"
@@ -426,7 +454,15 @@ def main() -> int:
     parser.add_argument("--streams", default="1000,5000,8000,10000", help="comma-separated stream counts")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per sender")
     parser.add_argument("--tools", default=",".join(TOOLS), help=f"subset of {','.join(TOOLS)}")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per stream count, each in a rotated order; rows show the median round",
+    )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     counts = [int(word) for word in args.streams.split(",")]
     tools = [word for word in args.tools.split(",") if word]
     unknown = set(tools) - set(TOOLS)
@@ -441,20 +477,17 @@ def main() -> int:
         workdir = Path(temp)
         raw_binary = _compile_raw(workdir) if set(RAW) & set(tools) else None
         for streams in counts:
-            rows = []
-            for tool in tools:
-                if tool in RAW and raw_binary is not None:
-                    threads = 1 if tool == "raw" else min(os.cpu_count() or 1, streams)
-                    row = measure(streams, tool, raw_launch(streams, raw_binary, threads), args.seconds)
-                elif tool == "sipp" and sipp is not None:
-                    row = measure(
-                        streams, tool, sipp_launch(streams, args.seconds, workdir, sipp), args.seconds
-                    )
-                elif tool == "sipp":
-                    row = Row(streams, tool, note="sipp not installed (Debian: apt-get install sip-tester)")
-                else:
-                    row = measure(streams, tool, gossipper_launch(streams, tool, workdir), args.seconds)
-                rows.append(row)
+            rounds: dict[str, list[Row]] = {tool: [] for tool in tools}
+            for round_index in range(args.repeat):
+                # Rotating the order spreads drifts of the machine over every sender alike.
+                shift = round_index % len(tools)
+                for tool in tools[shift:] + tools[:shift]:
+                    row = _measure_tool(streams, tool, args.seconds, workdir, raw_binary, sipp)
+                    rounds[tool].append(row)
+                    if args.repeat > 1:
+                        print(f"{'':>7} round {round_index + 1}: {format_row(row).strip()}", flush=True)
+            rows = [median_row(rounds[tool]) for tool in tools]
+            for row in rows:
                 print(format_row(row), flush=True)
             print(acceptance(rows), flush=True)
     if set(RAW) & set(tools):
