@@ -30,6 +30,9 @@ class RunContext:
     pid: int = field(default_factory=os.getpid)
     media_port_span: int = 1  # number of distinct per-call media ports in the range
     crypto_attribute: Callable[[str], str] = field(default=lambda _call_id: "")  # SRTP a=crypto line
+    # Each [token] compiled once per run into the function that answers it for a call
+    # (engine.keywords); a run's -key values decide what some tokens mean.
+    token_resolvers: dict[str, Callable[[CallContext], str]] = field(default_factory=dict)
 
     def media_port_for(self, call_number: int) -> int:
         """-mp base + 2 x (call_number - 1), wrapped so live calls do not share a port."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from functools import lru_cache
 
 from gossipper.engine.context import CallContext, format_variable
 
@@ -48,26 +47,48 @@ def header_lines(call: CallContext, name: str, value_only: bool) -> str:
 
 def resolve(call: CallContext, token: str) -> str:
     """The text that replaces [token] in a message sent by this call."""
-    token = token.strip()
+    answer = call.run.token_resolvers.get(token)
+    if answer is None:
+        answer = call.run.token_resolvers[token] = _compile(token.strip(), call.run.config.keys)
+    return answer(call)
+
+
+def _compile(token: str, keys: dict[str, str]) -> Callable[[CallContext], str]:
+    """What [token] means, worked out once: every message of every call asks again."""
     if token.startswith("$"):
-        value = call.variables.get(token[1:])
-        return "" if value is None else format_variable(value)
+        name = token[1:]
+
+        def variable(call: CallContext) -> str:
+            value = call.variables.get(name)
+            return "" if value is None else format_variable(value)
+
+        return variable
     if token.startswith("last_"):
-        return _last(call, token[5:])
+        spec = token[5:]
+        return lambda call: _last(call, spec)
     head, _, rest = token.partition(" ")
     if head.startswith("field"):
-        return _field(call, head, _arguments(rest))
+        arguments = _arguments(rest)
+        return lambda call: _field(call, head, arguments)
     if head == "authentication":
-        return AUTH_PLACEHOLDER
-    if head in call.run.config.keys:
-        return call.run.config.keys[head]
+        return lambda _call: AUTH_PLACEHOLDER
+    if head in keys:
+        value = keys[head]
+        return lambda _call: value
     name, offset = _split_offset(token)
-    return _simple(call, name, offset)
+    numeric = _NUMERIC.get(name)
+    if numeric is not None:
+        return lambda call: str(numeric(call) + offset)
+    if name == "branch":
+        return lambda call: f"z9hG4bK-{call.run.pid}-{call.number}-{call.send_index - 1 + offset}"
+    text = _TEXT.get(name)
+    if text is None:
+        raise KeyError(name)
+    return text
 
 
-@lru_cache(maxsize=1024)
 def _split_offset(token: str) -> tuple[str, int]:
-    """'cseq+1' -> ('cseq', 1); cached because every message of every call asks again."""
+    """'cseq+1' -> ('cseq', 1)."""
     match = _OFFSET.match(token)
     if match is None:
         raise KeyError(token)
@@ -124,14 +145,3 @@ _TEXT: dict[str, Callable[[CallContext], str]] = {
     "crypto_attribute": lambda call: call.run.crypto_attribute(call.call_id),
 }
 
-
-def _simple(call: CallContext, name: str, offset: int) -> str:
-    numeric = _NUMERIC.get(name)
-    if numeric is not None:
-        return str(numeric(call) + offset)
-    if name == "branch":
-        return f"z9hG4bK-{call.run.pid}-{call.number}-{call.send_index - 1 + offset}"
-    text = _TEXT.get(name)
-    if text is None:
-        raise KeyError(name)
-    return text(call)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,9 @@ def _parse_media_line(line: str) -> AudioEndpoint:
     return AudioEndpoint("", int(port_text), payload_types)
 
 
+@lru_cache(maxsize=4096)
 def _parse_connection_line(line: str) -> str:
+    """Cached: every call's answer repeats the same few c= lines, and ip_address() is slow."""
     fields = line[2:].split()
     if len(fields) != 3 or fields[0] != "IN" or fields[1] not in ("IP4", "IP6"):
         raise ValueError(f"SDP connection line is not 'c=IN IP4|IP6 address': {line!r}")

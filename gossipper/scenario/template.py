@@ -44,10 +44,14 @@ def _split(text: str) -> tuple[str, ...]:
 
 
 def _fill(parts: tuple[str, ...], resolve: Resolver) -> str:
-    return "".join(
-        part if index % 2 == 0 or part.startswith(_LEN_MARK) else resolve(part)
-        for index, part in enumerate(parts)
-    )
+    if len(parts) == 1:
+        return parts[0]
+    out = [parts[0]]
+    for index in range(1, len(parts), 2):
+        token = parts[index]
+        out.append(token if token.startswith(_LEN_MARK) else resolve(token))
+        out.append(parts[index + 1])
+    return "".join(out)
 
 
 def _fill_lines(lines: tuple[tuple[str, ...], ...], resolve: Resolver, keep_first: bool) -> str:
