@@ -144,4 +144,3 @@ _TEXT: dict[str, Callable[[CallContext], str]] = {
     "sipp_version": lambda _call: "3.6.1-gossipper",
     "crypto_attribute": lambda call: call.run.crypto_attribute(call.call_id),
 }
-
