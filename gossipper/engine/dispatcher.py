@@ -104,11 +104,17 @@ class Dispatcher:
         """Forget a finished call but keep enough to answer its retransmissions."""
         self.calls.pop(call.call_id, None)
         last = call.last_sent.data if call.last_sent is not None else None
+        self.dead_calls.pop(call.call_id, None)  # re-buried: to the end, where its expiry belongs
         self.dead_calls[call.call_id] = DeadCall(
             last, call.context.remote, call.transport, time.monotonic() + DEAD_CALL_WAIT_S
         )
 
     def expire_dead_calls(self, now: float) -> None:
-        expired = [call_id for call_id, dead in self.dead_calls.items() if dead.expires_at <= now]
+        """Calls are buried in order and wait alike, so the expired ones lead the dict."""
+        expired = []
+        for call_id, dead in self.dead_calls.items():
+            if dead.expires_at > now:
+                break
+            expired.append(call_id)
         for call_id in expired:
             del self.dead_calls[call_id]

@@ -235,11 +235,11 @@ def _parse_headers(text: str) -> list[tuple[str, str]]:
             name, value = headers[-1]
             headers[-1] = (name, f"{value} {line.strip(_WSP)}" if value else line.strip(_WSP))
             continue
-        colon = line.find(":")
-        name = line[:colon].strip(_WSP) if colon > 0 else ""
-        if not name:
+        name, colon, value = line.partition(":")
+        name = name.strip(_WSP)
+        if not (colon and name):
             raise SipParseError(f"header line without a name and colon: {line[:80]!r}")
-        headers.append((name, line[colon + 1 :].strip(_WSP)))
+        headers.append((name, value.strip(_WSP)))
     return headers
 
 

@@ -43,13 +43,37 @@ class _CallMedia:
     call_id: str
     media_port: int | None = None
     remote_sdp: bytes | None = None
-    peer: AudioEndpoint | None = None
-    sdp_error: str | None = None
+    parsed_sdp: bytes | None = None  # the SDP that peer and sdp_error were taken from
+    peer_found: AudioEndpoint | None = None
+    sdp_error_found: str | None = None
     crypto_error: str | None = None
     offered: list[CryptoAttribute] = field(default_factory=list)  # the peer's a=crypto lines
     local_crypto: CryptoAttribute | None = None
     remote_crypto: CryptoAttribute | None = None
     session: MediaSession | None = None
+
+    def _parse_remote_sdp(self) -> None:
+        """Only when asked: most calls of a load test carry SDP but no classic media."""
+        if self.parsed_sdp is self.remote_sdp:
+            return
+        self.parsed_sdp = self.remote_sdp
+        if self.remote_sdp is None:
+            self.peer_found, self.sdp_error_found = None, None
+            return
+        try:
+            self.peer_found, self.sdp_error_found = parse_audio_endpoint(self.remote_sdp), None
+        except ValueError as error:
+            self.peer_found, self.sdp_error_found = None, str(error)
+
+    @property
+    def peer(self) -> AudioEndpoint | None:
+        self._parse_remote_sdp()
+        return self.peer_found
+
+    @property
+    def sdp_error(self) -> str | None:
+        self._parse_remote_sdp()
+        return self.sdp_error_found
 
 
 class ClassicMedia:
@@ -122,11 +146,7 @@ class ClassicMedia:
         call = self._call(call_id)
         if remote_sdp == call.remote_sdp:
             return
-        call.remote_sdp = remote_sdp
-        try:
-            call.peer, call.sdp_error = parse_audio_endpoint(remote_sdp), None
-        except ValueError as error:
-            call.peer, call.sdp_error = None, str(error)
+        call.remote_sdp = remote_sdp  # parsed when a stream, echo or replay needs the peer
         if self.config.media_srtp:
             try:
                 call.offered, call.crypto_error = audio_crypto_attributes(remote_sdp), None
