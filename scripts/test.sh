@@ -11,6 +11,6 @@ if ! command -v sipp >/dev/null 2>&1; then
     fi
 fi
 scripts/bootstrap.sh
-.venv/bin/ruff check gossipper tests bench
+.venv/bin/ruff check gossipper tests bench setup.py
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -31,6 +31,7 @@
 #include <structmember.h>
 
 #include <errno.h>
+#include <linux/close_range.h>
 #include <linux/io_uring.h>
 #include <poll.h>
 #include <pthread.h>
@@ -77,6 +78,7 @@
 #define UNLIMITED UINT64_MAX
 #define NO_SLOT UINT32_MAX
 #define FIXED_FILES_MAX 65536u /* io_uring fixed-file table per worker, at most RLIMIT_NOFILE */
+#define CLOSE_QUEUE 64u        /* removed streams' descriptors waiting for their worker to close them */
 
 enum stream_flag {
     F_LIVE = 1 << 0,
@@ -88,6 +90,7 @@ enum stream_flag {
     F_CLAIMED = 1 << 6, /* remove() has read the counts: the slot may be reused */
     F_FINISHED = 1 << 7,
     F_FIXED = 1 << 8, /* its socket is in the ring's table of fixed files */
+    F_OWN_FD = 1 << 9, /* fd is the worker's own duplicate of the socket (-1 if that failed) */
 };
 
 /* One stream, one cache line.  seq_next/ts_next/next_due_ns describe the next
@@ -118,6 +121,7 @@ struct side_counts {
     uint64_t send_errors;
     uint64_t received_packets;
     uint64_t received_octets; /* RTP payload octets: datagram length minus the fixed header */
+    int32_t caller_fd;        /* the descriptor add() was given, in the caller's table */
 };
 
 /* Records live in chunks that never move, so a worker may keep pointers to
@@ -202,6 +206,12 @@ struct worker {
     int64_t sleep_until;              /* INT64_MIN while awake */
     uint32_t sweep_next;              /* the next slot the receive sweep looks at */
     int64_t sweep_started;            /* when the current sweep began at slot 0 */
+    int pidfd;          /* the process, to duplicate sockets from; -1: the worker shares its table */
+    int own_files;      /* the worker has a descriptor table of its own (set as it starts) */
+    int started;        /* own_files is settled */
+    int closing[CLOSE_QUEUE]; /* duplicates of removed streams' sockets for the worker to close */
+    uint32_t nclosing;
+    uint64_t close_asked, close_done; /* tickets of remove(): its duplicate is closed once done >= its */
     uint8_t *const *silence;
     struct op ops[BATCH_MAX];
     uint32_t free_ops[BATCH_MAX];
@@ -221,6 +231,7 @@ typedef struct {
     PyObject *mode;
     PyObject *mode_reason;
     int rt_priority;     /* SCHED_RR priority the workers run at; 0: normal scheduling */
+    int private_tables;  /* workers that send through a descriptor table of their own */
     PyObject *rt_error;  /* why a requested priority was refused (errno name), else None */
     uint8_t *silence[256]; /* a payload longer than INLINE_PAYLOAD_BYTES per silence byte, on first use */
 } CoreObject;
@@ -384,11 +395,88 @@ static void advance(struct stream *s, uint64_t k) {
     s->ts_next += (uint32_t)(k * s->ts_step);
 }
 
+/* ---- the worker's descriptor table ------------------------------------- */
+
+/* In a process with more than one thread, every send() takes and drops a
+ * reference on its socket's file, an atomic update of a shared cache line,
+ * since another thread could close the descriptor meanwhile; a thread whose
+ * descriptor table no other thread uses skips that (about 2% of a packet's
+ * cost on loopback).  So in mode "send" each worker unshares its table as it
+ * starts, keeps only the pidfd of its process in it, and sends through its own
+ * duplicate of each stream's socket, made on first use: the caller keeps its
+ * descriptor, and remove() has the worker close the duplicate. */
+
+/* A pidfd of this process from which sockets can be duplicated, or -1 where
+ * the kernel is too old or a sandbox forbids it (the workers then share). */
+static int open_self_pidfd(void) {
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd < 0)
+        return -1;
+    int probe = (int)syscall(SYS_pidfd_getfd, pidfd, pidfd, 0);
+    if (probe < 0) {
+        close(pidfd);
+        return -1;
+    }
+    close(probe);
+    return pidfd;
+}
+
+/* Give the calling thread a table of its own holding only `keep`.  Returns
+ * whether it did; on failure the thread still shares the process's table. */
+static int unshare_files(int keep) {
+    if (keep == 0)
+        return syscall(SYS_close_range, 1u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
+    if (syscall(SYS_close_range, 0u, (unsigned)keep - 1, CLOSE_RANGE_UNSHARE) != 0)
+        return 0;
+    syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0);
+    return 1;
+}
+
+/* The descriptor the worker sends and polls a stream's socket with (worker
+ * thread only).  A failed duplicate leaves -1, so each send of the stream
+ * fails with EBADF and is counted as an error. */
+static int own_fd(struct worker *w, struct stream *s) {
+    if (w->own_files && !(s->flags & F_OWN_FD)) {
+        s->fd = (int32_t)syscall(SYS_pidfd_getfd, w->pidfd, s->fd, 0);
+        s->flags |= F_OWN_FD;
+    }
+    return s->fd;
+}
+
+/* Close the duplicates remove() has queued (worker thread, lock held). */
+static void close_queued(struct worker *w) {
+    for (uint32_t i = 0; i < w->nclosing; i++)
+        close(w->closing[i]);
+    w->nclosing = 0;
+    w->close_done = w->close_asked;
+    pthread_cond_broadcast(&w->done);
+}
+
+/* Have the worker close its duplicate of a removed stream's socket, and wait
+ * until it has: the port must be free once the caller closes its own
+ * descriptor.  A worker that stops closes its whole table as it exits. */
+static void close_own_fd(struct worker *w, struct stream *s) {
+    int fd = s->fd;
+    s->flags &= ~F_OWN_FD;
+    s->fd = -1;
+    if (fd < 0 || w->stop)
+        return;
+    while (w->nclosing == CLOSE_QUEUE && !w->stop)
+        pthread_cond_wait(&w->done, &w->lock);
+    if (w->stop)
+        return;
+    w->closing[w->nclosing++] = fd;
+    uint64_t ticket = ++w->close_asked;
+    pthread_cond_signal(&w->wake);
+    while (w->close_done < ticket && !w->stop)
+        pthread_cond_wait(&w->done, &w->lock);
+}
+
 /* ---- sending ------------------------------------------------------------ */
 
 static void prepare_op(struct worker *w, struct op *op, struct stream *s, uint32_t slot) {
     op->slot = slot;
-    op->fd = s->fd;
+    op->fd = own_fd(w, s);
     op->fixed = (s->flags & F_FIXED) != 0;
     op->due_ns = s->next_due_ns;
     op->pkt[0] = RTP_VERSION_BYTE;
@@ -554,8 +642,7 @@ static void transmit_send(struct worker *w, uint32_t n) {
  * full length.  A recv() error is a pending error of an earlier send, which
  * this call consumes; the drain goes on after one, a second in a row (a socket
  * that can only fail) ends it. */
-static void drain_socket(struct worker *w, uint32_t slot) {
-    int fd = rec(w, slot)->fd;
+static void drain_socket(struct worker *w, uint32_t slot, int fd) {
     struct side_counts *side = side_of(w, slot);
     int failures = 0;
     for (;;) {
@@ -599,8 +686,8 @@ static void sweep_received(struct worker *w, int64_t now) {
         struct pollfd fds[POLL_FDS];
         uint32_t first = w->sweep_next, n = target - first < POLL_FDS ? target - first : POLL_FDS;
         for (uint32_t i = 0; i < n; i++) {
-            const struct stream *s = rec(w, first + i);
-            fds[i].fd = (s->flags & (F_LIVE | F_REMOVED)) == F_LIVE ? s->fd : -1;
+            struct stream *s = rec(w, first + i);
+            fds[i].fd = (s->flags & (F_LIVE | F_REMOVED)) == F_LIVE ? own_fd(w, s) : -1;
             fds[i].events = POLLIN;
             fds[i].revents = 0;
         }
@@ -610,7 +697,7 @@ static void sweep_received(struct worker *w, int64_t now) {
                 continue;
             ready--;
             if (!error_belongs_to_sender(rec(w, first + i), (uint32_t)fds[i].revents))
-                drain_socket(w, first + i);
+                drain_socket(w, first + i, fds[i].fd);
         }
         w->sweep_next = first + n;
     }
@@ -837,7 +924,12 @@ static void *worker_main(void *arg) {
     int use_ring = w->ring.fd >= 0;
     prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
     pthread_mutex_lock(&w->lock);
+    w->own_files = w->pidfd >= 0 && unshare_files(w->pidfd);
+    w->started = 1;
+    pthread_cond_broadcast(&w->done);
     while (!w->stop) {
+        if (w->nclosing)
+            close_queued(w);
         if (use_ring && ops_in_flight(w)) {
             ring_submit(&w->ring, 0);
             if (reap(w))
@@ -875,8 +967,10 @@ static void *worker_main(void *arg) {
     }
     if (use_ring)
         drain_ring(w);
+    if (w->nclosing)
+        close_queued(w);
     pthread_mutex_unlock(&w->lock);
-    return NULL;
+    return NULL; /* an unshared table closes with the thread */
 }
 
 /* ---- core lifecycle ----------------------------------------------------- */
@@ -890,6 +984,7 @@ static int worker_init(struct worker *w, uint32_t index, uint8_t *const *silence
     for (uint32_t i = 0; i < WHEEL_SLOTS; i++)
         w->wheel[i] = NO_SLOT;
     w->ring.fd = -1;
+    w->pidfd = -1;
     for (uint32_t i = 0; i < BATCH_MAX; i++) {
         struct op *op = &w->ops[i];
         op->slot = NO_SLOT;
@@ -932,6 +1027,7 @@ static void stop_workers(CoreObject *self) {
         pthread_mutex_lock(&w->lock);
         w->stop = 1;
         pthread_cond_signal(&w->wake);
+        pthread_cond_broadcast(&w->done); /* a remove() waiting for a close need not */
         pthread_mutex_unlock(&w->lock);
     }
     for (uint32_t i = 0; i < self->nworkers; i++) {
@@ -1055,9 +1151,10 @@ static PyObject *Core_start(CoreObject *self, PyObject *args, PyObject *kwds) {
     sigset_t all, previous;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &previous);
-    int err = 0;
+    int err = 0, pidfd = self->workers[0].ring.fd < 0 ? open_self_pidfd() : -1;
     for (uint32_t i = 0; i < self->nworkers && !err; i++) {
         struct worker *w = &self->workers[i];
+        w->pidfd = pidfd;
         err = pthread_create(&w->thread, NULL, worker_main, w);
         if (!err) {
             w->running = 1;
@@ -1067,6 +1164,20 @@ static PyObject *Core_start(CoreObject *self, PyObject *args, PyObject *kwds) {
         }
     }
     pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    int private_tables = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (uint32_t i = 0; i < self->nworkers; i++) {
+        struct worker *w = &self->workers[i];
+        pthread_mutex_lock(&w->lock);
+        while (w->running && !w->started)
+            pthread_cond_wait(&w->done, &w->lock);
+        private_tables += w->own_files;
+        pthread_mutex_unlock(&w->lock);
+    }
+    Py_END_ALLOW_THREADS
+    if (pidfd >= 0)
+        close(pidfd); /* a worker with a table of its own keeps its copy */
+    self->private_tables = private_tables;
     if (err) {
         Py_BEGIN_ALLOW_THREADS
         stop_workers(self);
@@ -1235,7 +1346,7 @@ static PyObject *Core_add(CoreObject *self, PyObject *args, PyObject *kwds) {
     pthread_mutex_lock(&w->lock);
     err = alloc_slot(w, &slot);
     if (!err) {
-        *side_of(w, slot) = (struct side_counts){0};
+        *side_of(w, slot) = (struct side_counts){.caller_fd = a.fd};
         init_stream(rec(w, slot), &a);
         if (ring_set_file(&w->ring, a.fd, a.fd))
             rec(w, slot)->flags |= F_FIXED;
@@ -1352,12 +1463,15 @@ static PyObject *Core_remove(CoreObject *self, PyObject *arg) {
         s->flags |= F_REMOVED;
         while (s->flags & F_INFLIGHT)
             pthread_cond_wait(&w->done, &w->lock);
+        struct side_counts *side = side_of(w, slot);
         if (s->flags & F_FIXED)
-            ring_set_file(&w->ring, s->fd, -1); /* else the table would keep the socket open */
-        drain_socket(w, slot); /* what arrived since the worker last looked */
+            ring_set_file(&w->ring, side->caller_fd, -1); /* else the table would keep the socket open */
+        if (s->flags & F_OWN_FD)
+            close_own_fd(w, s);
+        drain_socket(w, slot, side->caller_fd); /* what arrived since the worker last looked */
         packets = s->packets;
         octets = s->packets * s->payload_len;
-        errors = side_of(w, slot)->send_errors;
+        errors = side->send_errors;
         s->flags |= F_CLAIMED;
         w->active--;
         if (!(s->flags & F_SCHEDULED))
@@ -1509,6 +1623,8 @@ static PyMemberDef Core_members[] = {
      "SCHED_RR priority of the workers after start(); 0: normal scheduling"},
     {"rt_error", T_OBJECT_EX, offsetof(CoreObject, rt_error), READONLY,
      "errno name of a refused start(rt_priority=...), else None"},
+    {"private_tables", T_INT, offsetof(CoreObject, private_tables), READONLY,
+     "workers sending through a descriptor table of their own (mode 'send', after start())"},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -1,7 +1,8 @@
 """The scale engine on top of the native core (`_scalecore`): Python opens the sockets and
 chooses each stream's random start, the core's threads do all the sending.
 
-Python keeps every socket: the core only borrows descriptors, so a socket is closed here,
+Python keeps every socket: the core only borrows descriptors (in mode "send" each worker
+sends through its own duplicate, which remove() has it close), so a socket is closed here,
 after the core's remove() has promised never to touch it again.
 
 What comes back to a stream's port (an SBC's RTP, an echo) is counted by the core's threads

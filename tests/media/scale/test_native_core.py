@@ -696,11 +696,13 @@ def test_bad_stream_arguments() -> None:
         core.start()
 
 
-_NO_IOURING = """
+def _refusing(syscall_number: int, body: str) -> str:
+    """A script that runs `body` under a seccomp filter failing one system call with EPERM."""
+    return f"""
 import ctypes, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
-# seccomp filter: io_uring_setup (425 on every architecture) fails with EPERM, all else allowed
-program = [(0x20, 0, 0, 0), (0x15, 0, 1, 425), (0x06, 0, 0, 0x00050000 | 1), (0x06, 0, 0, 0x7FFF0000)]
+# load the call number; if it is the one refused, fail with EPERM (1), else allow
+program = [(0x20, 0, 0, 0), (0x15, 0, 1, {syscall_number}), (0x06, 0, 0, 0x50001), (0x06, 0, 0, 0x7FFF0000)]
 code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
 class Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -708,6 +710,26 @@ fprog = Fprog(len(program), ctypes.addressof(code))
 if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
     print("SKIP seccomp unavailable")
     sys.exit(0)
+{body}
+"""
+
+
+def _run_refusing(syscall_number: int, body: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", _refusing(syscall_number, body)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    if result.stdout.startswith("SKIP"):
+        pytest.skip(result.stdout.strip())
+    return result.stdout.strip()
+
+
+IO_URING_SETUP, PIDFD_GETFD = 425, 438  # the same number on every architecture
+
+_NO_IOURING = """
 from gossipper.media.scale._scalecore import Core
 core = Core(2, "iouring")
 print(core.mode, core.mode_reason)
@@ -715,14 +737,81 @@ print(core.mode, core.mode_reason)
 
 
 def test_iouring_refused_falls_back_to_send() -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", _NO_IOURING], capture_output=True, text=True, timeout=60, check=True
-    )
-    if result.stdout.startswith("SKIP"):
-        pytest.skip(result.stdout.strip())
-    mode, reason = result.stdout.strip().split(" ", 1)
+    mode, reason = _run_refusing(IO_URING_SETUP, _NO_IOURING).split(" ", 1)
     assert mode == "send"
     assert reason == "io_uring_setup failed: EPERM; send() loop"
+
+
+def _worker_tables() -> dict[int, set[str]]:
+    """What each scale worker's descriptor table holds (`socket:[inode]`, `anon_inode:[pidfd]`)."""
+    tables = {}
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(FileNotFoundError):
+            if not Path(f"/proc/self/task/{tid}/comm").read_text().startswith("gsp-rtp-"):
+                continue
+            entries = set()
+            for fd in os.listdir(f"/proc/self/task/{tid}/fd"):
+                with contextlib.suppress(FileNotFoundError):
+                    entries.add(os.readlink(f"/proc/self/task/{tid}/fd/{fd}"))
+            tables[int(tid)] = entries
+    return tables
+
+
+def _socket_name(sock: socket.socket) -> str:
+    return f"socket:[{os.fstat(sock.fileno()).st_ino}]"
+
+
+def test_send_workers_keep_their_own_descriptor_tables(sink: Sink, make_core: MakeCore) -> None:
+    """Each worker holds its pidfd and a duplicate of each of its streams' sockets, nothing
+    else; remove() returns once the duplicate is closed, so the port is free with the caller's."""
+    core = make_core("send")
+    assert core.private_tables == 2
+    socks = [sender(sink.address) for _ in range(6)]
+    try:
+        handles = [add(core, sock, random_start()) for sock in socks]
+        wait_until(lambda: all(core.stream_stats(handle)[0] >= 2 for handle in handles))
+        tables = _worker_tables()
+        assert len(tables) == 2
+        held = [entry for table in tables.values() for entry in table if entry != "anon_inode:[pidfd]"]
+        assert sorted(held) == sorted(_socket_name(sock) for sock in socks)
+        assert all("anon_inode:[pidfd]" in table for table in tables.values())
+        gone = _socket_name(socks[0])
+        port = socks[0].getsockname()[1]
+        core.remove(handles[0])
+        assert all(gone not in table for table in _worker_tables().values())
+        socks[0].close()
+        sender(sink.address, port).close()  # binds: nothing holds the port any more
+        assert core.stats()["errors"] == {}
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+_NO_PIDFD_GETFD = """
+import socket, time
+from gossipper.media.scale._scalecore import Core
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sink.bind(("127.0.0.1", 0))
+core = Core(2, "send")
+core.start()
+socks = []
+for i in range(3):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.connect(sink.getsockname())
+    socks.append(sock)
+    header = bytes([0x80, 8, 0, i, 0, 0, 0, 0, 0, 0, 0, i + 1])
+    core.add(sock.fileno(), header, 160, 0xD5, 160, 5_000_000, time.monotonic_ns(), 5)
+deadline = time.monotonic() + 10
+while core.stats()["finished"] < 3 and time.monotonic() < deadline:
+    time.sleep(0.01)
+stats = core.stats()
+print(core.private_tables, stats["packets"], stats["errors"])
+"""
+
+
+def test_refused_pidfd_getfd_leaves_workers_sharing_the_table_and_sending() -> None:
+    assert _run_refusing(PIDFD_GETFD, _NO_PIDFD_GETFD) == "0 15 {}"
 
 
 def _worker_policies(started: Callable[[], object]) -> list[tuple[int, int]]:
