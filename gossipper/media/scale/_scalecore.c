@@ -78,7 +78,8 @@
 #define UNLIMITED UINT64_MAX
 #define NO_SLOT UINT32_MAX
 #define FIXED_FILES_MAX 65536u /* io_uring fixed-file table per worker, at most RLIMIT_NOFILE */
-#define CLOSE_QUEUE 64u        /* removed streams' descriptors waiting for their worker to close them */
+#define CLOSE_QUEUE 256u       /* removed streams' duplicates waiting for their worker to close them */
+#define CLOSE_SPIN_NS 50000    /* remove() spins this long for the close before it sleeps */
 
 enum stream_flag {
     F_LIVE = 1 << 0,
@@ -210,8 +211,8 @@ struct worker {
     int own_files;      /* the worker has a descriptor table of its own (set as it starts) */
     int started;        /* own_files is settled */
     int closing[CLOSE_QUEUE]; /* duplicates of removed streams' sockets for the worker to close */
-    uint32_t nclosing;
-    uint64_t close_asked, close_done; /* tickets of remove(): its duplicate is closed once done >= its */
+    uint32_t nclosing;        /* also read without the lock, between packets */
+    uint64_t closes_asked, closes_done; /* remove() waits until done reaches its number */
     uint8_t *const *silence;
     struct op ops[BATCH_MAX];
     uint32_t free_ops[BATCH_MAX];
@@ -404,7 +405,11 @@ static void advance(struct stream *s, uint64_t k) {
  * cost on loopback).  So in mode "send" each worker unshares its table as it
  * starts, keeps only the pidfd of its process in it, and sends through its own
  * duplicate of each stream's socket, made on first use: the caller keeps its
- * descriptor, and remove() has the worker close the duplicate. */
+ * descriptor, and remove() has the worker close the duplicate and waits for it,
+ * so that the port is free once the caller closes its own.  The worker looks
+ * for such requests between any two packets, not only between batches: a
+ * remove() then waits for one send, not for a whole tick's batch.  A worker
+ * that stops closes its whole table as it exits. */
 
 /* A pidfd of this process from which sockets can be duplicated, or -1 where
  * the kernel is too old or a sandbox forbids it (the workers then share). */
@@ -447,28 +452,43 @@ static int own_fd(struct worker *w, struct stream *s) {
 static void close_queued(struct worker *w) {
     for (uint32_t i = 0; i < w->nclosing; i++)
         close(w->closing[i]);
-    w->nclosing = 0;
-    w->close_done = w->close_asked;
+    __atomic_store_n(&w->nclosing, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->closes_done, w->closes_asked, __ATOMIC_RELEASE);
     pthread_cond_broadcast(&w->done);
 }
 
+/* Between two sends of a batch (worker thread, lock not held). */
+static inline void close_queued_now(struct worker *w) {
+    if (__builtin_expect(__atomic_load_n(&w->nclosing, __ATOMIC_RELAXED) == 0, 1))
+        return;
+    pthread_mutex_lock(&w->lock);
+    close_queued(w);
+    pthread_mutex_unlock(&w->lock);
+}
+
 /* Have the worker close its duplicate of a removed stream's socket, and wait
- * until it has: the port must be free once the caller closes its own
- * descriptor.  A worker that stops closes its whole table as it exits. */
+ * until it has (caller's thread, lock held). */
 static void close_own_fd(struct worker *w, struct stream *s) {
     int fd = s->fd;
     s->flags &= ~F_OWN_FD;
     s->fd = -1;
+    while (fd >= 0 && w->nclosing == CLOSE_QUEUE && !w->stop)
+        pthread_cond_wait(&w->done, &w->lock);
     if (fd < 0 || w->stop)
         return;
-    while (w->nclosing == CLOSE_QUEUE && !w->stop)
-        pthread_cond_wait(&w->done, &w->lock);
-    if (w->stop)
-        return;
-    w->closing[w->nclosing++] = fd;
-    uint64_t ticket = ++w->close_asked;
-    pthread_cond_signal(&w->wake);
-    while (w->close_done < ticket && !w->stop)
+    w->closing[w->nclosing] = fd;
+    __atomic_store_n(&w->nclosing, w->nclosing + 1, __ATOMIC_RELAXED);
+    uint64_t ticket = ++w->closes_asked;
+    if (w->sleep_until != INT64_MIN)
+        pthread_cond_signal(&w->wake);
+    /* The worker gets to it within a send or a wake-up, a few microseconds:
+     * sooner than this thread would sleep and wake again. */
+    pthread_mutex_unlock(&w->lock);
+    int64_t give_up = now_ns() + CLOSE_SPIN_NS;
+    while (__atomic_load_n(&w->closes_done, __ATOMIC_ACQUIRE) < ticket && now_ns() < give_up)
+        __builtin_ia32_pause();
+    pthread_mutex_lock(&w->lock);
+    while (w->closes_done < ticket && !w->stop)
         pthread_cond_wait(&w->done, &w->lock);
 }
 
@@ -632,6 +652,7 @@ static void transmit_send(struct worker *w, uint32_t n) {
         long sent = send_op(op);
         op->res = sent < 0 ? -errno : (int32_t)sent;
         op->sent_ns = now_ns();
+        close_queued_now(w);
     }
 }
 

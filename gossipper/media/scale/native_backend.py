@@ -1,9 +1,10 @@
 """The scale engine on top of the native core (`_scalecore`): Python opens the sockets and
 chooses each stream's random start, the core's threads do all the sending.
 
-Python keeps every socket: the core only borrows descriptors (in mode "send" each worker
-sends through its own duplicate, which remove() has it close), so a socket is closed here,
-after the core's remove() has promised never to touch it again.
+Python keeps every socket: the core only borrows descriptors, so a socket is closed here,
+after the core's remove() has promised never to send on it again. (In mode "send" each
+worker sends through its own duplicate, which it closes at its next turn after the remove:
+the port is free well under a millisecond later, not at once.)
 
 What comes back to a stream's port (an SBC's RTP, an echo) is counted by the core's threads
 too, never read here: it shows in snapshot() only, as StreamCounts has no received fields.
@@ -156,8 +157,10 @@ class NativeScaleEngine(ScaleEngine):
         return self.workers
 
     def close(self) -> None:
+        # Workers first: each closes its own descriptor table as it exits, so the removes
+        # below have nothing left to queue for them.
+        self._core.stop()
         with self._lock:
             call_ids = list(self._streams)
         for call_id in call_ids:
             self.unregister(call_id)
-        self._core.stop()

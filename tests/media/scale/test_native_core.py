@@ -761,30 +761,47 @@ def _socket_name(sock: socket.socket) -> str:
     return f"socket:[{os.fstat(sock.fileno()).st_ino}]"
 
 
+def _held_by_workers(sock: socket.socket) -> bool:
+    return any(_socket_name(sock) in table for table in _worker_tables().values())
+
+
 def test_send_workers_keep_their_own_descriptor_tables(sink: Sink, make_core: MakeCore) -> None:
     """Each worker holds its pidfd and a duplicate of each of its streams' sockets, nothing
-    else; remove() returns once the duplicate is closed, so the port is free with the caller's."""
+    else, and closes the duplicate at its next turn after remove(): the port is then free."""
     core = make_core("send")
     assert core.private_tables == 2
     socks = [sender(sink.address) for _ in range(6)]
     try:
         handles = [add(core, sock, random_start()) for sock in socks]
-        wait_until(lambda: all(core.stream_stats(handle)[0] >= 2 for handle in handles))
+        wait_until(lambda: all(core.stream_stats(handle)[0] >= 1 for handle in handles))
         tables = _worker_tables()
         assert len(tables) == 2
         held = [entry for table in tables.values() for entry in table if entry != "anon_inode:[pidfd]"]
         assert sorted(held) == sorted(_socket_name(sock) for sock in socks)
         assert all("anon_inode:[pidfd]" in table for table in tables.values())
-        gone = _socket_name(socks[0])
         port = socks[0].getsockname()[1]
         core.remove(handles[0])
-        assert all(gone not in table for table in _worker_tables().values())
+        wait_until(lambda: not _held_by_workers(socks[0]), timeout=0.5)
         socks[0].close()
         sender(sink.address, port).close()  # binds: nothing holds the port any more
         assert core.stats()["errors"] == {}
     finally:
         for sock in socks:
             sock.close()
+
+
+def test_removed_stream_woken_worker_closes_its_duplicate(sink: Sink, make_core: MakeCore) -> None:
+    """A worker asleep until a stream's next packet 2 s away is woken to close the duplicate."""
+    core = make_core("send", workers=1)
+    sock = sender(sink.address)
+    try:
+        handle = add(core, sock, random_start(), interval_ms=2000)
+        wait_until(lambda: core.stream_stats(handle)[0] == 1)
+        assert _held_by_workers(sock)
+        core.remove(handle)
+        wait_until(lambda: not _held_by_workers(sock), timeout=0.5)
+    finally:
+        sock.close()
 
 
 _NO_PIDFD_GETFD = """
