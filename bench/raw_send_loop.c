@@ -11,7 +11,8 @@
  * as it is less than 1 ms ahead of schedule, so up to 1 ms early and never late but for
  * wake-up delay (the core sends each tick's packets at most 0.5 ms early or late); it is
  * single-threaded, which spares each send() the descriptor reference count a threaded
- * process pays; and with one thread it falls behind once a core cannot keep up (near
+ * process pays (gossipper's workers avoid it too: a descriptor table of their own in the
+ * send() loop, fixed files with io_uring); and with one thread it falls behind once a core cannot keep up (near
  * 400,000 packets/s on the bench's 2-core VM), where it stops sleeping and so spends
  * less per packet while missing its schedule.
  *

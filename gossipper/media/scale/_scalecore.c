@@ -201,6 +201,7 @@ struct worker {
     int64_t tick;                     /* the next tick to send: earlier ones are done */
     uint32_t waiting;                 /* streams in the wheel */
     int64_t cost_ns;                  /* time spent sending and sweeping since the last measure */
+    int64_t setup_ns;                 /* of which duplicating new streams' sockets, a one-off */
     uint64_t cost_packets;            /* packets sent meanwhile */
     uint32_t packet_cost_ns;          /* the last measure per packet, read like wheel_len */
     uint32_t active;                  /* streams added and not removed */
@@ -442,8 +443,10 @@ static int unshare_files(int keep) {
  * fails with EBADF and is counted as an error. */
 static int own_fd(struct worker *w, struct stream *s) {
     if (w->own_files && !(s->flags & F_OWN_FD)) {
+        int64_t start = now_ns();
         s->fd = (int32_t)syscall(SYS_pidfd_getfd, w->pidfd, s->fd, 0);
         s->flags |= F_OWN_FD;
+        w->setup_ns += now_ns() - start;
     }
     return s->fd;
 }
@@ -931,7 +934,8 @@ static void sleep_locked(struct worker *w, int64_t until) {
  * without the wake-ups.  pick_worker() sizes a worker's share of a tick with it,
  * so a slower machine, or streams that also receive, spread sooner. */
 static void note_cost(struct worker *w, uint32_t packets, int64_t ns) {
-    w->cost_ns += ns;
+    w->cost_ns += ns - w->setup_ns; /* a start of many streams must not look like a slow worker */
+    w->setup_ns = 0;
     w->cost_packets += packets;
     if (w->cost_packets < COST_SAMPLE_PACKETS)
         return;
