@@ -9,7 +9,8 @@
  *
  * Where it is not like for like (the bench prints this too): it sends a packet as soon
  * as it is less than 1 ms ahead of schedule, so up to 1 ms early and never late but for
- * wake-up delay (the core sends each tick's packets at most 0.5 ms early or late); it is
+ * wake-up delay (the core sends a packet at most 0.5 ms early, 0.9 ms when a busy worker
+ * takes its next tick rather than sleep less than 0.4 ms); it is
  * single-threaded, which spares each send() the descriptor reference count a threaded
  * process pays (gossipper's workers avoid it too: a descriptor table of their own in the
  * send() loop, fixed files with io_uring); and with one thread it falls behind once a core cannot keep up (near

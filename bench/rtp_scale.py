@@ -60,8 +60,8 @@ MIN_WITHIN_2MS = 0.99
 BEHIND = 0.99  # achieved below this share of offered: the sender could not keep up
 RAW_CAVEATS = (
     "raw is the reference as asked, but not like for like: it sends a packet once it is less than\n"
-    "1 ms ahead (up to 1 ms early, late only by wake-up delay; gossipper's core: within 0.5 ms either\n"
-    "side) and so wakes about a quarter as often at 5,000 streams (measured: no CPU difference); it\n"
+    "1 ms ahead (up to 1 ms early, late only by wake-up delay; gossipper's core: at most 0.5 ms\n"
+    "early, or 0.9 ms for a busy worker that runs ahead rather than sleep less than 0.4 ms); it\n"
     "keeps no per-stream state and counts nothing received; and one thread\n"
     "falls behind once a core cannot keep up, where it stops sleeping and spends less per packet:\n"
     "the check then takes raw-mt, one thread per core, if it kept rate and schedule."
