@@ -412,7 +412,7 @@ static void advance(struct stream *s, uint64_t k) {
  * so that the port is free once the caller closes its own.  The worker looks
  * for such requests between any two packets, not only between batches: a
  * remove() then waits for one send, not for a whole tick's batch.  A worker
- * that stops closes its whole table as it exits. */
+ * that stops closes its whole table before it exits. */
 
 /* A pidfd of this process from which sockets can be duplicated, or -1 where
  * the kernel is too old or a sandbox forbids it (the workers then share). */
@@ -1004,7 +1004,12 @@ static void *worker_main(void *arg) {
     if (w->nclosing)
         close_queued(w);
     pthread_mutex_unlock(&w->lock);
-    return NULL; /* an unshared table closes with the thread */
+    /* The kernel would release a table of our own as the thread exits, but only
+     * after pthread_join() has returned in the thread that stops the core: a port
+     * could then still be bound when close() returns.  So close it now. */
+    if (w->own_files)
+        syscall(SYS_close_range, 0u, ~0u, 0);
+    return NULL;
 }
 
 /* ---- core lifecycle ----------------------------------------------------- */

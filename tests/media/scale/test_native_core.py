@@ -868,6 +868,39 @@ def test_send_workers_keep_their_own_descriptor_tables(sink: Sink, make_core: Ma
             sock.close()
 
 
+def _ports_after_sending_and_stopping(sink: Sink, streams: int) -> list[int]:
+    """Ports of `streams` streams that a two-worker core sent on (so every worker holds
+    duplicates), then was stopped, then the caller closed."""
+    core = _scalecore.Core(2, "send")
+    core.start()
+    socks = [sender(sink.address) for _ in range(streams)]
+    try:
+        for i, sock in enumerate(socks):
+            add(core, sock, random_start(), offset_ns=(i % 20) * MS - 20 * MS)
+        wait_until(lambda: core.stats()["packets"] >= 2 * streams)  # each stream has sent
+        return [sock.getsockname()[1] for sock in socks]
+    finally:
+        core.stop()
+        for sock in socks:
+            sock.close()
+
+
+def test_stopped_core_holds_no_socket_once_stop_returns(sink: Sink) -> None:
+    """stop() joins the workers; the kernel would free a thread's own descriptor table only
+    after that join returned, so each worker closes its table before it exits: once stop()
+    returns and the caller closes its sockets, every port can be bound again. Repeated,
+    with 300 sockets per core, to give a late release a chance to show."""
+    for _ in range(10):
+        taken = []
+        for port in _ports_after_sending_and_stopping(sink, 300):
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                try:
+                    probe.bind((LOOPBACK, port))
+                except OSError:
+                    taken.append(port)
+        assert taken == []
+
+
 def test_removed_stream_woken_worker_closes_its_duplicate(sink: Sink, make_core: MakeCore) -> None:
     """A worker asleep until a stream's next packet 2 s away is woken to close the duplicate."""
     core = make_core("send", workers=1)
