@@ -200,6 +200,7 @@ struct worker {
     uint32_t wheel_len[WHEEL_SLOTS];  /* streams in each list, read without the lock by pick_worker() */
     uint64_t wheel_busy[WHEEL_WORDS]; /* one bit per non-empty list */
     int64_t tick;                     /* the next tick to send: earlier ones are done */
+    int64_t phase_ns;                 /* this worker's ticks begin this long after the millisecond */
     uint32_t waiting;                 /* streams in the wheel */
     int64_t cost_ns;                  /* time spent sending and sweeping since the last measure */
     int64_t setup_ns;                 /* of which duplicating new streams' sockets, a one-off */
@@ -308,10 +309,23 @@ static inline void link_stream(struct worker *w, uint32_t tick, uint32_t slot) {
     __atomic_store_n(&w->wheel_len[i], w->wheel_len[i] + 1, __ATOMIC_RELAXED);
 }
 
+/* Workers' ticks are staggered over the millisecond: each burst of sends
+ * contends with its siblings' in the kernel (the route's reference count, the
+ * receiving socket of an SBC that many streams share), so bursts that begin
+ * together cost every packet more. */
+static inline int64_t tick_start(const struct worker *w, int64_t tick) { return tick * GRAIN_NS + w->phase_ns; }
+
+static inline int64_t tick_of(const struct worker *w, int64_t ns) { return (ns - w->phase_ns) / GRAIN_NS; }
+
+static inline int64_t nearest_tick(const struct worker *w, int64_t ns) {
+    int64_t t = ns - w->phase_ns;
+    return t / GRAIN_NS + (t % GRAIN_NS >= HALF_GRAIN_NS);
+}
+
 /* File a stream under the tick its key rounds to; a key already past goes to
  * the next tick to be sent. */
 static void wheel_add(struct worker *w, int64_t key, uint32_t slot) {
-    int64_t start = w->tick * GRAIN_NS, ahead = 0;
+    int64_t start = tick_start(w, w->tick), ahead = 0;
     if (key > start) {
         int64_t gap = key - start;
         ahead = gap / GRAIN_NS + (gap % GRAIN_NS >= HALF_GRAIN_NS);
@@ -559,7 +573,7 @@ static void take_due(struct worker *w, uint32_t slot, int64_t now, int64_t until
  * batch is full; a tick left with due streams is finished by the next batch.
  * After a stall longer than a turn, one turn still visits every list. */
 static uint32_t collect_due(struct worker *w, int64_t now, int64_t until) {
-    int64_t last = until / GRAIN_NS;
+    int64_t last = tick_of(w, until);
     if (last - w->tick >= (int64_t)WHEEL_SLOTS)
         w->tick = last - WHEEL_SLOTS + 1;
     uint32_t n = 0;
@@ -964,7 +978,7 @@ static void *worker_main(void *arg) {
                 pthread_cond_broadcast(&w->done);
         }
         int64_t now = now_ns(), tick = next_busy_tick(w);
-        int64_t next = tick == INT64_MAX ? INT64_MAX : tick * GRAIN_NS;
+        int64_t next = tick == INT64_MAX ? INT64_MAX : tick_start(w, tick);
         /* A worker that finishes a batch less than RUN_AHEAD_NS before its next
          * tick sends that tick at once rather than sleep: a wake-up costs more
          * than the short sleep saves (in a VM above all, where an idle CPU
@@ -1014,12 +1028,13 @@ static void *worker_main(void *arg) {
 
 /* ---- core lifecycle ----------------------------------------------------- */
 
-static int worker_init(struct worker *w, uint32_t index, uint8_t *const *silence) {
+static int worker_init(struct worker *w, uint32_t index, int64_t phase_ns, uint8_t *const *silence) {
     memset(w, 0, sizeof *w);
     w->index = index;
     w->silence = silence;
     w->sleep_until = INT64_MIN;
-    w->tick = now_ns() / GRAIN_NS;
+    w->phase_ns = phase_ns;
+    w->tick = tick_of(w, now_ns());
     for (uint32_t i = 0; i < WHEEL_SLOTS; i++)
         w->wheel[i] = NO_SLOT;
     w->ring.fd = -1;
@@ -1130,7 +1145,7 @@ static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
         return PyErr_NoMemory();
     }
     for (uint32_t i = 0; i < (uint32_t)workers; i++) {
-        int err = worker_init(&self->workers[i], i, self->silence);
+        int err = worker_init(&self->workers[i], i, GRAIN_NS * i / workers, self->silence);
         if (err) {
             Py_DECREF(self);
             errno = err;
@@ -1284,7 +1299,6 @@ static uint32_t pick_worker(CoreObject *self, int64_t first_due_ns, int64_t inte
     int64_t now = now_ns(), due = first_due_ns;
     if (due < now)
         due += ((now - due) / interval_ns + 1) * interval_ns;
-    int64_t tick = due / GRAIN_NS + (due % GRAIN_NS >= HALF_GRAIN_NS);
     int64_t step = interval_ns / GRAIN_NS + (interval_ns % GRAIN_NS >= HALF_GRAIN_NS);
     uint32_t best = 0;
     uint64_t best_ns = UINT64_MAX;
@@ -1292,7 +1306,7 @@ static uint32_t pick_worker(CoreObject *self, int64_t first_due_ns, int64_t inte
         struct worker *w = &self->workers[k];
         uint64_t cost = __atomic_load_n(&w->packet_cost_ns, __ATOMIC_RELAXED);
         uint64_t ns = (cost > FLOOR_COST_NS ? cost : FLOOR_COST_NS) *
-                      streams_on_grid(w, tick, step > 0 ? step : 1, now / GRAIN_NS);
+                      streams_on_grid(w, nearest_tick(w, due), step > 0 ? step : 1, tick_of(w, now));
         if (ns < TICK_BUDGET_NS)
             return k;
         if (ns < best_ns) {

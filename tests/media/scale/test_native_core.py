@@ -424,6 +424,45 @@ def _worker_of(handle: int) -> int:
     return (handle >> 24) & 0xFF  # handle layout: generation << 32 | worker << 24 | slot
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_sibling_workers_ticks_begin_half_a_millisecond_apart(mode: str, make_core: MakeCore) -> None:
+    """Two workers' ticks are staggered by half a millisecond, so their bursts of sends do
+    not begin together. Streams due 0.25 ms after a millisecond: the first worker's tick
+    sends them 0.25 ms early; once 200 fill its tick, the rest go to the second worker, whose
+    tick sends them 0.25 ms late, never before."""
+    core = make_core(mode, workers=2)
+    drop = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    drop.bind((LOOPBACK, 0))
+    probe_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe_sink.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    probe_sink.bind((LOOPBACK, 0))
+    fillers = [sender(drop.getsockname()) for _ in range(200)]
+    probes = [sender(probe_sink.getsockname()) for _ in range(4)]
+    rounds, interval = 5, 20 * MS
+    handles: list[int] = []
+    try:
+        due = (time.monotonic_ns() // MS + 200) * MS + 250_000
+        first = {}  # by SSRC: the first packet's timestamp and the stream's worker
+        for sock in [probes[0], *fillers, *probes[1:]]:
+            start = random_start()
+            handles.append(core.add(sock.fileno(), bytes(start), 160, 0xD5, 160, interval, due, rounds))
+            first[start.ssrc] = (start.timestamp, _worker_of(handles[-1]))
+        assert [first[ssrc][1] for ssrc in list(first)[-3:]] == [1, 1, 1]
+        late_by_worker: dict[int, list[int]] = {0: [], 1: []}
+        for header, arrived in _kernel_receive_times(probe_sink, len(probes) * rounds):
+            first_timestamp, worker = first[header.ssrc]
+            sent_due = due + ((header.timestamp - first_timestamp) & 0xFFFFFFFF) // 160 * interval
+            late_by_worker[worker].append(arrived - sent_due)
+        slack = 50_000  # ns: converting the kernel's wall-clock arrival time to CLOCK_MONOTONIC
+        assert min(late_by_worker[1]) >= 250_000 - slack, late_by_worker
+        assert min(late_by_worker[0]) >= -HALF_TICK_NS - slack, late_by_worker
+    finally:
+        for handle in handles:
+            core.remove(handle)
+        for sock in [*fillers, *probes, drop, probe_sink]:
+            sock.close()
+
+
 def test_streams_fill_one_worker_per_tick_before_the_next() -> None:
     """A light load stays on the first worker; streams sharing a grid of ticks whose sends
     would take a worker more than TICK_BUDGET_NS spill to the next one. A worker that has
