@@ -348,6 +348,15 @@ HALF_TICK_NS = 500_000  # a tick sends the keys within half a millisecond of its
 RUN_AHEAD_NS = 400_000  # how long before its next tick a busy worker may take it
 
 
+def _stamping_sink() -> socket.socket:
+    """A socket on which the kernel stamps each datagram's arrival time."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.bind((LOOPBACK, 0))
+    return sock
+
+
 def _kernel_receive_times(sock: socket.socket, count: int) -> list[tuple[RtpHeader, int]]:
     """Read `count` datagrams with the kernel's arrival time, as CLOCK_MONOTONIC ns."""
     to_monotonic = time.monotonic_ns() - time.time_ns()  # SO_TIMESTAMPNS is wall-clock time
@@ -367,10 +376,7 @@ def _how_early_probes_leave(core: Any, heavy_streams: int) -> list[int]:
     socket that does not read) make the worker's batch long; 25 rounds of 20 ms."""
     drop = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     drop.bind((LOOPBACK, 0))
-    probe_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe_sink.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    probe_sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    probe_sink.bind((LOOPBACK, 0))
+    probe_sink = _stamping_sink()
     heavy = [sender(drop.getsockname()) for _ in range(heavy_streams)]
     probes = [sender(probe_sink.getsockname()) for _ in range(4)]
     rounds, interval = 25, 20 * MS
@@ -433,9 +439,7 @@ def test_sibling_workers_ticks_begin_half_a_millisecond_apart(mode: str, make_co
     core = make_core(mode, workers=2)
     drop = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     drop.bind((LOOPBACK, 0))
-    probe_sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    probe_sink.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-    probe_sink.bind((LOOPBACK, 0))
+    probe_sink = _stamping_sink()
     fillers = [sender(drop.getsockname()) for _ in range(200)]
     probes = [sender(probe_sink.getsockname()) for _ in range(4)]
     rounds, interval = 5, 20 * MS
