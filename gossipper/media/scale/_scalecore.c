@@ -67,7 +67,11 @@
 #define FLOOR_COST_NS 4000       /* what a packet costs a busy worker, at least: 200 streams a tick */
 #define COST_SAMPLE_PACKETS 8192 /* packets per new measure of that cost */
 #define RX_SWEEP_NS 500000000LL  /* each socket is polled for returning RTP once per this period */
+#define IDLE_SWEEP_NS (RX_SWEEP_NS / 8) /* a worker with streams but nothing to send wakes this often */
 #define POLL_FDS 256             /* sockets per poll() of the sweep */
+#define SWEEP_MIN_FDS 32         /* fewer wait for more, but for the last of a round */
+#define RECV_BATCH 64            /* datagrams per recvmmsg() */
+#define SWEEP_MARGIN_NS 100000   /* a sweep stops this long before the worker's next tick */
 #define INFLIGHT_POLL_NS 1000000 /* wait cap while io_uring sends are still outstanding */
 #define TIMER_SLACK_NS 10000
 #define NS_PER_MS 1000000LL
@@ -678,33 +682,50 @@ static void transmit_send(struct worker *w, uint32_t n) {
 
 /* ---- receiving (caller holds the worker lock) --------------------------- */
 
-/* Count every datagram queued on a stream's socket.  Only the length and the
- * version bits matter, so one byte is copied and MSG_TRUNC still reports the
- * full length.  A recv() error is a pending error of an earlier send, which
- * this call consumes; the drain goes on after one, a second in a row (a socket
- * that can only fail) ends it. */
-static void drain_socket(struct worker *w, uint32_t slot, int fd) {
+/* Count every datagram queued on a stream's socket, up to RECV_BATCH per
+ * system call.  Only the length and the version bits matter, so one byte of
+ * each is copied and MSG_TRUNC still reports the full length.  A receive error
+ * is a pending error of an earlier send, which this call consumes; the drain
+ * goes on after one, a second in a row (a socket that can only fail) ends it.
+ * Returns 1 when `deadline` came before the socket was empty: the rest waits,
+ * as the worker's next tick must not (an SBC echoing 200 streams leaves 5,000
+ * datagrams queued per half-second sweep, 5 ms of draining in one go). */
+static int drain_socket(struct worker *w, uint32_t slot, int fd, int64_t deadline) {
     struct side_counts *side = side_of(w, slot);
+    uint8_t first[RECV_BATCH];
+    struct iovec iov[RECV_BATCH];
+    struct mmsghdr msgs[RECV_BATCH];
+    memset(msgs, 0, sizeof msgs);
+    for (uint32_t i = 0; i < RECV_BATCH; i++) {
+        iov[i].iov_base = &first[i];
+        iov[i].iov_len = 1;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+    }
     int failures = 0;
     for (;;) {
-        uint8_t first = 0;
-        ssize_t len = recv(fd, &first, 1, MSG_DONTWAIT | MSG_TRUNC);
-        if (len < 0) {
+        int got = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
+        if (got < 0) {
             if (errno == EINTR)
                 continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK || ++failures > 1)
-                return;
+                return 0;
             continue;
         }
         failures = 0;
-        if (len < RTP_HEADER_BYTES || (first >> 6) != 2) {
-            w->c.received_malformed++;
-            continue;
+        for (int i = 0; i < got; i++) {
+            uint32_t len = msgs[i].msg_len;
+            if (len < RTP_HEADER_BYTES || (first[i] >> 6) != 2) {
+                w->c.received_malformed++;
+                continue;
+            }
+            side->received_packets++;
+            side->received_octets += len - RTP_HEADER_BYTES;
+            w->c.received_packets++;
+            w->c.received_octets += len - RTP_HEADER_BYTES;
         }
-        side->received_packets++;
-        side->received_octets += (uint64_t)(len - RTP_HEADER_BYTES);
-        w->c.received_packets++;
-        w->c.received_octets += (uint64_t)(len - RTP_HEADER_BYTES);
+        if (now_ns() >= deadline)
+            return 1;
     }
 }
 
@@ -716,14 +737,18 @@ static int error_belongs_to_sender(const struct stream *s, uint32_t events) {
 }
 
 /* Poll, without waiting, the sockets the sweep has reached by now: the share
- * of the table that the time since the sweep began is of RX_SWEEP_NS, in whole
- * polls of POLL_FDS sockets but for the table's tail.  A poll() that does not
- * wait leaves nothing on the sockets' wait queues.  Only live streams' sockets
- * are open; other slots are skipped. */
-static void sweep_received(struct worker *w, int64_t now) {
+ * of the table that the time since the sweep began is of RX_SWEEP_NS, in polls
+ * of SWEEP_MIN_FDS to POLL_FDS sockets (fewer for the table's tail), until
+ * `deadline`.  Small polls often rather than big ones rarely: what a sweep
+ * drains in one go is what delays the next tick.  A poll() that does not wait
+ * leaves nothing on the sockets' wait queues.  Only live streams' sockets are
+ * open; other slots are skipped. */
+static void sweep_received(struct worker *w, int64_t now, int64_t deadline) {
     int64_t elapsed = now - w->sweep_started;
     uint32_t target = elapsed >= RX_SWEEP_NS ? w->used : (uint32_t)((uint64_t)w->used * elapsed / RX_SWEEP_NS);
-    while (w->sweep_next < target && (target - w->sweep_next >= POLL_FDS || target == w->used)) {
+    while (w->sweep_next < target && (target - w->sweep_next >= SWEEP_MIN_FDS || target == w->used)) {
+        if (now_ns() >= deadline)
+            return;
         struct pollfd fds[POLL_FDS];
         uint32_t first = w->sweep_next, n = target - first < POLL_FDS ? target - first : POLL_FDS;
         for (uint32_t i = 0; i < n; i++) {
@@ -737,8 +762,11 @@ static void sweep_received(struct worker *w, int64_t now) {
             if (!fds[i].revents)
                 continue;
             ready--;
-            if (!error_belongs_to_sender(rec(w, first + i), (uint32_t)fds[i].revents))
-                drain_socket(w, first + i, fds[i].fd);
+            if (!error_belongs_to_sender(rec(w, first + i), (uint32_t)fds[i].revents) &&
+                drain_socket(w, first + i, fds[i].fd, deadline)) {
+                w->sweep_next = first + i; /* the next sweep starts with what is left there */
+                return;
+            }
         }
         w->sweep_next = first + n;
     }
@@ -988,8 +1016,14 @@ static void *worker_main(void *arg) {
         if (next > now + RUN_AHEAD_NS) {
             if (ops_in_flight(w) && next > now + INFLIGHT_POLL_NS)
                 next = now + INFLIGHT_POLL_NS;
-            sweep_received(w, now);
+            /* Look for returning RTP until shortly before the next tick; a worker
+             * with nothing to send has no tick to keep. */
+            sweep_received(w, now, next == INT64_MAX ? INT64_MAX : next - SWEEP_MARGIN_NS);
             note_cost(w, 0, now_ns() - now);
+            /* Streams that send nothing now (paused, or done and not yet removed)
+             * may still receive: the sweep goes on at its pace. */
+            if (next == INT64_MAX && w->active)
+                next = now + IDLE_SWEEP_NS;
             sleep_locked(w, next);
             continue;
         }
@@ -1525,7 +1559,7 @@ static PyObject *Core_remove(CoreObject *self, PyObject *arg) {
             ring_set_file(&w->ring, side->caller_fd, -1); /* else the table would keep the socket open */
         if (s->flags & F_OWN_FD)
             close_own_fd(w, s);
-        drain_socket(w, slot, side->caller_fd); /* what arrived since the worker last looked */
+        drain_socket(w, slot, side->caller_fd, INT64_MAX); /* what arrived since the worker last looked */
         packets = s->packets;
         octets = s->packets * s->payload_len;
         errors = side->send_errors;
