@@ -69,7 +69,6 @@
 #define RX_SWEEP_NS 500000000LL  /* each socket is polled for returning RTP once per this period */
 #define IDLE_SWEEP_NS (RX_SWEEP_NS / 8) /* a worker with streams but nothing to send wakes this often */
 #define POLL_FDS 256             /* sockets per poll() of the sweep */
-#define SWEEP_MIN_FDS 32         /* fewer wait for more, but for the last of a round */
 #define RECV_BATCH 64            /* datagrams per recvmmsg() */
 #define SWEEP_MARGIN_NS 100000   /* a sweep stops this long before the worker's next tick */
 #define INFLIGHT_POLL_NS 1000000 /* wait cap while io_uring sends are still outstanding */
@@ -737,16 +736,15 @@ static int error_belongs_to_sender(const struct stream *s, uint32_t events) {
 }
 
 /* Poll, without waiting, the sockets the sweep has reached by now: the share
- * of the table that the time since the sweep began is of RX_SWEEP_NS, in polls
- * of SWEEP_MIN_FDS to POLL_FDS sockets (fewer for the table's tail), until
- * `deadline`.  Small polls often rather than big ones rarely: what a sweep
- * drains in one go is what delays the next tick.  A poll() that does not wait
- * leaves nothing on the sockets' wait queues.  Only live streams' sockets are
- * open; other slots are skipped. */
+ * of the table that the time since the sweep began is of RX_SWEEP_NS, in whole
+ * polls of POLL_FDS sockets but for the table's tail, until `deadline`: a
+ * drain stopped there goes on from the same socket next time.  A poll() that
+ * does not wait leaves nothing on the sockets' wait queues.  Only live
+ * streams' sockets are open; other slots are skipped. */
 static void sweep_received(struct worker *w, int64_t now, int64_t deadline) {
     int64_t elapsed = now - w->sweep_started;
     uint32_t target = elapsed >= RX_SWEEP_NS ? w->used : (uint32_t)((uint64_t)w->used * elapsed / RX_SWEEP_NS);
-    while (w->sweep_next < target && (target - w->sweep_next >= SWEEP_MIN_FDS || target == w->used)) {
+    while (w->sweep_next < target && (target - w->sweep_next >= POLL_FDS || target == w->used)) {
         if (now_ns() >= deadline)
             return;
         struct pollfd fds[POLL_FDS];
