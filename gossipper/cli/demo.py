@@ -13,9 +13,9 @@ import sys
 import time
 from collections.abc import Sequence
 
-from gossipper.cli.errors import GossipperError
 from gossipper.cli.options import parse_args
 from gossipper.cli.validate import validate
+from gossipper.errors import GossipperError
 
 DEMO_CALLS = 200
 DEMO_RATE = 100

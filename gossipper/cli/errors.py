@@ -1,23 +1,54 @@
-"""Errors that end the process with a one-line message instead of a traceback."""
+"""How the layers' errors reach the user: the flag a setting came from, and the exit status.
+
+Lower layers raise `gossipper.errors` naming a settings field; this module alone knows
+which flag (or environment variable) the user set it with, so the one line printed names
+what the user typed.
+"""
+
+from __future__ import annotations
 
 from gossipper.cli.exit_codes import EXIT_BIND_FAILED, EXIT_FATAL
+from gossipper.errors import BindError, GossipperError, PortRangeTooSmall
 
-
-class GossipperError(Exception):
-    """A user-facing failure: the message is printed as one line, then we exit."""
-
-    exit_code = EXIT_FATAL
+# settings field -> how the user spells it
+SETTING_FLAGS: dict[str, str] = {
+    "scenario_name": "-sn",
+    "dump_scenario": "-sd",
+    "scenario_file": "-sf",
+    "injection_file": "-inf",
+    "stat_file": "-stf",
+    "summary_json": "-summary_json",
+    "hep_address": "-hep_addr",
+    "local_port": "-p",
+    "codec": "-rtp_codec",
+    "interval_ms": "-rtp_freq",
+    "duration_ms": "-rtp_dur",
+    "streams": "-rtp_streams",
+    "max_concurrent": "-l",
+    "stream_destination": "-rtp_addr",
+    "remote_host": "remote host",
+    "remote_sending_address": "-rsa",
+    "twin_address": "-3pcc",
+    "media_backend": "GOSSIPPER_MEDIA_BACKEND",
+}
 
 
 class UsageError(GossipperError):
-    """A bad flag or flag value (names the flag)."""
+    """A bad flag or flag value, found while parsing or validating (the text names the flag)."""
 
 
-class ConfigError(GossipperError):
-    """A bad file or file content (names the file and, where known, the line)."""
+def describe(error: GossipperError) -> str:
+    """The one line the user reads: the flag first when the error names a setting."""
+    if isinstance(error, PortRangeTooSmall):
+        return (
+            f"{SETTING_FLAGS['streams']}: {error.streams} streams from -mp {error.base_port} need ports "
+            f"up to {error.last_port}, above {error.max_port}; {error.fit} streams fit "
+            "(lower -mp or -rtp_streams)"
+        )
+    flag = SETTING_FLAGS.get(error.setting or "")
+    return f"{flag}: {error.message}" if flag else error.message
 
 
-class BindError(GossipperError):
-    """A local socket could not be bound (SIPp exits -2 for this)."""
-
-    exit_code = EXIT_BIND_FAILED
+def exit_status(error: GossipperError) -> int:
+    """SIPp's status for a failure before or outside the calls: -2 for binding, else -1."""
+    return EXIT_BIND_FAILED if isinstance(error, BindError) else EXIT_FATAL

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from gossipper import __version__
 from gossipper.cli.config import Config
-from gossipper.cli.errors import GossipperError
+from gossipper.cli.errors import describe, exit_status
 from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_FATAL
 from gossipper.cli.options import parse_args, usage_text
 from gossipper.cli.validate import validate
+from gossipper.errors import GossipperError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -32,8 +33,8 @@ def _guarded(action: object) -> int:
     try:
         return int(action())  # type: ignore[operator]
     except GossipperError as error:
-        print(f"gossipper: {error}", file=sys.stderr)
-        return error.exit_code
+        print(f"gossipper: {describe(error)}", file=sys.stderr)
+        return exit_status(error)
     except KeyboardInterrupt:
         return EXIT_FATAL
 

@@ -11,7 +11,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 
 ORDERS = ("SEQUENTIAL", "RANDOM", "USER")
 
@@ -29,22 +29,22 @@ class InjectionFile:
         try:
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError as error:
-            raise ConfigError(f"-inf {path}: cannot read: {error.strerror}") from None
+            raise FileProblem(f"{path}: cannot read: {error.strerror}", setting="injection_file") from None
         lines = text.splitlines()
         if not lines:
-            raise ConfigError(
+            raise FileProblem(
                 f"{path}:1: empty injection file (first line must be SEQUENTIAL, RANDOM or USER)"
             )
         order = lines[0].split(",")[0].strip().upper()
         if order not in ORDERS:
-            raise ConfigError(f"{path}:1: unknown order {lines[0].strip()!r} (expected {', '.join(ORDERS)})")
+            raise FileProblem(f"{path}:1: unknown order {lines[0].strip()!r} (expected {', '.join(ORDERS)})")
         records = [
             line.rstrip("\r").split(";")
             for line in lines[1:]
             if line.strip() and not line.lstrip().startswith("//")
         ]
         if not records:
-            raise ConfigError(f"{path}:2: injection file has no data lines")
+            raise FileProblem(f"{path}:2: injection file has no data lines")
         return cls(path=path, order=order, records=records)
 
     def pick_line(self, user_id: int) -> int:

@@ -14,7 +14,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from gossipper.cli.config import Config
-from gossipper.cli.errors import BindError, UsageError
+from gossipper.errors import GossipperError
 from gossipper.media.classic.manager import ClassicMedia
 from gossipper.media.codecs import lookup_codec
 from gossipper.media.sdp import parse_audio_endpoint
@@ -112,7 +112,7 @@ class MediaBridge:
             self._unregister(call.call_id)
         try:
             self.engine.register(call.call_id, spec)
-        except (BindError, UsageError, OSError) as error:
+        except (GossipperError, OSError) as error:
             return ("transport_error", f"rtp_stream: {error}")
         self._streams.add(call.call_id)
         return None

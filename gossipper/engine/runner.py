@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 from gossipper import __version__
 from gossipper.cli.config import Config
-from gossipper.cli.errors import BindError, GossipperError, UsageError
 from gossipper.cli.exit_codes import (
     EXIT_ALL_CALLS_OK,
     EXIT_CALLS_FAILED,
@@ -34,6 +33,7 @@ from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
+from gossipper.errors import BindError, GossipperError, InvalidValue
 from gossipper.media.scale.preflight import ensure_open_files, raise_open_files_limit, socket_buffer_warnings
 from gossipper.scenario import model
 from gossipper.scenario.builtins import load_builtin
@@ -53,11 +53,11 @@ def load_run_scenario(config: Config) -> model.Scenario:
     return load_builtin(config.scenario_name or "uac")
 
 
-def resolve_address(flag: str, host: str, port: int) -> Address:
+def resolve_address(setting: str, host: str, port: int) -> Address:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as error:
-        raise UsageError(f"{flag}: cannot resolve {host!r}: {error.strerror}") from None
+        raise InvalidValue(f"cannot resolve {host!r}: {error.strerror}", setting=setting) from None
     address = infos[0][4]
     return str(address[0]), int(address[1])
 
@@ -149,11 +149,11 @@ class Run:
     async def _setup(self) -> None:
         config = self.config
         if config.remote_sending_address is not None:
-            self.remote = resolve_address("-rsa", *config.remote_sending_address)
+            self.remote = resolve_address("remote_sending_address", *config.remote_sending_address)
         elif config.remote_host is not None:
-            self.remote = resolve_address("remote host", config.remote_host, config.remote_port)
+            self.remote = resolve_address("remote_host", config.remote_host, config.remote_port)
         if self.is_uac and self.remote is None:
-            raise UsageError(
+            raise InvalidValue(
                 f"{self.scenario.name}: a client scenario needs a remote host "
                 "(gossipper sipp ... host[:port])"
             )
@@ -200,21 +200,22 @@ class Run:
             except BindError as error:
                 last_error = error
         assert last_error is not None
-        raise last_error
+        raise last_error.for_setting("local_port")
 
     def _media_port_span(self) -> int:
         config = self.config
         base = config.media_base_port
         span = max(1, (config.max_rtp_port - base) // 2 + 1)
         if config.max_concurrent > span:
-            raise UsageError(
-                f"-l: {config.max_concurrent} concurrent calls need {config.max_concurrent} media ports "
+            raise InvalidValue(
+                f"{config.max_concurrent} concurrent calls need {config.max_concurrent} media ports "
                 f"but {base}..{config.max_rtp_port} holds {span} (step 2); "
-                "lower -l or widen -mp/-max_rtp_port"
+                "lower -l or widen -mp/-max_rtp_port",
+                setting="max_concurrent",
             )
         if config.media_scale:  # a socket per live stream: check -l, else take all the descriptors we may
             if config.max_concurrent:
-                ensure_open_files(config.max_concurrent, flag="-l")
+                ensure_open_files(config.max_concurrent, setting="max_concurrent")
             else:
                 raise_open_files_limit()
             for warning in socket_buffer_warnings(config.max_concurrent or config.max_calls):

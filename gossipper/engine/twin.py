@@ -11,8 +11,8 @@ import asyncio
 from typing import Protocol
 
 from gossipper.cli.config import Config
-from gossipper.cli.errors import BindError, UsageError
 from gossipper.engine.call import Call
+from gossipper.errors import BindError, InvalidValue
 from gossipper.scenario import model
 from gossipper.sip.message import SipMessage, SipParseError, find_message_end
 
@@ -43,8 +43,9 @@ class TwinChannel:
     @classmethod
     async def open(cls, host: TwinHost, config: Config, scenario: model.Scenario) -> TwinChannel:
         if config.twin_3pcc is None:
-            raise UsageError(
-                f"-3pcc: scenario {scenario.name!r} uses sendCmd/recvCmd and needs -3pcc host:port"
+            raise InvalidValue(
+                f"scenario {scenario.name!r} uses sendCmd/recvCmd and needs a twin host:port",
+                setting="twin_address",
             )
         channel = cls(host)
         first = next(s for s in scenario.steps if isinstance(s, model.SendCmd | model.RecvCmd))
@@ -53,8 +54,8 @@ class TwinChannel:
             try:
                 reader, writer = await asyncio.open_connection(*address)
             except OSError as error:
-                raise UsageError(
-                    f"-3pcc: cannot connect to twin {address[0]}:{address[1]}: {error}"
+                raise InvalidValue(
+                    f"cannot connect to twin {address[0]}:{address[1]}: {error}", setting="twin_address"
                 ) from None
             channel._adopt(reader, writer)
         else:
@@ -62,7 +63,7 @@ class TwinChannel:
                 channel._server = await asyncio.start_server(channel._adopt, *address)
             except OSError as error:
                 raise BindError(
-                    f"-3pcc: cannot listen on {address[0]}:{address[1]}: {error.strerror}"
+                    f"cannot listen on {address[0]}:{address[1]}: {error.strerror}", setting="twin_address"
                 ) from None
         return channel
 

@@ -13,7 +13,7 @@ import json
 import socket
 from collections import Counter
 
-from gossipper.cli.errors import UsageError
+from gossipper.errors import InvalidValue
 from gossipper.hep.hep3 import IP_PROTO_TCP, IP_PROTO_UDP, PROTO_QOS_JSON, PROTO_SIP, HepPacket
 
 _UNKNOWN_ADDRESS = {socket.AF_INET: ("0.0.0.0", 0), socket.AF_INET6: ("::", 0)}
@@ -24,7 +24,7 @@ class HepSender:
         try:
             family, _, _, _, resolved = socket.getaddrinfo(address[0], address[1], type=socket.SOCK_DGRAM)[0]
         except (OSError, UnicodeError) as error:
-            raise UsageError(f"-hep_addr: cannot resolve {address[0]!r} ({error})") from None
+            raise InvalidValue(f"cannot resolve {address[0]!r} ({error})", setting="hep_address") from None
         self.address = (str(resolved[0]), int(resolved[1]))
         self.capture_id = capture_id
         self.password = password

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gossipper.cli.errors import UsageError
+from gossipper.errors import InvalidValue
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,8 @@ MAX_INTERVAL_MS = 1000
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000
 
 
-def lookup_codec(text: str, flag: str = "-rtp_codec") -> Codec:
-    """NAME/RATE (or NAME alone) to a Codec; unknown names name the flag and the choices."""
+def lookup_codec(text: str) -> Codec:
+    """NAME/RATE (or NAME alone) to a Codec; an unknown name's error lists the choices."""
     key = text.strip().upper()
     if "/" not in key:
         matches = [codec for label, codec in CODECS.items() if label.split("/")[0] == key]
@@ -63,21 +63,23 @@ def lookup_codec(text: str, flag: str = "-rtp_codec") -> Codec:
     codec = CODECS.get(key)
     if codec is None:
         choices = ", ".join(c.label for c in CODECS.values())
-        raise UsageError(f"{flag}: unknown codec {text!r} (expected one of {choices})")
+        raise InvalidValue(f"unknown codec {text!r} (expected one of {choices})", setting="codec")
     return codec
 
 
-def check_interval(interval_ms: int, flag: str = "-rtp_freq") -> int:
+def check_interval(interval_ms: int) -> int:
     if not MIN_INTERVAL_MS <= interval_ms <= MAX_INTERVAL_MS:
-        raise UsageError(
-            f"{flag}: packet interval must be {MIN_INTERVAL_MS}..{MAX_INTERVAL_MS} ms, got {interval_ms}"
+        raise InvalidValue(
+            f"packet interval must be {MIN_INTERVAL_MS}..{MAX_INTERVAL_MS} ms, got {interval_ms}",
+            setting="interval_ms",
         )
     return interval_ms
 
 
-def check_duration(duration_ms: int, flag: str = "-rtp_dur") -> int:
+def check_duration(duration_ms: int) -> int:
     if not 0 <= duration_ms <= MAX_DURATION_MS:
-        raise UsageError(
-            f"{flag}: duration must be 0..{MAX_DURATION_MS} ms (0 = until stopped), got {duration_ms}"
+        raise InvalidValue(
+            f"duration must be 0..{MAX_DURATION_MS} ms (0 = until stopped), got {duration_ms}",
+            setting="duration_ms",
         )
     return duration_ms

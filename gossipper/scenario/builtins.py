@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from gossipper.cli.errors import UsageError
+from gossipper.errors import InvalidValue
 from gossipper.scenario import model
 from gossipper.scenario.loader import parse_scenario
 
@@ -32,21 +32,22 @@ DEFAULT_HOLD_MS = {"invite_media_scale": 30_000}
 MEDIA_SCALE_BUILTINS = frozenset({"invite_media_scale"})
 
 
-def _text(name: str, flag: str) -> bytes:
+def _text(name: str, setting: str) -> bytes:
     if name not in BUILTIN_NAMES:
-        raise UsageError(
-            f"{flag}: unknown built-in scenario {name!r} (expected one of {', '.join(BUILTIN_NAMES)})"
+        raise InvalidValue(
+            f"unknown built-in scenario {name!r} (expected one of {', '.join(BUILTIN_NAMES)})",
+            setting=setting,
         )
     return resources.files("gossipper.scenario").joinpath("builtins", f"{name}.xml").read_bytes()
 
 
 def dump_builtin(name: str) -> str:
     """-sd NAME: the scenario XML, ready to be edited and run with -sf."""
-    return _text(name, "-sd").decode()
+    return _text(name, "dump_scenario").decode()
 
 
 def load_builtin(name: str) -> model.Scenario:
-    scenario = parse_scenario(_text(name, "-sn"), f"<built-in {name}>", default_name=name)
+    scenario = parse_scenario(_text(name, "scenario_name"), f"<built-in {name}>", default_name=name)
     hold = DEFAULT_HOLD_MS.get(name)
     if hold is not None:
         for step in scenario.steps:

@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.scenario.keywords import keyword_problem
 from gossipper.scenario.rtp_stream import parse_rtp_stream
@@ -46,8 +46,8 @@ class _Loader:
         self.keys = keys
         self.label_uses: list[tuple[str, int, str]] = []  # (label, line, attribute)
 
-    def fail(self, line: int, message: str) -> ConfigError:
-        return ConfigError(f"{self.source}:{line}: {message}")
+    def fail(self, line: int, message: str) -> FileProblem:
+        return FileProblem(f"{self.source}:{line}: {message}")
 
     # ------------------------------------------------------------ document
     def scenario(self, root: Node, default_name: str) -> model.Scenario:
@@ -390,11 +390,11 @@ def _names(text: str | None) -> list[str]:
 def parse_scenario(
     data: bytes, source: str, keys: frozenset[str] = frozenset(), default_name: str = ""
 ) -> model.Scenario:
-    """Parse scenario XML; every problem is a ConfigError 'source:line: what'."""
+    """Parse scenario XML; every problem is a FileProblem 'source:line: what'."""
     try:
         root = parse_xml(data)
     except XmlSyntaxError as error:
-        raise ConfigError(f"{source}:{error.line}: XML error: {error}") from None
+        raise FileProblem(f"{source}:{error.line}: XML error: {error}") from None
     return _Loader(source, keys).scenario(root, default_name or Path(source).stem)
 
 
@@ -402,5 +402,7 @@ def load_scenario_file(path: str, keys: frozenset[str] = frozenset()) -> model.S
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ConfigError(f"-sf: cannot read scenario {path}: {error.strerror or error}") from None
+        raise FileProblem(
+            f"cannot read scenario {path}: {error.strerror or error}", setting="scenario_file"
+        ) from None
     return parse_scenario(data, path, keys)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from gossipper.cli.errors import UsageError
+from collections.abc import Callable
+from typing import TypeVar
+
+from gossipper.errors import InvalidValue
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
 from gossipper.scenario.model import RtpStreamAction
 
 CONTROL_WORDS = ("pause", "resume", "stop", "echo")
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 def parse_rtp_stream(value: str) -> RtpStreamAction:
@@ -25,12 +30,9 @@ def parse_rtp_stream(value: str) -> RtpStreamAction:
             raise ValueError("rtp_stream: synthetic takes at most 6 fields after 'synthetic'")
         padded = [*fields[1:], "", "", "", "", "", ""]
         loops, pt, codec_text, freq, dur, channels = padded[:6]
-        try:
-            codec = lookup_codec(codec_text, "rtp_stream codec") if codec_text else None
-            freq_ms = check_interval(_int(freq, "freq_ms"), "rtp_stream freq_ms") if freq else None
-            dur_ms = check_duration(_int(dur, "dur_ms"), "rtp_stream dur_ms") if dur else None
-        except UsageError as error:
-            raise ValueError(str(error)) from None
+        codec = _checked("codec", lookup_codec, codec_text) if codec_text else None
+        freq_ms = _checked("freq_ms", check_interval, _int(freq, "freq_ms")) if freq else None
+        dur_ms = _checked("dur_ms", check_duration, _int(dur, "dur_ms")) if dur else None
         channel_count = _int(channels, "channels") if channels else None
         if channel_count is not None and not 1 <= channel_count <= 8:
             raise ValueError(f"rtp_stream: channels must be 1..8, got {channel_count}")
@@ -52,6 +54,14 @@ def parse_rtp_stream(value: str) -> RtpStreamAction:
         loops=_int(padded[0], "loops") if padded[0] else 1,
         payload_type=_payload_type(padded[1]) if padded[1] else None,
     )
+
+
+def _checked(name: str, check: Callable[[_In], _Out], value: _In) -> _Out:
+    """The media layer's check of one field, its complaint worded for the scenario author."""
+    try:
+        return check(value)
+    except InvalidValue as error:
+        raise ValueError(f"rtp_stream {name}: {error.message}") from None
 
 
 def _int(text: str, name: str) -> int:

@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-from gossipper.cli.errors import BindError
+from gossipper.errors import BindError
 from gossipper.sip.message import SipParseError, find_message_end
 
 Address = tuple[str, int]
@@ -43,7 +43,7 @@ def _bound_socket(ip: str, port: int, kind: socket.SocketKind, label: str) -> so
     try:
         family, _, _, _, address = socket.getaddrinfo(ip, port, type=kind, flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as error:
-        raise BindError(f"-p: cannot bind {label} {ip}:{port}: {error.strerror}") from None
+        raise BindError(f"cannot bind {label} {ip}:{port}: {error.strerror}") from None
     sock = socket.socket(family, kind)
     try:
         if kind == socket.SOCK_STREAM:
@@ -54,7 +54,7 @@ def _bound_socket(ip: str, port: int, kind: socket.SocketKind, label: str) -> so
         sock.bind(address)
     except OSError as error:
         sock.close()
-        raise BindError(f"-p: cannot bind {label} {ip}:{port}: {error.strerror or error}") from None
+        raise BindError(f"cannot bind {label} {ip}:{port}: {error.strerror or error}") from None
     sock.setblocking(False)
     return sock
 
@@ -104,7 +104,7 @@ async def open_udp(ip: str, port: int, on_message: OnMessage) -> UdpTransport:
         await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
     except OSError as error:
         sock.close()
-        raise BindError(f"-p: cannot bind UDP {ip}:{port}: {error.strerror or error}") from None
+        raise BindError(f"cannot bind UDP {ip}:{port}: {error.strerror or error}") from None
     return protocol
 
 
@@ -223,7 +223,7 @@ async def open_tcp_listener(
         listener._server = await asyncio.get_running_loop().create_server(listener._accept, sock=sock)
     except OSError as error:
         sock.close()
-        raise BindError(f"-p: cannot listen on TCP {ip}:{port}: {error.strerror or error}") from None
+        raise BindError(f"cannot listen on TCP {ip}:{port}: {error.strerror or error}") from None
     listener.local_address = _address(sock.getsockname())
     return listener
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import TextIO
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.stats.counters import DurationStat, RunCounters
 
 DELIMITER = ";"
@@ -116,7 +116,9 @@ class StatCsvWriter:
         try:
             self._file: TextIO = open(path, "w", encoding="utf-8")  # noqa: SIM115 - open for the whole run
         except OSError as error:
-            raise ConfigError(f"-stf: cannot write {path}: {error.strerror or error}") from None
+            raise FileProblem(
+                f"cannot write {path}: {error.strerror or error}", setting="stat_file"
+            ) from None
         self._rtd_names: list[str] = []
         self._header_written = False
         self._last_row_at = counters.started_at

@@ -13,7 +13,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.stats.counters import FAILURE_CLASSES, DurationStat, MediaCounters, RunCounters
 
 SCHEMA_VERSION = "gossipper_summary_v1"
@@ -128,7 +128,7 @@ def write_summary_json(path: str, counters: RunCounters, tool_version: str) -> N
     except OSError as error:
         if temp_path is not None and os.path.exists(temp_path):
             os.unlink(temp_path)
-        raise ConfigError(f"-summary_json: cannot write {path}: {error.strerror or error}") from None
+        raise FileProblem(f"cannot write {path}: {error.strerror or error}", setting="summary_json") from None
 
 
 def _duration_line(label: str, stat: DurationStat) -> str:

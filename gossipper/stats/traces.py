@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import TextIO
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 
 ENTRY_RULE = "-" * 47
 BUFFER_BYTES = 256 * 1024
@@ -33,7 +33,7 @@ class TraceFile:
             # Appending, like SIPp, so a file shared between runs keeps the earlier runs' entries.
             self._file: TextIO = open(path, "a", encoding="utf-8", buffering=BUFFER_BYTES)  # noqa: SIM115
         except OSError as error:
-            raise ConfigError(f"{path}: cannot open trace file: {error.strerror or error}") from None
+            raise FileProblem(f"{path}: cannot open trace file: {error.strerror or error}") from None
 
     def write(self, text: str) -> None:
         # Transports may still deliver a packet while the run shuts down; drop it quietly.

@@ -79,3 +79,20 @@ def test_bad_flags(args: list[str], names: str, listener: socket.socket) -> None
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert names in result.stderr
     assert _nothing_received(listener)
+
+
+def test_sip_port_in_use_names_the_flag_and_exits_254(listener: socket.socket) -> None:
+    """The transport layer only knows a port failed to bind; the run says it was -p's."""
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind((LOOPBACK, 0))
+    try:
+        port = listener.getsockname()[1]
+        result = run_gossipper(
+            "-sn", "uac", f"{LOOPBACK}:{port}", "-p", str(taken.getsockname()[1]), "-m", "1", timeout=30
+        )
+    finally:
+        taken.close()
+    assert result.returncode == 254, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "-p: cannot bind UDP 0.0.0.0:" in result.stderr
+    assert _nothing_received(listener)

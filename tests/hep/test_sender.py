@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gossipper.cli.config import Config
-from gossipper.cli.errors import UsageError
+from gossipper.cli.errors import describe
+from gossipper.errors import InvalidValue
 from gossipper.hep.hep3 import IP_PROTO_TCP, IP_PROTO_UDP, PROTO_QOS_JSON, PROTO_SIP, HepPacket
 from gossipper.hep.sender import HepSender
 from gossipper.media.classic.manager import ClassicMedia
@@ -82,8 +83,9 @@ def test_qos_report_and_drops(collector: socket.socket) -> None:
 
 
 def test_unresolvable_collector() -> None:
-    with pytest.raises(UsageError, match="-hep_addr: cannot resolve"):
+    with pytest.raises(InvalidValue) as caught:
         HepSender(("no-such-host.invalid", 9060), 1, None)
+    assert "-hep_addr: cannot resolve" in describe(caught.value)
 
 
 @RUNNERS

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from gossipper.cli.errors import ConfigError
+from gossipper.cli.errors import describe
+from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.scenario.loader import load_scenario_file, parse_scenario
 
@@ -121,7 +123,7 @@ BAD_CASES = [
 
 @pytest.mark.parametrize(("xml", "line", "text"), BAD_CASES)
 def test_bad_scenarios_name_file_and_line(xml: bytes, line: int, text: str) -> None:
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(FileProblem) as error:
         parse_scenario(xml, "bad.xml")
     message = str(error.value)
     assert message.startswith(f"bad.xml:{line}: "), message
@@ -130,5 +132,6 @@ def test_bad_scenarios_name_file_and_line(xml: bytes, line: int, text: str) -> N
 
 
 def test_unreadable_file_names_flag_and_path(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"-sf: cannot read scenario .*missing\.xml"):
+    with pytest.raises(FileProblem) as caught:
         load_scenario_file(str(tmp_path / "missing.xml"))
+    assert re.search(r"-sf: cannot read scenario .*missing\.xml", describe(caught.value))

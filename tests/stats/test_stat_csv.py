@@ -4,7 +4,8 @@ from datetime import datetime
 
 import pytest
 
-from gossipper.cli.errors import ConfigError
+from gossipper.cli.errors import describe
+from gossipper.errors import FileProblem
 from gossipper.stats.counters import RunCounters
 from gossipper.stats.stat_csv import StatCsvWriter, default_stat_path
 
@@ -181,5 +182,6 @@ def test_each_row_reaches_the_disk_before_close(tmp_path: os.PathLike[str]) -> N
 
 def test_unwritable_path_is_a_config_error_naming_stf(tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(tmp_path, "no-such-dir", "stat.csv")
-    with pytest.raises(ConfigError, match=r"^-stf: cannot write .*no-such-dir/stat.csv: "):
+    with pytest.raises(FileProblem) as caught:
         StatCsvWriter(path, RunCounters())
+    assert re.search(r"^-stf: cannot write .*no-such-dir/stat.csv: ", describe(caught.value))

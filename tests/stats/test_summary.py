@@ -1,9 +1,11 @@
 import json
 import os
+import re
 
 import pytest
 
-from gossipper.cli.errors import ConfigError
+from gossipper.cli.errors import describe
+from gossipper.errors import FileProblem
 from gossipper.stats.counters import FAILURE_CLASSES, RunCounters
 from gossipper.stats.summary import format_summary_text, summary_dict, write_summary_json
 
@@ -200,8 +202,9 @@ def test_dash_writes_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_unwritable_path_is_a_config_error_naming_flag_and_path(tmp_path: os.PathLike[str]) -> None:
     target = os.path.join(tmp_path, "missing-dir", "summary.json")
-    with pytest.raises(ConfigError, match=r"^-summary_json: cannot write .*missing-dir/summary.json: "):
+    with pytest.raises(FileProblem) as caught:
         write_summary_json(target, filled_counters(), "1.2.3")
+    assert re.search(r"^-summary_json: cannot write .*missing-dir/summary.json: ", describe(caught.value))
 
 
 def test_text_summary_shows_the_numbers() -> None:

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.stats.traces import TraceFile, default_trace_path
 
 ENTRY = re.compile(r"^-{47} (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6})$")
@@ -64,5 +64,5 @@ def test_appends_to_an_existing_file_and_ignores_writes_after_close(tmp_path: os
 
 def test_unwritable_path_is_a_config_error_naming_it(tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(tmp_path, "no-such-dir", "uac_messages.log")
-    with pytest.raises(ConfigError, match=re.escape(path)):
+    with pytest.raises(FileProblem, match=re.escape(path)):
         TraceFile(path)

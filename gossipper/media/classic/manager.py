@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from gossipper.cli.config import Config
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.hep.sender import HepSender
 from gossipper.media.classic.pcap import PcapMedia, load_pcap
 from gossipper.media.classic.receive_stats import ReceiveStats
@@ -272,7 +272,7 @@ class ClassicMedia:
         else:
             try:
                 plan = self._plan(stream)
-            except ConfigError as error:
+            except FileProblem as error:
                 return ("scenario_error", f"rtp_stream: {error}")
             opened = self._ready_to_send(call, "rtp_stream")
             if isinstance(opened, MediaSession):
@@ -313,7 +313,7 @@ class ClassicMedia:
         what = "play_pcap_video" if video else "play_pcap_audio"
         try:
             pcap = self._pcap(path)
-        except ConfigError as error:
+        except FileProblem as error:
             return ("scenario_error", f"{what}: {error}")
         destination: Address | None = None
         if call.peer is not None:

@@ -14,7 +14,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.media.rtp import RtpHeader, parse_rtp
 
 LINKTYPE_ETHERNET = 1
@@ -55,13 +55,13 @@ def load_pcap(path: str) -> PcapMedia:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read pcap file ({error.strerror})") from None
+        raise FileProblem(f"{path}: cannot read pcap file ({error.strerror})") from None
     try:
         packets = tuple(_rtp_packets(data))
     except ValueError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        raise FileProblem(f"{path}: {error}") from None
     if not packets:
-        raise ConfigError(f"{path}: no RTP over UDP in the capture (nothing to replay)")
+        raise FileProblem(f"{path}: no RTP over UDP in the capture (nothing to replay)")
     return PcapMedia(path, packets)
 
 

@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 
 FRAME_MS = 20
 RTP_CLOCK_HZ = 8000
@@ -63,25 +63,25 @@ def load_audio_file(path: str, raw_payload_type: int) -> AudioFile:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read audio file ({error.strerror})") from None
+        raise FileProblem(f"{path}: cannot read audio file ({error.strerror})") from None
     if data[:4] == b"RIFF" or path.lower().endswith(".wav"):
         payload_type, payload = _parse_wav(path, data)
     else:
         if raw_payload_type not in RAW_CODECS:
             choices = ", ".join(f"{pt} ({codec.name})" for pt, codec in RAW_CODECS.items())
-            raise ConfigError(
+            raise FileProblem(
                 f"{path}: raw audio needs payload type {choices}, got {raw_payload_type} (or give a WAV file)"
             )
         payload_type, payload = raw_payload_type, data
     if not payload:
-        raise ConfigError(f"{path}: the audio file holds no audio")
+        raise FileProblem(f"{path}: the audio file holds no audio")
     codec = RAW_CODECS[payload_type]
     return AudioFile(path, payload, payload_type, codec.frame_bytes, codec.silence_byte)
 
 
 def _parse_wav(path: str, data: bytes) -> tuple[int, bytes]:
     if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise ConfigError(f"{path}: not a WAV file (no RIFF/WAVE header)")
+        raise FileProblem(f"{path}: not a WAV file (no RIFF/WAVE header)")
     fmt: tuple[int, ...] | None = None
     offset = 12
     while offset + _CHUNK.size <= len(data):
@@ -89,29 +89,29 @@ def _parse_wav(path: str, data: bytes) -> tuple[int, bytes]:
         body = data[offset + _CHUNK.size : offset + _CHUNK.size + size]
         if chunk_id == b"fmt ":
             if len(body) < _FMT.size:
-                raise ConfigError(f"{path}: WAV fmt chunk is truncated")
+                raise FileProblem(f"{path}: WAV fmt chunk is truncated")
             fmt = _FMT.unpack_from(body)
             if fmt[0] == _WAV_EXTENSIBLE and len(body) >= 26:
                 fmt = (struct.unpack_from("<H", body, 24)[0], *fmt[1:])  # sub-format GUID's first word
         elif chunk_id == b"data":
             if fmt is None:
-                raise ConfigError(f"{path}: WAV data chunk comes before any fmt chunk")
+                raise FileProblem(f"{path}: WAV data chunk comes before any fmt chunk")
             return _check_format(path, fmt), body  # a short data chunk plays what is there
         offset += _CHUNK.size + size + (size & 1)  # chunks are padded to an even size
-    raise ConfigError(f"{path}: WAV file has no {'data' if fmt else 'fmt'} chunk")
+    raise FileProblem(f"{path}: WAV file has no {'data' if fmt else 'fmt'} chunk")
 
 
 def _check_format(path: str, fmt: tuple[int, ...]) -> int:
     tag, channels, rate = fmt[0], fmt[1], fmt[2]
     payload_type = _WAV_FORMATS.get(tag)
     if payload_type is None:
-        raise ConfigError(
+        raise FileProblem(
             f"{path}: WAV format 0x{tag:04x} is not G.711 mu-law, G.711 A-law or G.722; "
             "rtp_stream sends the file's bytes as they are (convert it, e.g. sox -e u-law -r 8000 -c 1)"
         )
     if channels != 1:
-        raise ConfigError(f"{path}: WAV has {channels} channels, rtp_stream plays mono only")
+        raise FileProblem(f"{path}: WAV has {channels} channels, rtp_stream plays mono only")
     allowed_rates = (8000, 16000) if payload_type == 9 else (8000,)
     if rate not in allowed_rates:
-        raise ConfigError(f"{path}: WAV sample rate is {rate} Hz, rtp_stream plays 8 kHz audio only")
+        raise FileProblem(f"{path}: WAV sample rate is {rate} Hz, rtp_stream plays 8 kHz audio only")
     return payload_type

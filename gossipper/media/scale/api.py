@@ -13,7 +13,7 @@ import socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
-from gossipper.cli.errors import BindError
+from gossipper.errors import BindError
 from gossipper.media.codecs import Codec
 from gossipper.stats.counters import MediaCounters
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from gossipper.cli.errors import UsageError
+from gossipper.errors import InvalidValue
 from gossipper.media.scale.api import ScaleEngine
 from gossipper.media.scale.python_backend import PythonScaleEngine
 
@@ -32,7 +32,7 @@ def create_scale_engine(
         raise ValueError(f"scale engine preference {prefer!r} is not one of {', '.join(PREFERENCES)}")
     forced = os.environ.get(BACKEND_ENV, "").strip().lower()
     if forced not in ("", "python", "native"):
-        raise UsageError(f"{BACKEND_ENV}: expected 'python' or 'native', got {forced!r}")
+        raise InvalidValue(f"expected 'python' or 'native', got {forced!r}", setting="media_backend")
     if forced == "python":
         return _python_engine(f"pure Python: {BACKEND_ENV}=python")
     if prefer == "python" and forced != "native":
@@ -43,7 +43,7 @@ def create_scale_engine(
     except ImportError as error:
         why = f"native core not built ({type(error).__name__}: {error})"
         if forced == "native":
-            raise UsageError(f"{BACKEND_ENV}=native: {why}") from None
+            raise InvalidValue(f"native was asked for but {why}", setting="media_backend") from None
         return _python_engine(f"pure Python: {why}")
     engine = NativeScaleEngine(workers=workers, use_iouring=use_iouring, rt_priority=rt_priority)
     engine.reason = _native_reason(engine)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import resource
 from pathlib import Path
 
-from gossipper.cli.errors import UsageError
+from gossipper.errors import InvalidValue, PortRangeTooSmall
 from gossipper.media.scale.api import SOCKET_BUFFER_BYTES
 
 PORT_STEP = 2  # RTP on even ports, RTCP's odd neighbour left free (RFC 3550 section 11)
@@ -29,10 +29,7 @@ def check_port_range(streams: int, base_port: int, max_port: int = MAX_PORT) -> 
     if last_port <= max_port:
         return
     fit = max(0, (max_port - base_port) // PORT_STEP + 1)
-    raise UsageError(
-        f"-rtp_streams: {streams} streams from -mp {base_port} need ports up to {last_port}, "
-        f"above {max_port}; {fit} streams fit (lower -mp or -rtp_streams)"
-    )
+    raise PortRangeTooSmall(streams, base_port, last_port, max_port, fit)
 
 
 def raise_open_files_limit(needed: int | None = None) -> tuple[int, int]:
@@ -52,16 +49,18 @@ def raise_open_files_limit(needed: int | None = None) -> tuple[int, int]:
     return soft, hard
 
 
-def ensure_open_files(streams: int, flag: str = "-rtp_streams") -> int:
+def ensure_open_files(streams: int, setting: str = "streams") -> int:
     """Raise the soft descriptor limit as far as needed (up to the hard limit); return it."""
     needed = streams + RESERVED_FDS
     soft, hard = raise_open_files_limit(needed)
     if _below(soft, needed):
         fit = max(0, soft - RESERVED_FDS)
-        raise UsageError(
-            f"{flag}: {streams} streams need about {needed} open files but the limit is {soft} "
+        raise InvalidValue(
+            f"{streams} streams need about {needed} open files but the limit is {soft} "
             f"(hard limit {_limit_text(hard)}); {fit} streams fit. "
-            f"Raise it with `ulimit -n {_suggested_limit(needed)}` (as root, or in /etc/security/limits.conf)"
+            f"Raise it with `ulimit -n {_suggested_limit(needed)}` "
+            "(as root, or in /etc/security/limits.conf)",
+            setting=setting,
         )
     return int(soft)
 

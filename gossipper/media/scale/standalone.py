@@ -21,8 +21,8 @@ from types import FrameType
 
 from gossipper import __version__
 from gossipper.cli.config import Config
-from gossipper.cli.errors import UsageError
 from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_CALLS_FAILED, EXIT_NO_CALLS
+from gossipper.errors import InvalidValue
 from gossipper.media.codecs import lookup_codec
 from gossipper.media.scale.api import NS_PER_MS, ScaleEngine, StreamSpec
 from gossipper.media.scale.factory import create_scale_engine
@@ -66,7 +66,9 @@ def _resolve(address: tuple[str, int]) -> tuple[str, int]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
     except socket.gaierror as error:
-        raise UsageError(f"-rtp_addr: cannot resolve {host!r} ({error.strerror})") from None
+        raise InvalidValue(
+            f"cannot resolve {host!r} ({error.strerror})", setting="stream_destination"
+        ) from None
     return str(infos[0][4][0]), port
 
 
@@ -80,7 +82,10 @@ def _source_address(remote_ip: str) -> str:
         try:
             probe.connect((remote_ip, 9))  # a UDP connect only picks a route; nothing is sent
         except OSError as error:
-            raise UsageError(f"-rtp_addr: no route to {remote_ip} ({error.strerror}); give -i") from None
+            raise InvalidValue(
+                f"no route to {remote_ip} ({error.strerror}); name the local address to send from",
+                setting="stream_destination",
+            ) from None
         return str(probe.getsockname()[0])
 
 
@@ -157,9 +162,10 @@ def _register_all(engine: ScaleEngine, specs: list[StreamSpec], stop: threading.
         try:
             engine.register(f"rtp-{index}", _on_common_grid(spec, grid_start_ns))
         except OSError as error:
-            raise UsageError(
-                f"-rtp_streams: cannot open the socket of stream {index} "
-                f"(port {spec.local_port}): {error.strerror or error}"
+            raise InvalidValue(
+                f"cannot open the socket of stream {index} (port {spec.local_port}): "
+                f"{error.strerror or error}",
+                setting="streams",
             ) from None
     return time.monotonic()
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from gossipper.cli.config import Config
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.media.classic.manager import ClassicMedia
 from gossipper.media.classic.rtcp import (
     Bye,
@@ -385,9 +385,9 @@ def test_preload_fails_on_bad_files(tmp_path: Path) -> None:
     loop = asyncio.new_event_loop()
     try:
         media = ClassicMedia(Config(), RunCounters(), loop)
-        with pytest.raises(ConfigError, match=r"stereo\.wav: WAV has 2 channels"):
+        with pytest.raises(FileProblem, match=r"stereo\.wav: WAV has 2 channels"):
             media.preload(scenario_with(rtp_stream(f"{stereo},1")))
-        with pytest.raises(ConfigError, match=r"nothere\.pcap: cannot read"):
+        with pytest.raises(FileProblem, match=r"nothere\.pcap: cannot read"):
             media.preload(scenario_with(model.Exec(line=1, play_pcap_audio=str(tmp_path / "nothere.pcap"))))
         media.preload(scenario_with(rtp_stream("synthetic")))  # nothing to load
     finally:

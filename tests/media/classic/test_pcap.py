@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.media.classic.pcap import load_pcap
 from tests.media.classic.helpers import rtp_packet, write_pcap
 
@@ -50,7 +50,7 @@ def test_rtcp_and_other_udp_are_left_out(tmp_path: Path) -> None:
 def test_truncated_capture(tmp_path: Path) -> None:
     path = write_pcap(tmp_path / "cut.pcap", "ethernet", packets())
     path.write_bytes(path.read_bytes()[:-30])
-    with pytest.raises(ConfigError, match=r"cut\.pcap: pcap record 5 is truncated") as error:
+    with pytest.raises(FileProblem, match=r"cut\.pcap: pcap record 5 is truncated") as error:
         load_pcap(str(path))
     assert "\n" not in str(error.value)
 
@@ -66,13 +66,13 @@ def test_truncated_capture(tmp_path: Path) -> None:
 def test_not_a_pcap(tmp_path: Path, content: bytes, message: str) -> None:
     path = tmp_path / "x.pcap"
     path.write_bytes(content)
-    with pytest.raises(ConfigError, match=message):
+    with pytest.raises(FileProblem, match=message):
         load_pcap(str(path))
 
 
 def test_no_rtp_inside(tmp_path: Path) -> None:
     path = write_pcap(tmp_path / "sip.pcap", "ethernet", [(0.0, b"OPTIONS sip:a SIP/2.0\r\n\r\n")])
-    with pytest.raises(ConfigError, match=r"sip\.pcap: no RTP"):
+    with pytest.raises(FileProblem, match=r"sip\.pcap: no RTP"):
         load_pcap(str(path))
 
 
@@ -81,5 +81,5 @@ def test_unsupported_link_type(tmp_path: Path) -> None:
     data = bytearray(path.read_bytes())
     data[20:24] = (105).to_bytes(4, "little")  # 802.11
     path.write_bytes(bytes(data))
-    with pytest.raises(ConfigError, match="link type 105 is not supported"):
+    with pytest.raises(FileProblem, match="link type 105 is not supported"):
         load_pcap(str(path))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gossipper.cli.errors import ConfigError
+from gossipper.errors import FileProblem
 from gossipper.media.classic.wav import load_audio_file
 from tests.media.classic.helpers import write_wav
 
@@ -58,12 +58,12 @@ def test_bad_files(tmp_path: Path, name: str, content: bytes | None, raw_pt: int
         write_wav(path, bytes(320), channels=2)
     else:
         write_wav(path, bytes(320), rate=16000)
-    with pytest.raises(ConfigError, match=message) as error:
+    with pytest.raises(FileProblem, match=message) as error:
         load_audio_file(str(path), raw_pt)
     assert str(error.value).startswith(f"{path}: ")
     assert "\n" not in str(error.value)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"missing\.wav: cannot read audio file"):
+    with pytest.raises(FileProblem, match=r"missing\.wav: cannot read audio file"):
         load_audio_file(str(tmp_path / "missing.wav"), 0)

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from gossipper.cli.errors import BindError
+from gossipper.errors import BindError
 from gossipper.media.codecs import CODECS, Codec
 from gossipper.media.rtp import RtpHeader, parse_rtp, rtp_payload
 from gossipper.media.scale.api import ScaleEngine, StreamSpec

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from gossipper.cli.errors import BindError
+from gossipper.errors import BindError
 from gossipper.media.codecs import CODECS
 from gossipper.media.rtp import RtpHeader, parse_rtp
 from gossipper.media.scale.api import StreamSpec

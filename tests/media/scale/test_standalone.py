@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import resource
 import shutil
 import signal
@@ -22,7 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from gossipper.cli.errors import UsageError
+from gossipper.cli.errors import describe
+from gossipper.errors import InvalidValue
 from gossipper.media.rtp import parse_rtp, rtp_payload
 from gossipper.media.scale.preflight import (
     RESERVED_FDS,
@@ -328,10 +330,12 @@ def test_bad_input_is_one_line_naming_the_flag(argv: list[str], expected: str) -
 
 def test_preflight_port_range_says_how_many_fit() -> None:
     check_port_range(100, 65336)  # 65336 + 2 x 99 = 65534: fits
-    with pytest.raises(UsageError, match=r"-rtp_streams: 101 streams from -mp 65336 .* 100 streams fit"):
+    with pytest.raises(InvalidValue) as caught:
         check_port_range(101, 65336)
-    with pytest.raises(UsageError, match=r"-mp 7000 .* above 7010; 6 streams fit"):
+    assert re.search(r"-rtp_streams: 101 streams from -mp 65336 .* 100 streams fit", describe(caught.value))
+    with pytest.raises(InvalidValue) as caught:
         check_port_range(7, 7000, max_port=7010)
+    assert re.search(r"-mp 7000 .* above 7010; 6 streams fit", describe(caught.value))
 
 
 def test_preflight_raises_the_soft_fd_limit_itself() -> None:
@@ -342,7 +346,7 @@ def test_preflight_raises_the_soft_fd_limit_itself() -> None:
     try:
         assert ensure_open_files(hard - RESERVED_FDS) == hard
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == hard
-        with pytest.raises(UsageError, match=rf"about {hard + 1 + RESERVED_FDS} open files .*`ulimit -n"):
+        with pytest.raises(InvalidValue, match=rf"about {hard + 1 + RESERVED_FDS} open files .*`ulimit -n"):
             ensure_open_files(hard + 1)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
