@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, type-check, then pytest against real sockets and real SIPp.
+# The whole test suite: lint, type-check, the layer contract, then pytest against real sockets and real SIPp.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v sipp >/dev/null 2>&1; then
@@ -13,4 +13,5 @@ fi
 scripts/bootstrap.sh
 .venv/bin/ruff check gossipper tests bench setup.py
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache --no-logo  # the layer contract in pyproject.toml
 .venv/bin/python -m pytest "$@"

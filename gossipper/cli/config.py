@@ -1,14 +1,14 @@
-"""The run configuration: every flag's value after parsing, one object for all layers.
+"""Every flag's value after parsing, as the user gave it (or SIPp's default).
 
-Data flows one way: the CLI fills a Config, and the engine, media and stats layers
-only read it. Defaults match SIPp's so that an unchanged lab script behaves the same.
+Only `cli/` reads a Config: `cli.compile` turns it into the frozen settings each
+layer takes. Defaults match SIPp's so that an unchanged lab script behaves the same.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_MEDIA_PORT = 6000
+from gossipper.media.settings import DEFAULT_MEDIA_PORT
 
 
 @dataclass

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from gossipper.cli.dispatch import run
 from gossipper.cli.options import parse_args
 from gossipper.cli.validate import validate
 from gossipper.errors import GossipperError
@@ -45,8 +46,6 @@ def _wait_for_uas(port: int, uas: subprocess.Popen[bytes], timeout_s: float = 10
 
 
 def run_demo(extra: Sequence[str]) -> int:
-    from gossipper.cli.main import run
-
     port = _free_udp_port()
     uas_command = [
         sys.executable,

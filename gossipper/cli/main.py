@@ -10,7 +10,8 @@ import sys
 from collections.abc import Sequence
 
 from gossipper import __version__
-from gossipper.cli.config import Config
+from gossipper.cli.demo import run_demo
+from gossipper.cli.dispatch import run
 from gossipper.cli.errors import describe, exit_status
 from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_FATAL
 from gossipper.cli.options import parse_args, usage_text
@@ -21,8 +22,6 @@ from gossipper.errors import GossipperError
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     if words and words[0] == "demo":
-        from gossipper.cli.demo import run_demo
-
         return _guarded(lambda: run_demo(words[1:]))
     if words and words[0] == "sipp":
         words = words[1:]
@@ -49,22 +48,6 @@ def _run_sipp(words: list[str]) -> int:
         return EXIT_ALL_CALLS_OK
     validate(config)
     return run(config)
-
-
-def run(config: Config) -> int:
-    """Dispatch a validated Config to the mode it asks for."""
-    if config.dump_scenario:
-        from gossipper.scenario.builtins import dump_builtin
-
-        sys.stdout.write(dump_builtin(config.dump_scenario))
-        return EXIT_ALL_CALLS_OK
-    if config.rtp_send:
-        from gossipper.media.scale.standalone import run_standalone
-
-        return run_standalone(config)
-    from gossipper.engine.runner import run_scenario
-
-    return run_scenario(config)
 
 
 def console_main() -> None:

@@ -1,25 +1,29 @@
-"""Cross-flag checks that must fail before any socket opens (SPEC section 1)."""
+"""Cross-flag checks that must fail before any socket opens (SPEC section 1).
+
+They read the Config and change nothing: what a flag implies for another (a built-in
+that turns the scale engine on) is decided once, in `cli.compile`.
+"""
 
 from __future__ import annotations
 
+from gossipper.cli.compile import media_scale_wanted
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
 from gossipper.media.scale.preflight import check_port_range, ensure_open_files
-from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
+from gossipper.media.settings import media_port_span
 
 
 def validate(config: Config) -> None:
     """Raise UsageError for combinations SIPp or gossipper cannot run."""
     if config.scenario_name and config.scenario_file:
         raise UsageError("-sn and -sf: choose one scenario source, not both")
-    if config.scenario_name in MEDIA_SCALE_BUILTINS:
-        config.media_scale = True  # SPEC section 2: this built-in exists to drive the scale engine
-    if config.media_scale and config.media_srtp:
+    media_scale = media_scale_wanted(config)
+    if media_scale and config.media_srtp:
         raise UsageError(
             "-media_scale: cannot be combined with -media_srtp (the scale engine is cleartext only)"
         )
-    if config.rtp_streams > 1 and not config.media_scale:
+    if config.rtp_streams > 1 and not media_scale:
         raise UsageError("-rtp_streams: more than one stream needs -media_scale")
     if config.rtp_send and config.rtp_addr is None:
         raise UsageError("-rtp_send: needs -rtp_addr host:port (the destination of the streams)")
@@ -33,8 +37,21 @@ def validate(config: Config) -> None:
         raise UsageError(f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}")
     if config.rate_period_ms <= 0:
         raise UsageError("-rp: rate period must be positive")
+    if not (config.rtp_send or config.dump_scenario):
+        _check_media_ports_for_calls(config)
     if config.rtp_send:
         _check_stream_capacity(config)
+
+
+def _check_media_ports_for_calls(config: Config) -> None:
+    """Each live call holds a media port of its own, so the range must hold -l calls."""
+    base, top = config.media_base_port, config.max_rtp_port
+    span = media_port_span(base, top)
+    if config.max_concurrent > span:
+        raise UsageError(
+            f"-l: {config.max_concurrent} concurrent calls need {config.max_concurrent} media ports "
+            f"but {base}..{top} holds {span} (step 2); lower -l or widen -mp/-max_rtp_port"
+        )
 
 
 def _check_stream_capacity(config: Config) -> None:

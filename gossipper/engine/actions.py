@@ -53,7 +53,7 @@ class ActionHost(Protocol):
     def media_action(self, action: model.Exec) -> tuple[str, str] | None: ...
     def run_command(self, command: str) -> None: ...
     def internal_command(self, command: str) -> None: ...
-    def set_destination(self, host: str, port: int, protocol: str) -> None: ...
+    def set_destination(self, host: str, port: int) -> None: ...
 
 
 def is_set(value: VariableValue | None) -> bool:
@@ -175,9 +175,7 @@ def _run_one(
         target = to_number(call, action.variable) if action.variable else to_number(call, action.value or "0")
         return ActionOutcome(jump_to=jump_targets(target))
     elif isinstance(action, model.SetDest):
-        host.set_destination(
-            host.render_text(action.host), int(host.render_text(action.port)), action.protocol
-        )
+        host.set_destination(host.render_text(action.host), int(host.render_text(action.port)))
     return ActionOutcome()
 
 

@@ -8,9 +8,7 @@ steps, retransmissions and unexpected messages). No thread or task per call.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,26 +17,39 @@ from gossipper.engine import default_messages
 from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_number
 from gossipper.engine.context import CallContext
 from gossipper.engine.keywords import AUTH_PLACEHOLDER, resolve
+from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.scenario import model
 from gossipper.sip.digest import digest_authorization
 from gossipper.sip.message import SipMessage, SipParseError
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
-T1_MS = 500
-T2_MS = 4000
-DEFAULT_INVITE_RETRANS = 5  # SIPp: -max_retrans default for INVITE transactions
-DEFAULT_OTHER_RETRANS = 7
+T2_MS = 4000  # RFC 3261's cap on a non-INVITE request's retransmission interval
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
 
 
+class Timer(Protocol):
+    def cancel(self) -> None: ...
+
+
 class CallHost(Protocol):
-    """What a call needs from the run around it."""
+    """Everything a call needs from the run around it, its clock and timers included.
+
+    A call never reads the time, arms a timer or touches a socket by itself, so its
+    rules (matching, retransmissions, timeouts, aborts) run unchanged against a host
+    that is only a clock and a list of what was sent.
+    """
 
     counters: RunCounters
     scenario: model.Scenario
-    loop: asyncio.AbstractEventLoop
+    policy: CallPolicy
 
+    def now(self) -> float:
+        """Seconds on a monotonic clock."""
+        ...
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer: ...
+    def transmit(self, data: bytes, transport: SipTransport, destination: Address) -> None: ...
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None: ...
     def trace_error(self, text: str) -> None: ...
     def log(self, kind: str, text: str) -> None: ...
@@ -47,9 +58,6 @@ class CallHost(Protocol):
     def media_sdp(self, call: Call, sdp: bytes) -> None: ...
     def run_command(self, command: str) -> None: ...
     def internal_command(self, command: str) -> None: ...
-    def max_retrans(self, is_invite: bool) -> int: ...
-    def recv_timeout_ms(self) -> int: ...
-    def default_pause_ms(self, step: model.Pause) -> int: ...
     def send_twin_command(self, call: Call, data: bytes) -> None: ...
     def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None: ...
 
@@ -86,9 +94,10 @@ class Call:
         self.is_server = is_server
         self.owns_transport = owns_transport  # -t un / tn: closed with the call
         self.scenario = host.scenario
+        self.policy = host.policy
         self.index = 0
         self.finished = False
-        self.started_at = time.monotonic()
+        self.started_at = host.now()
         self.established = False
         self.ack_pending = False
         self.methods_sent: set[str] = set()
@@ -106,9 +115,8 @@ class Call:
         self.retrans_reply: SentMessage | None = None
         self._retrans_count = 0
         self._retrans_delay_ms = 0
-        self._retrans_timer: asyncio.TimerHandle | None = None
-        self._wait_timer: asyncio.TimerHandle | None = None
-        self._waiting_recv = False
+        self._retrans_timer: Timer | None = None
+        self._wait_timer: Timer | None = None
         self._in_advance = False
 
     # ------------------------------------------------------------------ running
@@ -233,7 +241,7 @@ class Call:
         if self.last_recv_hash is not None:
             self.retrans_of_recv_hash = self.last_recv_hash
             self.retrans_reply = self.last_sent
-        now = time.monotonic()
+        now = self.host.now()
         for name in step.start_rtd:
             self.rtd_started[name] = now
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
@@ -241,7 +249,7 @@ class Call:
         if step.retrans_ms and not self.transport.is_reliable:
             self._retrans_count = 0
             self._retrans_delay_ms = step.retrans_ms
-            self._retrans_timer = self.host.loop.call_later(step.retrans_ms / 1000, self._retransmit)
+            self._retrans_timer = self.host.call_later(step.retrans_ms / 1000, self._retransmit)
         return self._apply(self._actions(step, message))
 
     def _record_sent(self, sent: SentMessage) -> None:
@@ -259,7 +267,7 @@ class Call:
             invite = sent.message
             self.last_invite = invite
             if self.invite_sent_at is None:
-                self.invite_sent_at = time.monotonic()
+                self.invite_sent_at = self.host.now()
             if self.local_party is None:
                 self.local_party = invite.header("From")
         elif method == "ACK":
@@ -267,9 +275,8 @@ class Call:
             self.ack_pending = False
 
     def _transmit(self, data: bytes) -> None:
-        self.transport.send(data, self.context.remote)
+        self.host.transmit(data, self.transport, self.context.remote)
         self.host.counters.messages_sent += 1
-        self.host.trace_message("sent", data, self.context.remote, self.transport)
 
     def _authenticate(self, data: bytes) -> bytes:
         placeholder = AUTH_PLACEHOLDER.encode()
@@ -279,11 +286,10 @@ class Call:
         header_name, value = challenge
         request_line = data.split(b"\r\n", 1)[0].decode("utf-8", errors="replace").split()
         method, uri = [*request_line, "", ""][:2]
-        config = self.context.run.config
         body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
         try:
             answer = digest_authorization(
-                value, method, uri, config.auth_username or "", config.auth_password or "", body
+                value, method, uri, self.policy.auth_username, self.policy.auth_password, body
             )
         except ValueError as error:
             self.host.trace_error(f"call {self.call_id}: cannot answer the challenge: {error}")
@@ -296,7 +302,7 @@ class Call:
         if self.finished or sent is None:
             return
         is_invite = sent.method == "INVITE" or (sent.method is None and sent.message.method == "INVITE")
-        if self._retrans_count >= self.host.max_retrans(is_invite):
+        if self._retrans_count >= self.policy.max_retrans(is_invite):
             self.host.counters.timeouts += 1
             self.host.counters.steps[sent.index].timeouts += 1
             self._abort("timeout", f"no answer after {self._retrans_count} retransmissions")
@@ -308,7 +314,7 @@ class Call:
         self._retrans_delay_ms = self._retrans_delay_ms * 2
         if not is_invite:
             self._retrans_delay_ms = min(self._retrans_delay_ms, T2_MS)
-        self._retrans_timer = self.host.loop.call_later(self._retrans_delay_ms / 1000, self._retransmit)
+        self._retrans_timer = self.host.call_later(self._retrans_delay_ms / 1000, self._retransmit)
 
     def _cancel_retrans(self) -> None:
         if self._retrans_timer is not None:
@@ -328,15 +334,14 @@ class Call:
 
     # ------------------------------------------------------------------ waiting
     def _wait_for_message(self, step: model.Recv | model.RecvCmd) -> None:
-        self._waiting_recv = True
-        timeout_ms = step.timeout_ms if step.timeout_ms else self.host.recv_timeout_ms()
+        timeout_ms = step.timeout_ms if step.timeout_ms else self.policy.recv_timeout_ms
         if timeout_ms:
             self._set_wait_timer(timeout_ms / 1000, self._recv_timed_out)
 
     def _set_wait_timer(self, delay_s: float, callback: Callable[[], None]) -> None:
         if self._wait_timer is not None:
             self._wait_timer.cancel()
-        self._wait_timer = self.host.loop.call_later(delay_s, callback)
+        self._wait_timer = self.host.call_later(delay_s, callback)
 
     def _recv_timed_out(self) -> None:
         self._wait_timer = None
@@ -346,7 +351,6 @@ class Call:
         self.host.counters.steps[self.index].timeouts += 1
         ontimeout = getattr(step, "ontimeout", None)
         if ontimeout:
-            self._waiting_recv = False
             self.index = self.scenario.labels[ontimeout]
             self._advance()
             return
@@ -366,7 +370,7 @@ class Call:
         sample = step.sample_ms()
         if sample is not None:
             return int(sample)
-        return self.host.default_pause_ms(step)
+        return self.policy.default_pause_ms(step.default_ms)
 
     def _pause_over(self) -> None:
         self._wait_timer = None
@@ -475,7 +479,7 @@ class Call:
         counters.steps[index].messages += 1
         self._cancel_retrans()
         self._learn_from(step, message)
-        now = time.monotonic()
+        now = self.host.now()
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
         for name in step.start_rtd:
             self.rtd_started[name] = now
@@ -493,7 +497,6 @@ class Call:
         if self._wait_timer is not None:
             self._wait_timer.cancel()
             self._wait_timer = None
-        self._waiting_recv = False
         if outcome.jump_to is not None:
             self.index += 1
         else:
@@ -516,15 +519,14 @@ class Call:
             elif message.method == "ACK":
                 self.established = True
                 self.ack_pending = False
-            for cseq in (message.cseq_number,):
-                context.cseq = max(context.cseq, cseq)
+            context.cseq = max(context.cseq, message.cseq_number)
         else:
             self.last_response = message
             context.peer_tag = message.to_tag or context.peer_tag
             code = message.status_code or 0
             if message.cseq_method == "INVITE":
                 if self.invite_sent_at is not None and code >= 200:
-                    self.host.counters.invite_rtt.add((time.monotonic() - self.invite_sent_at) * 1000)
+                    self.host.counters.invite_rtt.add((self.host.now() - self.invite_sent_at) * 1000)
                     self.invite_sent_at = None
                 if 200 <= code < 300:
                     self.remote_party = message.header("To")
@@ -547,22 +549,22 @@ class Call:
     def _unexpected(self, message: SipMessage) -> None:
         counters = self.host.counters
         step_index = min(self.index, len(self.scenario.steps) - 1)
-        config = self.context.run.config
+        policy = self.policy
         method = message.method if message.is_request else None
         if method == "ACK" and self.is_server:
             return  # a late ACK for a response we already moved past
-        if method in ("BYE", "CANCEL") or (method == "OPTIONS" and "pingreply" in config.default_behaviors):
+        if method in ("BYE", "CANCEL") or (method == "OPTIONS" and policy.has(DefaultBehavior.PING_REPLY)):
             counters.unexpected_messages += 1
             counters.steps[step_index].unexpected += 1
-            if "bye" in config.default_behaviors or method == "OPTIONS":
+            if policy.has(DefaultBehavior.BYE) or method == "OPTIONS":
                 self._transmit(bytes(default_messages.ok_for(message, self._local_tag())))
             if method == "OPTIONS":
                 return
-            if "abortunexp" in config.default_behaviors:
+            if policy.has(DefaultBehavior.ABORT_UNEXPECTED):
                 self.context.last_message = message
-                self._fail("unexpected_sip", f"unexpected {method} at step {step_index}")
+                self._finish("unexpected_sip", f"unexpected {method} at step {step_index}")
             return
-        if method in AUTO_ANSWERED and config.auto_answer:
+        if method in AUTO_ANSWERED and policy.auto_answer:
             self._transmit(bytes(default_messages.ok_for(message, self._local_tag())))
             return
         counters.unexpected_messages += 1
@@ -571,7 +573,7 @@ class Call:
         self.host.trace_error(
             f"unexpected message for call {self.call_id} at step {step_index}: {first_line}"
         )
-        if "abortunexp" in config.default_behaviors:
+        if policy.has(DefaultBehavior.ABORT_UNEXPECTED):
             self.context.last_message = message
             if not message.is_request:
                 self.last_response = message
@@ -617,15 +619,15 @@ class Call:
     def internal_command(self, command: str) -> None:
         self.host.internal_command(command)
 
-    def set_destination(self, host: str, port: int, protocol: str) -> None:
+    def set_destination(self, host: str, port: int) -> None:
         self.context.remote = (host.strip("[]"), port)
 
     # ------------------------------------------------------------------ ending
     def _abort(self, failure_class: str, reason: str) -> None:
         """SIPp's abortCall: tidy the dialog (ACK, CANCEL or BYE) then fail the call."""
-        if "bye" in self.context.run.config.default_behaviors and not self.is_server:
+        if self.policy.has(DefaultBehavior.BYE) and not self.is_server:
             self._send_abort_messages()
-        self._fail(failure_class, reason)
+        self._finish(failure_class, reason)
 
     def _send_abort_messages(self) -> None:
         invite, response = self.last_invite, self.last_response
@@ -664,13 +666,9 @@ class Call:
             self.context.route_set,
         )
 
-    def _fail(self, failure_class: str, reason: str) -> None:
-        self._finish(failure_class, reason)
-
     def abort_now(self, failure_class: str = "cancelled", reason: str = "run stopped") -> None:
         """Hard stop from outside (Q, -timeout): no more messages, count the call failed."""
-        if not self.finished:
-            self._fail(failure_class, reason)
+        self._finish(failure_class, reason)
 
     def _finish(self, failure_class: str | None, reason: str) -> None:
         if self.finished:
@@ -685,7 +683,7 @@ class Call:
 
     @property
     def duration_ms(self) -> float:
-        return (time.monotonic() - self.started_at) * 1000
+        return (self.host.now() - self.started_at) * 1000
 
 
 def _uri_of(name_addr: str) -> str:

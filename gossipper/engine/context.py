@@ -10,8 +10,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from gossipper.cli.config import Config
 from gossipper.engine.injection import Injection
+from gossipper.engine.settings import KeywordSettings
 from gossipper.sip.message import SipMessage
 
 VariableValue = str | float | bool
@@ -21,11 +21,12 @@ VariableValue = str | float | bool
 class RunContext:
     """What every call of the run shares."""
 
-    config: Config
+    keywords: KeywordSettings
     local_ip: str
     local_port: int
     transport_name: str  # "UDP" or "TCP", as [transport] prints it
     media_ip: str
+    media_base_port: int
     injection: Injection
     pid: int = field(default_factory=os.getpid)
     media_port_span: int = 1  # number of distinct per-call media ports in the range
@@ -37,7 +38,7 @@ class RunContext:
     def media_port_for(self, call_number: int) -> int:
         """-mp base + 2 x (call_number - 1), wrapped so live calls do not share a port."""
         slot = (call_number - 1) % self.media_port_span
-        return self.config.media_base_port + 2 * slot
+        return self.media_base_port + 2 * slot
 
 
 @dataclass

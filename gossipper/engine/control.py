@@ -13,6 +13,8 @@ import os
 import sys
 from typing import Protocol
 
+from gossipper.engine.settings import ControlSettings
+
 CONTROL_PORT_DEFAULT = 8888
 CONTROL_PORT_TRIES = 10
 
@@ -21,6 +23,7 @@ class Controllable(Protocol):
     def soft_stop(self) -> None: ...
     def hard_stop(self) -> None: ...
     def set_rate(self, rate: float) -> None: ...
+    def set_limit(self, limit: int) -> None: ...
     def pause_traffic(self) -> None: ...
     def trace_error(self, text: str) -> None: ...
 
@@ -55,10 +58,7 @@ def apply_command(run: Controllable, command: str) -> str | None:
         if words[1] == "rate":
             run.set_rate(value)
         else:
-            generator = getattr(run, "generator", None)
-            if generator is not None:
-                generator.max_concurrent = int(value)
-                generator.notify_call_ended()
+            run.set_limit(int(value))
         return None
     if words in (["halt"], ["stop"]):
         run.hard_stop()
@@ -85,8 +85,9 @@ class _ControlProtocol(asyncio.DatagramProtocol):
 class RunControl:
     """Owns the keyboard reader and the control socket of a run."""
 
-    def __init__(self, run: Controllable) -> None:
+    def __init__(self, run: Controllable, settings: ControlSettings) -> None:
         self.run = run
+        self.settings = settings
         self.control_port: int | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._terminal_state: list[object] | None = None
@@ -94,9 +95,8 @@ class RunControl:
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        config = self.run.config  # type: ignore[attr-defined]
-        loop.create_task(self._open_socket(config.control_ip or "127.0.0.1", config.control_port))
-        if not config.no_stdin and not config.background and sys.stdin is not None and sys.stdin.isatty():
+        loop.create_task(self._open_socket(self.settings.ip, self.settings.port))
+        if self.settings.keyboard and sys.stdin is not None and sys.stdin.isatty():
             self._start_keyboard(loop)
 
     async def _open_socket(self, ip: str, port: int | None) -> None:
@@ -117,7 +117,7 @@ class RunControl:
             self.control_port = candidate
             return
         if port is not None:
-            self.run.trace_error(f"-cp: cannot bind the control socket to {ip}:{port}")
+            self.run.trace_error(f"control socket: cannot bind {ip}:{port}")
 
     def _start_keyboard(self, loop: asyncio.AbstractEventLoop) -> None:
         import termios

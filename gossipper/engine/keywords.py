@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from gossipper.engine.context import CallContext, format_variable
 
@@ -49,11 +49,11 @@ def resolve(call: CallContext, token: str) -> str:
     """The text that replaces [token] in a message sent by this call."""
     answer = call.run.token_resolvers.get(token)
     if answer is None:
-        answer = call.run.token_resolvers[token] = _compile(token.strip(), call.run.config.keys)
+        answer = call.run.token_resolvers[token] = _compile(token.strip(), call.run.keywords.keys)
     return answer(call)
 
 
-def _compile(token: str, keys: dict[str, str]) -> Callable[[CallContext], str]:
+def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str]:
     """What [token] means, worked out once: every message of every call asks again."""
     if token.startswith("$"):
         name = token[1:]
@@ -122,11 +122,11 @@ _NUMERIC: dict[str, Callable[[CallContext], int]] = {
     "auto_media_port": lambda call: call.media_port,
     "rtpstream_audio_port": lambda call: call.media_port,
     "pid": lambda call: call.run.pid,
-    "users": lambda call: call.run.config.users or 0,
+    "users": lambda call: call.run.keywords.users,
     "userid": lambda call: call.user_id,
 }
 _TEXT: dict[str, Callable[[CallContext], str]] = {
-    "service": lambda call: call.run.config.service,
+    "service": lambda call: call.run.keywords.service,
     "remote_ip": lambda call: _bracket_ip(call.remote[0]),
     "remote_ip_type": lambda call: _ip_type(call.remote[0]),
     "local_ip": lambda call: _bracket_ip(call.run.local_ip),

@@ -13,11 +13,11 @@ import asyncio
 import sys
 from typing import TYPE_CHECKING
 
-from gossipper.cli.config import Config
 from gossipper.errors import GossipperError
-from gossipper.media.classic.manager import ClassicMedia
-from gossipper.media.codecs import lookup_codec
+from gossipper.media.classic.manager import ClassicMedia, QosSink
 from gossipper.media.sdp import parse_audio_endpoint
+from gossipper.media.settings import MediaSettings
+from gossipper.media.streams import RtpStreamAction, StreamKind
 from gossipper.scenario import model
 from gossipper.stats.counters import MediaCounters, ReceiveQuality, RunCounters
 
@@ -29,49 +29,57 @@ MediaFailure = tuple[str, str]  # (failure class, reason)
 
 
 class MediaBridge:
-    def __init__(self, config: Config, counters: RunCounters, loop: asyncio.AbstractEventLoop) -> None:
-        self.config = config
+    def __init__(
+        self,
+        settings: MediaSettings,
+        counters: RunCounters,
+        loop: asyncio.AbstractEventLoop,
+        qos_sink: QosSink | None = None,
+    ) -> None:
+        self.settings = settings
         self.counters = counters
         self.engine: ScaleEngine | None = None
-        self.classic = ClassicMedia(config, counters, loop)
+        self.classic = ClassicMedia(settings, loop, qos_sink=qos_sink)
         self.media_ip = "127.0.0.1"
         self._streams: set[str] = set()
 
     def preload(self, scenario: model.Scenario) -> None:
         """Load the scenario's media files now, so a bad file fails the run before any call."""
-        self.classic.preload(scenario)
+        self.classic.preload(
+            action for step in scenario.steps for action in step.actions if isinstance(action, model.Exec)
+        )
 
-    async def start(self, media_ip: str) -> None:
+    def start(self, media_ip: str) -> None:
         self.media_ip = media_ip
-        await self.classic.start(media_ip)
-        if not self.config.media_scale:
+        self.classic.start(media_ip)
+        if not self.settings.scale:
             return
         from gossipper.media.scale.factory import create_scale_engine
 
-        prefer = "iouring" if self.config.media_iouring else "auto"
-        self.engine = create_scale_engine(prefer=prefer, rt_priority=self.config.media_rtprio)
+        prefer = "iouring" if self.settings.iouring else "auto"
+        self.engine = create_scale_engine(prefer=prefer, rt_priority=self.settings.rt_priority)
         self.engine.start()
         self.counters.media.engine = self.engine.name
-        if not self.config.background:
+        if not self.settings.quiet:
             print(
                 f"gossipper: media scale engine: {self.engine.name} ({self.engine.reason})", file=sys.stderr
             )
 
     def action(self, call: Call, action: model.Exec) -> MediaFailure | None:
         stream = action.rtp
-        if stream is not None and stream.kind in ("pause", "resume", "stop"):
+        if stream is not None and stream.kind.controls_a_stream:
             self._control_scale(call.call_id, stream.kind)
-        elif stream is not None and stream.kind == "synthetic" and self.engine is not None:
+        elif stream is not None and stream.kind is StreamKind.SYNTHETIC and self.engine is not None:
             return self._start_synthetic(call, stream)
         context = call.context
         return self.classic.action(call.call_id, context.media_port, context.remote_sdp, action)
 
-    def _control_scale(self, call_id: str, kind: str) -> None:
+    def _control_scale(self, call_id: str, kind: StreamKind) -> None:
         if self.engine is None or call_id not in self._streams:
             return
-        if kind == "pause":
+        if kind is StreamKind.PAUSE:
             self.engine.pause(call_id)
-        elif kind == "resume":
+        elif kind is StreamKind.RESUME:
             self.engine.resume(call_id)
         else:
             self._unregister(call_id)
@@ -85,7 +93,7 @@ class MediaBridge:
     def crypto_attribute(self, call_id: str) -> str:
         return self.classic.local_crypto_attribute(call_id)
 
-    def _start_synthetic(self, call: Call, stream: model.RtpStreamAction) -> MediaFailure | None:
+    def _start_synthetic(self, call: Call, stream: RtpStreamAction) -> MediaFailure | None:
         from gossipper.media.scale.api import StreamSpec
 
         assert self.engine is not None
@@ -96,17 +104,17 @@ class MediaBridge:
             endpoint = parse_audio_endpoint(sdp)
         except ValueError as error:
             return ("parse_error", f"rtp_stream: {error}")
-        codec = stream.codec or lookup_codec(self.config.rtp_codec)
+        synthetic = self.settings.stream_defaults.synthetic(stream)
         spec = StreamSpec(
             local_ip=self.media_ip,
             local_port=call.context.media_port,
             remote_ip=endpoint.address,
             remote_port=endpoint.port,
-            codec=codec,
-            interval_ms=stream.freq_ms or codec.default_interval_ms,
-            duration_ms=stream.dur_ms or 0,
-            payload_type=stream.payload_type,
-            channels=stream.channels or 1,
+            codec=synthetic.codec,
+            interval_ms=synthetic.interval_ms,
+            duration_ms=synthetic.duration_ms,
+            payload_type=synthetic.payload_type,
+            channels=synthetic.channels,
         )
         if call.call_id in self._streams:
             self._unregister(call.call_id)

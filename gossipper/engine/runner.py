@@ -1,78 +1,42 @@
-"""One SIPp-style run: transports, call creation, calls, views and the exit code.
+"""One SIPp-style run: it wires transports, call creation, calls, media and views together.
 
 Everything runs on one asyncio loop (uvloop when installed); calls are state
-machines driven by the loop's timers and the transports' callbacks.
+machines driven by the loop's timers and the transports' callbacks, and the run is
+the host every call asks for its clock, its timers and its sends.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import signal
-import socket
 import sys
 import time
 from collections.abc import Callable
 
 from gossipper import __version__
-from gossipper.cli.config import Config
-from gossipper.cli.exit_codes import (
-    EXIT_ALL_CALLS_OK,
-    EXIT_CALLS_FAILED,
-    EXIT_FATAL,
-    EXIT_INTERNAL_COMMAND,
-    EXIT_NO_CALLS,
-)
-from gossipper.engine.call import DEFAULT_INVITE_RETRANS, DEFAULT_OTHER_RETRANS, Call
+from gossipper.engine.call import Call, Timer
+from gossipper.engine.call_factory import CallFactory
 from gossipper.engine.context import CallContext, RunContext
 from gossipper.engine.control import RunControl
 from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.generator import CallGenerator
 from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
+from gossipper.engine.run_end import RunEnd, install_signal_handlers
+from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode
+from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
 from gossipper.errors import BindError, GossipperError, InvalidValue
+from gossipper.hep.sender import HepSender
 from gossipper.media.scale.preflight import ensure_open_files, raise_open_files_limit, socket_buffer_warnings
+from gossipper.outcome import RunOutcome
 from gossipper.scenario import model
-from gossipper.scenario.builtins import load_builtin
-from gossipper.scenario.loader import load_scenario_file
 from gossipper.sip.message import SipMessage
-from gossipper.sip.transport import Address, SipTransport, open_tcp_connection, open_tcp_listener, open_udp
+from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import DEFAULT_RTT_BUCKETS_MS, RunCounters
 
-DEFAULT_SIP_PORT = 5060
 HOUSEKEEPING_S = 1.0
-
-
-def load_run_scenario(config: Config) -> model.Scenario:
-    """-sf file, else -sn built-in, else SIPp's default: the uac built-in."""
-    if config.scenario_file:
-        return load_scenario_file(config.scenario_file, frozenset(config.keys))
-    return load_builtin(config.scenario_name or "uac")
-
-
-def resolve_address(setting: str, host: str, port: int) -> Address:
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except socket.gaierror as error:
-        raise InvalidValue(f"cannot resolve {host!r}: {error.strerror}", setting=setting) from None
-    address = infos[0][4]
-    return str(address[0]), int(address[1])
-
-
-def _local_ip_toward(remote: Address | None) -> str:
-    """The address the kernel would use toward the peer (no packet is sent)."""
-    if remote is None:
-        return "127.0.0.1"
-    family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
-    with socket.socket(family, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(remote)
-            return str(probe.getsockname()[0])
-        except OSError:
-            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
 
 def _install_loop() -> asyncio.AbstractEventLoop:
@@ -85,8 +49,8 @@ def _install_loop() -> asyncio.AbstractEventLoop:
 
 
 # Every message makes many short-lived objects; at the default threshold (700) the cyclic
-# collector runs every few messages and walks the live calls each time. At 5,000 calls/s
-# that cost a fifth of the CPU and its pauses let the SIP socket overflow (bench/sip_rate).
+# collector runs every few messages and walks the live calls each time, and its pauses let
+# the SIP socket overflow at high call rates (bench/sip_rate.py measures it).
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
@@ -97,22 +61,24 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run_scenario(config: Config) -> int:
-    scenario = load_run_scenario(config)
+def run_scenario(settings: RunSettings, scenario: model.Scenario) -> RunOutcome:
     _tune_garbage_collector()
     loop = _install_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(Run(config, scenario, loop).main())
+        return loop.run_until_complete(Run(settings, scenario, loop).main())
     finally:
         loop.close()
 
 
 class Run:
-    """Implements the CallHost protocol for every call of the run."""
+    """The host of every call of the run (the CallHost protocol), and what drives it to its end."""
 
-    def __init__(self, config: Config, scenario: model.Scenario, loop: asyncio.AbstractEventLoop) -> None:
-        self.config = config
+    def __init__(
+        self, settings: RunSettings, scenario: model.Scenario, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.settings = settings
+        self.policy = settings.policy
         self.scenario = scenario
         self.loop = loop
         self.counters = RunCounters()
@@ -120,141 +86,114 @@ class Run:
         for name in scenario.rtd_names:  # known up front so the -trace_stat header lists them
             self.counters.rtd_stat(name, scenario.response_time_repartition or DEFAULT_RTT_BUCKETS_MS)
         self.is_uac = scenario.is_uac
-        self.remote: Address | None = None
-        self.main_transport: SipTransport | None = None
-        self.shared_tcp: SipTransport | None = None
-        self.run_context: RunContext | None = None
         self.generator: CallGenerator | None = None
-        self.call_number = 0
+        self.factory: CallFactory | None = None
         self.calls_ended = 0
         self.done = asyncio.Event()
-        self.exit_override: int | None = None
-        self.soft_stopping = False
-        self.injection = Injection(config.inject_files)
+        self.ending = RunEnd()
+        self.injection = Injection(list(settings.injection_files))
         self.dispatcher = Dispatcher(
             self.counters,
             self._new_server_call,
             self.trace_error,
             self.trace_message,
-            ping_reply="pingreply" in config.default_behaviors,
+            ping_reply=self.policy.has(DefaultBehavior.PING_REPLY),
         )
-        self.views = RunViews(config, scenario, self.counters, self._screen_header_fields)
-        self.media = MediaBridge(config, self.counters, loop)
+        self.endpoints = SipEndpoints(
+            settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
+        )
+        self.views = RunViews(settings.views, scenario, self.counters, self._screen_header_fields)
+        self.hep = (
+            HepSender(settings.hep.address, settings.hep.capture_id, settings.hep.password)
+            if settings.hep is not None
+            else None
+        )
+        self.media = MediaBridge(
+            settings.media, self.counters, loop, qos_sink=self.hep.qos_report if self.hep else None
+        )
         self.twin: TwinChannel | None = None
-        self.control = RunControl(self)
-        self._closers: list[Callable[[], None]] = []
-        self._timeout_hit = False
+        self.control = RunControl(self, settings.control)
 
     # ------------------------------------------------------------------ setup
     async def _setup(self) -> None:
-        config = self.config
-        if config.remote_sending_address is not None:
-            self.remote = resolve_address("remote_sending_address", *config.remote_sending_address)
-        elif config.remote_host is not None:
-            self.remote = resolve_address("remote_host", config.remote_host, config.remote_port)
-        if self.is_uac and self.remote is None:
+        endpoints = self.endpoints
+        endpoints.resolve_remote()
+        if self.is_uac and endpoints.remote is None:
             raise InvalidValue(
                 f"{self.scenario.name}: a client scenario needs a remote host "
                 "(gossipper sipp ... host[:port])"
             )
-        local_ip = config.local_ip or _local_ip_toward(self.remote)
-        bind_ip = config.local_ip or ("::" if ":" in local_ip else "0.0.0.0")
-        reliable = config.transport in ("t1", "tn")
-        port = await self._open_main_transport(bind_ip, reliable)
-        media_ip = config.media_ip or local_ip
-        self.run_context = RunContext(
-            config=config,
-            local_ip=local_ip,
-            local_port=port,
-            transport_name="TCP" if reliable else "UDP",
+        await endpoints.open(self.is_uac)
+        media = self.settings.media
+        media_ip = media.ip or endpoints.local_ip
+        self._check_media_capacity()
+        run = RunContext(
+            keywords=self.settings.keywords,
+            local_ip=endpoints.local_ip,
+            local_port=endpoints.local_port,
+            transport_name=self.settings.transport.mode.protocol_name,
             media_ip=media_ip,
+            media_base_port=media.base_port,
             injection=self.injection,
-            media_port_span=self._media_port_span(),
+            media_port_span=media.port_span,
             crypto_attribute=self.media.crypto_attribute,
         )
-        if config.transport == "t1" and self.is_uac and self.remote is not None:
-            self.shared_tcp = await open_tcp_connection(
-                self.remote, bind_ip, self.dispatcher.on_data, self.dispatcher.on_malformed
-            )
-            self._closers.append(self.shared_tcp.close)
+        self.factory = CallFactory(
+            self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
+        )
         if self.scenario.uses_3pcc:
-            self.twin = await TwinChannel.open(self, config, self.scenario)
-            self._closers.append(self.twin.close)
-        await self.media.start(media_ip)
+            self.twin = await TwinChannel.open(self, self.settings.transport.twin, self.scenario)
+            endpoints.add_closer(self.twin.close)
+        self.media.start(media_ip)
 
-    async def _open_main_transport(self, bind_ip: str, reliable: bool) -> int:
-        ports = [self.config.local_port] if self.config.local_port is not None else [DEFAULT_SIP_PORT, 0]
-        last_error: BindError | None = None
-        for port in ports:
-            try:
-                if reliable:
-                    listener = await open_tcp_listener(
-                        bind_ip, port, self.dispatcher.on_data, self.dispatcher.on_malformed
-                    )
-                    self._closers.append(listener.close)
-                    return int(listener.local_address[1])
-                transport = await open_udp(bind_ip, port, self.dispatcher.on_data)
-                self.main_transport = transport
-                self._closers.append(transport.close)
-                return int(transport.local_address[1])
-            except BindError as error:
-                last_error = error
-        assert last_error is not None
-        raise last_error.for_setting("local_port")
-
-    def _media_port_span(self) -> int:
-        config = self.config
-        base = config.media_base_port
-        span = max(1, (config.max_rtp_port - base) // 2 + 1)
-        if config.max_concurrent > span:
-            raise InvalidValue(
-                f"{config.max_concurrent} concurrent calls need {config.max_concurrent} media ports "
-                f"but {base}..{config.max_rtp_port} holds {span} (step 2); "
-                "lower -l or widen -mp/-max_rtp_port",
-                setting="max_concurrent",
-            )
-        if config.media_scale:  # a socket per live stream: check -l, else take all the descriptors we may
-            if config.max_concurrent:
-                ensure_open_files(config.max_concurrent, setting="max_concurrent")
-            else:
-                raise_open_files_limit()
-            for warning in socket_buffer_warnings(config.max_concurrent or config.max_calls):
-                print(f"gossipper: {warning}", file=sys.stderr)
-        return span
+    def _check_media_capacity(self) -> None:
+        """A socket per live scale stream: check -l's worth, else take all the descriptors we may."""
+        if not self.settings.media.scale:
+            return
+        generation = self.settings.generation
+        if generation.max_concurrent:
+            ensure_open_files(generation.max_concurrent, setting="max_concurrent")
+        else:
+            raise_open_files_limit()
+        for warning in socket_buffer_warnings(generation.max_concurrent or generation.max_calls):
+            print(f"gossipper: {warning}", file=sys.stderr)
 
     # ------------------------------------------------------------------ main
-    async def main(self) -> int:
+    async def main(self) -> RunOutcome:
         try:
             self.media.preload(self.scenario)
             await self._setup()
         except GossipperError:
-            self._close_all()
+            self.endpoints.close()
+            if self.hep is not None:
+                self.hep.close()
             raise
-        self.views.start(self.loop)
+        self.views.start()
         self.control.start(self.loop)
-        self._install_signals()
+        install_signal_handlers(
+            self.loop, self.soft_stop, self._interrupt, self.hard_stop, self.views.dump_screen
+        )
+        generation = self.settings.generation
         if self.is_uac:
             self.generator = CallGenerator(
                 self.loop,
-                self.config.rate,
-                self.config.rate_period_ms,
-                self.config.max_calls,
-                self.config.max_concurrent,
+                generation.rate,
+                generation.rate_period_ms,
+                generation.max_calls,
+                generation.users or generation.max_concurrent,
                 self._new_client_call,
                 lambda: self.counters.calls_active,
             )
-            if self.config.users:
-                self.generator.max_concurrent = self.config.users
             self.generator.start()
-        if self.config.global_timeout_ms:
-            self.loop.call_later(self.config.global_timeout_ms / 1000, self._global_timeout)
+        if generation.global_timeout_ms:
+            self.loop.call_later(generation.global_timeout_ms / 1000, self._global_timeout)
         housekeeping = self.loop.create_task(self._housekeeping())
         try:
             await self.done.wait()
         finally:
             housekeeping.cancel()
             self._finish_run()
-        return self._exit_code()
+        return self.ending.outcome(self.counters)
 
     async def _housekeeping(self) -> None:
         while True:
@@ -266,54 +205,43 @@ class Run:
             self._apply_rate_increase()
 
     def _apply_rate_increase(self) -> None:
-        config, generator = self.config, self.generator
-        if generator is None or not config.rate_increase:
+        generation, generator = self.settings.generation, self.generator
+        if generator is None or not generation.rate_increase:
             return
         elapsed = time.time() - self.counters.started_at
-        steps = int(elapsed // max(config.stat_period_s, 0.001))
-        target = config.rate + steps * config.rate_increase
-        if config.rate_max:
-            target = min(target, config.rate_max)
+        steps = int(elapsed // max(generation.increase_period_s, 0.001))
+        target = generation.rate + steps * generation.rate_increase
+        if generation.rate_max:
+            target = min(target, generation.rate_max)
         if target != generator.rate:
             generator.set_rate(target)
         self.counters.current_rate = generator.calls_per_second
 
-    def _install_signals(self) -> None:
-        handlers = {
-            signal.SIGUSR1: self.soft_stop,
-            signal.SIGUSR2: self.views.dump_screen,
-            signal.SIGINT: self._interrupt,
-            signal.SIGTERM: self.hard_stop,
-        }
-        for signum, handler in handlers.items():
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                self.loop.add_signal_handler(signum, handler)
-
     def _interrupt(self) -> None:
-        if self.soft_stopping:
+        if self.ending.soft_stopping:
             self.hard_stop()
         else:
             self.soft_stop()
 
     def _global_timeout(self) -> None:
-        self._timeout_hit = True
-        if self.config.timeout_error:
-            elapsed = self.config.global_timeout_ms / 1000
-            self.exit_override = EXIT_FATAL
+        self.ending.time_limit_hit = True
+        if self.settings.generation.timeout_is_error:
+            elapsed = self.settings.generation.global_timeout_ms / 1000
+            self.ending.timed_out_as_error()
             print(f"gossipper: -timeout: run timed out after {elapsed:.3f} seconds", file=sys.stderr)
         self.hard_stop()
 
     # ------------------------------------------------------------------ run control
     def soft_stop(self) -> None:
         """q / USR1: create no new calls, let the ongoing ones finish."""
-        self.soft_stopping = True
+        self.ending.soft_stopping = True
         if self.generator is not None:
             self.generator.stop()
         self._check_done()
 
     def hard_stop(self) -> None:
         """Q / SIGTERM / -timeout: end every call now."""
-        self.soft_stopping = True
+        self.ending.soft_stopping = True
         if self.generator is not None:
             self.generator.stop()
         for call in list(self.dispatcher.calls.values()):
@@ -324,6 +252,11 @@ class Run:
         if self.generator is not None:
             self.generator.set_rate(rate)
             self.counters.current_rate = self.generator.calls_per_second
+
+    def set_limit(self, limit: int) -> None:
+        if self.generator is not None:
+            self.generator.max_concurrent = limit
+            self.generator.notify_call_ended()
 
     @property
     def rate(self) -> float:
@@ -338,107 +271,61 @@ class Run:
             return
         active = self.counters.calls_active
         generator_done = self.generator is not None and self.generator.exhausted
-        uas_done = not self.is_uac and self.config.max_calls and self.calls_ended >= self.config.max_calls
-        if (active == 0 and (self.soft_stopping or generator_done)) or uas_done:
+        max_calls = self.settings.generation.max_calls
+        uas_done = not self.is_uac and max_calls and self.calls_ended >= max_calls
+        if (active == 0 and (self.ending.soft_stopping or generator_done)) or uas_done:
             self.done.set()
 
     # ------------------------------------------------------------------ calls
-    def _next_context(self, call_id: str | None, remote: Address) -> CallContext:
-        assert self.run_context is not None
-        self.call_number += 1
-        number = self.call_number
-        run = self.run_context
-        context = CallContext(
-            run=run,
-            number=number,
-            call_id=call_id or self._format_call_id(number),
-            remote=remote,
-            user_id=number,
-            cseq=self.config.base_cseq - 1,
-        )
-        context.variables.update(self.config.globals_set)
-        context.injection_lines = self.injection.pick_lines(number)
-        return context
-
-    def _format_call_id(self, number: int) -> str:
-        assert self.run_context is not None
-        text = self.config.call_id_format
-        replacements = {"%u": str(number), "%p": str(self.run_context.pid), "%s": self.run_context.local_ip}
-        for key, value in replacements.items():
-            text = text.replace(key, value)
-        return text
-
-    def _register(self, call: Call) -> None:
-        self.dispatcher.calls[call.call_id] = call
-        self.counters.calls_created += 1
-        self.counters.calls_active += 1
-        self.media.call_started(call)
-
     def _new_client_call(self) -> None:
-        assert self.remote is not None
-        context = self._next_context(None, self.remote)
-        if self.config.transport == "un":
-            self.loop.create_task(self._start_call_with_own_udp(context))
-        elif self.config.transport == "tn":
-            self.loop.create_task(self._start_call_with_own_tcp(context))
+        assert self.factory is not None and self.endpoints.remote is not None
+        context = self.factory.next_context(None, self.endpoints.remote)
+        if self.settings.transport.mode in (TransportMode.UDP_PER_CALL, TransportMode.TCP_PER_CALL):
+            self.loop.create_task(self._start_with_own_transport(context))
         else:
-            transport = self.shared_tcp or self.main_transport
-            assert transport is not None
-            call = Call(self, context, transport, is_server=False)
-            self._register(call)
-            call.start()
+            self.factory.launch(context, self.endpoints.shared, is_server=False)
 
-    async def _start_call_with_own_udp(self, context: CallContext) -> None:
-        assert self.run_context is not None
+    async def _start_with_own_transport(self, context: CallContext) -> None:
+        assert self.factory is not None
         try:
-            transport = await open_udp(self._bind_ip(), 0, self.dispatcher.on_data)
+            transport = await self.endpoints.open_for_call(context.remote)
         except BindError as error:
-            self._failed_to_start(context, "transport_error", str(error))
+            self._failed_to_start(context, str(error))
+            return
+        except OSError as error:
+            self._failed_to_start(context, f"cannot connect to {context.remote}: {error}")
             return
         context.local_port = int(transport.local_address[1])
-        self._start_owned(context, transport)
+        self.factory.launch(context, transport, is_server=False, owns_transport=True)
 
-    async def _start_call_with_own_tcp(self, context: CallContext) -> None:
-        try:
-            transport = await open_tcp_connection(
-                context.remote, self._bind_ip(), self.dispatcher.on_data, self.dispatcher.on_malformed
-            )
-        except (OSError, BindError) as error:
-            self._failed_to_start(context, "transport_error", f"cannot connect to {context.remote}: {error}")
-            return
-        context.local_port = int(transport.local_address[1])
-        self._start_owned(context, transport)
-
-    def _start_owned(self, context: CallContext, transport: SipTransport) -> None:
-        call = Call(self, context, transport, is_server=False, owns_transport=True)
-        self._register(call)
-        call.start()
-
-    def _failed_to_start(self, context: CallContext, failure_class: str, reason: str) -> None:
+    def _failed_to_start(self, context: CallContext, reason: str) -> None:
         self.counters.calls_created += 1
-        self.counters.call_failed(failure_class)
+        self.counters.call_failed("transport_error")
         self.trace_error(f"call {context.call_id}: {reason}")
         self.calls_ended += 1
         self._after_call_end()
 
-    def _bind_ip(self) -> str:
-        assert self.run_context is not None
-        return self.config.local_ip or ("::" if ":" in self.run_context.local_ip else "0.0.0.0")
-
     def _new_server_call(self, message: SipMessage, source: Address, transport: SipTransport) -> Call | None:
-        if self.is_uac or self.soft_stopping:
+        if self.is_uac or self.ending.soft_stopping or self.factory is None:
             return None
-        if self.config.max_calls and self.counters.calls_created >= self.config.max_calls:
+        max_calls = self.settings.generation.max_calls
+        if max_calls and self.counters.calls_created >= max_calls:
             return None
         first = next((s for s in self.scenario.steps if not isinstance(s, model.Label)), None)
         if not isinstance(first, model.Recv) or first.request is None:
             return None
-        context = self._next_context(message.call_id, source)
-        call = Call(self, context, transport, is_server=True)
+        context = self.factory.next_context(message.call_id, source)
         self.counters.calls_incoming += 1
-        self._register(call)
-        call.start()
-        return call
+        return self.factory.launch(context, transport, is_server=True)
+
+    def call_for_twin(self, message: SipMessage) -> Call | None:
+        """A 3PCC command: its call, or a new one when the scenario starts with recvCmd."""
+        call = self.dispatcher.calls.get(message.call_id)
+        if call is not None or self.is_uac or self.ending.soft_stopping:
+            return call
+        assert self.factory is not None and self.endpoints.remote is not None
+        context = self.factory.next_context(message.call_id, self.endpoints.remote)
+        return self.factory.launch(context, self.endpoints.shared, is_server=True)
 
     def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None:
         counters = self.counters
@@ -461,13 +348,22 @@ class Run:
         self._check_done()
 
     # ------------------------------------------------------------------ CallHost services
+    def now(self) -> float:
+        return time.monotonic()
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
+        return self.loop.call_later(delay_s, callback)
+
+    def transmit(self, data: bytes, transport: SipTransport, destination: Address) -> None:
+        transport.send(data, destination)
+        self.trace_message("sent", data, destination, transport)
+
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None:
         self.views.trace_message(direction, data, peer, transport)
-        hep = self.media.classic.hep
-        if hep is not None:
+        if self.hep is not None:
             local = transport.local_address
             source, destination = (local, peer) if direction == "sent" else (peer, local)
-            hep.sip(data, source, destination, transport.is_reliable, time.time())
+            self.hep.sip(data, source, destination, transport.is_reliable, time.time())
 
     def trace_error(self, text: str) -> None:
         self.views.trace_error(text)
@@ -496,24 +392,11 @@ class Run:
 
     def internal_command(self, command: str) -> None:
         if command == "stop_now":
-            self.exit_override = EXIT_INTERNAL_COMMAND
+            self.ending.stopped_by_command()
             self.hard_stop()
         elif command == "stop_gracefully":
-            self.exit_override = EXIT_INTERNAL_COMMAND
+            self.ending.stopped_by_command()
             self.soft_stop()
-
-    def max_retrans(self, is_invite: bool) -> int:
-        if "max_retrans" in self.config.given:
-            return self.config.max_retrans
-        return DEFAULT_INVITE_RETRANS if is_invite else DEFAULT_OTHER_RETRANS
-
-    def recv_timeout_ms(self) -> int:
-        return self.config.recv_timeout_ms
-
-    def default_pause_ms(self, step: model.Pause) -> int:
-        if "d" in self.config.given:
-            return self.config.pause_ms
-        return step.default_ms if step.default_ms is not None else self.config.pause_ms
 
     def send_twin_command(self, call: Call, data: bytes) -> None:
         if self.twin is None:
@@ -521,32 +404,19 @@ class Run:
             return
         self.twin.send(data)
 
-    def call_for_twin(self, message: SipMessage) -> Call | None:
-        """A 3PCC command: its call, or a new one when the scenario starts with recvCmd."""
-        call = self.dispatcher.calls.get(message.call_id)
-        if call is not None or self.is_uac or self.soft_stopping:
-            return call
-        assert self.main_transport is not None or self.shared_tcp is not None
-        transport = self.shared_tcp or self.main_transport
-        assert transport is not None and self.remote is not None
-        context = self._next_context(message.call_id, self.remote)
-        call = Call(self, context, transport, is_server=True)
-        self._register(call)
-        call.start()
-        return call
-
     # ------------------------------------------------------------------ ending
     def _screen_header_fields(self) -> dict[str, object]:
-        run = self.run_context
+        endpoints, generation = self.endpoints, self.settings.generation
+        remote = endpoints.remote
         return {
             "scenario": self.scenario.name,
-            "local": f"{run.local_ip}:{run.local_port}" if run else "",
-            "remote": f"{self.remote[0]}:{self.remote[1]}" if self.remote else "",
-            "transport": self.config.transport,
+            "local": f"{endpoints.local_ip}:{endpoints.local_port}" if self.factory else "",
+            "remote": f"{remote[0]}:{remote[1]}" if remote else "",
+            "transport": self.settings.transport.mode.value,
             "rate": self.rate,
-            "rate_period_ms": self.config.rate_period_ms,
-            "max_calls": self.config.max_calls,
-            "max_concurrent": self.config.max_concurrent,
+            "rate_period_ms": generation.rate_period_ms,
+            "max_calls": generation.max_calls,
+            "max_concurrent": generation.max_concurrent,
             "paused": bool(self.generator and self.generator.paused),
         }
 
@@ -556,23 +426,7 @@ class Run:
         self.media.close()
         self.counters.finished_at = time.time()
         self.control.close()
-        self._close_all()
+        self.endpoints.close()
+        if self.hep is not None:
+            self.hep.close()
         self.views.finish(__version__)
-
-    def _close_all(self) -> None:
-        for close in reversed(self._closers):
-            with contextlib.suppress(OSError):
-                close()
-        self._closers.clear()
-
-    def _exit_code(self) -> int:
-        if self.exit_override is not None:
-            return self.exit_override
-        counters = self.counters
-        if counters.calls_failed:
-            return EXIT_CALLS_FAILED
-        if counters.calls_succeeded:
-            return EXIT_ALL_CALLS_OK
-        if self._timeout_hit:
-            return EXIT_INTERNAL_COMMAND
-        return EXIT_NO_CALLS

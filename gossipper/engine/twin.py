@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from gossipper.cli.config import Config
 from gossipper.engine.call import Call
+from gossipper.engine.settings import Address
 from gossipper.errors import BindError, InvalidValue
 from gossipper.scenario import model
 from gossipper.sip.message import SipMessage, SipParseError, find_message_end
@@ -41,15 +41,14 @@ class TwinChannel:
         self._buffers: dict[asyncio.StreamWriter, bytearray] = {}
 
     @classmethod
-    async def open(cls, host: TwinHost, config: Config, scenario: model.Scenario) -> TwinChannel:
-        if config.twin_3pcc is None:
+    async def open(cls, host: TwinHost, address: Address | None, scenario: model.Scenario) -> TwinChannel:
+        if address is None:
             raise InvalidValue(
                 f"scenario {scenario.name!r} uses sendCmd/recvCmd and needs a twin host:port",
                 setting="twin_address",
             )
         channel = cls(host)
         first = next(s for s in scenario.steps if isinstance(s, model.SendCmd | model.RecvCmd))
-        address = config.twin_3pcc
         if isinstance(first, model.SendCmd):
             try:
                 reader, writer = await asyncio.open_connection(*address)

@@ -6,12 +6,11 @@ The engine reports events here; this module decides which views exist (screen,
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable
 
-from gossipper.cli.config import Config
+from gossipper.engine.settings import ViewSettings
 from gossipper.scenario import model
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
@@ -24,22 +23,22 @@ from gossipper.stats.traces import TraceFile, default_trace_path
 class RunViews:
     def __init__(
         self,
-        config: Config,
+        settings: ViewSettings,
         scenario: model.Scenario,
         counters: RunCounters,
         header_fields: Callable[[], dict[str, object]],
     ) -> None:
-        self.config = config
+        self.settings = settings
         self.counters = counters
         self._header_fields = header_fields
         name = scenario.name
-        self.message_trace = self._trace(config.trace_msg, config.message_file, name, "messages")
-        self.error_trace = self._trace(config.trace_err, config.error_file, name, "errors")
-        self.log_trace = self._trace(config.trace_logs, config.log_file, name, "logs")
+        self.message_trace = self._trace(settings.message_trace, settings.message_file, name, "messages")
+        self.error_trace = self._trace(settings.error_trace, settings.error_file, name, "errors")
+        self.log_trace = self._trace(settings.log_trace, settings.log_file, name, "logs")
         self.stat_csv: StatCsvWriter | None = None
-        if config.trace_stat:
-            self.stat_csv = StatCsvWriter(config.stat_file or default_stat_path(name), counters)
-        interactive = not config.background and sys.stdout.isatty()
+        if settings.stat_csv:
+            self.stat_csv = StatCsvWriter(settings.stat_file or default_stat_path(name), counters)
+        interactive = not settings.quiet and sys.stdout.isatty()
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
         self._next_stat_row = 0.0
 
@@ -63,17 +62,17 @@ class RunViews:
             elapsed_s=self.counters.elapsed_s(),
         )
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    def start(self) -> None:
         if self.stat_csv is not None:
             self.stat_csv.write_header()
-            self._next_stat_row = time.time() + self.config.stat_period_s
+            self._next_stat_row = time.time() + self.settings.stat_period_s
 
     def tick(self, now: float) -> None:
         """Once a second: refresh the screen, write a CSV row when its period is due, flush."""
         self.screen.refresh(now)
         if self.stat_csv is not None and now >= self._next_stat_row:
             self.stat_csv.write_row(now)
-            self._next_stat_row = now + self.config.stat_period_s
+            self._next_stat_row = now + self.settings.stat_period_s
         for trace in (self.message_trace, self.error_trace, self.log_trace):
             if trace is not None:
                 trace.flush()
@@ -98,7 +97,7 @@ class RunViews:
             self.error_trace.write(f"{kind}: {text}")
 
     def dump_screen(self) -> None:
-        self.screen.dump(self.config.screen_file or default_trace_path(self._header().scenario, "screen"))
+        self.screen.dump(self.settings.screen_file or default_trace_path(self._header().scenario, "screen"))
 
     def finish(self, tool_version: str) -> None:
         now = time.time()
@@ -108,13 +107,13 @@ class RunViews:
         for trace in (self.message_trace, self.error_trace, self.log_trace):
             if trace is not None:
                 trace.close()
-        if self.config.trace_screen:
+        if self.settings.screen_at_exit:
             self.dump_screen()
-        if not self.config.background:
+        if not self.settings.quiet:
             self.screen.final(now)
         print(
             format_summary_text(self.counters),
-            file=sys.stderr if self.config.summary_json == "-" else sys.stdout,
+            file=sys.stderr if self.settings.summary_json == "-" else sys.stdout,
         )
-        if self.config.summary_json:
-            write_summary_json(self.config.summary_json, self.counters, tool_version)
+        if self.settings.summary_json:
+            write_summary_json(self.settings.summary_json, self.counters, tool_version)

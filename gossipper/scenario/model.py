@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from gossipper.media.codecs import Codec
+from gossipper.media.streams import RtpStreamAction
 from gossipper.scenario.template import MessageTemplate
 
 __all__ = ["MessageTemplate"]
@@ -92,20 +92,6 @@ class Warning(Action):  # SIPp's action name, shadowing the builtin only inside 
 @dataclass(frozen=True)
 class Error(Action):
     message: MessageTemplate
-
-
-@dataclass(frozen=True)
-class RtpStreamAction:
-    """A parsed rtp_stream value (SPEC section 3)."""
-
-    kind: str  # synthetic, file, pause, resume, stop, echo
-    file: str | None = None
-    loops: int = 0  # -1 forever
-    payload_type: int | None = None
-    codec: Codec | None = None
-    freq_ms: int | None = None
-    dur_ms: int | None = None
-    channels: int | None = None
 
 
 @dataclass(frozen=True)

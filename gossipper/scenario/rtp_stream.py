@@ -7,9 +7,11 @@ from typing import TypeVar
 
 from gossipper.errors import InvalidValue
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
-from gossipper.scenario.model import RtpStreamAction
+from gossipper.media.streams import RtpStreamAction, StreamKind
 
-CONTROL_WORDS = ("pause", "resume", "stop", "echo")
+CONTROL_WORDS = {
+    kind.value: kind for kind in (StreamKind.PAUSE, StreamKind.RESUME, StreamKind.STOP, StreamKind.ECHO)
+}
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
@@ -24,7 +26,7 @@ def parse_rtp_stream(value: str) -> RtpStreamAction:
     if not head:
         raise ValueError("rtp_stream: empty value")
     if head.lower() in CONTROL_WORDS and len(fields) == 1:
-        return RtpStreamAction(kind=head.lower())
+        return RtpStreamAction(kind=CONTROL_WORDS[head.lower()])
     if head.lower() == "synthetic":
         if len(fields) > 7:
             raise ValueError("rtp_stream: synthetic takes at most 6 fields after 'synthetic'")
@@ -37,7 +39,7 @@ def parse_rtp_stream(value: str) -> RtpStreamAction:
         if channel_count is not None and not 1 <= channel_count <= 8:
             raise ValueError(f"rtp_stream: channels must be 1..8, got {channel_count}")
         return RtpStreamAction(
-            kind="synthetic",
+            kind=StreamKind.SYNTHETIC,
             loops=_int(loops, "loops") if loops else 0,
             payload_type=_payload_type(pt) if pt else None,
             codec=codec,
@@ -49,7 +51,7 @@ def parse_rtp_stream(value: str) -> RtpStreamAction:
         raise ValueError("rtp_stream: a file stream is FILE[,loops[,payload_type]]")
     padded = [*fields[1:], "", ""]
     return RtpStreamAction(
-        kind="file",
+        kind=StreamKind.FILE,
         file=head,
         loops=_int(padded[0], "loops") if padded[0] else 1,
         payload_type=_payload_type(padded[1]) if padded[1] else None,

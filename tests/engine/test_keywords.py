@@ -1,5 +1,6 @@
 import pytest
 
+from gossipper.cli.compile import run_settings
 from gossipper.cli.options import parse_args
 from gossipper.engine.context import CallContext, RunContext
 from gossipper.engine.injection import Injection
@@ -8,13 +9,14 @@ from gossipper.sip.message import SipMessage
 
 
 def _call(tmp_path: object = None, *args: str, inject: list[str] | None = None) -> CallContext:
-    config = parse_args(["-mp", "10000", "-s", "bob", *args])
+    settings = run_settings(parse_args(["-mp", "10000", "-s", "bob", *args]))
     run = RunContext(
-        config=config,
+        keywords=settings.keywords,
         local_ip="127.0.0.1",
         local_port=5070,
         transport_name="UDP",
         media_ip="127.0.0.1",
+        media_base_port=settings.media.base_port,
         injection=Injection(inject or []),
         pid=4242,
         media_port_span=100,

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from gossipper.cli.compile import run_settings
 from gossipper.cli.config import Config
 from gossipper.cli.errors import describe
 from gossipper.errors import InvalidValue
 from gossipper.hep.hep3 import IP_PROTO_TCP, IP_PROTO_UDP, PROTO_QOS_JSON, PROTO_SIP, HepPacket
 from gossipper.hep.sender import HepSender
 from gossipper.media.classic.manager import ClassicMedia
-from gossipper.stats.counters import RunCounters
 from tests.media.classic.helpers import RUNNERS, Runner, open_peer, rtp_packet, sdp, until
 from tests.netutil import LOOPBACK, free_port
 
@@ -94,9 +94,11 @@ def test_classic_media_reports_each_stream_at_its_end(run: Runner, tmp_path: Pat
 
     async def scenario() -> None:
         collector = await open_peer(hep_port)
-        config = Config(rtp_echo=True, hep_addr=(LOOPBACK, hep_port), hep_id=42, hep_pass="pw")
-        media = ClassicMedia(config, RunCounters(), asyncio.get_running_loop())
-        await media.start(LOOPBACK)
+        hep = HepSender((LOOPBACK, hep_port), 42, "pw")
+        media = ClassicMedia(
+            run_settings(Config(rtp_echo=True)).media, asyncio.get_running_loop(), qos_sink=hep.qos_report
+        )
+        media.start(LOOPBACK)
         media.call_started("call-q", port)
         media.remote_sdp_changed("call-q", sdp(port + 2))
         peer = await open_peer(port + 2)
@@ -118,6 +120,7 @@ def test_classic_media_reports_each_stream_at_its_end(run: Runner, tmp_path: Pat
             1,
         )
         media.close()
+        hep.close()
         peer.close()
         collector.close()
 

@@ -3,18 +3,18 @@
 The SIP engine tells it what each call's scenario asks (rtp_stream, play_pcap_*),
 what the peer's SDP says, and when calls start and end; it answers with a failure
 (class, reason) or None, and keeps the counts, per-stream reports and the SRTP keys.
-Files are loaded once per run and shared by every call that plays them.
+Files are loaded once per run and shared by every call that plays them. Each ended
+stream's QoS report goes to the run's `qos_sink` (its HEP sender), when it has one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from gossipper.cli.config import Config
 from gossipper.errors import FileProblem
-from gossipper.hep.sender import HepSender
 from gossipper.media.classic.pcap import PcapMedia, load_pcap
 from gossipper.media.classic.receive_stats import ReceiveStats
 from gossipper.media.classic.reports import homer_qos_report, stream_report
@@ -29,12 +29,13 @@ from gossipper.media.classic.srtp import (
 )
 from gossipper.media.classic.totals import ClassicTotals
 from gossipper.media.classic.wav import FRAME_MS, RTP_CLOCK_HZ, SAMPLES_PER_FRAME, AudioFile, load_audio_file
-from gossipper.media.codecs import lookup_codec
 from gossipper.media.sdp import AudioEndpoint, parse_audio_endpoint
-from gossipper.scenario import model
-from gossipper.stats.counters import MediaCounters, RunCounters
+from gossipper.media.settings import MediaSettings
+from gossipper.media.streams import MediaAction, RtpStreamAction, StreamKind
+from gossipper.stats.counters import MediaCounters
 
 Failure = tuple[str, str]  # (failure class, reason)
+QosSink = Callable[[str, dict[str, object]], None]  # (call id, the stream's report)
 _NO_SDP = "the peer sent no SDP to take the RTP address from"
 
 
@@ -79,17 +80,16 @@ class _CallMedia:
 class ClassicMedia:
     def __init__(
         self,
-        config: Config,
-        counters: RunCounters,
+        settings: MediaSettings,
         loop: asyncio.AbstractEventLoop,
         *,
+        qos_sink: QosSink | None = None,
         rtcp_interval_s: float = RTCP_INTERVAL_S,
     ) -> None:
-        self.config = config
-        self.counters = counters
+        self.settings = settings
         self.totals = ClassicTotals()
         self.media_ip = "127.0.0.1"
-        self.hep: HepSender | None = None
+        self._qos_sink = qos_sink
         self._loop = loop
         self._rtcp_interval_s = rtcp_interval_s
         self._calls: dict[str, _CallMedia] = {}
@@ -97,26 +97,22 @@ class ClassicMedia:
         self._pcaps: dict[str, PcapMedia] = {}
         self._reports: list[dict[str, object]] = []
 
-    async def start(self, media_ip: str) -> None:
+    def start(self, media_ip: str) -> None:
         self.media_ip = media_ip
-        if self.config.hep_addr is not None:
-            self.hep = HepSender(self.config.hep_addr, self.config.hep_id, self.config.hep_pass)
 
-    def preload(self, scenario: model.Scenario) -> None:
-        """Load every file the scenario plays, so a bad one fails the run before any call."""
-        for step in scenario.steps:
-            for action in step.actions:
-                if isinstance(action, model.Exec):
-                    for path in (action.play_pcap_audio, action.play_pcap_video):
-                        if path:
-                            self._pcap(path)
-                    if action.rtp is not None and action.rtp.kind == "file" and action.rtp.file:
-                        self._audio_file(action.rtp.file)
+    def preload(self, actions: Iterable[MediaAction]) -> None:
+        """Load every file the actions play, so a bad one fails the run before any call."""
+        for action in actions:
+            for path in (action.play_pcap_audio, action.play_pcap_video):
+                if path:
+                    self._pcap(path)
+            if action.rtp is not None and action.rtp.kind is StreamKind.FILE and action.rtp.file:
+                self._audio_file(action.rtp.file)
 
     # --- what calls ask -----------------------------------------------------------------------
 
     def action(
-        self, call_id: str, media_port: int, remote_sdp: bytes | None, action: model.Exec
+        self, call_id: str, media_port: int, remote_sdp: bytes | None, action: MediaAction
     ) -> Failure | None:
         call = self._call(call_id)
         call.media_port = media_port
@@ -133,7 +129,7 @@ class ClassicMedia:
 
     def call_started(self, call_id: str, media_port: int) -> None:
         """With -rtp_echo, RTP reaching [media_port] goes back where it came from."""
-        if not self.config.rtp_echo:
+        if not self.settings.echo:
             return
         call = self._call(call_id)
         call.media_port = media_port
@@ -147,7 +143,7 @@ class ClassicMedia:
         if remote_sdp == call.remote_sdp:
             return
         call.remote_sdp = remote_sdp  # parsed when a stream, echo or replay needs the peer
-        if self.config.media_srtp:
+        if self.settings.srtp:
             try:
                 call.offered, call.crypto_error = audio_crypto_attributes(remote_sdp), None
             except ValueError as error:
@@ -161,7 +157,7 @@ class ClassicMedia:
 
         Without -media_srtp: the empty string (nothing to add to the SDP).
         """
-        if not self.config.media_srtp:
+        if not self.settings.srtp:
             return ""
         call = self._call(call_id)
         if call.local_crypto is None:
@@ -198,8 +194,6 @@ class ClassicMedia:
     def close(self) -> None:
         for call_id in list(self._calls):
             self.call_ended(call_id)
-        if self.hep is not None:
-            self.hep.close()
 
     # --- inside -------------------------------------------------------------------------------
 
@@ -231,7 +225,7 @@ class ClassicMedia:
                 "transport_error",
                 f"{what}: cannot bind media ports {local[0]}:{local[1]}/{local[1] + 1} ({error.strerror})",
             )
-        session.srtp_required = self.config.media_srtp
+        session.srtp_required = self.settings.srtp
         call.session = session
         self._apply_peer(call)
         return session
@@ -251,7 +245,7 @@ class ClassicMedia:
     def _ready_to_send(self, call: _CallMedia, what: str) -> MediaSession | Failure:
         if call.peer is None:
             return ("parse_error", f"{what}: {call.sdp_error or _NO_SDP}")
-        if self.config.media_srtp:
+        if self.settings.srtp:
             if call.local_crypto is None:
                 return ("scenario_error", f"{what}: -media_srtp but our SDP carried no a=crypto line")
             if call.remote_crypto is None:
@@ -262,12 +256,12 @@ class ClassicMedia:
                 )
         return self._open(call, what)
 
-    def _rtp_stream(self, call: _CallMedia, stream: model.RtpStreamAction) -> Failure | None:
-        if stream.kind in ("pause", "resume", "stop"):
+    def _rtp_stream(self, call: _CallMedia, stream: RtpStreamAction) -> Failure | None:
+        if stream.kind.controls_a_stream:
             if call.session is not None:
                 _control(call.session, stream.kind)
             return None
-        if stream.kind == "echo":
+        if stream.kind is StreamKind.ECHO:
             opened = self._open(call, "rtp_stream echo")
         else:
             try:
@@ -279,11 +273,11 @@ class ClassicMedia:
                 opened.play(plan)
         if not isinstance(opened, MediaSession):
             return opened
-        opened.echo = opened.echo or stream.kind == "echo"
+        opened.echo = opened.echo or stream.kind is StreamKind.ECHO
         return None
 
-    def _plan(self, stream: model.RtpStreamAction) -> FramePlan:
-        if stream.kind == "file" and stream.file:
+    def _plan(self, stream: RtpStreamAction) -> FramePlan:
+        if stream.kind is StreamKind.FILE and stream.file:
             audio = self._audio_file(stream.file)
             return FramePlan(
                 frame=audio.frame,
@@ -295,17 +289,17 @@ class ClassicMedia:
                 timestamp_step=SAMPLES_PER_FRAME,
                 interval_s=FRAME_MS / 1000,
             )
-        codec = stream.codec or lookup_codec(self.config.rtp_codec)
-        interval_ms = stream.freq_ms or codec.default_interval_ms
-        silence = bytes((codec.silence_byte,)) * codec.payload_bytes(interval_ms, stream.channels or 1)
+        synthetic = self.settings.stream_defaults.synthetic(stream)
+        silence = bytes((synthetic.codec.silence_byte,)) * synthetic.payload_bytes
+        interval_ms = synthetic.interval_ms
         return FramePlan(
             frame=lambda _index: silence,
             frame_count=1,
             loops=-1,
-            slot_limit=(stream.dur_ms // interval_ms) if stream.dur_ms else 0,
-            payload_type=codec.payload_type if stream.payload_type is None else stream.payload_type,
-            clock_rate=codec.clock_rate,
-            timestamp_step=codec.samples_per_packet(interval_ms),
+            slot_limit=(synthetic.duration_ms // interval_ms) if synthetic.duration_ms else 0,
+            payload_type=synthetic.payload_type,
+            clock_rate=synthetic.codec.clock_rate,
+            timestamp_step=synthetic.timestamp_step,
             interval_s=interval_ms / 1000,
         )
 
@@ -332,10 +326,10 @@ class ClassicMedia:
         return None
 
     def _audio_file(self, path: str) -> AudioFile:
-        key = (path, self.config.rtp_payload)
+        key = (path, self.settings.file_payload_type)
         audio = self._audio.get(key)
         if audio is None:
-            audio = self._audio[key] = load_audio_file(path, self.config.rtp_payload)
+            audio = self._audio[key] = load_audio_file(path, self.settings.file_payload_type)
         return audio
 
     def _pcap(self, path: str) -> PcapMedia:
@@ -349,14 +343,14 @@ class ClassicMedia:
     ) -> None:
         report = stream_report(call_id, stats, source, local)
         self._reports.append(report)
-        if self.hep is not None:
-            self.hep.qos_report(call_id, homer_qos_report(call_id, stats, source, local))
+        if self._qos_sink is not None:
+            self._qos_sink(call_id, homer_qos_report(call_id, stats, source, local))
 
 
-def _control(session: MediaSession, kind: str) -> None:
-    if kind == "pause":
+def _control(session: MediaSession, kind: StreamKind) -> None:
+    if kind is StreamKind.PAUSE:
         session.pause()
-    elif kind == "resume":
+    elif kind is StreamKind.RESUME:
         session.resume()
     else:
         session.stop_stream()

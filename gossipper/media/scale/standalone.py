@@ -20,45 +20,42 @@ from dataclasses import dataclass, replace
 from types import FrameType
 
 from gossipper import __version__
-from gossipper.cli.config import Config
-from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_CALLS_FAILED, EXIT_NO_CALLS
 from gossipper.errors import InvalidValue
-from gossipper.media.codecs import lookup_codec
 from gossipper.media.scale.api import NS_PER_MS, ScaleEngine, StreamSpec
 from gossipper.media.scale.factory import create_scale_engine
 from gossipper.media.scale.preflight import PORT_STEP, preflight
+from gossipper.media.settings import StandaloneSettings
+from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
 
 LIVE_PERIOD_S = 1.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
-def run_standalone(config: Config) -> int:
-    """Run the generator; 0 when packets went out without send errors, 1 with errors, 99 if none."""
-    assert config.rtp_addr is not None  # validate() requires -rtp_addr with -rtp_send
-    remote_ip, remote_port = _resolve(config.rtp_addr)
-    local_ip = config.media_ip or config.local_ip or _source_address(remote_ip)
-    specs = _stream_specs(config, local_ip, remote_ip, remote_port)
-    for warning in preflight(len(specs), config.media_base_port, config.max_rtp_port):
+def run_standalone(settings: StandaloneSettings) -> RunOutcome:
+    """Run the generator: succeeded when packets went out without send errors."""
+    media = settings.media
+    remote_ip, remote_port = _resolve(settings.destination)
+    local_ip = media.ip or settings.local_ip or _source_address(remote_ip)
+    specs = _stream_specs(settings, local_ip, remote_ip, remote_port)
+    for warning in preflight(len(specs), media.base_port, media.max_port):
         print(f"gossipper: {warning}", file=sys.stderr)
-    engine = create_scale_engine(
-        prefer="iouring" if config.media_iouring else "auto", rt_priority=config.media_rtprio
-    )
+    engine = create_scale_engine(prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority)
     stop = threading.Event()
     with _stop_on_signals(stop):
         counters = RunCounters()
         engine.start()
         try:
             registered_at = _register_all(engine, specs, stop)
-            _print_start_line(config, engine, specs)
-            _wait_for_end(config, engine, stop, registered_at, specs[0].interval_ms)
+            _print_start_line(engine, specs)
+            _wait_for_end(settings, engine, stop, registered_at, specs[0].interval_ms)
         finally:
             engine.close()
     counters.finished_at = time.time()
     counters.media = engine.snapshot()
     counters.media.engine = engine.name
-    _report(config, counters)
-    return _exit_code(counters.media)
+    _report(settings, counters)
+    return _outcome(counters.media)
 
 
 def _resolve(address: tuple[str, int]) -> tuple[str, int]:
@@ -89,22 +86,24 @@ def _source_address(remote_ip: str) -> str:
         return str(probe.getsockname()[0])
 
 
-def _stream_specs(config: Config, local_ip: str, remote_ip: str, remote_port: int) -> list[StreamSpec]:
-    codec = lookup_codec(config.rtp_codec)
-    streams = config.rtp_streams
-    base = config.media_base_port
-    interval = config.rtp_freq_ms
+def _stream_specs(
+    settings: StandaloneSettings, local_ip: str, remote_ip: str, remote_port: int
+) -> list[StreamSpec]:
+    stream = settings.media.stream_defaults.synthetic()
+    streams = settings.streams
+    base = settings.media.base_port
+    interval = stream.interval_ms
     return [
         StreamSpec(
             local_ip=local_ip,
             local_port=base + PORT_STEP * index,
             remote_ip=remote_ip,
             remote_port=remote_port,
-            codec=codec,
+            codec=stream.codec,
             interval_ms=interval,
-            duration_ms=config.rtp_dur_ms,
-            payload_type=config.rtp_pt,
-            channels=config.rtp_channels,
+            duration_ms=stream.duration_ms,
+            payload_type=stream.payload_type,
+            channels=stream.channels,
             start_offset_ms=index * interval / streams,
         )
         for index in range(streams)
@@ -129,9 +128,9 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
             signal.signal(signum, old)
 
 
-def _print_start_line(config: Config, engine: ScaleEngine, specs: list[StreamSpec]) -> None:
+def _print_start_line(engine: ScaleEngine, specs: list[StreamSpec]) -> None:
     first, last = specs[0], specs[-1]
-    duration = f"for {config.rtp_dur_ms / 1000:g} s" if config.rtp_dur_ms else "until interrupted"
+    duration = f"for {first.duration_ms / 1000:g} s" if first.duration_ms else "until interrupted"
     print(
         f"gossipper: rtp_send: {len(specs)} stream(s) of {first.codec.label} (PT {first.pt}, "
         f"{first.payload_bytes}-byte payload every {first.interval_ms} ms) to "
@@ -180,11 +179,16 @@ def _on_common_grid(spec: StreamSpec, grid_start_ns: int) -> StreamSpec:
 
 
 def _wait_for_end(
-    config: Config, engine: ScaleEngine, stop: threading.Event, registered_at: float, interval_ms: int
+    settings: StandaloneSettings,
+    engine: ScaleEngine,
+    stop: threading.Event,
+    registered_at: float,
+    interval_ms: int,
 ) -> None:
     """Until the last stream's last slot plus one interval has passed, or a stop signal."""
-    deadline = registered_at + (config.rtp_dur_ms + interval_ms) / 1000 if config.rtp_dur_ms else None
-    live = _LiveLine(config, engine)
+    duration_ms = settings.media.stream_defaults.duration_ms
+    deadline = registered_at + (duration_ms + interval_ms) / 1000 if duration_ms else None
+    live = _LiveLine(settings.media.quiet, engine)
     while not stop.is_set():
         now = time.monotonic()
         if deadline is not None and now >= deadline:
@@ -206,11 +210,11 @@ class _Previous:
 class _LiveLine:
     """A SIPp-like status line each second: rewritten in place on a terminal, appended elsewhere."""
 
-    def __init__(self, config: Config, engine: ScaleEngine) -> None:
+    def __init__(self, quiet: bool, engine: ScaleEngine) -> None:
         self.engine = engine
         self.started = time.monotonic()
         self.next_at = self.started + LIVE_PERIOD_S
-        self.in_place = sys.stdout.isatty() and not config.background
+        self.in_place = sys.stdout.isatty() and not quiet
         self.out = sys.stdout if self.in_place else sys.stderr
         self.previous = _Previous(self.started)
         self.shown = False
@@ -239,7 +243,7 @@ class _LiveLine:
             self.out.flush()
 
 
-def _report(config: Config, counters: RunCounters) -> None:
+def _report(settings: StandaloneSettings, counters: RunCounters) -> None:
     media = counters.media
     elapsed = counters.elapsed_s()
     errors = ", ".join(f"{name} {count}" for name, count in sorted(media.send_errors.items())) or "none"
@@ -250,14 +254,14 @@ def _report(config: Config, counters: RunCounters) -> None:
         f"send errors: {errors}; late (>1 ms): {media.late_packets}, max late {media.max_late_ms:.3f} ms; "
         f"on time within 1 ms: {on_time:.2f} %; engine {media.engine}"
     )
-    print(line, file=sys.stderr if config.summary_json == "-" else sys.stdout, flush=True)
-    if config.summary_json:
+    print(line, file=sys.stderr if settings.summary_json == "-" else sys.stdout, flush=True)
+    if settings.summary_json:
         from gossipper.stats.summary import write_summary_json
 
-        write_summary_json(config.summary_json, counters, __version__)
+        write_summary_json(settings.summary_json, counters, __version__)
 
 
-def _exit_code(media: MediaCounters) -> int:
+def _outcome(media: MediaCounters) -> RunOutcome:
     if sum(media.send_errors.values()):
-        return EXIT_CALLS_FAILED
-    return EXIT_ALL_CALLS_OK if media.rtp_packets_sent else EXIT_NO_CALLS
+        return RunOutcome.SOME_FAILED
+    return RunOutcome.ALL_SUCCEEDED if media.rtp_packets_sent else RunOutcome.NOTHING_DONE

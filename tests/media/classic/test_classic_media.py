@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gossipper.cli.compile import run_settings
 from gossipper.cli.config import Config
 from gossipper.errors import FileProblem
 from gossipper.media.classic.manager import ClassicMedia
@@ -28,7 +29,7 @@ from gossipper.media.classic.srtp import SUITE_32, SUITE_80, CryptoAttribute, Sr
 from gossipper.media.rtp import parse_rtp
 from gossipper.scenario import model
 from gossipper.scenario.rtp_stream import parse_rtp_stream
-from gossipper.stats.counters import MediaCounters, RunCounters
+from gossipper.stats.counters import MediaCounters
 from tests.media.classic.helpers import (
     RUNNERS,
     Peer,
@@ -45,7 +46,7 @@ from tests.netutil import LOOPBACK, free_port
 
 def manager(interval_s: float = 0.2, **config: Any) -> ClassicMedia:
     return ClassicMedia(
-        Config(**config), RunCounters(), asyncio.get_running_loop(), rtcp_interval_s=interval_s
+        run_settings(Config(**config)).media, asyncio.get_running_loop(), rtcp_interval_s=interval_s
     )
 
 
@@ -64,8 +65,8 @@ def test_wav_stream_echoed_back(run: Runner, tmp_path: Path) -> None:
 
     async def scenario() -> None:
         uac, uas = manager(), manager(rtp_echo=True)
-        await uac.start(LOOPBACK)
-        await uas.start(LOOPBACK)
+        uac.start(LOOPBACK)
+        uas.start(LOOPBACK)
         uas.call_started("uas-call", port + 2)
         uas.remote_sdp_changed("uas-call", sdp(port))
         assert uac.action("uac-call", port, sdp(port + 2), rtp_stream(f"{wav},2")) is None
@@ -107,7 +108,7 @@ def test_rtcp_reports_match_what_was_sent(run: Runner) -> None:
 
     async def scenario() -> None:
         media = manager(interval_s=0.15)
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         rtp_peer, rtcp_peer = await open_peer(port + 2), await open_peer(port + 3)
         assert rtp_peer.transport is not None and rtcp_peer.transport is not None
         assert media.action("c1", port, sdp(port + 2), rtp_stream("synthetic,0,0,PCMU/8000,20,600")) is None
@@ -161,7 +162,7 @@ def test_pause_resume_stop(run: Runner) -> None:
 
     async def scenario() -> None:
         media = manager()
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         peer = await open_peer(port + 2)
         remote = sdp(port + 2)
         assert media.action("c", port, remote, rtp_stream("synthetic,0,8,PCMA/8000,20")) is None
@@ -203,7 +204,7 @@ def test_pcap_replay_keeps_payloads_and_timing(run: Runner, tmp_path: Path, link
 
     async def scenario() -> None:
         media = manager()
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         peer = await open_peer(port + 2)
         action = model.Exec(line=1, play_pcap_audio=str(capture))
         assert media.action("c", port, sdp(port + 2), action) is None
@@ -230,7 +231,7 @@ def test_pcap_video_goes_to_the_video_port(run: Runner, tmp_path: Path) -> None:
 
     async def scenario() -> None:
         media = manager()
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         video = await open_peer(port + 4)
         action = model.Exec(line=1, play_pcap_video=str(capture))
         assert media.action("c", port, sdp(port + 2, video_port=port + 4), action) is None
@@ -253,8 +254,8 @@ def test_srtp_between_two_managers(run: Runner, tmp_path: Path) -> None:
             manager(media_srtp=True, interval_s=0.1),
             manager(media_srtp=True, rtp_echo=True, interval_s=0.1),
         )
-        await uac.start(LOOPBACK)
-        await uas.start(LOOPBACK)
+        uac.start(LOOPBACK)
+        uas.start(LOOPBACK)
         offer = uac.local_crypto_attribute("A")
         assert offer.startswith("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:")
         assert uac.local_crypto_attribute("A") == offer  # one key per call
@@ -296,7 +297,7 @@ def test_srtp_answer_to_a_peer_offer(run: Runner, suite: str) -> None:
 
     async def scenario() -> None:
         media = manager(media_srtp=True, rtp_echo=True)
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         offer = CryptoAttribute.new(suite, tag=4)
         media.call_started("B", port)
         media.remote_sdp_changed("B", sdp(port + 2, str(offer)))
@@ -326,7 +327,7 @@ def test_failures_are_reported_not_raised(run: Runner, tmp_path: Path) -> None:
 
     async def scenario() -> None:
         media = manager()
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         synthetic = rtp_stream("synthetic")
         assert media.action("a", port, None, synthetic) == (
             "parse_error",
@@ -363,7 +364,7 @@ def test_call_ended_before_the_sockets_are_served(run: Runner) -> None:
 
     async def scenario() -> None:
         media = manager()
-        await media.start(LOOPBACK)
+        media.start(LOOPBACK)
         assert media.action("c", port, sdp(port + 2), rtp_stream("synthetic")) is None
         media.call_ended("c")  # same loop iteration: nothing handed to the loop yet
         await asyncio.sleep(0.05)
@@ -379,16 +380,13 @@ def test_call_ended_before_the_sockets_are_served(run: Runner) -> None:
 def test_preload_fails_on_bad_files(tmp_path: Path) -> None:
     stereo = write_wav(tmp_path / "stereo.wav", bytes(320), channels=2)
 
-    def scenario_with(action: model.Exec) -> model.Scenario:
-        return model.Scenario("s", [model.Nop(line=1, actions=(action,))], {})
-
     loop = asyncio.new_event_loop()
     try:
-        media = ClassicMedia(Config(), RunCounters(), loop)
+        media = ClassicMedia(run_settings(Config()).media, loop)
         with pytest.raises(FileProblem, match=r"stereo\.wav: WAV has 2 channels"):
-            media.preload(scenario_with(rtp_stream(f"{stereo},1")))
+            media.preload([rtp_stream(f"{stereo},1")])
         with pytest.raises(FileProblem, match=r"nothere\.pcap: cannot read"):
-            media.preload(scenario_with(model.Exec(line=1, play_pcap_audio=str(tmp_path / "nothere.pcap"))))
-        media.preload(scenario_with(rtp_stream("synthetic")))  # nothing to load
+            media.preload([model.Exec(line=1, play_pcap_audio=str(tmp_path / "nothere.pcap"))])
+        media.preload([rtp_stream("synthetic")])  # nothing to load
     finally:
         loop.close()

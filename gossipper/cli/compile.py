@@ -1,0 +1,147 @@
+"""From the flags' Config to the frozen settings each layer takes, every default decided here once.
+
+Where SIPp's meaning depends on whether a flag was given at all (-max_retrans, -d,
+-rtp_codec), the answer is settled here, so no layer below ever asks which flags the
+user typed.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from gossipper.cli.config import Config
+from gossipper.engine.settings import (
+    DEFAULT_INVITE_RETRANS,
+    DEFAULT_OTHER_RETRANS,
+    CallPolicy,
+    ControlSettings,
+    DefaultBehavior,
+    GenerationSettings,
+    HepSettings,
+    KeywordSettings,
+    RunSettings,
+    TransportMode,
+    TransportSettings,
+    ViewSettings,
+)
+from gossipper.media.codecs import lookup_codec
+from gossipper.media.settings import MediaSettings, StandaloneSettings
+from gossipper.media.streams import StreamDefaults
+from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
+
+
+def run_settings(config: Config) -> RunSettings:
+    """The settings of a SIP run (a validated Config)."""
+    return RunSettings(
+        policy=_call_policy(config),
+        keywords=KeywordSettings(
+            service=config.service,
+            users=config.users or 0,
+            keys=MappingProxyType(dict(config.keys)),
+            variables=MappingProxyType(dict(config.globals_set)),
+            base_cseq=config.base_cseq,
+            call_id_format=config.call_id_format,
+        ),
+        transport=TransportSettings(
+            mode=TransportMode(config.transport),
+            local_ip=config.local_ip,
+            local_port=config.local_port,
+            remote=(config.remote_host, config.remote_port) if config.remote_host is not None else None,
+            send_to=config.remote_sending_address,
+            twin=config.twin_3pcc,
+        ),
+        generation=GenerationSettings(
+            rate=config.rate,
+            rate_period_ms=config.rate_period_ms,
+            rate_increase=config.rate_increase,
+            rate_max=config.rate_max,
+            increase_period_s=config.stat_period_s,
+            max_calls=config.max_calls,
+            max_concurrent=config.max_concurrent,
+            users=config.users or 0,
+            global_timeout_ms=config.global_timeout_ms,
+            timeout_is_error=config.timeout_error,
+        ),
+        views=ViewSettings(
+            message_trace=config.trace_msg,
+            message_file=config.message_file,
+            error_trace=config.trace_err,
+            error_file=config.error_file,
+            log_trace=config.trace_logs,
+            log_file=config.log_file,
+            stat_csv=config.trace_stat,
+            stat_file=config.stat_file,
+            stat_period_s=config.stat_period_s,
+            screen_at_exit=config.trace_screen,
+            screen_file=config.screen_file,
+            summary_json=config.summary_json,
+            quiet=config.background,
+        ),
+        control=ControlSettings(
+            ip=config.control_ip or "127.0.0.1",
+            port=config.control_port,
+            keyboard=not config.no_stdin and not config.background,
+        ),
+        media=_media(config, StreamDefaults(lookup_codec(config.rtp_codec))),
+        hep=(
+            HepSettings(config.hep_addr, config.hep_id, config.hep_pass)
+            if config.hep_addr is not None
+            else None
+        ),
+        injection_files=tuple(config.inject_files),
+    )
+
+
+def standalone_settings(config: Config) -> StandaloneSettings:
+    """The settings of `-rtp_send` (a validated Config, so -rtp_addr is there)."""
+    assert config.rtp_addr is not None
+    defaults = StreamDefaults(
+        codec=lookup_codec(config.rtp_codec),
+        interval_ms=config.rtp_freq_ms,
+        duration_ms=config.rtp_dur_ms,
+        payload_type=config.rtp_pt,
+        channels=config.rtp_channels,
+    )
+    return StandaloneSettings(
+        destination=config.rtp_addr,
+        streams=config.rtp_streams,
+        local_ip=config.local_ip,
+        media=_media(config, defaults),
+        summary_json=config.summary_json,
+    )
+
+
+def media_scale_wanted(config: Config) -> bool:
+    """-media_scale, or a built-in that exists to drive the scale engine (SPEC section 2)."""
+    return config.media_scale or config.scenario_name in MEDIA_SCALE_BUILTINS
+
+
+def _media(config: Config, defaults: StreamDefaults) -> MediaSettings:
+    return MediaSettings(
+        ip=config.media_ip,
+        base_port=config.media_base_port,
+        max_port=config.max_rtp_port,
+        scale=media_scale_wanted(config),
+        iouring=config.media_iouring,
+        rt_priority=config.media_rtprio,
+        srtp=config.media_srtp,
+        echo=config.rtp_echo,
+        file_payload_type=config.rtp_payload,
+        stream_defaults=defaults,
+        quiet=config.background,
+    )
+
+
+def _call_policy(config: Config) -> CallPolicy:
+    given = config.given
+    return CallPolicy(
+        behaviors=frozenset(DefaultBehavior(name) for name in config.default_behaviors),
+        auto_answer=config.auto_answer,
+        invite_max_retrans=config.max_retrans if "max_retrans" in given else DEFAULT_INVITE_RETRANS,
+        other_max_retrans=config.max_retrans if "max_retrans" in given else DEFAULT_OTHER_RETRANS,
+        recv_timeout_ms=config.recv_timeout_ms,
+        pause_override_ms=config.pause_ms if "d" in given else None,
+        pause_fallback_ms=config.pause_ms,
+        auth_username=config.auth_username or "",
+        auth_password=config.auth_password or "",
+    )

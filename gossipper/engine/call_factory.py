@@ -1,0 +1,76 @@
+"""New calls: numbered, given their context, registered with the dispatcher and started.
+
+Client calls, server calls and 3PCC calls differ only in where their Call-ID, peer and
+transport come from; the sequence that makes a call live (count it, route its Call-ID
+to it, tell media, start it) is this module's alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gossipper.engine.call import Call, CallHost
+from gossipper.engine.context import CallContext, RunContext
+from gossipper.engine.dispatcher import Dispatcher
+from gossipper.engine.settings import Address, KeywordSettings
+from gossipper.sip.transport import SipTransport
+from gossipper.stats.counters import RunCounters
+
+
+class CallFactory:
+    def __init__(
+        self,
+        host: CallHost,
+        run: RunContext,
+        keywords: KeywordSettings,
+        dispatcher: Dispatcher,
+        counters: RunCounters,
+        media_call_started: Callable[[Call], None],
+    ) -> None:
+        self._host = host
+        self._run = run
+        self._keywords = keywords
+        self._dispatcher = dispatcher
+        self._counters = counters
+        self._media_call_started = media_call_started
+        self.last_number = 0
+
+    def next_context(self, call_id: str | None, remote: Address) -> CallContext:
+        """The next call's context: its number, its Call-ID (the peer's, or ours), -set variables."""
+        self.last_number += 1
+        number = self.last_number
+        context = CallContext(
+            run=self._run,
+            number=number,
+            call_id=call_id or self._format_call_id(number),
+            remote=remote,
+            user_id=number,
+            cseq=self._keywords.base_cseq - 1,
+        )
+        context.variables.update(self._keywords.variables)
+        context.injection_lines = self._run.injection.pick_lines(number)
+        return context
+
+    def _format_call_id(self, number: int) -> str:
+        text = self._keywords.call_id_format
+        replacements = {"%u": str(number), "%p": str(self._run.pid), "%s": self._run.local_ip}
+        for key, value in replacements.items():
+            text = text.replace(key, value)
+        return text
+
+    def launch(
+        self,
+        context: CallContext,
+        transport: SipTransport,
+        *,
+        is_server: bool,
+        owns_transport: bool = False,
+    ) -> Call:
+        """Make the call live and run it until it first waits."""
+        call = Call(self._host, context, transport, is_server=is_server, owns_transport=owns_transport)
+        self._dispatcher.calls[call.call_id] = call
+        self._counters.calls_created += 1
+        self._counters.calls_active += 1
+        self._media_call_started(call)
+        call.start()
+        return call

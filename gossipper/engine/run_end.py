@@ -1,0 +1,59 @@
+"""How a run comes to its end: the signals that stop it, and what its ending means.
+
+SIPp's exit status depends on the way a run stopped as much as on its calls (an
+internal stop_now, -timeout with or without -timeout_error), so the run records the
+way here and asks for its outcome once, at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+
+from gossipper.outcome import RunOutcome
+from gossipper.stats.counters import RunCounters
+
+
+class RunEnd:
+    def __init__(self) -> None:
+        self.soft_stopping = False  # no new calls; the run ends when the last one does
+        self.time_limit_hit = False
+        self._decided: RunOutcome | None = None  # an ending that overrides the calls' results
+
+    def stopped_by_command(self) -> None:
+        self._decided = RunOutcome.STOPPED_BY_COMMAND
+
+    def timed_out_as_error(self) -> None:
+        self._decided = RunOutcome.TIMED_OUT
+
+    def outcome(self, counters: RunCounters) -> RunOutcome:
+        if self._decided is not None:
+            return self._decided
+        if counters.calls_failed:
+            return RunOutcome.SOME_FAILED
+        if counters.calls_succeeded:
+            return RunOutcome.ALL_SUCCEEDED
+        if self.time_limit_hit:
+            return RunOutcome.STOPPED_BY_COMMAND
+        return RunOutcome.NOTHING_DONE
+
+
+def install_signal_handlers(
+    loop: asyncio.AbstractEventLoop,
+    soft_stop: Callable[[], None],
+    interrupt: Callable[[], None],
+    hard_stop: Callable[[], None],
+    dump_screen: Callable[[], None],
+) -> None:
+    """SIPp's signals: USR1 quits gracefully, USR2 dumps the screen, INT and TERM stop."""
+    handlers = {
+        signal.SIGUSR1: soft_stop,
+        signal.SIGUSR2: dump_screen,
+        signal.SIGINT: interrupt,
+        signal.SIGTERM: hard_stop,
+    }
+    for signum, handler in handlers.items():
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, handler)

@@ -1,0 +1,160 @@
+"""What a SIP run is told: frozen settings, each default and each "was it given" already decided.
+
+`cli/` builds these from the flags once; the engine never sees a flag. Each part goes
+only to the piece that obeys it: a call reads its `CallPolicy` through its host, the
+generator its `GenerationSettings`, the views their `ViewSettings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from gossipper.media.settings import MediaSettings
+
+Address = tuple[str, int]
+
+
+class DefaultBehavior(Enum):
+    """SIPp's -default_behaviors: what a call does on its own, beyond its scenario."""
+
+    BYE = "bye"  # end an aborted dialog with CANCEL/ACK/BYE; answer an unexpected BYE
+    ABORT_UNEXPECTED = "abortunexp"  # an unexpected message fails the call
+    PING_REPLY = "pingreply"  # answer OPTIONS, in and out of calls
+    CANCEL = "cancel"
+
+
+class TransportMode(Enum):
+    """-t: which protocol, and one shared socket or one per call."""
+
+    UDP_SHARED = "u1"
+    UDP_PER_CALL = "un"
+    TCP_SHARED = "t1"
+    TCP_PER_CALL = "tn"
+
+    @property
+    def reliable(self) -> bool:
+        return self in (TransportMode.TCP_SHARED, TransportMode.TCP_PER_CALL)
+
+    @property
+    def protocol_name(self) -> str:
+        """As [transport] prints it."""
+        return "TCP" if self.reliable else "UDP"
+
+
+# SIPp's retransmission limits when -max_retrans is not given.
+DEFAULT_INVITE_RETRANS = 5
+DEFAULT_OTHER_RETRANS = 7
+
+
+@dataclass(frozen=True)
+class CallPolicy:
+    """The rules every call of the run follows beyond its scenario's steps."""
+
+    behaviors: frozenset[DefaultBehavior] = frozenset(
+        {DefaultBehavior.BYE, DefaultBehavior.ABORT_UNEXPECTED, DefaultBehavior.PING_REPLY}
+    )
+    auto_answer: bool = False  # -aa: INFO, NOTIFY, OPTIONS, UPDATE get 200 OK
+    invite_max_retrans: int = DEFAULT_INVITE_RETRANS
+    other_max_retrans: int = DEFAULT_OTHER_RETRANS
+    recv_timeout_ms: int = 0  # a recv without its own timeout waits this long (0: forever)
+    pause_override_ms: int | None = None  # -d given: the length of every pause without its own
+    pause_fallback_ms: int = 0  # a pause with neither its own length nor a scenario default
+    auth_username: str = ""
+    auth_password: str = ""
+
+    def max_retrans(self, is_invite: bool) -> int:
+        return self.invite_max_retrans if is_invite else self.other_max_retrans
+
+    def default_pause_ms(self, scenario_default_ms: int | None) -> int:
+        if self.pause_override_ms is not None:
+            return self.pause_override_ms
+        return scenario_default_ms if scenario_default_ms is not None else self.pause_fallback_ms
+
+    def has(self, behavior: DefaultBehavior) -> bool:
+        return behavior in self.behaviors
+
+
+@dataclass(frozen=True)
+class KeywordSettings:
+    """Run-wide values that keywords and new calls read."""
+
+    service: str = "service"  # [service]
+    users: int = 0  # [users]
+    keys: Mapping[str, str] = field(default_factory=dict)  # -key: [name] is this text
+    variables: Mapping[str, str] = field(default_factory=dict)  # -set: every call starts with them
+    base_cseq: int = 1
+    call_id_format: str = "%u-%p@%s"  # %u call number, %p pid, %s local ip
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    mode: TransportMode = TransportMode.UDP_SHARED
+    local_ip: str | None = None  # None: the address the kernel would use toward the peer
+    local_port: int | None = None  # None: 5060, else any free port
+    remote: Address | None = None  # the positional host[:port], unresolved
+    send_to: Address | None = None  # -rsa: where packets go instead, unresolved
+    twin: Address | None = None  # the 3PCC twin's address
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """How the UAC creates calls."""
+
+    rate: float = 10.0  # calls per rate period
+    rate_period_ms: int = 1000
+    rate_increase: float = 0.0  # added to the rate every increase period
+    rate_max: float = 0.0  # 0: no cap
+    increase_period_s: float = 60.0
+    max_calls: int = 0  # 0: unlimited (a UAS stops after this many ended calls)
+    max_concurrent: int = 0  # 0: no cap
+    users: int = 0  # -users: a fixed population of concurrent calls instead (0: not given)
+    global_timeout_ms: int = 0  # 0: none
+    timeout_is_error: bool = False
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """Which views of the counters exist and where their files go (None: the default name)."""
+
+    message_trace: bool = False
+    message_file: str | None = None
+    error_trace: bool = False
+    error_file: str | None = None
+    log_trace: bool = False
+    log_file: str | None = None
+    stat_csv: bool = False
+    stat_file: str | None = None
+    stat_period_s: float = 60.0
+    screen_at_exit: bool = False
+    screen_file: str | None = None
+    summary_json: str | None = None  # "-": stdout
+    quiet: bool = False  # background mode: no screen, no start lines
+
+
+@dataclass(frozen=True)
+class ControlSettings:
+    ip: str = "127.0.0.1"
+    port: int | None = None  # None: the first free of SIPp's range
+    keyboard: bool = True
+
+
+@dataclass(frozen=True)
+class HepSettings:
+    address: Address
+    capture_id: int = 2001
+    password: str | None = None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    policy: CallPolicy = field(default_factory=CallPolicy)
+    keywords: KeywordSettings = field(default_factory=KeywordSettings)
+    transport: TransportSettings = field(default_factory=TransportSettings)
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    views: ViewSettings = field(default_factory=ViewSettings)
+    control: ControlSettings = field(default_factory=ControlSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
+    hep: HepSettings | None = None
+    injection_files: tuple[str, ...] = ()

@@ -1,0 +1,121 @@
+"""The run's SIP sockets: where it listens, whom it sends to, and a socket per call for -t un/tn.
+
+One place opens them all, so every socket the run opened is closed at its end, and the
+failure of the run's own port is named as that setting's (a per-call socket's is not).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Callable
+
+from gossipper.engine.settings import Address, TransportMode, TransportSettings
+from gossipper.errors import BindError, InvalidValue
+from gossipper.sip.transport import (
+    OnMalformed,
+    OnMessage,
+    SipTransport,
+    open_tcp_connection,
+    open_tcp_listener,
+    open_udp,
+)
+
+DEFAULT_SIP_PORT = 5060
+
+
+def resolve_address(setting: str, host: str, port: int) -> Address:
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except socket.gaierror as error:
+        raise InvalidValue(f"cannot resolve {host!r}: {error.strerror}", setting=setting) from None
+    address = infos[0][4]
+    return str(address[0]), int(address[1])
+
+
+def local_ip_toward(remote: Address | None) -> str:
+    """The address the kernel would use toward the peer (no packet is sent)."""
+    if remote is None:
+        return "127.0.0.1"
+    family = socket.AF_INET6 if ":" in remote[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(remote)
+            return str(probe.getsockname()[0])
+        except OSError:
+            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
+class SipEndpoints:
+    def __init__(self, settings: TransportSettings, on_data: OnMessage, on_malformed: OnMalformed) -> None:
+        self.settings = settings
+        self._on_data = on_data
+        self._on_malformed = on_malformed
+        self.remote: Address | None = None  # where requests of new client calls go, resolved
+        self.local_ip = "127.0.0.1"
+        self.local_port = 0
+        self.main: SipTransport | None = None  # the UDP socket every call shares (-t u1, un's listener)
+        self.shared_tcp: SipTransport | None = None  # -t t1: the UAC's one connection
+        self._closers: list[Callable[[], None]] = []
+
+    @property
+    def bind_ip(self) -> str:
+        return self.settings.local_ip or ("::" if ":" in self.local_ip else "0.0.0.0")
+
+    def resolve_remote(self) -> None:
+        settings = self.settings
+        if settings.send_to is not None:
+            self.remote = resolve_address("remote_sending_address", *settings.send_to)
+        elif settings.remote is not None:
+            self.remote = resolve_address("remote_host", *settings.remote)
+        self.local_ip = settings.local_ip or local_ip_toward(self.remote)
+
+    async def open(self, is_uac: bool) -> None:
+        """The run's listening socket, and for a -t t1 UAC its connection to the peer."""
+        self.local_port = await self._open_main()
+        if self.settings.mode is TransportMode.TCP_SHARED and is_uac and self.remote is not None:
+            self.shared_tcp = await open_tcp_connection(
+                self.remote, self.bind_ip, self._on_data, self._on_malformed
+            )
+            self._closers.append(self.shared_tcp.close)
+
+    async def _open_main(self) -> int:
+        settings = self.settings
+        ports = [settings.local_port] if settings.local_port is not None else [DEFAULT_SIP_PORT, 0]
+        last_error: BindError | None = None
+        for port in ports:
+            try:
+                if settings.mode.reliable:
+                    listener = await open_tcp_listener(self.bind_ip, port, self._on_data, self._on_malformed)
+                    self._closers.append(listener.close)
+                    return int(listener.local_address[1])
+                transport = await open_udp(self.bind_ip, port, self._on_data)
+                self.main = transport
+                self._closers.append(transport.close)
+                return int(transport.local_address[1])
+            except BindError as error:
+                last_error = error
+        assert last_error is not None
+        raise last_error.for_setting("local_port")
+
+    @property
+    def shared(self) -> SipTransport:
+        """The transport calls share when they have none of their own."""
+        transport = self.shared_tcp or self.main
+        assert transport is not None
+        return transport
+
+    async def open_for_call(self, remote: Address) -> SipTransport:
+        """-t un: a UDP socket of the call's own; -t tn: its own TCP connection (OSError if refused)."""
+        if self.settings.mode is TransportMode.UDP_PER_CALL:
+            return await open_udp(self.bind_ip, 0, self._on_data)
+        return await open_tcp_connection(remote, self.bind_ip, self._on_data, self._on_malformed)
+
+    def add_closer(self, close: Callable[[], None]) -> None:
+        self._closers.append(close)
+
+    def close(self) -> None:
+        for close in reversed(self._closers):
+            with contextlib.suppress(OSError):
+                close()
+        self._closers.clear()

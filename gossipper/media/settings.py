@@ -1,0 +1,45 @@
+"""What the media layer is told by the run: frozen, every default decided by `cli/`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gossipper.media.codecs import CODECS
+from gossipper.media.streams import StreamDefaults
+
+DEFAULT_MEDIA_PORT = 6000
+
+
+@dataclass(frozen=True)
+class MediaSettings:
+    ip: str | None = None  # None: the run's local address
+    base_port: int = DEFAULT_MEDIA_PORT  # call n (1-based) uses base + 2 (n - 1), wrapped
+    max_port: int = 65535
+    scale: bool = False  # synthetic streams go to the scale engine
+    iouring: bool = False  # the scale engine sends through io_uring
+    rt_priority: int = 10  # SCHED_RR priority of the scale engine's senders; 0: normal scheduling
+    srtp: bool = False  # classic streams are SRTP, keyed by SDES a=crypto
+    echo: bool = False  # every call's media port sends back what reaches it
+    file_payload_type: int = 0  # payload type of audio files whose format does not set one
+    stream_defaults: StreamDefaults = field(default_factory=lambda: StreamDefaults(CODECS["PCMU/8000"]))
+    quiet: bool = False  # no start line (background mode)
+
+    @property
+    def port_span(self) -> int:
+        """How many calls can hold a media port at once (RTP on even ports, step 2)."""
+        return media_port_span(self.base_port, self.max_port)
+
+
+def media_port_span(base_port: int, max_port: int) -> int:
+    return max(1, (max_port - base_port) // 2 + 1)
+
+
+@dataclass(frozen=True)
+class StandaloneSettings:
+    """`-rtp_send`: N synthetic streams toward one address, no SIP."""
+
+    destination: tuple[str, int]  # unresolved host, port
+    streams: int = 1
+    local_ip: str | None = None  # None: media.ip, else the kernel's route toward the destination
+    media: MediaSettings = field(default_factory=MediaSettings)
+    summary_json: str | None = None  # "-": stdout

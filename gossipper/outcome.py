@@ -1,0 +1,13 @@
+"""How a run ended, in the run's terms; `cli/` turns it into SIPp's exit status."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class RunOutcome(Enum):
+    ALL_SUCCEEDED = "all calls (or streams) succeeded"
+    SOME_FAILED = "at least one call failed (or a stream had send errors)"
+    STOPPED_BY_COMMAND = "ended by an internal command, or by the run's time limit"
+    NOTHING_DONE = "no call was processed (no packet sent)"
+    TIMED_OUT = "the run's time limit was reached, and that counts as an error"
