@@ -11,6 +11,7 @@ import sys
 from gossipper.cli.compile import run_settings, standalone_settings
 from gossipper.cli.config import Config
 from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_STATUS
+from gossipper.outcome import RunOutcome
 from gossipper.scenario.builtins import dump_builtin, load_builtin
 from gossipper.scenario.loader import load_scenario_file
 from gossipper.scenario.model import Scenario
@@ -27,7 +28,11 @@ def run(config: Config) -> int:
         return EXIT_STATUS[run_standalone(standalone_settings(config))]
     from gossipper.engine.runner import run_scenario
 
-    return EXIT_STATUS[run_scenario(run_settings(config), load_run_scenario(config))]
+    outcome = run_scenario(run_settings(config), load_run_scenario(config))
+    if outcome is RunOutcome.TIMED_OUT:
+        elapsed = config.global_timeout_ms / 1000
+        print(f"gossipper: -timeout: run timed out after {elapsed:.3f} seconds", file=sys.stderr)
+    return EXIT_STATUS[outcome]
 
 
 def load_run_scenario(config: Config) -> Scenario:

@@ -7,7 +7,7 @@ traceback reaches a lab script's log.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from gossipper import __version__
 from gossipper.cli.demo import run_demo
@@ -28,9 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _guarded(lambda: _run_sipp(words))
 
 
-def _guarded(action: object) -> int:
+def _guarded(action: Callable[[], int]) -> int:
     try:
-        return int(action())  # type: ignore[operator]
+        return action()
     except GossipperError as error:
         print(f"gossipper: {describe(error)}", file=sys.stderr)
         return exit_status(error)

@@ -226,9 +226,7 @@ class Run:
     def _global_timeout(self) -> None:
         self.ending.time_limit_hit = True
         if self.settings.generation.timeout_is_error:
-            elapsed = self.settings.generation.global_timeout_ms / 1000
             self.ending.timed_out_as_error()
-            print(f"gossipper: -timeout: run timed out after {elapsed:.3f} seconds", file=sys.stderr)
         self.hard_stop()
 
     # ------------------------------------------------------------------ run control
@@ -400,7 +398,7 @@ class Run:
 
     def send_twin_command(self, call: Call, data: bytes) -> None:
         if self.twin is None:
-            call.abort_now("scenario_error", "sendCmd without a 3PCC twin socket (-3pcc)")
+            call.abort_now("scenario_error", "sendCmd without a connection to a 3PCC twin")
             return
         self.twin.send(data)
 

@@ -133,7 +133,7 @@ class ClassicMedia:
             return
         call = self._call(call_id)
         call.media_port = media_port
-        session = self._open(call, "-rtp_echo")
+        session = self._open(call, "echo of every call")
         if isinstance(session, MediaSession):
             session.echo = True
 
@@ -247,12 +247,12 @@ class ClassicMedia:
             return ("parse_error", f"{what}: {call.sdp_error or _NO_SDP}")
         if self.settings.srtp:
             if call.local_crypto is None:
-                return ("scenario_error", f"{what}: -media_srtp but our SDP carried no a=crypto line")
+                return ("scenario_error", f"{what}: SRTP is on but our SDP carried no a=crypto line")
             if call.remote_crypto is None:
                 missing = f"no a=crypto line for {call.local_crypto.suite} (usable: {', '.join(SUITES)})"
                 return (
                     "parse_error",
-                    f"{what}: -media_srtp but the peer's SDP has {call.crypto_error or missing}",
+                    f"{what}: SRTP is on but the peer's SDP has {call.crypto_error or missing}",
                 )
         return self._open(call, what)
 
