@@ -88,7 +88,6 @@ class RunControl:
     def __init__(self, run: Controllable, settings: ControlSettings) -> None:
         self.run = run
         self.settings = settings
-        self.control_port: int | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._terminal_state: list[object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -114,7 +113,6 @@ class RunControl:
             except OSError:
                 continue
             self._transport = transport
-            self.control_port = candidate
             return
         if port is not None:
             self.run.trace_error(f"control socket: cannot bind {ip}:{port}")

@@ -8,6 +8,7 @@ from gossipper.media.codecs import CODECS
 from gossipper.media.streams import StreamDefaults
 
 DEFAULT_MEDIA_PORT = 6000
+RTCP_INTERVAL_S = 5.0  # RFC 3550's minimum report interval, as SIPp's rtpcheck peers expect
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class MediaSettings:
     srtp: bool = False  # classic streams are SRTP, keyed by SDES a=crypto
     echo: bool = False  # every call's media port sends back what reaches it
     file_payload_type: int = 0  # payload type of audio files whose format does not set one
+    rtcp_interval_s: float = RTCP_INTERVAL_S  # classic path: one SR/RR per stream this often
     stream_defaults: StreamDefaults = field(default_factory=lambda: StreamDefaults(CODECS["PCMU/8000"]))
     quiet: bool = False  # no start line (background mode)
 

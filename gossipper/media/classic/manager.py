@@ -19,7 +19,7 @@ from gossipper.media.classic.pcap import PcapMedia, load_pcap
 from gossipper.media.classic.receive_stats import ReceiveStats
 from gossipper.media.classic.reports import homer_qos_report, stream_report
 from gossipper.media.classic.sender import FramePlan
-from gossipper.media.classic.session import RTCP_INTERVAL_S, Address, MediaSession
+from gossipper.media.classic.session import Address, MediaSession
 from gossipper.media.classic.srtp import (
     SUITES,
     CryptoAttribute,
@@ -84,14 +84,12 @@ class ClassicMedia:
         loop: asyncio.AbstractEventLoop,
         *,
         qos_sink: QosSink | None = None,
-        rtcp_interval_s: float = RTCP_INTERVAL_S,
     ) -> None:
         self.settings = settings
         self.totals = ClassicTotals()
         self.media_ip = "127.0.0.1"
         self._qos_sink = qos_sink
         self._loop = loop
-        self._rtcp_interval_s = rtcp_interval_s
         self._calls: dict[str, _CallMedia] = {}
         self._audio: dict[tuple[str, int], AudioFile] = {}
         self._pcaps: dict[str, PcapMedia] = {}
@@ -215,7 +213,7 @@ class ClassicMedia:
             self.totals,
             cname=f"gossipper-{os.getpid()}@{self.media_ip}",
             on_receive_end=lambda stats, source: self._receive_ended(call_id, stats, source, local),
-            rtcp_interval_s=self._rtcp_interval_s,
+            rtcp_interval_s=self.settings.rtcp_interval_s,
         )
         try:
             session.open()

@@ -36,7 +36,6 @@ from gossipper.media.classic.totals import ClassicTotals
 from gossipper.media.codecs import CODECS
 from gossipper.media.rtp import parse_rtp
 
-RTCP_INTERVAL_S = 5.0
 _CLOCK_BY_PAYLOAD_TYPE = {codec.payload_type: codec.clock_rate for codec in CODECS.values()}
 _DEFAULT_CLOCK_HZ = 8000
 _NO_SRTP_KEYS = "no SRTP keys from the peer yet"
@@ -76,7 +75,7 @@ class MediaSession:
         *,
         cname: str,
         on_receive_end: ReceiveEnded,
-        rtcp_interval_s: float = RTCP_INTERVAL_S,
+        rtcp_interval_s: float,
     ) -> None:
         self.local = local
         self.peer: Address | None = None  # where our RTP goes; RTCP goes to the next port

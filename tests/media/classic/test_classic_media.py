@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,8 @@ from tests.netutil import LOOPBACK, free_port
 
 
 def manager(interval_s: float = 0.2, **config: Any) -> ClassicMedia:
-    return ClassicMedia(
-        run_settings(Config(**config)).media, asyncio.get_running_loop(), rtcp_interval_s=interval_s
-    )
+    settings = replace(run_settings(Config(**config)).media, rtcp_interval_s=interval_s)
+    return ClassicMedia(settings, asyncio.get_running_loop())
 
 
 def rtp_stream(value: str) -> model.Exec:
