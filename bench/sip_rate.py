@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from gossipper.cli.ports import LOOPBACK, free_port
+
 DEFAULT_RATES = (100, 200, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000, 4000)
 
 
@@ -34,12 +34,6 @@ class StepResult:
     @property
     def passed(self) -> bool:
         return self.failed == 0 and self.achieved >= 0.95 * self.target
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def _pinned(cpu: int, command: list[str]) -> list[str]:
@@ -91,7 +85,7 @@ def _outcome(tool: str, workdir: Path) -> tuple[int, float]:
 
 def run_step(tool: str, rate: int, seconds: float) -> StepResult:
     calls = int(rate * seconds)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         uas = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""Helpers shared by network tests: free loopback ports and gossipper/SIPp processes."""
+"""Helpers shared by network tests: gossipper and SIPp processes (free ports: gossipper.cli.ports)."""
 
 from __future__ import annotations
 
@@ -13,41 +13,11 @@ from pathlib import Path
 
 import pytest
 
-LOOPBACK = "127.0.0.1"
+from gossipper.cli.ports import LOOPBACK, free_port
+
+__all__ = ["LOOPBACK", "free_port"]  # the names test files outside this change still import from here
 SIPP = shutil.which("sipp")
 needs_sipp = pytest.mark.skipif(SIPP is None, reason="SIPp (Debian sip-tester) is not installed")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM, count: int = 1) -> int:
-    """A port free for UDP and TCP on loopback (and, with count, the next count-1 too)."""
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind((LOOPBACK, 0))
-            port = int(probe.getsockname()[1])
-        if port + count < 65000 and all(_is_free(port + i) for i in range(count)):
-            return port
-    raise RuntimeError("no free port found")
-
-
-def free_port_below_ephemeral(start: int, count: int) -> int:
-    """count free ports from start up, outside the kernel's ephemeral range (32768+), so that
-    no socket opened later with port 0 can land inside a media range picked now."""
-    port = start
-    while port + count < 32768:
-        if all(_is_free(port + i) for i in range(count)):
-            return port
-        port += count
-    raise RuntimeError(f"no {count} free ports between {start} and 32768")
-
-
-def _is_free(port: int) -> bool:
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            try:
-                probe.bind((LOOPBACK, port))
-            except OSError:
-                return False
-    return True
 
 
 def gossipper_command(*args: str) -> list[str]:

@@ -8,7 +8,8 @@ import socket
 import subprocess
 from pathlib import Path
 
-from tests.netutil import LOOPBACK, free_port, read_json, run_gossipper, start_gossipper, stop, wait_bound
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.netutil import read_json, run_gossipper, start_gossipper, stop, wait_bound
 
 COMMON = ("-i", LOOPBACK, "-bg")
 

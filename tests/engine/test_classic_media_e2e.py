@@ -10,13 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from gossipper.hep.hep3 import HepPacket
 from gossipper.scenario.builtins import dump_builtin
 from gossipper.sip.message import SipMessage
 from tests.netutil import (
-    LOOPBACK,
-    free_port,
-    free_port_below_ephemeral,
     needs_sipp,
     read_json,
     run_gossipper,
@@ -66,7 +64,7 @@ def _run_uac(tmp_path: Path, port: int, *extra: str) -> dict[str, object]:
         "-r",
         "10",
         "-mp",
-        str(free_port_below_ephemeral(24000, 2 * CALLS)),
+        str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
         "-bg",
         "-summary_json",
         str(summary),
@@ -103,7 +101,7 @@ def test_wav_stream_echoed_by_sipp(tmp_path: Path) -> None:
         str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port_below_ephemeral(20000, 4)),
+        str(free_ports_below_ephemeral(4)),
         cwd=tmp_path,
     )
     try:
@@ -125,7 +123,7 @@ def _gossipper_uas(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.P
         str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port_below_ephemeral(20000, 2 * CALLS)),
+        str(free_ports_below_ephemeral(2 * CALLS)),
         "-m",
         str(CALLS),
         "-bg",

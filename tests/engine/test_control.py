@@ -8,7 +8,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.netutil import LOOPBACK, free_port, read_json, start_gossipper, stop, wait_bound
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.netutil import read_json, start_gossipper, stop, wait_bound
 
 
 def _pair(tmp_path: Path, *uac_extra: str) -> tuple[subprocess.Popen[str], subprocess.Popen[str], Path]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netutil import LOOPBACK, free_port, read_json, run_gossipper, start_gossipper, stop, wait_bound
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.netutil import read_json, run_gossipper, start_gossipper, stop, wait_bound
 
 CALLS = 60
 
@@ -15,7 +16,7 @@ CALLS = 60
 @pytest.mark.parametrize("transport", ["u1", "un", "t1", "tn"])
 def test_uac_to_uas(transport: str, tmp_path: Path) -> None:
     kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
-    port = free_port(kind)
+    port = free_port()
     uas_summary = tmp_path / "uas.json"
     uas = start_gossipper(
         "-sn",

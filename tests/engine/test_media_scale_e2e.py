@@ -17,13 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from gossipper.scenario.builtins import dump_builtin
 from tests.netns import in_namespace, needs_netns, network_namespace, udp_counters
 from tests.netutil import (
-    LOOPBACK,
     SIPP,
-    free_port,
-    free_port_below_ephemeral,
     needs_sipp,
     read_json,
     run_gossipper,
@@ -246,7 +244,7 @@ def _uac(tmp_path: Path, port: int, calls: int, *extra: str) -> tuple[int, dict[
         "-r",
         "50",
         "-mp",
-        str(free_port_below_ephemeral(24000, 2 * calls)),
+        str(free_ports_below_ephemeral(2 * calls, start=24000)),
         "-bg",
         "-summary_json",
         str(summary),
@@ -283,7 +281,7 @@ def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path) -> None:
         str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port_below_ephemeral(20000, 2 * calls)),
+        str(free_ports_below_ephemeral(2 * calls)),
         "-m",
         str(calls),
         "-bg",
@@ -342,7 +340,7 @@ def test_pause_and_resume_in_a_custom_scenario(tmp_path: Path, sink: int) -> Non
             "-m",
             "1",
             "-mp",
-            str(free_port_below_ephemeral(20000, 2)),
+            str(free_ports_below_ephemeral(2)),
             "-bg",
             "-summary_json",
             str(summary),

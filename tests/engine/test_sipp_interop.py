@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gossipper.cli.ports import LOOPBACK, free_port
 from tests.netutil import (
-    LOOPBACK,
-    free_port,
     last_sipp_stat_row,
     needs_sipp,
     read_json,

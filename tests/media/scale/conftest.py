@@ -8,16 +8,16 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.media.scale.api import ScaleEngine
 from gossipper.media.scale.factory import BACKEND_ENV, IOURING_ENV, create_scale_engine
 
-LOOPBACK = "127.0.0.1"
+__all__ = ["LOOPBACK", "Backend"]  # test_engine.py imports both from here
 
 
 @dataclass(frozen=True)
@@ -91,25 +91,13 @@ def engine(backend: Backend) -> Iterator[ScaleEngine]:
         engine.close()
 
 
-def _udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
-def find_base_port(streams: int, low: int = 20000, high: int = 32000) -> int:
-    """A base B with B, B+2, ... B+2(streams-1) free on loopback, below the ephemeral range."""
+def _base_port(streams: int) -> int:
+    """A base B with B to B + 2 * streams - 1 free on loopback, below the ephemeral range,
+    from a random even start so that back-to-back tests do not reuse the same ports."""
     span = 2 * streams
-    for _ in range(50):
-        base = random.randrange(low, high - span) & ~1
-        if all(_udp_port_free(base + 2 * index) for index in range(streams)):
-            return base
-    raise RuntimeError(f"no free run of {streams} even ports found")
+    return free_ports_below_ephemeral(span, start=random.randrange(20000, 32000 - span) & ~1)
 
 
 @pytest.fixture
 def base_port() -> Callable[[int], int]:
-    return find_base_port
+    return _base_port

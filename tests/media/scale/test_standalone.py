@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from gossipper.cli.errors import describe
+from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.errors import InvalidValue
 from gossipper.media.rtp import parse_rtp, rtp_payload
 from gossipper.media.scale.preflight import (
@@ -32,7 +33,7 @@ from gossipper.media.scale.preflight import (
     ensure_open_files,
     socket_buffer_warnings,
 )
-from tests.media.scale.conftest import LOOPBACK, Backend, find_base_port
+from tests.media.scale.conftest import Backend
 from tests.netutil import gossipper_command, read_json, run_gossipper
 
 REPO = Path(__file__).resolve().parents[3]
@@ -95,7 +96,7 @@ def _check_counted_run(backend: Backend, streams: int, seconds: int, tmp_path: P
     summary = tmp_path / "summary.json"
     # Outside a private namespace, other tests' traffic lands in the kernel count: stay clear of
     # the shared port range then.
-    base = 6000 if NETNS else find_base_port(streams)
+    base = 6000 if NETNS else free_ports_below_ephemeral(2 * streams)
     result = counted_run(
         backend,
         [
@@ -153,7 +154,7 @@ def test_cli_overrides_reach_the_wire(backend: Backend) -> None:
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     receiver.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     receiver.bind((LOOPBACK, 0))
-    base = find_base_port(2)
+    base = free_ports_below_ephemeral(4)
     try:
         result = subprocess.run(
             [
@@ -226,7 +227,9 @@ def test_sigint_ends_the_run_with_a_whole_summary(backend: Backend, tmp_path: Pa
     ]
     process = subprocess.Popen(
         [
-            *gossipper_command(*args, "-mp", str(find_base_port(50)), "-summary_json", str(summary)),
+            *gossipper_command(
+                *args, "-mp", str(free_ports_below_ephemeral(100)), "-summary_json", str(summary)
+            ),
             *backend.flags,
             "-nostdin",
         ],
@@ -258,7 +261,7 @@ def test_sigint_ends_the_run_with_a_whole_summary(backend: Backend, tmp_path: Pa
 
 
 def test_bind_failure_names_the_port_and_exits_254() -> None:
-    base = find_base_port(3)
+    base = free_ports_below_ephemeral(6)
     blocker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     blocker.bind((LOOPBACK, base + 2))
     try:
