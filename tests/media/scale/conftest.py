@@ -1,83 +1,19 @@
-"""Every scale-engine test runs against each backend this machine has, side by side.
-
-"python" always exists; "native-send" and "native-iouring" join when the C core imports
-(and io_uring really runs). Engines are built through the factory, as the product does.
-"""
+"""Every scale-engine test runs against each backend this machine has, side by side: the
+`backend` fixture of tests/media/scale/backends.py (registered in tests/conftest.py).
+Engines are built through the factory, as the product does."""
 
 from __future__ import annotations
 
-import os
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.media.scale.api import ScaleEngine
-from gossipper.media.scale.factory import BACKEND_ENV, IOURING_ENV, create_scale_engine
+from tests.media.scale.backends import Backend
 
 __all__ = ["LOOPBACK", "Backend"]  # test_engine.py imports both from here
-
-
-@dataclass(frozen=True)
-class Backend:
-    """How to get one backend in-process (prefer) and in a gossipper subprocess (env, flags)."""
-
-    name: str
-    prefer: str
-    env: dict[str, str]
-    flags: tuple[str, ...] = ()
-
-    def make(self) -> ScaleEngine:
-        engine = create_scale_engine(prefer=self.prefer)
-        assert engine.name == self.name, engine.reason
-        return engine
-
-    def subprocess_env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in (BACKEND_ENV, IOURING_ENV)}
-        env.update(self.env)
-        return env
-
-
-PYTHON = Backend("python", "python", {BACKEND_ENV: "python"})
-NATIVE_SEND = Backend("native-send", "send", {BACKEND_ENV: "native"})
-NATIVE_IOURING = Backend("native-iouring", "iouring", {BACKEND_ENV: "native"}, ("-media_iouring",))
-
-
-def _native_skip_reason(backend: Backend) -> str | None:
-    try:
-        import gossipper.media.scale.native_backend  # noqa: F401
-    except ImportError as error:
-        return f"native core not importable ({error})"
-    saved = {key: os.environ.pop(key) for key in (BACKEND_ENV, IOURING_ENV) if key in os.environ}
-    try:
-        engine = create_scale_engine(prefer=backend.prefer)
-        engine.close()
-    finally:
-        os.environ.update(saved)
-    if engine.name != backend.name:
-        return f"{backend.name} unavailable here: {engine.reason}"
-    return None
-
-
-def _backend_params() -> list[object]:
-    params: list[object] = [pytest.param(PYTHON, id="python")]
-    for backend in (NATIVE_SEND, NATIVE_IOURING):
-        reason = _native_skip_reason(backend)
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(backend, id=backend.name, marks=marks))
-    return params
-
-
-BACKENDS = _backend_params()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    monkeypatch.delenv(BACKEND_ENV, raising=False)
-    monkeypatch.delenv(IOURING_ENV, raising=False)
-    return request.param
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from gossipper.cli.ports import LOOPBACK, free_port
-from tests.netutil import read_json, start_gossipper, stop, wait_bound
+from tests.e2e.processes import read_json, start_gossipper, stop, wait_bound
 
 
 def _pair(tmp_path: Path, *uac_extra: str) -> tuple[subprocess.Popen[str], subprocess.Popen[str], Path]:

@@ -14,7 +14,7 @@ from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from gossipper.hep.hep3 import HepPacket
 from gossipper.scenario.builtins import dump_builtin
 from gossipper.sip.message import SipMessage
-from tests.netutil import (
+from tests.e2e.processes import (
     needs_sipp,
     read_json,
     run_gossipper,

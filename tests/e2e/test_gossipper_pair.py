@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_port
-from tests.netutil import read_json, run_gossipper, start_gossipper, stop, wait_bound
+from tests.e2e.processes import read_json, run_gossipper, start_gossipper, stop, wait_bound
 
 CALLS = 60
 

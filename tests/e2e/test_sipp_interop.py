@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gossipper.cli.ports import LOOPBACK, free_port
-from tests.netutil import (
+from tests.e2e.processes import (
     last_sipp_stat_row,
     needs_sipp,
     read_json,

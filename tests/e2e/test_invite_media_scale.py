@@ -19,8 +19,8 @@ import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from gossipper.scenario.builtins import dump_builtin
-from tests.netns import in_namespace, needs_netns, network_namespace, udp_counters
-from tests.netutil import (
+from tests.e2e.netns import in_namespace, needs_netns, network_namespace, udp_counters
+from tests.e2e.processes import (
     SIPP,
     needs_sipp,
     read_json,
@@ -63,7 +63,7 @@ def test_invite_media_scale_against_sipp_uas(tmp_path: Path) -> None:
         sniffer_out = tmp_path / "sniffer.json"
         sniffer = subprocess.Popen(
             in_namespace(
-                namespace, [sys.executable, "-m", "tests.sniffer", str(sniffer_out), str(PEER_MEDIA_PORT)]
+                namespace, [sys.executable, "-m", "tests.e2e.sniffer", str(sniffer_out), str(PEER_MEDIA_PORT)]
             ),
             stdout=subprocess.PIPE,
             text=True,

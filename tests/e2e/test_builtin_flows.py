@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from gossipper.cli.ports import LOOPBACK, free_port
-from tests.netutil import read_json, run_gossipper, start_gossipper, stop, wait_bound
+from tests.e2e.processes import read_json, run_gossipper, start_gossipper, stop, wait_bound
 
 COMMON = ("-i", LOOPBACK, "-bg")
 

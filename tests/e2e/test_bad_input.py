@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gossipper.cli.ports import LOOPBACK
-from tests.netutil import run_gossipper
+from tests.e2e.processes import run_gossipper
 
 BAD_XML = {
     "unknown_element": ("<scenario>\n  <sned/>\n</scenario>", ":2: unknown element <sned>"),
