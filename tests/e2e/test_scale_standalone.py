@@ -24,7 +24,7 @@ import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.media.rtp import parse_rtp, rtp_payload
-from tests.e2e.processes import gossipper_command, read_json, run_gossipper
+from tests.e2e.processes import Processes, gossipper_command, read_json, run_gossipper
 from tests.media.scale.backends import Backend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -147,35 +147,28 @@ def test_cli_overrides_reach_the_wire(backend: Backend) -> None:
     receiver.bind((LOOPBACK, 0))
     base = free_ports_below_ephemeral(4)
     try:
-        result = subprocess.run(
-            [
-                *gossipper_command(
-                    "-rtp_send",
-                    "-media_scale",
-                    "-rtp_streams",
-                    "2",
-                    "-rtp_addr",
-                    f"{LOOPBACK}:{receiver.getsockname()[1]}",
-                    "-rtp_codec",
-                    "PCMA/8000",
-                    "-rtp_freq",
-                    "10",
-                    "-rtp_dur",
-                    "200",
-                    "-rtp_pt",
-                    "101",
-                    "-rtp_ch",
-                    "2",
-                    "-mp",
-                    str(base),
-                    "-media_rtprio",
-                    "0",
-                    *backend.flags,
-                ),
-                "-nostdin",
-            ],
-            capture_output=True,
-            text=True,
+        result = run_gossipper(
+            "-rtp_send",
+            "-media_scale",
+            "-rtp_streams",
+            "2",
+            "-rtp_addr",
+            f"{LOOPBACK}:{receiver.getsockname()[1]}",
+            "-rtp_codec",
+            "PCMA/8000",
+            "-rtp_freq",
+            "10",
+            "-rtp_dur",
+            "200",
+            "-rtp_pt",
+            "101",
+            "-rtp_ch",
+            "2",
+            "-mp",
+            str(base),
+            "-media_rtprio",
+            "0",
+            *backend.flags,
             timeout=60,
             env=backend.subprocess_env(),
         )
@@ -203,7 +196,9 @@ def test_cli_overrides_reach_the_wire(backend: Backend) -> None:
         assert all((b.timestamp - a.timestamp) & 0xFFFFFFFF == 80 for a, b in itertools.pairwise(headers))
 
 
-def test_sigint_ends_the_run_with_a_whole_summary(backend: Backend, tmp_path: Path) -> None:
+def test_sigint_ends_the_run_with_a_whole_summary(
+    backend: Backend, tmp_path: Path, processes: Processes
+) -> None:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sink.bind((LOOPBACK, 0))
@@ -216,7 +211,7 @@ def test_sigint_ends_the_run_with_a_whole_summary(backend: Backend, tmp_path: Pa
         "-rtp_addr",
         f"{LOOPBACK}:{sink.getsockname()[1]}",
     ]
-    process = subprocess.Popen(
+    process = processes.start(
         [
             *gossipper_command(
                 *args, "-mp", str(free_ports_below_ephemeral(100)), "-summary_json", str(summary)
@@ -224,9 +219,6 @@ def test_sigint_ends_the_run_with_a_whole_summary(backend: Backend, tmp_path: Pa
             *backend.flags,
             "-nostdin",
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
         env=backend.subprocess_env(),
     )
     try:
@@ -239,8 +231,6 @@ def test_sigint_ends_the_run_with_a_whole_summary(backend: Backend, tmp_path: Pa
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
         sink.close()
     assert process.returncode == 0, stderr
     assert "Traceback" not in stderr
