@@ -7,13 +7,12 @@ every call is up (after the last call started, before the first ends) is measure
 from /proc: datagrams per second, CPU seconds per million datagrams, threads, RSS.
 Call outcomes come from each UAC's own summary (gossipper's JSON, SIPp's -trace_stat).
 
-    sudo .venv/bin/python bench/media_scale.py [--calls 1000,5000,8000] [--rate 500] [--hold 20]
+    sudo .venv/bin/python -m bench.media_scale [--calls 1000,5000,8000] [--rate 500] [--hold 20]
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import shutil
 import subprocess
@@ -23,18 +22,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-# Shares the namespace and /proc helpers of the stream benchmark beside it.
-from rtp_scale import (
-    LOOPBACK,
+from bench.common import (
     REPO,
-    _in_namespace,
-    _kill_group,
-    _sample,
-    _status,
-    _uac_xml,
-    _write_pcmu_wav,
+    gossipper_command,
+    kill_group,
+    last_sipp_stat_row,
+    markdown_header,
+    sample,
+    sipp_uac_xml,
+    start_in_namespace,
+    threads_and_rss_mb,
+    window,
+    write_pcmu_wav,
 )
+from gossipper.cli.ports import LOOPBACK
 
 UAS_PORT = 5070
 UAS_MEDIA_PORT = 8000
@@ -58,14 +59,14 @@ class Row:
 def _uac_command(tool: str, calls: int, rate: int, hold_s: float, workdir: Path) -> list[str]:
     common = ["-i", LOOPBACK, "-m", str(calls), "-l", str(calls), "-r", str(rate), "-nostdin"]
     if tool == "gossipper":
-        return [
-            sys.executable, "-m", "gossipper", "sipp", "-sn", "invite_media_scale", f"{LOOPBACK}:{UAS_PORT}",
+        return gossipper_command(
+            "-sn", "invite_media_scale", f"{LOOPBACK}:{UAS_PORT}",
             "-d", str(int(hold_s * 1000)), "-mp", str(UAC_MEDIA_BASE), "-bg",
             "-summary_json", str(workdir / "summary.json"), *common,
-        ]  # fmt: skip
-    _write_pcmu_wav(workdir / "silence.wav")
+        )  # fmt: skip
+    write_pcmu_wav(workdir / "silence.wav")
     # The stream benchmark's UAC, taught that `sipp -sn uas` rings (180) before it answers.
-    scenario = _uac_xml(int(hold_s * 1000)).replace(
+    scenario = sipp_uac_xml(int(hold_s * 1000)).replace(
         '<recv response="100" optional="true"/>',
         '<recv response="100" optional="true"/>\n<recv response="180" optional="true"/>',
     )
@@ -86,9 +87,7 @@ def _outcome(tool: str, row: Row, workdir: Path) -> None:
             media["on_time_2ms"] / media["rtp_packets_sent"] if media["rtp_packets_sent"] else None
         )
         return
-    with (workdir / "uac.csv").open(newline="") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
-    last = dict(zip(rows[0], rows[-1], strict=False))
+    last = last_sipp_stat_row(workdir / "uac.csv")
     row.ok, row.failed = int(last["SuccessfulCall(C)"]), int(last["FailedCall(C)"])
 
 
@@ -98,31 +97,26 @@ def measure(calls: int, tool: str, rate: int, hold_s: float) -> Row:
     ramp_s = calls / rate
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        process = subprocess.Popen(
-            _in_namespace([uas], _uac_command(tool, calls, rate, hold_s, workdir)),
+        process = start_in_namespace(
+            [uas],
+            _uac_command(tool, calls, rate, hold_s, workdir),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
             cwd=workdir if tool == "sipp" else REPO,
-            start_new_session=True,
         )
         try:
             time.sleep(0.3 + ramp_s + 1.0)
-            first = _sample(process.pid)
+            first = sample(process.pid)
             time.sleep(max(1.0, hold_s - ramp_s - 2.0))
-            last = _sample(process.pid)
-            row.threads, row.rss_mb = _status(process.pid)
+            last = sample(process.pid)
+            row.threads, row.rss_mb = threads_and_rss_mb(process.pid)
             process.wait(timeout=hold_s + ramp_s + 120)
             _outcome(tool, row, workdir)
         except (OSError, ValueError, KeyError, IndexError, subprocess.TimeoutExpired) as error:
             row.note = f"failed: {error}"
             return row
         finally:
-            _kill_group(process)
-    packets = last.datagrams - first.datagrams
-    row.pps = packets / (last.at - first.at)
-    if packets:
-        row.cpu_s_per_mpkt = (last.cpu_s - first.cpu_s) / (packets / 1e6)
+            kill_group(process)
+    row.pps, row.cpu_s_per_mpkt = window(first, last)
     return row
 
 
@@ -140,8 +134,11 @@ def main() -> int:
     if shutil.which("sipp") is None or shutil.which("unshare") is None:
         print("bench/media_scale: needs SIPp (sip-tester) and unshare (util-linux), as root", file=sys.stderr)
         return 2
-    print("| calls | UAC | ok | failed | datagrams/s | within 2 ms | CPU s/Mdgram | threads | RSS MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        markdown_header(
+            "calls", "UAC", "ok", "failed", "datagrams/s", "within 2 ms", "CPU s/Mdgram", "threads", "RSS MB"
+        )
+    )
     for calls in (int(text) for text in args.calls.split(",")):
         for tool in args.tools.split(","):
             row = measure(calls, tool, args.rate, args.hold)

@@ -7,7 +7,7 @@ sender is up and one second of warm-up, a window of --seconds is measured from /
 datagrams sent, CPU time (user + system, which includes the loopback delivery the
 kernel does in the sender's context), threads and resident memory.
 
-    sudo .venv/bin/python bench/rtp_scale.py [--streams 1000,5000,8000,10000] [--seconds 20] [--repeat 3]
+    sudo .venv/bin/python -m bench.rtp_scale [--streams 1000,5000,8000,10000] [--seconds 20] [--repeat 3]
 
 Senders: "raw" (bench/raw_send_loop.c, compiled here with cc: one thread, one send()
 per packet, paced like gossipper), "raw-mt" (the same loop on one thread per core, for
@@ -26,15 +26,12 @@ within 2 ms; a sender that fell behind its offered rate is flagged in its row. W
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
-import shlex
 import shutil
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -44,14 +41,26 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from bench.common import (
+    REPO,
+    SDP,
+    gossipper_command,
+    kill_group,
+    sample,
+    sipp_uac_xml,
+    start_in_namespace,
+    threads_and_rss_mb,
+    window,
+    write_pcmu_wav,
+)
+from gossipper.cli.ports import LOOPBACK
+
 SINK_PORT = 40000
 BASE_PORT = 6000
 INTERVAL_MS = 20
 WARMUP_S = 1.0
 SIPP_RAMP_S = 8.0  # calls are placed over this long, then the window starts
 SIPP_UAS_PORT = 5070
-REPO = Path(__file__).resolve().parents[1]
 TOOLS = ("raw", "raw-mt", "native-iouring", "native-send", "python", "sipp")
 RAW = ("raw", "raw-mt")
 NATIVE = ("native-iouring", "native-send")
@@ -66,7 +75,6 @@ RAW_CAVEATS = (
     "falls behind once a core cannot keep up, where it stops sleeping and spends less per packet:\n"
     "the check then takes raw-mt, one thread per core, if it kept rate and schedule."
 )
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # Sink: bound, tiny buffer, never read.
 SINK = [
@@ -98,13 +106,6 @@ class Row:
 
 
 @dataclass
-class Sample:
-    at: float
-    cpu_s: float
-    datagrams: int
-
-
-@dataclass
 class Launch:
     """How to start one sender: command, environment, when it is ready, how its timing is read."""
 
@@ -116,42 +117,10 @@ class Launch:
     cwd: Path = REPO
 
 
-def _sample(pid: int) -> Sample:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-    rows = [
-        line.split()
-        for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
-        if line.startswith("Udp:")
-    ]
-    return Sample(time.monotonic(), cpu, int(rows[1][rows[0].index("OutDatagrams")]))
-
-
-def _status(pid: int) -> tuple[int, float]:
-    values = dict(
-        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
-    )
-    return int(values["Threads"]), int(values["VmRSS"].split()[0]) / 1024
-
-
-def _in_namespace(background: list[list[str]], command: list[str]) -> list[str]:
-    """sh in a fresh network namespace: loopback up, helpers started, then exec the sender."""
-    helpers = "".join(f"{shlex.join(helper)} >/dev/null 2>&1 & " for helper in background)
-    script = f"ip link set lo up; {helpers}sleep 0.3; exec {shlex.join(command)}"
-    return ["unshare", "-n", "--", "sh", "-c", script]
-
-
 def measure(streams: int, tool: str, launch: Launch, seconds: float) -> Row:
     row = Row(streams, tool)
-    process = subprocess.Popen(
-        _in_namespace(launch.background, launch.command),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=launch.env,
-        cwd=launch.cwd,
-        start_new_session=True,  # its own process group: the helpers go with it at the end
+    process = start_in_namespace(
+        launch.background, launch.command, stdout=subprocess.PIPE, cwd=launch.cwd, env=launch.env
     )
     lines: list[str] = []
     assert process.stderr is not None
@@ -166,28 +135,25 @@ def measure(streams: int, tool: str, launch: Launch, seconds: float) -> Row:
                 return row
             time.sleep(0.1)
         time.sleep(WARMUP_S)
-        first = _sample(process.pid)
+        first = sample(process.pid)
         time.sleep(seconds)
-        last = _sample(process.pid)
-        row.threads, row.rss_mb = _status(process.pid)
+        last = sample(process.pid)
+        row.threads, row.rss_mb = threads_and_rss_mb(process.pid)
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             row.note = "did not stop on SIGINT"
-        _kill_group(process)  # the helpers too, before reading: nothing else may hold the pipe open
+        kill_group(process)  # the helpers too, before reading: nothing else may hold the pipe open
         stdout = process.stdout.read() if process.stdout is not None and not row.note else ""
     except (OSError, ValueError) as error:  # the sender died mid-window
         row.note = f"failed: {error}"
         return row
     finally:
-        _kill_group(process)
-    packets = last.datagrams - first.datagrams
-    row.achieved_pps = packets / (last.at - first.at)
+        kill_group(process)
+    row.achieved_pps, row.cpu_s_per_mpkt = window(first, last)
     if row.achieved_pps < BEHIND * row.offered_pps:
         row.note = f"fell behind: {row.achieved_pps / row.offered_pps:.0%} of offered"
-    if packets:
-        row.cpu_s_per_mpkt = (last.cpu_s - first.cpu_s) / (packets / 1e6)
     try:
         row.within_1ms, row.within_2ms = launch.timing(stdout)
     except (OSError, ValueError, KeyError, IndexError) as error:
@@ -195,12 +161,6 @@ def measure(streams: int, tool: str, launch: Launch, seconds: float) -> Row:
     if not row.note and row.within_2ms is not None and row.within_2ms < MIN_WITHIN_2MS:
         row.note = "kept the rate, not the schedule"
     return row
-
-
-def _kill_group(process: subprocess.Popen[str]) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
 
 
 def _ratio(part: float, whole: float) -> float | None:
@@ -236,11 +196,7 @@ def raw_launch(streams: int, binary: Path, threads: int) -> Launch:
 
 def gossipper_launch(streams: int, tool: str, workdir: Path) -> Launch:
     summary = workdir / f"summary-{tool}-{streams}.json"
-    command = [
-        sys.executable,
-        "-m",
-        "gossipper",
-        "sipp",
+    command = gossipper_command(
         "-rtp_send",
         "-media_scale",
         "-rtp_streams",
@@ -257,7 +213,7 @@ def gossipper_launch(streams: int, tool: str, workdir: Path) -> Launch:
         str(summary),
         "-bg",
         "-nostdin",
-    ]
+    )
     if tool == "native-iouring":
         command.append("-media_iouring")
     env = {key: value for key, value in os.environ.items() if not key.startswith("GOSSIPPER_MEDIA")}
@@ -271,53 +227,6 @@ def gossipper_launch(streams: int, tool: str, workdir: Path) -> Launch:
         return _ratio(media["on_time_1ms"], sent), _ratio(media["on_time_2ms"], sent)
 
     return Launch(command, [SINK], env, lambda lines, _: any("rtp_send:" in line for line in lines), timing)
-
-
-def _write_pcmu_wav(path: Path, seconds: int = 10) -> None:
-    """SIPp's rtp_stream plays a file: a mu-law WAV of silence (format 7, 8 kHz, mono)."""
-    data = b"\xff" * 8000 * seconds
-    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
-    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
-    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
-
-
-SIP_HEADERS = """Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
-To: <sip:[service]@[remote_ip]:[remote_port]>{to_tag}
-Call-ID: [call_id]
-CSeq: {cseq}
-Contact: sip:sipp@[local_ip]:[local_port]
-Max-Forwards: 70"""
-
-SDP = """v=0
-o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
-s=-
-c=IN IP[media_ip_type] [media_ip]
-t=0 0
-m=audio {port} RTP/AVP 0
-a=rtpmap:0 PCMU/8000"""
-
-
-def _uac_xml(hold_ms: int) -> str:
-    def request(method: str, cseq: str, to_tag: str, sdp: bool) -> str:
-        body = SDP.format(port="[media_port]") if sdp else ""
-        content = "Content-Type: application/sdp\nContent-Length: [len]" if sdp else "Content-Length: 0"
-        headers = SIP_HEADERS.format(to_tag=to_tag, cseq=cseq)
-        start_line = f"{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0"
-        return f"<send><![CDATA[\n{start_line}\n{headers}\n{content}\n\n{body}\n]]></send>"
-
-    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="bench rtp_stream uac">
-{request("INVITE", "1 INVITE", "", True)}
-<recv response="100" optional="true"/>
-<recv response="200"/>
-{request("ACK", "1 ACK", "[peer_tag_param]", False)}
-<nop><action><exec rtp_stream="silence.wav,-1,0"/></action></nop>
-<pause milliseconds="{hold_ms}"/>
-{request("BYE", "2 BYE", "[peer_tag_param]", False)}
-<recv response="200"/>
-</scenario>
-"""
 
 
 def _uas_xml() -> str:
@@ -342,9 +251,9 @@ def _uas_xml() -> str:
 
 
 def sipp_launch(streams: int, seconds: float, workdir: Path, sipp: str) -> Launch:
-    _write_pcmu_wav(workdir / "silence.wav")
+    write_pcmu_wav(workdir / "silence.wav")
     hold_ms = int((SIPP_RAMP_S + WARMUP_S + seconds + 30) * 1000)
-    (workdir / "uac.xml").write_text(_uac_xml(hold_ms))
+    (workdir / "uac.xml").write_text(sipp_uac_xml(hold_ms))
     (workdir / "uas.xml").write_text(_uas_xml())
     rate = math.ceil(streams / SIPP_RAMP_S)
     common = ["-i", LOOPBACK, "-mi", LOOPBACK, "-nostdin"]

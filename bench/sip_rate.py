@@ -4,7 +4,7 @@ For each UAC (gossipper, then SIPp's own uac) the rate climbs step by step; a st
 passes when every call succeeds and the achieved rate is within 5% of the target.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
-    .venv/bin/python bench/sip_rate.py [--seconds 5] [--rates 100,200,400,...]
+    .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...]
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-LOOPBACK = "127.0.0.1"
+from bench.common import gossipper_command, last_sipp_stat_row, markdown_header
+from gossipper.cli.ports import LOOPBACK, free_port
+
 DEFAULT_RATES = (100, 200, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000, 4000)
 
 
@@ -34,12 +35,6 @@ class StepResult:
     @property
     def passed(self) -> bool:
         return self.failed == 0 and self.achieved >= 0.95 * self.target
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 def _pinned(cpu: int, command: list[str]) -> list[str]:
@@ -64,16 +59,7 @@ def _uac_command(tool: str, port: int, rate: int, calls: int, workdir: Path) -> 
         str(int(calls / rate * 4 + 60)),
     ]
     if tool == "gossipper":
-        return [
-            sys.executable,
-            "-m",
-            "gossipper",
-            "sipp",
-            *common,
-            "-bg",
-            "-summary_json",
-            str(workdir / "summary.json"),
-        ]
+        return gossipper_command(*common, "-bg", "-summary_json", str(workdir / "summary.json"))
     return ["sipp", *common, "-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"]
 
 
@@ -83,15 +69,13 @@ def _outcome(tool: str, workdir: Path) -> tuple[int, float]:
     if tool == "gossipper":
         summary = json.loads((workdir / "summary.json").read_text())
         return int(summary["failed_calls"]), float(summary["calls_per_second"])
-    rows = (workdir / "uac.csv").read_text().splitlines()
-    header, last = rows[0].split(";"), rows[-1].split(";")
-    final = dict(zip(header, last, strict=False))
+    final = last_sipp_stat_row(workdir / "uac.csv")
     return int(final["FailedCall(C)"]), float(final["CallRate(C)"])
 
 
 def run_step(tool: str, rate: int, seconds: float) -> StepResult:
     calls = int(rate * seconds)
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         uas = subprocess.Popen(
@@ -152,8 +136,7 @@ def main() -> int:
     rates = [int(r) for r in args.rates.split(",")]
     best = {tool: highest_rate(tool, rates, args.seconds)[0] for tool in ("gossipper", "sipp")}
     print()
-    print("| UAC (pinned to 1 core) | highest clean rate (cps) |")
-    print("|---|---|")
+    print(markdown_header("UAC (pinned to 1 core)", "highest clean rate (cps)"))
     for tool, rate in best.items():
         print(f"| {tool} | {rate} |")
     ratio = best["gossipper"] / best["sipp"] if best["sipp"] else 0.0

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 
 from gossipper.cli.dispatch import run
 from gossipper.cli.options import parse_args
+from gossipper.cli.ports import free_port
 from gossipper.cli.validate import validate
 from gossipper.errors import GossipperError
 
@@ -23,12 +24,6 @@ DEMO_RATE = 100
 DEMO_HOLD_MS = 5000
 UAS_MEDIA_BASE = 20000
 UAC_MEDIA_BASE = 30000
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _wait_for_uas(port: int, uas: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
@@ -46,7 +41,7 @@ def _wait_for_uas(port: int, uas: subprocess.Popen[bytes], timeout_s: float = 10
 
 
 def run_demo(extra: Sequence[str]) -> int:
-    port = _free_udp_port()
+    port = free_port()
     uas_command = [
         sys.executable,
         "-m",
@@ -64,7 +59,7 @@ def run_demo(extra: Sequence[str]) -> int:
         "-mp",
         str(UAS_MEDIA_BASE),
         "-cp",
-        str(_free_udp_port()),
+        str(free_port()),
     ]
     uac_words = [
         "-sn",

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import uvloop
 
+from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import BindError
 from gossipper.sip.transport import (
     Address,
@@ -18,7 +19,6 @@ from gossipper.sip.transport import (
     open_tcp_listener,
     open_udp,
 )
-from tests.netutil import LOOPBACK, free_port
 
 Runner = Callable[[Coroutine[Any, Any, None]], None]
 RUNNERS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
@@ -234,9 +234,7 @@ def test_tcp_connect_and_bind_failures(run: Runner) -> None:
             with pytest.raises(BindError, match=f"cannot bind TCP 127.0.0.1:{port}"):
                 await open_tcp_listener(LOOPBACK, port, Inbox(), Malformed())
             with pytest.raises(OSError):
-                await open_tcp_connection(
-                    (LOOPBACK, free_port(socket.SOCK_STREAM)), LOOPBACK, Inbox(), Malformed()
-                )
+                await open_tcp_connection((LOOPBACK, free_port()), LOOPBACK, Inbox(), Malformed())
         finally:
             listener.close()
 

@@ -12,7 +12,7 @@ from typing import Any, cast
 import pytest
 import uvloop
 
-from tests.netutil import LOOPBACK
+from gossipper.cli.ports import LOOPBACK
 
 Runner = Callable[[Coroutine[Any, Any, None]], None]
 RUNNERS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])

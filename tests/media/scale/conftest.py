@@ -1,83 +1,19 @@
-"""Every scale-engine test runs against each backend this machine has, side by side.
-
-"python" always exists; "native-send" and "native-iouring" join when the C core imports
-(and io_uring really runs). Engines are built through the factory, as the product does.
-"""
+"""Every scale-engine test runs against each backend this machine has, side by side: the
+`backend` fixture of tests/media/scale/backends.py (registered in tests/conftest.py).
+Engines are built through the factory, as the product does."""
 
 from __future__ import annotations
 
-import os
 import random
-import socket
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.media.scale.api import ScaleEngine
-from gossipper.media.scale.factory import BACKEND_ENV, IOURING_ENV, create_scale_engine
+from tests.media.scale.backends import Backend
 
-LOOPBACK = "127.0.0.1"
-
-
-@dataclass(frozen=True)
-class Backend:
-    """How to get one backend in-process (prefer) and in a gossipper subprocess (env, flags)."""
-
-    name: str
-    prefer: str
-    env: dict[str, str]
-    flags: tuple[str, ...] = ()
-
-    def make(self) -> ScaleEngine:
-        engine = create_scale_engine(prefer=self.prefer)
-        assert engine.name == self.name, engine.reason
-        return engine
-
-    def subprocess_env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if key not in (BACKEND_ENV, IOURING_ENV)}
-        env.update(self.env)
-        return env
-
-
-PYTHON = Backend("python", "python", {BACKEND_ENV: "python"})
-NATIVE_SEND = Backend("native-send", "send", {BACKEND_ENV: "native"})
-NATIVE_IOURING = Backend("native-iouring", "iouring", {BACKEND_ENV: "native"}, ("-media_iouring",))
-
-
-def _native_skip_reason(backend: Backend) -> str | None:
-    try:
-        import gossipper.media.scale.native_backend  # noqa: F401
-    except ImportError as error:
-        return f"native core not importable ({error})"
-    saved = {key: os.environ.pop(key) for key in (BACKEND_ENV, IOURING_ENV) if key in os.environ}
-    try:
-        engine = create_scale_engine(prefer=backend.prefer)
-        engine.close()
-    finally:
-        os.environ.update(saved)
-    if engine.name != backend.name:
-        return f"{backend.name} unavailable here: {engine.reason}"
-    return None
-
-
-def _backend_params() -> list[object]:
-    params: list[object] = [pytest.param(PYTHON, id="python")]
-    for backend in (NATIVE_SEND, NATIVE_IOURING):
-        reason = _native_skip_reason(backend)
-        marks = [pytest.mark.skip(reason=reason)] if reason else []
-        params.append(pytest.param(backend, id=backend.name, marks=marks))
-    return params
-
-
-BACKENDS = _backend_params()
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Backend:
-    monkeypatch.delenv(BACKEND_ENV, raising=False)
-    monkeypatch.delenv(IOURING_ENV, raising=False)
-    return request.param
+__all__ = ["LOOPBACK", "Backend"]  # test_engine.py imports both from here
 
 
 @pytest.fixture
@@ -91,25 +27,13 @@ def engine(backend: Backend) -> Iterator[ScaleEngine]:
         engine.close()
 
 
-def _udp_port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.bind((LOOPBACK, port))
-        except OSError:
-            return False
-    return True
-
-
-def find_base_port(streams: int, low: int = 20000, high: int = 32000) -> int:
-    """A base B with B, B+2, ... B+2(streams-1) free on loopback, below the ephemeral range."""
+def _base_port(streams: int) -> int:
+    """A base B with B to B + 2 * streams - 1 free on loopback, below the ephemeral range,
+    from a random even start so that back-to-back tests do not reuse the same ports."""
     span = 2 * streams
-    for _ in range(50):
-        base = random.randrange(low, high - span) & ~1
-        if all(_udp_port_free(base + 2 * index) for index in range(streams)):
-            return base
-    raise RuntimeError(f"no free run of {streams} even ports found")
+    return free_ports_below_ephemeral(span, start=random.randrange(20000, 32000 - span) & ~1)
 
 
 @pytest.fixture
 def base_port() -> Callable[[int], int]:
-    return find_base_port
+    return _base_port

@@ -5,26 +5,15 @@ from __future__ import annotations
 
 import socket
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from gossipper.hep.hep3 import HepPacket
 from gossipper.scenario.builtins import dump_builtin
 from gossipper.sip.message import SipMessage
-from tests.netutil import (
-    LOOPBACK,
-    free_port,
-    free_port_below_ephemeral,
-    needs_sipp,
-    read_json,
-    run_gossipper,
-    start_gossipper,
-    start_sipp,
-    stop,
-    wait_bound,
-)
+from tests.e2e.processes import GossipperUas, Server, SippUas, needs_sipp, read_json, run_gossipper
 
 CALLS = 4
 SECONDS = 2
@@ -66,7 +55,7 @@ def _run_uac(tmp_path: Path, port: int, *extra: str) -> dict[str, object]:
         "-r",
         "10",
         "-mp",
-        str(free_port_below_ephemeral(24000, 2 * CALLS)),
+        str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
         "-bg",
         "-summary_json",
         str(summary),
@@ -92,40 +81,31 @@ def _assert_echoed(data: dict[str, object]) -> None:
 
 
 @needs_sipp
-def test_wav_stream_echoed_by_sipp(tmp_path: Path) -> None:
-    port = free_port()
-    sipp = start_sipp(
+def test_wav_stream_echoed_by_sipp(tmp_path: Path, sipp_uas: SippUas) -> None:
+    sipp = sipp_uas(
         "-sn",
         "uas",
         "-i",
         LOOPBACK,
-        "-p",
-        str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port_below_ephemeral(20000, 4)),
+        str(free_ports_below_ephemeral(4)),
         cwd=tmp_path,
     )
-    try:
-        wait_bound(port)
-        data = _run_uac(tmp_path, port)
-    finally:
-        stop(sipp)
+    data = _run_uac(tmp_path, sipp.port)
     _assert_echoed(data)
 
 
-def _gossipper_uas(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.Popen[str], Path]:
+def _echoing_uas(gossipper_uas: GossipperUas, tmp_path: Path, *extra: str) -> tuple[Server, Path]:
     summary = tmp_path / "uas.json"
-    uas = start_gossipper(
+    uas = gossipper_uas(
         "-sn",
         "uas",
         "-i",
         LOOPBACK,
-        "-p",
-        str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port_below_ephemeral(20000, 2 * CALLS)),
+        str(free_ports_below_ephemeral(2 * CALLS)),
         "-m",
         str(CALLS),
         "-bg",
@@ -133,32 +113,23 @@ def _gossipper_uas(tmp_path: Path, port: int, *extra: str) -> tuple[subprocess.P
         str(summary),
         *extra,
     )
-    wait_bound(port)
     return uas, summary
 
 
-def test_wav_stream_echoed_by_gossipper_uas(tmp_path: Path) -> None:
-    port = free_port()
-    uas, uas_summary = _gossipper_uas(tmp_path, port)
-    try:
-        data = _run_uac(tmp_path, port)
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+def test_wav_stream_echoed_by_gossipper_uas(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    uas, uas_summary = _echoing_uas(gossipper_uas, tmp_path)
+    data = _run_uac(tmp_path, uas.port)
+    assert uas.wait(timeout=30) == 0
     _assert_echoed(data)
     uas_media = read_json(uas_summary)["media"]
     assert isinstance(uas_media, dict)
     assert uas_media["receive"]["echoed_packets"] == CALLS * PACKETS
 
 
-def test_srtp_between_two_gossippers(tmp_path: Path) -> None:
-    port = free_port()
-    uas, uas_summary = _gossipper_uas(tmp_path, port, "-media_srtp")
-    try:
-        data = _run_uac(tmp_path, port, "-media_srtp")
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+def test_srtp_between_two_gossippers(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    uas, uas_summary = _echoing_uas(gossipper_uas, tmp_path, "-media_srtp")
+    data = _run_uac(tmp_path, uas.port, "-media_srtp")
+    assert uas.wait(timeout=30) == 0
     _assert_echoed(data)
     for summary in (data, read_json(uas_summary)):
         media = summary["media"]
@@ -166,28 +137,24 @@ def test_srtp_between_two_gossippers(tmp_path: Path) -> None:
         assert media["receive"]["srtp_rejected"] == {}
 
 
-def test_hep_copies_every_sip_message(tmp_path: Path) -> None:
+def test_hep_copies_every_sip_message(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
     collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     collector.bind((LOOPBACK, 0))
     collector.settimeout(2)
-    port = free_port()
-    uas, _ = _gossipper_uas(tmp_path, port)
-    try:
-        trace = tmp_path / "messages.log"
-        data = _run_uac(
-            tmp_path,
-            port,
-            "-hep_addr",
-            f"{LOOPBACK}:{collector.getsockname()[1]}",
-            "-hep_id",
-            "77",
-            "-trace_msg",
-            "-message_file",
-            str(trace),
-        )
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+    uas, _ = _echoing_uas(gossipper_uas, tmp_path)
+    trace = tmp_path / "messages.log"
+    data = _run_uac(
+        tmp_path,
+        uas.port,
+        "-hep_addr",
+        f"{LOOPBACK}:{collector.getsockname()[1]}",
+        "-hep_id",
+        "77",
+        "-trace_msg",
+        "-message_file",
+        str(trace),
+    )
+    assert uas.wait(timeout=30) == 0
     packets = []
     try:
         while True:

@@ -7,7 +7,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.netutil import LOOPBACK, free_port, read_json, run_gossipper, start_gossipper, stop, wait_bound
+from gossipper.cli.ports import LOOPBACK
+from tests.e2e.processes import GossipperUas, read_json, run_gossipper
 
 
 class DropFirstInviteProxy:
@@ -47,12 +48,10 @@ class DropFirstInviteProxy:
         self.sock.close()
 
 
-def test_retransmission_recovers_a_lost_invite(tmp_path: Path) -> None:
-    uas_port = free_port()
-    uas = start_gossipper("-sn", "uas", "-i", LOOPBACK, "-p", str(uas_port), "-m", "1", "-bg")
-    proxy = DropFirstInviteProxy(uas_port)
+def test_retransmission_recovers_a_lost_invite(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-m", "1", "-bg")
+    proxy = DropFirstInviteProxy(uas.port)
     try:
-        wait_bound(uas_port)
         summary = tmp_path / "uac.json"
         result = run_gossipper(
             "-sn",
@@ -69,7 +68,6 @@ def test_retransmission_recovers_a_lost_invite(tmp_path: Path) -> None:
         assert result.returncode == 0, result.stderr
     finally:
         proxy.close()
-        stop(uas)
     assert proxy.dropped == 1
     data = read_json(summary)
     assert data["success_calls"] == 1
@@ -115,17 +113,16 @@ MALFORMED = [
 ]
 
 
-def test_malformed_datagrams_are_counted_and_calls_continue(tmp_path: Path) -> None:
-    port = free_port()
+def test_malformed_datagrams_are_counted_and_calls_continue(
+    tmp_path: Path, gossipper_uas: GossipperUas
+) -> None:
     uas_summary = tmp_path / "uas.json"
     calls = 20
-    uas = start_gossipper(
+    uas = gossipper_uas(
         "-sn",
         "uas",
         "-i",
         LOOPBACK,
-        "-p",
-        str(port),
         "-m",
         str(calls),
         "-bg",
@@ -135,18 +132,12 @@ def test_malformed_datagrams_are_counted_and_calls_continue(tmp_path: Path) -> N
         "-summary_json",
         str(uas_summary),
     )
-    try:
-        wait_bound(port)
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
-            for datagram in MALFORMED:
-                attacker.sendto(datagram, (LOOPBACK, port))
-        result = run_gossipper(
-            "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-m", str(calls), "-r", "20", "-bg"
-        )
-        assert result.returncode == 0, result.stderr
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        for datagram in MALFORMED:
+            attacker.sendto(datagram, (LOOPBACK, uas.port))
+    result = run_gossipper("-sn", "uac", uas.address, "-i", LOOPBACK, "-m", str(calls), "-r", "20", "-bg")
+    assert result.returncode == 0, result.stderr
+    assert uas.wait(timeout=30) == 0
     data = read_json(uas_summary)
     assert data["success_calls"] == calls
     assert data["malformed_messages"] == len(MALFORMED)

@@ -1,4 +1,4 @@
-"""A loopback packet counter for tests: `python -m tests.sniffer OUT.json PORT [PORT...]`.
+"""A loopback packet counter for tests: `python -m tests.e2e.sniffer OUT.json PORT [PORT...]`.
 
 Runs inside a test's network namespace (as root) and sees every UDP datagram on lo,
 so it can tell where each RTP packet came from without taking the port the peer

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.netutil import LOOPBACK, run_gossipper
+from gossipper.cli.ports import LOOPBACK
+from tests.e2e.processes import run_gossipper
 
 BAD_XML = {
     "unknown_element": ("<scenario>\n  <sned/>\n</scenario>", ":2: unknown element <sned>"),

@@ -11,25 +11,23 @@ import json
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.scenario.builtins import dump_builtin
-from tests.netns import in_namespace, needs_netns, network_namespace, udp_counters
-from tests.netutil import (
-    LOOPBACK,
-    SIPP,
-    free_port,
-    free_port_below_ephemeral,
+from tests.e2e.netns import needs_netns, network_namespace, udp_counters
+from tests.e2e.processes import (
+    GossipperUas,
+    Processes,
+    Server,
+    SippUas,
     needs_sipp,
     read_json,
     run_gossipper,
-    start_gossipper,
     stop,
-    wait_bound,
 )
 
 CALLS = 200
@@ -45,98 +43,57 @@ def _wait_ready(process: subprocess.Popen[str]) -> None:
     assert process.stdout.readline().strip() == "ready"
 
 
-def _wait_bound_in(namespace: str, port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listing = subprocess.run(
-            in_namespace(namespace, ["ss", "-Huan", f"sport = :{port}"]), capture_output=True, text=True
-        ).stdout
-        if listing.strip():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing bound port {port} in {namespace}")
-
-
 @needs_sipp
 @needs_netns
-def test_invite_media_scale_against_sipp_uas(tmp_path: Path) -> None:
-    assert SIPP is not None
+def test_invite_media_scale_against_sipp_uas(tmp_path: Path, processes: Processes, sipp_uas: SippUas) -> None:
     with network_namespace("ims") as namespace:
         sniffer_out = tmp_path / "sniffer.json"
-        sniffer = subprocess.Popen(
-            in_namespace(
-                namespace, [sys.executable, "-m", "tests.sniffer", str(sniffer_out), str(PEER_MEDIA_PORT)]
-            ),
-            stdout=subprocess.PIPE,
-            text=True,
+        sniffer = processes.start(
+            [sys.executable, "-m", "tests.e2e.sniffer", str(sniffer_out), str(PEER_MEDIA_PORT)],
+            namespace=namespace,
         )
-        sipp = subprocess.Popen(
-            in_namespace(
-                namespace,
-                [
-                    SIPP,
-                    "-sn",
-                    "uas",
-                    "-i",
-                    LOOPBACK,
-                    "-p",
-                    str(SIP_PORT),
-                    "-mp",
-                    str(PEER_MEDIA_PORT),
-                    "-m",
-                    str(CALLS),
-                    "-nostdin",
-                ],
-            ),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
+        sipp = sipp_uas(
+            "-sn",
+            "uas",
+            "-i",
+            LOOPBACK,
+            "-mp",
+            str(PEER_MEDIA_PORT),
+            "-m",
+            str(CALLS),
+            port=SIP_PORT,
             cwd=tmp_path,
+            namespace=namespace,
         )
         try:
             _wait_ready(sniffer)
-            _wait_bound_in(namespace, SIP_PORT)
             before = udp_counters(namespace)
             summary = tmp_path / "summary.json"
-            result = subprocess.run(
-                in_namespace(
-                    namespace,
-                    [
-                        sys.executable,
-                        "-m",
-                        "gossipper",
-                        "sipp",
-                        "-sn",
-                        "invite_media_scale",
-                        f"{LOOPBACK}:{SIP_PORT}",
-                        "-i",
-                        LOOPBACK,
-                        "-m",
-                        str(CALLS),
-                        "-r",
-                        "100",
-                        "-d",
-                        str(HOLD_MS),
-                        "-mp",
-                        str(OUR_MEDIA_BASE),
-                        "-bg",
-                        "-nostdin",
-                        "-summary_json",
-                        str(summary),
-                    ],
-                ),
-                capture_output=True,
-                text=True,
-                timeout=120,
+            result = run_gossipper(
+                "-sn",
+                "invite_media_scale",
+                sipp.address,
+                "-i",
+                LOOPBACK,
+                "-m",
+                str(CALLS),
+                "-r",
+                "100",
+                "-d",
+                str(HOLD_MS),
+                "-mp",
+                str(OUR_MEDIA_BASE),
+                "-bg",
+                "-summary_json",
+                str(summary),
+                namespace=namespace,
             )
             after = udp_counters(namespace)
             assert result.returncode == 0, result.stderr
             assert sipp.wait(timeout=30) == 0
         finally:
-            for process in (sipp, sniffer):
-                if process.poll() is None:
-                    process.terminate()
-                process.wait(timeout=15)
+            for process in (sipp.process, sniffer):  # the sniffer writes its counts as it stops
+                stop(process, timeout=15)
         seen = json.loads(sniffer_out.read_text())
     data = read_json(summary)
     assert data["success_calls"] == CALLS and data["failed_calls"] == 0
@@ -210,17 +167,21 @@ SEND_BYE_AFTER_1S = """<pause milliseconds="1000"/>
 
 
 def _uas(
-    tmp_path: Path, port: int, calls: int, connection: str, media: str, tail: str, *extra: str
-) -> subprocess.Popen[str]:
+    gossipper_uas: GossipperUas,
+    tmp_path: Path,
+    calls: int,
+    connection: str,
+    media: str,
+    tail: str,
+    *extra: str,
+) -> Server:
     scenario = tmp_path / "uas.xml"
     scenario.write_text(UAS_TEMPLATE.format(connection=connection, media=media, tail=tail))
-    process = start_gossipper(
+    return gossipper_uas(
         "-sf",
         str(scenario),
         "-i",
         LOOPBACK,
-        "-p",
-        str(port),
         "-m",
         str(calls),
         "-bg",
@@ -228,17 +189,15 @@ def _uas(
         str(tmp_path / "uas.json"),
         *extra,
     )
-    wait_bound(port)
-    return process
 
 
-def _uac(tmp_path: Path, port: int, calls: int, *extra: str) -> tuple[int, dict[str, object], str]:
+def _uac(tmp_path: Path, uas: Server, calls: int, *extra: str) -> tuple[int, dict[str, object], str]:
     summary = tmp_path / "uac.json"
     errors = tmp_path / "errors.log"
     result = run_gossipper(
         "-sn",
         "invite_media_scale",
-        f"{LOOPBACK}:{port}",
+        uas.address,
         "-i",
         LOOPBACK,
         "-m",
@@ -246,7 +205,7 @@ def _uac(tmp_path: Path, port: int, calls: int, *extra: str) -> tuple[int, dict[
         "-r",
         "50",
         "-mp",
-        str(free_port_below_ephemeral(24000, 2 * calls)),
+        str(free_ports_below_ephemeral(2 * calls, start=24000)),
         "-bg",
         "-summary_json",
         str(summary),
@@ -272,28 +231,22 @@ def _media(data: dict[str, object]) -> dict[str, object]:
     return media
 
 
-def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path) -> None:
-    port, calls = free_port(), 20
-    uas = start_gossipper(
+def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    calls = 20
+    uas = gossipper_uas(
         "-sn",
         "uas",
         "-i",
         LOOPBACK,
-        "-p",
-        str(port),
         "-rtp_echo",
         "-mp",
-        str(free_port_below_ephemeral(20000, 2 * calls)),
+        str(free_ports_below_ephemeral(2 * calls)),
         "-m",
         str(calls),
         "-bg",
     )
-    try:
-        wait_bound(port)
-        code, data, _ = _uac(tmp_path, port, calls, "-d", "2000")
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+    code, data, _ = _uac(tmp_path, uas, calls, "-d", "2000")
+    assert uas.wait(timeout=30) == 0
     assert code == 0 and data["success_calls"] == calls
     media = _media(data)
     sent, received = int(media["rtp_packets_sent"]), int(media["rtp_packets_received"])  # type: ignore[call-overload]
@@ -301,14 +254,14 @@ def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path) -> None:
     assert sent * 0.99 <= received <= sent  # the last packets may still be on their way back at stop
 
 
-def test_bye_from_far_end_stops_the_stream_at_once(tmp_path: Path, sink: int) -> None:
-    port = free_port()
-    uas = _uas(tmp_path, port, 1, f"c=IN IP4 {LOOPBACK}", f"m=audio {sink} RTP/AVP 0", SEND_BYE_AFTER_1S)
-    try:
-        code, data, errors = _uac(tmp_path, port, 1, "-d", "10000")
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+def test_bye_from_far_end_stops_the_stream_at_once(
+    tmp_path: Path, sink: int, gossipper_uas: GossipperUas
+) -> None:
+    uas = _uas(
+        gossipper_uas, tmp_path, 1, f"c=IN IP4 {LOOPBACK}", f"m=audio {sink} RTP/AVP 0", SEND_BYE_AFTER_1S
+    )
+    code, data, errors = _uac(tmp_path, uas, 1, "-d", "10000")
+    assert uas.wait(timeout=30) == 0
     assert code == 1 and data["failed_calls"] == 1  # an unexpected BYE ends the call, as in SIPp
     media = _media(data)
     sent = int(media["rtp_packets_sent"])  # type: ignore[call-overload]
@@ -317,9 +270,10 @@ def test_bye_from_far_end_stops_the_stream_at_once(tmp_path: Path, sink: int) ->
     assert "unexpected BYE" in errors
 
 
-def test_pause_and_resume_in_a_custom_scenario(tmp_path: Path, sink: int) -> None:
-    port = free_port()
-    uas = _uas(tmp_path, port, 1, f"c=IN IP4 {LOOPBACK}", f"m=audio {sink} RTP/AVP 0", WAIT_FOR_BYE)
+def test_pause_and_resume_in_a_custom_scenario(
+    tmp_path: Path, sink: int, gossipper_uas: GossipperUas
+) -> None:
+    uas = _uas(gossipper_uas, tmp_path, 1, f"c=IN IP4 {LOOPBACK}", f"m=audio {sink} RTP/AVP 0", WAIT_FOR_BYE)
     text = dump_builtin("invite_media_scale").replace(
         "<pause/>",
         """<pause milliseconds="1000"/>
@@ -330,27 +284,24 @@ def test_pause_and_resume_in_a_custom_scenario(tmp_path: Path, sink: int) -> Non
     )
     scenario = tmp_path / "pause_resume.xml"
     scenario.write_text(text)
-    try:
-        summary = tmp_path / "uac.json"
-        result = run_gossipper(
-            "-sf",
-            str(scenario),
-            "-media_scale",
-            f"{LOOPBACK}:{port}",
-            "-i",
-            LOOPBACK,
-            "-m",
-            "1",
-            "-mp",
-            str(free_port_below_ephemeral(20000, 2)),
-            "-bg",
-            "-summary_json",
-            str(summary),
-        )
-        assert result.returncode == 0, result.stderr
-        assert uas.wait(timeout=30) == 0
-    finally:
-        stop(uas)
+    summary = tmp_path / "uac.json"
+    result = run_gossipper(
+        "-sf",
+        str(scenario),
+        "-media_scale",
+        uas.address,
+        "-i",
+        LOOPBACK,
+        "-m",
+        "1",
+        "-mp",
+        str(free_ports_below_ephemeral(2)),
+        "-bg",
+        "-summary_json",
+        str(summary),
+    )
+    assert result.returncode == 0, result.stderr
+    assert uas.wait(timeout=30) == 0
     sent = int(_media(read_json(summary))["rtp_packets_sent"])  # type: ignore[call-overload]
     assert 90 <= sent <= 110, sent  # two of the three seconds
 
@@ -362,17 +313,15 @@ BAD_SDP = [
 ]
 
 
-def test_bad_sdp_fails_only_that_call(tmp_path: Path, sink: int) -> None:
-    port = free_port()
+def test_bad_sdp_fails_only_that_call(tmp_path: Path, sink: int, gossipper_uas: GossipperUas) -> None:
     injection = tmp_path / "sdp.csv"
     good = (f"c=IN IP4 {LOOPBACK}", f"m=audio {sink} RTP/AVP 0")
     rows = [good, *((c, m) for c, m, _ in BAD_SDP), good]
     injection.write_text("SEQUENTIAL\n" + "".join(f"{c};{m};\n" for c, m in rows))
-    uas = _uas(tmp_path, port, len(rows), "[field0]", "[field1]", WAIT_FOR_BYE, "-inf", str(injection))
-    try:
-        code, data, errors = _uac(tmp_path, port, len(rows), "-d", "500", "-l", "1")
-    finally:
-        stop(uas)
+    uas = _uas(
+        gossipper_uas, tmp_path, len(rows), "[field0]", "[field1]", WAIT_FOR_BYE, "-inf", str(injection)
+    )
+    code, data, errors = _uac(tmp_path, uas, len(rows), "-d", "500", "-l", "1")
     assert code == 1
     assert (data["success_calls"], data["failed_calls"]) == (2, 3)
     assert data["failure_classes"]["parse_error"] == 3  # type: ignore[index]

@@ -1,0 +1,171 @@
+"""What the benchmarks share: how they start gossipper and SIPp, what they read from /proc,
+SIPp's own UAC with rtp_stream, and how they print a table.
+
+Benchmarks run as modules from the repository root (`python -m bench.rtp_scale`), so that
+they import this one as bench.common; free loopback ports come from gossipper.cli.ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import shlex
+import signal
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def gossipper_command(*args: str) -> list[str]:
+    """`gossipper sipp *args` with the interpreter running the bench."""
+    return [sys.executable, "-m", "gossipper", "sipp", *args]
+
+
+# --- a sender alone in a network namespace, measured from /proc ---------------------------
+
+
+def in_namespace(background: list[list[str]], command: list[str]) -> list[str]:
+    """sh in a fresh network namespace: loopback up, helpers started, then exec the sender."""
+    helpers = "".join(f"{shlex.join(helper)} >/dev/null 2>&1 & " for helper in background)
+    script = f"ip link set lo up; {helpers}sleep 0.3; exec {shlex.join(command)}"
+    return ["unshare", "-n", "--", "sh", "-c", script]
+
+
+def start_in_namespace(
+    background: list[list[str]],
+    command: list[str],
+    *,
+    stdout: int,
+    cwd: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """The command (and its background helpers) alone in a fresh network namespace, so that
+    /proc/PID/net/snmp counts only its datagrams; stderr piped. It runs in a process group of
+    its own: kill_group ends the helpers with it."""
+    return subprocess.Popen(
+        in_namespace(background, command),
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+        start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen[str]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@dataclass
+class Sample:
+    """One reading of a process: when, its CPU seconds (user + system), UDP datagrams sent
+    in its network namespace."""
+
+    at: float
+    cpu_s: float
+    datagrams: int
+
+
+def sample(pid: int) -> Sample:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    rows = [
+        line.split()
+        for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
+        if line.startswith("Udp:")
+    ]
+    return Sample(time.monotonic(), cpu, int(rows[1][rows[0].index("OutDatagrams")]))
+
+
+def window(first: Sample, last: Sample) -> tuple[float, float | None]:
+    """Between two samples: datagrams per second, and CPU seconds per million datagrams
+    (None when nothing was sent)."""
+    datagrams = last.datagrams - first.datagrams
+    per_second = datagrams / (last.at - first.at)
+    cpu_per_million = (last.cpu_s - first.cpu_s) / (datagrams / 1e6) if datagrams else None
+    return per_second, cpu_per_million
+
+
+def threads_and_rss_mb(pid: int) -> tuple[int, float]:
+    values = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(values["Threads"]), int(values["VmRSS"].split()[0]) / 1024
+
+
+# --- SIPp ---------------------------------------------------------------------------------
+
+
+def last_sipp_stat_row(path: Path) -> dict[str, str]:
+    """The final row of a SIPp -trace_stat CSV (';' separated, header first)."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    return dict(zip(rows[0], rows[-1], strict=False))
+
+
+def write_pcmu_wav(path: Path, seconds: int = 10) -> None:
+    """SIPp's rtp_stream plays a file: a mu-law WAV of silence (format 7, 8 kHz, mono)."""
+    data = b"\xff" * 8000 * seconds
+    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)
+    chunks = b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    path.write_bytes(b"RIFF" + struct.pack("<I", 4 + len(chunks)) + b"WAVE" + chunks)
+
+
+SIP_HEADERS = """Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+To: <sip:[service]@[remote_ip]:[remote_port]>{to_tag}
+Call-ID: [call_id]
+CSeq: {cseq}
+Contact: sip:sipp@[local_ip]:[local_port]
+Max-Forwards: 70"""
+
+SDP = """v=0
+o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio {port} RTP/AVP 0
+a=rtpmap:0 PCMU/8000"""
+
+
+def sipp_uac_xml(hold_ms: int) -> str:
+    """SIPp's UAC with media: INVITE, ACK, silence.wav played by rtp_stream for hold_ms, BYE."""
+
+    def request(method: str, cseq: str, to_tag: str, sdp: bool) -> str:
+        body = SDP.format(port="[media_port]") if sdp else ""
+        content = "Content-Type: application/sdp\nContent-Length: [len]" if sdp else "Content-Length: 0"
+        headers = SIP_HEADERS.format(to_tag=to_tag, cseq=cseq)
+        start_line = f"{method} sip:[service]@[remote_ip]:[remote_port] SIP/2.0"
+        return f"<send><![CDATA[\n{start_line}\n{headers}\n{content}\n\n{body}\n]]></send>"
+
+    return f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="bench rtp_stream uac">
+{request("INVITE", "1 INVITE", "", True)}
+<recv response="100" optional="true"/>
+<recv response="200"/>
+{request("ACK", "1 ACK", "[peer_tag_param]", False)}
+<nop><action><exec rtp_stream="silence.wav,-1,0"/></action></nop>
+<pause milliseconds="{hold_ms}"/>
+{request("BYE", "2 BYE", "[peer_tag_param]", False)}
+<recv response="200"/>
+</scenario>
+"""
+
+
+# --- output -------------------------------------------------------------------------------
+
+
+def markdown_header(*titles: str) -> str:
+    """A Markdown table's header and rule lines."""
+    return f"| {' | '.join(titles)} |\n|{'---|' * len(titles)}"

@@ -1,0 +1,119 @@
+"""The built-ins that exercise scenario features, run against each other on loopback:
+regexp (ereg, variables), branchc/branchs (labels, next/test, optional branches) and the
+four 3PCC roles (sendCmd/recvCmd over the twin socket)."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.e2e.processes import GossipperUac, GossipperUas, Server, read_json, run_gossipper
+
+COMMON = ("-i", LOOPBACK, "-bg")
+
+
+def _server(gossipper_uas: GossipperUas, name: str, calls: int, summary: Path, *extra: str) -> Server:
+    return gossipper_uas("-sn", name, "-m", str(calls), *COMMON, "-summary_json", str(summary), *extra)
+
+
+def _assert_all_succeeded(summary: Path, calls: int) -> dict[str, object]:
+    data = read_json(summary)
+    assert (data["total_calls"], data["success_calls"], data["failed_calls"]) == (calls, calls, 0), summary
+    return data
+
+
+def test_regexp_client_against_uas(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    calls = 10
+    uas = _server(gossipper_uas, "uas", calls, tmp_path / "uas.json")
+    result = run_gossipper(
+        "-sn",
+        "regexp",
+        uas.address,
+        "-m",
+        str(calls),
+        "-r",
+        "20",
+        *COMMON,
+        "-summary_json",
+        str(tmp_path / "regexp.json"),
+        "-trace_logs",
+        "-log_file",
+        str(tmp_path / "log"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert uas.wait(timeout=30) == 0
+    data = _assert_all_succeeded(tmp_path / "regexp.json", calls)
+    assert set(data["rtd"]) == {"invite", "bye"}  # type: ignore[arg-type]
+    log = (tmp_path / "log").read_text()
+    assert log.count("200 OK with To tag ") == calls and "branch z9hG4bK" in log
+
+
+def test_branch_client_follows_the_servers_branches(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    calls = 20
+    server = _server(gossipper_uas, "branchs", calls, tmp_path / "branchs.json")
+    result = run_gossipper(
+        "-sn",
+        "branchc",
+        server.address,
+        "-m",
+        str(calls),
+        "-r",
+        "20",
+        *COMMON,
+        "-summary_json",
+        str(tmp_path / "branchc.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.wait(timeout=30) == 0
+    client = _assert_all_succeeded(tmp_path / "branchc.json", calls)
+    _assert_all_succeeded(tmp_path / "branchs.json", calls)
+    # Calls 10 and 20 are rejected (user ends in 0) and skip the 2 s hold.
+    call_length = client["call_length"]
+    assert isinstance(call_length, dict)
+    assert call_length["min_ms"] < 500 <= 1500 < call_length["max_ms"]
+
+
+def test_third_party_call_control(
+    tmp_path: Path, gossipper_uas: GossipperUas, gossipper_uac: GossipperUac
+) -> None:
+    calls = 5
+    port_cb, twin = free_port(), free_port()
+    twin_address = f"{LOOPBACK}:{twin}"
+    a = _server(gossipper_uas, "3pcc-A", calls, tmp_path / "a.json")
+    b = _server(gossipper_uas, "3pcc-B", calls, tmp_path / "b.json")
+    controller_b = gossipper_uac(
+        "-sn",
+        "3pcc-C-B",
+        b.address,
+        "-3pcc",
+        twin_address,
+        "-p",
+        str(port_cb),
+        "-m",
+        str(calls),
+        *COMMON,
+        "-summary_json",
+        str(tmp_path / "cb.json"),
+        bound=twin,
+        kind=socket.SOCK_STREAM,
+    )
+    result = run_gossipper(
+        "-sn",
+        "3pcc-C-A",
+        a.address,
+        "-3pcc",
+        twin_address,
+        "-m",
+        str(calls),
+        "-r",
+        "5",
+        *COMMON,
+        "-summary_json",
+        str(tmp_path / "ca.json"),
+    )
+    assert result.returncode == 0, result.stderr
+    for process in (controller_b, a, b):
+        assert process.wait(timeout=30) == 0
+    for name in ("a", "b", "cb", "ca"):
+        _assert_all_succeeded(tmp_path / f"{name}.json", calls)

@@ -1,0 +1,67 @@
+"""Run control as SIPp users drive it: the UDP control socket and signals."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.e2e.processes import GossipperUac, GossipperUas, read_json
+
+
+def _uac(
+    tmp_path: Path,
+    gossipper_uas: GossipperUas,
+    gossipper_uac: GossipperUac,
+    *uac_extra: str,
+    bound: int | None = None,
+) -> tuple[subprocess.Popen[str], Path]:
+    """A UAC calling a gossipper UAS at 5 cps, in the background; where its summary goes."""
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-bg")
+    summary = tmp_path / "uac.json"
+    uac = gossipper_uac(
+        "-sn",
+        "uac",
+        uas.address,
+        "-i",
+        LOOPBACK,
+        "-r",
+        "5",
+        "-bg",
+        "-summary_json",
+        str(summary),
+        *uac_extra,
+        bound=bound,
+    )
+    return uac, summary
+
+
+def test_control_socket_changes_rate_and_quits(
+    tmp_path: Path, gossipper_uas: GossipperUas, gossipper_uac: GossipperUac
+) -> None:
+    control_port = free_port()
+    uac, summary = _uac(tmp_path, gossipper_uas, gossipper_uac, "-cp", str(control_port), bound=control_port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        time.sleep(1)
+        control.sendto(b"cset rate 100", (LOOPBACK, control_port))
+        time.sleep(2)
+        control.sendto(b"q", (LOOPBACK, control_port))
+    assert uac.wait(timeout=20) == 0
+    data = read_json(summary)
+    assert data["failed_calls"] == 0
+    assert int(data["total_calls"]) >= 100  # 5 cps alone makes about 15
+
+
+def test_sigusr1_ends_gracefully(
+    tmp_path: Path, gossipper_uas: GossipperUas, gossipper_uac: GossipperUac
+) -> None:
+    uac, summary = _uac(tmp_path, gossipper_uas, gossipper_uac)
+    time.sleep(1.5)
+    uac.send_signal(signal.SIGUSR1)
+    assert uac.wait(timeout=20) == 0
+    data = read_json(summary)
+    assert data["failed_calls"] == 0 and int(data["total_calls"]) >= 1
+    assert data["active_calls"] == 0
