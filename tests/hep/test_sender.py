@@ -13,12 +13,12 @@ import pytest
 from gossipper.cli.compile import run_settings
 from gossipper.cli.config import Config
 from gossipper.cli.errors import describe
+from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import InvalidValue
 from gossipper.hep.hep3 import IP_PROTO_TCP, IP_PROTO_UDP, PROTO_QOS_JSON, PROTO_SIP, HepPacket
 from gossipper.hep.sender import HepSender
 from gossipper.media.classic.manager import ClassicMedia
 from tests.media.classic.helpers import RUNNERS, Runner, open_peer, rtp_packet, sdp, until
-from tests.netutil import LOOPBACK, free_port
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pytest
 
 from gossipper.cli.compile import run_settings
 from gossipper.cli.config import Config
+from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import FileProblem
 from gossipper.media.classic.manager import ClassicMedia
 from gossipper.media.classic.rtcp import (
@@ -42,7 +43,6 @@ from tests.media.classic.helpers import (
     write_pcap,
     write_wav,
 )
-from tests.netutil import LOOPBACK, free_port
 
 
 def manager(interval_s: float = 0.2, **config: Any) -> ClassicMedia:
