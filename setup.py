@@ -26,7 +26,10 @@ setup(
     ext_modules=[
         Extension(
             "gossipper.media.scale._scalecore",
-            sources=["gossipper/media/scale/_scalecore.c"],
+            # the binding, then the engine it drives (plain C, no Python.h)
+            sources=["gossipper/media/scale/_scalecore.c", "gossipper/media/scale/scalecore.c"],
+            include_dirs=["gossipper/media/scale"],
+            depends=["gossipper/media/scale/scalecore.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
         )
     ],

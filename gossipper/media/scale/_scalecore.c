@@ -1,1478 +1,52 @@
-/* _scalecore: the native sender of the scale RTP engine.
+/* _scalecore: the CPython binding of the native scale engine (scalecore.h).
  *
- * Why native: half a million packets per second is far beyond what the
- * interpreter can schedule, so a few worker threads (never one per stream) each
- * own a timing wheel of streams with one list per 1 ms tick of their next send
- * time.  A worker sleeps until the next tick that has streams, then sends every
- * packet of the tick, each at most half a tick early or late: one send() per
- * packet in mode "send", or one io_uring_enter() per SUBMIT_CHUNK packets in
- * mode "iouring" (sockets registered as fixed files).  Streams go to the first
- * worker with room in their tick (TICK_BUDGET_NS of sending) rather than evenly,
- * so that a light load wakes one thread, not all of them, and a heavy one does
- * not crowd a tick on one worker.  Python never runs in the workers; callers
- * reach a worker only through its mutex, so add/pause/resume/remove work from
- * any thread while the senders keep going.
- *
- * Ownership: a stream in the wheel or in flight belongs to its worker's
- * scheduler (F_SCHEDULED).  remove() waits only for the one packet that may be
- * in flight, so once it returns the worker never touches the socket again.
- *
- * Receiving: the far end (an SBC, or a UAS echoing RTP) sends back to each
- * stream's bound port.  Before it goes to sleep, a worker looks at a share of its
- * streams' sockets with one poll() that does not wait, so that every socket is
- * looked at once per RX_SWEEP_NS, and counts the datagrams of the readable ones
- * (no payload copied) until each is empty; remove() counts what is left.  Not
- * epoll: a socket in an epoll set carries a wait-queue entry, and every packet it
- * sends then pays for a wake-up callback when the kernel frees the packet.
+ * All the engine's work is in scalecore.c; this file parses arguments, drops the
+ * GIL around every engine call that may wait for a worker's lock, and turns the
+ * engine's structs and errors into the objects and exceptions that
+ * native_backend.py reads (typed in _scalecore.pyi).  It also exposes the
+ * constants the engine shares with api.py, so that a test can check they agree.
  */
-#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
 
 #include <errno.h>
-#include <linux/close_range.h>
-#include <linux/io_uring.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
-#include <signal.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/uio.h>
-#include <time.h>
-#include <unistd.h>
 
-#define RTP_HEADER_BYTES 12
-#define RTP_VERSION_BYTE 0x80 /* V=2, no padding, no extension, no CSRC */
-#define MARKER_BIT 0x80
-#define MAX_PAYLOAD_BYTES (65507 - RTP_HEADER_BYTES) /* largest UDP payload over IPv4 */
-#define INLINE_PAYLOAD_BYTES 500 /* payloads up to this size go out from one buffer with send() */
-#define BATCH_MAX 256u           /* sends per batch; also the io_uring SQ size */
-#define SUBMIT_CHUNK 64u         /* sends per io_uring_enter() */
-#define GRAIN_NS 1000000LL       /* one tick of the wheel: the 1 ms scheduler resolution */
-#define HALF_GRAIN_NS (GRAIN_NS / 2)
-#define RUN_AHEAD_NS 400000      /* a busy worker takes the next tick this long before it begins */
-#define WHEEL_SLOTS 4096u        /* ticks in one turn of the wheel (4.096 s) */
-#define WHEEL_WORDS (WHEEL_SLOTS / 64)
-#define FAR_TICKS (1 << 30)      /* a key further ahead waits this long, then is looked at again */
-#define TICK_BUDGET_NS 800000    /* a worker takes streams into a tick while their sends fit in this; */
-                                 /* at real-time priority 80% of a tick keeps its schedule, and a */
-                                 /* fuller worker spares its sibling a wake-up for a few packets */
-#define FLOOR_COST_NS 4000       /* what a packet costs a busy worker, at least: 200 streams a tick */
-#define COST_SAMPLE_PACKETS 8192 /* packets per new measure of that cost */
-#define RX_SWEEP_NS 500000000LL  /* each socket is polled for returning RTP once per this period */
-#define IDLE_SWEEP_NS (RX_SWEEP_NS / 8) /* a worker with streams but nothing to send wakes this often */
-#define POLL_FDS 256             /* sockets per poll() of the sweep */
-#define RECV_BATCH 64            /* datagrams per recvmmsg() */
-#define SWEEP_MARGIN_NS 100000   /* a sweep stops this long before the worker's next tick */
-#define INFLIGHT_POLL_NS 1000000 /* wait cap while io_uring sends are still outstanding */
-#define TIMER_SLACK_NS 10000
-#define NS_PER_MS 1000000LL
-#define CHUNK_BITS 10
-#define CHUNK_SLOTS (1u << CHUNK_BITS)
-#define MAX_SLOTS (1u << 24) /* slots per worker: 24 bits of the handle */
-#define MAX_WORKERS 255      /* 8 bits of the handle */
-#define ERRNO_SLOTS 256
-#define UNLIMITED UINT64_MAX
-#define NO_SLOT UINT32_MAX
-#define FIXED_FILES_MAX 65536u /* io_uring fixed-file table per worker, at most RLIMIT_NOFILE */
-#define CLOSE_QUEUE 256u       /* removed streams' duplicates waiting for their worker to close them */
-#define CLOSE_SPIN_NS 50000    /* remove() spins this long for the close before it sleeps */
-
-enum stream_flag {
-    F_LIVE = 1 << 0,
-    F_SCHEDULED = 1 << 1, /* in the wheel or in flight: the worker will look at it again */
-    F_INFLIGHT = 1 << 2,  /* a packet of it is being sent; its socket is in use */
-    F_PAUSED = 1 << 3,
-    F_MARKER = 1 << 4, /* the next packet carries the marker bit */
-    F_REMOVED = 1 << 5,
-    F_CLAIMED = 1 << 6, /* remove() has read the counts: the slot may be reused */
-    F_FINISHED = 1 << 7,
-    F_FIXED = 1 << 8, /* its socket is in the ring's table of fixed files */
-    F_OWN_FD = 1 << 9, /* fd is the worker's own duplicate of the socket (-1 if that failed) */
-};
-
-/* One stream, one cache line.  seq_next/ts_next/next_due_ns describe the next
- * packet; the tick it waits for in the wheel may be later (see complete_op()). */
-struct stream {
-    int64_t next_due_ns;
-    uint64_t packets;
-    uint64_t remaining; /* packets still to attempt, UNLIMITED without a limit */
-    uint32_t interval_ns;
-    uint32_t ts_step;
-    uint32_t ts_next;
-    uint32_t ssrc;
-    int32_t fd;
-    uint32_t wheel_next; /* the next stream in the same wheel list */
-    uint32_t tick;       /* the tick it waits for in the wheel, modulo 2^32 */
-    uint16_t seq_next;
-    uint16_t payload_len;
-    uint8_t pt;
-    uint8_t silence;
-    uint16_t flags;
-};
-_Static_assert(sizeof(struct stream) == 64, "a stream record should stay one cache line");
-
-/* A stream's send errors and what came back to its socket.  Kept beside the
- * record rather than in it: a successful send never touches them and the
- * record stays one line. */
-struct side_counts {
-    uint64_t send_errors;
-    uint64_t received_packets;
-    uint64_t received_octets; /* RTP payload octets: datagram length minus the fixed header */
-    int32_t caller_fd;        /* the descriptor add() was given, in the caller's table */
-};
-
-/* Records live in chunks that never move, so a worker may keep pointers to
- * them while it sends without the lock and while add() grows the table. */
-struct chunk {
-    struct stream rec[CHUNK_SLOTS];
-    struct side_counts side[CHUNK_SLOTS];
-    uint32_t gen[CHUNK_SLOTS]; /* bumped on reuse so stale handles are refused */
-};
-
-/* One packet being sent; its buffers stay valid until the send completes, which
- * io_uring needs.  A payload that fits follows the header in pkt, so the packet
- * is one buffer for send() (cheaper in the kernel than sendmsg()'s msghdr and
- * iovec); pkt keeps its payload bytes between uses, rewritten only when the
- * next stream's silence byte or length differ.  A longer payload goes by
- * sendmsg() as the header plus the shared silence buffer. */
-struct op {
-    uint8_t pkt[RTP_HEADER_BYTES + INLINE_PAYLOAD_BYTES];
-    uint16_t len;    /* bytes of pkt to send; 0: send msg */
-    uint16_t filled; /* payload bytes of pkt that hold fill_byte */
-    uint8_t fill_byte;
-    uint8_t fixed; /* io_uring: fd is an index in the table of fixed files */
-    uint32_t slot; /* NO_SLOT when the op is free */
-    int32_t fd;
-    int32_t res; /* bytes sent or -errno */
-    int64_t due_ns;
-    int64_t sent_ns;
-    struct msghdr msg;
-    struct iovec iov[2];
-};
-
-struct counters {
-    uint64_t packets;
-    uint64_t octets;
-    uint64_t late;
-    uint64_t on_time_1ms;
-    uint64_t on_time_2ms;
-    uint64_t skipped;
-    uint64_t finished;
-    int64_t max_late_ns;
-    uint64_t received_packets;
-    uint64_t received_octets;
-    uint64_t received_malformed; /* datagrams shorter than a header or not RTP version 2 */
-    uint64_t errors[ERRNO_SLOTS];
-};
-
-struct ring {
-    int fd; /* -1: mode "send" */
-    unsigned *sq_tail, *sq_mask, *sq_array;
-    unsigned *cq_head, *cq_tail, *cq_mask;
-    struct io_uring_sqe *sqes;
-    struct io_uring_cqe *cqes;
-    void *sq_map, *cq_map, *sqe_map;
-    size_t sq_map_len, cq_map_len, sqe_map_len;
-    unsigned pending; /* SQEs queued that the kernel has not taken yet */
-    unsigned files;   /* size of the table of fixed files, indexed by descriptor; 0: none */
-};
-
-struct worker {
-    pthread_mutex_t lock;
-    pthread_cond_t wake; /* the worker sleeps on it (CLOCK_MONOTONIC) */
-    pthread_cond_t done; /* remove() waits on it for an in-flight packet */
-    pthread_t thread;
-    int running;
-    int stop;
-    uint32_t index;
-    struct chunk **chunks;
-    uint32_t nchunks;
-    uint32_t used; /* slots ever handed out */
-    uint32_t *free_slots;
-    uint32_t nfree;
-    uint32_t wheel[WHEEL_SLOTS];      /* each tick's list of streams; NO_SLOT: empty */
-    uint32_t wheel_tail[WHEEL_SLOTS]; /* its last stream: lists keep the order streams came in */
-    uint32_t wheel_len[WHEEL_SLOTS];  /* streams in each list, read without the lock by pick_worker() */
-    uint64_t wheel_busy[WHEEL_WORDS]; /* one bit per non-empty list */
-    int64_t tick;                     /* the next tick to send: earlier ones are done */
-    int64_t phase_ns;                 /* this worker's ticks begin this long after the millisecond */
-    uint32_t waiting;                 /* streams in the wheel */
-    int64_t cost_ns;                  /* time spent sending and sweeping since the last measure */
-    int64_t setup_ns;                 /* of which duplicating new streams' sockets, a one-off */
-    uint64_t cost_packets;            /* packets sent meanwhile */
-    uint32_t packet_cost_ns;          /* the last measure per packet, read like wheel_len */
-    uint32_t active;                  /* streams added and not removed */
-    int64_t sleep_until;              /* INT64_MIN while awake */
-    uint32_t sweep_next;              /* the next slot the receive sweep looks at */
-    int64_t sweep_started;            /* when the current sweep began at slot 0 */
-    int pidfd;          /* the process, to duplicate sockets from; -1: the worker shares its table */
-    int own_files;      /* the worker has a descriptor table of its own (set as it starts) */
-    int started;        /* own_files is settled */
-    int closing[CLOSE_QUEUE]; /* duplicates of removed streams' sockets for the worker to close */
-    uint32_t nclosing;        /* also read without the lock, between packets */
-    uint64_t closes_asked, closes_done; /* remove() waits until done reaches its number */
-    uint8_t *const *silence;
-    struct op ops[BATCH_MAX];
-    uint32_t free_ops[BATCH_MAX];
-    uint32_t nfree_ops;
-    uint32_t batch[BATCH_MAX];
-    struct ring ring;
-    struct counters c;
-};
-
-enum core_state { CORE_NEW, CORE_RUNNING, CORE_STOPPING, CORE_STOPPED };
+#include "scalecore.h"
 
 typedef struct {
     PyObject_HEAD
-    struct worker *workers;
-    uint32_t nworkers;
-    int state; /* read and written with the GIL held */
+    struct sc_engine *engine;
     PyObject *mode;
     PyObject *mode_reason;
-    int rt_priority;     /* SCHED_RR priority the workers run at; 0: normal scheduling */
-    int private_tables;  /* workers that send through a descriptor table of their own */
-    PyObject *rt_error;  /* why a requested priority was refused (errno name), else None */
-    uint8_t *silence[256]; /* a payload longer than INLINE_PAYLOAD_BYTES per silence byte, on first use */
+    int rt_priority;    /* SCHED_RR priority the workers run at; 0: normal scheduling */
+    int private_tables; /* workers that send through a descriptor table of their own */
+    PyObject *rt_error; /* why a requested priority was refused (errno name), else None */
 } CoreObject;
 
-/* ---- small helpers ------------------------------------------------------ */
+/* ---- errors ------------------------------------------------------------- */
 
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static struct timespec to_timespec(int64_t ns) {
-    struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
-    return ts;
-}
-
-static const char *errno_name(int err) {
-    const char *name = strerrorname_np(err);
-    return name ? name : "unknown errno";
-}
-
-static inline struct stream *rec(struct worker *w, uint32_t slot) {
-    return &w->chunks[slot >> CHUNK_BITS]->rec[slot & (CHUNK_SLOTS - 1)];
-}
-
-static inline struct side_counts *side_of(struct worker *w, uint32_t slot) {
-    return &w->chunks[slot >> CHUNK_BITS]->side[slot & (CHUNK_SLOTS - 1)];
-}
-
-static inline uint32_t *gen_of(struct worker *w, uint32_t slot) {
-    return &w->chunks[slot >> CHUNK_BITS]->gen[slot & (CHUNK_SLOTS - 1)];
-}
-
-static inline uint32_t ops_in_flight(const struct worker *w) { return BATCH_MAX - w->nfree_ops; }
-
-static inline void put16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void put32(uint8_t *p, uint32_t v) {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static inline uint32_t get32(const uint8_t *p) {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
-/* ---- timing wheel (caller holds the worker lock) ------------------------ */
-
-/* Tick t sends the keys from t - 1/2 ms to t + 1/2 ms as soon as t begins (a
- * busy worker: a little before, see RUN_AHEAD_NS).
- * A list is sent from its head and grows at its tail: streams come back in the
- * order they were sent, so a tick sends its earliest keys first and a long
- * batch does not make them later still. */
-static inline void link_stream(struct worker *w, uint32_t tick, uint32_t slot) {
-    struct stream *s = rec(w, slot);
-    uint32_t i = tick & (WHEEL_SLOTS - 1);
-    s->tick = tick;
-    s->wheel_next = NO_SLOT;
-    if (w->wheel[i] == NO_SLOT)
-        w->wheel[i] = slot;
-    else
-        rec(w, w->wheel_tail[i])->wheel_next = slot;
-    w->wheel_tail[i] = slot;
-    w->wheel_busy[i / 64] |= 1ull << (i % 64);
-    __atomic_store_n(&w->wheel_len[i], w->wheel_len[i] + 1, __ATOMIC_RELAXED);
-}
-
-/* Workers' ticks are staggered over the millisecond: each burst of sends
- * contends with its siblings' in the kernel (the route's reference count, the
- * receiving socket of an SBC that many streams share), so bursts that begin
- * together cost every packet more. */
-static inline int64_t tick_start(const struct worker *w, int64_t tick) { return tick * GRAIN_NS + w->phase_ns; }
-
-static inline int64_t tick_of(const struct worker *w, int64_t ns) { return (ns - w->phase_ns) / GRAIN_NS; }
-
-static inline int64_t nearest_tick(const struct worker *w, int64_t ns) {
-    int64_t t = ns - w->phase_ns;
-    return t / GRAIN_NS + (t % GRAIN_NS >= HALF_GRAIN_NS);
-}
-
-/* File a stream under the tick its key rounds to; a key already past goes to
- * the next tick to be sent. */
-static void wheel_add(struct worker *w, int64_t key, uint32_t slot) {
-    int64_t start = tick_start(w, w->tick), ahead = 0;
-    if (key > start) {
-        int64_t gap = key - start;
-        ahead = gap / GRAIN_NS + (gap % GRAIN_NS >= HALF_GRAIN_NS);
-    }
-    link_stream(w, (uint32_t)(w->tick + (ahead < FAR_TICKS ? ahead : FAR_TICKS)), slot);
-    w->waiting++;
-}
-
-/* The first tick from w->tick on with a non-empty list (whose streams may
- * still wait for a later turn); INT64_MAX when the wheel is empty. */
-static int64_t next_busy_tick(const struct worker *w) {
-    if (!w->waiting)
-        return INT64_MAX;
-    uint32_t start = (uint32_t)w->tick & (WHEEL_SLOTS - 1);
-    for (uint32_t k = 0; k <= WHEEL_WORDS; k++) {
-        uint32_t word = (start / 64 + k) % WHEEL_WORDS;
-        uint64_t bits = w->wheel_busy[word];
-        if (k == 0)
-            bits &= ~0ull << (start % 64);
-        else if (k == WHEEL_WORDS)
-            bits &= (1ull << (start % 64)) - 1;
-        if (bits)
-            return w->tick + ((word * 64 + (uint32_t)__builtin_ctzll(bits) - start) & (WHEEL_SLOTS - 1));
-    }
-    return INT64_MAX;
-}
-
-/* Add, waking the worker when the stream's tick comes before it planned to wake. */
-static void schedule(struct worker *w, int64_t key, uint32_t slot) {
-    wheel_add(w, key, slot);
-    if (key - HALF_GRAIN_NS < w->sleep_until)
-        pthread_cond_signal(&w->wake);
-}
-
-/* ---- stream table (caller holds the worker lock) ------------------------ */
-
-/* Allocation happens only here, in the caller's thread, so that the worker
- * never has to handle a failed malloc. */
-static int grow_table(struct worker *w) {
-    uint32_t capacity = (w->nchunks + 1) * CHUNK_SLOTS;
-    if (capacity > MAX_SLOTS)
-        return -ENOSPC;
-    struct chunk **chunks = realloc(w->chunks, (w->nchunks + 1) * sizeof *chunks);
-    if (!chunks)
-        return -ENOMEM;
-    w->chunks = chunks;
-    uint32_t *free_slots = realloc(w->free_slots, capacity * sizeof *free_slots);
-    if (!free_slots)
-        return -ENOMEM;
-    w->free_slots = free_slots;
-    struct chunk *chunk = calloc(1, sizeof *chunk);
-    if (!chunk)
-        return -ENOMEM;
-    for (uint32_t i = 0; i < CHUNK_SLOTS; i++)
-        chunk->gen[i] = 1;
-    w->chunks[w->nchunks++] = chunk;
-    return 0;
-}
-
-static int alloc_slot(struct worker *w, uint32_t *slot) {
-    if (w->nfree) {
-        *slot = w->free_slots[--w->nfree];
-        return 0;
-    }
-    if (w->used == w->nchunks * CHUNK_SLOTS) {
-        int err = grow_table(w);
-        if (err)
-            return err;
-    }
-    *slot = w->used++;
-    return 0;
-}
-
-static void release_slot(struct worker *w, uint32_t slot) {
-    rec(w, slot)->flags = 0;
-    uint32_t *gen = gen_of(w, slot);
-    *gen = *gen + 1 ? *gen + 1 : 1;
-    w->free_slots[w->nfree++] = slot;
-}
-
-/* Move a stream's next packet k slots along its grid: the timestamp follows
- * the schedule, the sequence number does not (it counts packets). */
-static void advance(struct stream *s, uint64_t k) {
-    s->next_due_ns += (int64_t)(k * s->interval_ns);
-    s->ts_next += (uint32_t)(k * s->ts_step);
-}
-
-/* ---- the worker's descriptor table ------------------------------------- */
-
-/* In a process with more than one thread, every send() takes and drops a
- * reference on its socket's file, an atomic update of a shared cache line,
- * since another thread could close the descriptor meanwhile; a thread whose
- * descriptor table no other thread uses skips that (about 2% of a packet's
- * cost on loopback).  So in mode "send" each worker unshares its table as it
- * starts, keeps only the pidfd of its process in it, and sends through its own
- * duplicate of each stream's socket, made on first use: the caller keeps its
- * descriptor, and remove() has the worker close the duplicate and waits for it,
- * so that the port is free once the caller closes its own.  The worker looks
- * for such requests between any two packets, not only between batches: a
- * remove() then waits for one send, not for a whole tick's batch.  A worker
- * that stops closes its whole table before it exits. */
-
-/* A pidfd of this process from which sockets can be duplicated, or -1 where
- * the kernel is too old or a sandbox forbids it (the workers then share). */
-static int open_self_pidfd(void) {
-    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
-    if (pidfd < 0)
-        return -1;
-    int probe = (int)syscall(SYS_pidfd_getfd, pidfd, pidfd, 0);
-    if (probe < 0) {
-        close(pidfd);
-        return -1;
-    }
-    close(probe);
-    return pidfd;
-}
-
-/* Give the calling thread a table of its own holding only `keep`.  Returns
- * whether it did; on failure the thread still shares the process's table. */
-static int unshare_files(int keep) {
-    if (keep == 0)
-        return syscall(SYS_close_range, 1u, ~0u, CLOSE_RANGE_UNSHARE) == 0;
-    if (syscall(SYS_close_range, 0u, (unsigned)keep - 1, CLOSE_RANGE_UNSHARE) != 0)
-        return 0;
-    syscall(SYS_close_range, (unsigned)keep + 1, ~0u, 0);
-    return 1;
-}
-
-/* The descriptor the worker sends and polls a stream's socket with (worker
- * thread only).  A failed duplicate leaves -1, so each send of the stream
- * fails with EBADF and is counted as an error. */
-static int own_fd(struct worker *w, struct stream *s) {
-    if (w->own_files && !(s->flags & F_OWN_FD)) {
-        int64_t start = now_ns();
-        s->fd = (int32_t)syscall(SYS_pidfd_getfd, w->pidfd, s->fd, 0);
-        s->flags |= F_OWN_FD;
-        w->setup_ns += now_ns() - start;
-    }
-    return s->fd;
-}
-
-/* Close the duplicates remove() has queued (worker thread, lock held). */
-static void close_queued(struct worker *w) {
-    for (uint32_t i = 0; i < w->nclosing; i++)
-        close(w->closing[i]);
-    __atomic_store_n(&w->nclosing, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&w->closes_done, w->closes_asked, __ATOMIC_RELEASE);
-    pthread_cond_broadcast(&w->done);
-}
-
-/* Between two sends of a batch (worker thread, lock not held). */
-static inline void close_queued_now(struct worker *w) {
-    if (__builtin_expect(__atomic_load_n(&w->nclosing, __ATOMIC_RELAXED) == 0, 1))
-        return;
-    pthread_mutex_lock(&w->lock);
-    close_queued(w);
-    pthread_mutex_unlock(&w->lock);
-}
-
-/* Have the worker close its duplicate of a removed stream's socket, and wait
- * until it has (caller's thread, lock held). */
-static void close_own_fd(struct worker *w, struct stream *s) {
-    int fd = s->fd;
-    s->flags &= ~F_OWN_FD;
-    s->fd = -1;
-    while (fd >= 0 && w->nclosing == CLOSE_QUEUE && !w->stop)
-        pthread_cond_wait(&w->done, &w->lock);
-    if (fd < 0 || w->stop)
-        return;
-    w->closing[w->nclosing] = fd;
-    __atomic_store_n(&w->nclosing, w->nclosing + 1, __ATOMIC_RELAXED);
-    uint64_t ticket = ++w->closes_asked;
-    if (w->sleep_until != INT64_MIN)
-        pthread_cond_signal(&w->wake);
-    /* The worker gets to it within a send or a wake-up, a few microseconds:
-     * sooner than this thread would sleep and wake again. */
-    pthread_mutex_unlock(&w->lock);
-    int64_t give_up = now_ns() + CLOSE_SPIN_NS;
-    while (__atomic_load_n(&w->closes_done, __ATOMIC_ACQUIRE) < ticket && now_ns() < give_up)
-        __builtin_ia32_pause();
-    pthread_mutex_lock(&w->lock);
-    while (w->closes_done < ticket && !w->stop)
-        pthread_cond_wait(&w->done, &w->lock);
-}
-
-/* ---- sending ------------------------------------------------------------ */
-
-static void prepare_op(struct worker *w, struct op *op, struct stream *s, uint32_t slot) {
-    op->slot = slot;
-    op->fd = own_fd(w, s);
-    op->fixed = (s->flags & F_FIXED) != 0;
-    op->due_ns = s->next_due_ns;
-    op->pkt[0] = RTP_VERSION_BYTE;
-    op->pkt[1] = s->pt | ((s->flags & F_MARKER) ? MARKER_BIT : 0);
-    put16(op->pkt + 2, s->seq_next);
-    put32(op->pkt + 4, s->ts_next);
-    put32(op->pkt + 8, s->ssrc);
-    if (s->payload_len <= INLINE_PAYLOAD_BYTES) {
-        if (op->fill_byte != s->silence || op->filled < s->payload_len) {
-            memset(op->pkt + RTP_HEADER_BYTES, s->silence, s->payload_len);
-            op->fill_byte = s->silence;
-            op->filled = s->payload_len;
+/* Raise what an engine call's -errno means: a ValueError saying why for a bad
+ * argument, a RuntimeError `stopped` for a closed engine, else MemoryError or
+ * OSError. */
+static PyObject *raise_engine_error(int err, const char *why, const char *stopped) {
+    if (err == -EINVAL && why[0]) {
+        PyObject *message = PyUnicode_DecodeUTF8(why, (Py_ssize_t)strlen(why), "replace");
+        if (message) {
+            PyErr_SetObject(PyExc_ValueError, message);
+            Py_DECREF(message);
         }
-        op->len = (uint16_t)(RTP_HEADER_BYTES + s->payload_len);
-    } else {
-        op->iov[1].iov_base = w->silence[s->silence];
-        op->iov[1].iov_len = s->payload_len;
-        op->len = 0;
-    }
-    s->flags = (uint16_t)((s->flags & ~F_MARKER) | F_INFLIGHT);
-    s->seq_next++;
-    advance(s, 1);
-    if (s->remaining != UNLIMITED)
-        s->remaining--;
-}
-
-/* Put a due stream's packet in the batch, or let the stream go when it was
- * removed or paused meanwhile.  A stream more than one interval behind jumps to
- * its latest due slot instead of catching up in a burst.  The batch is for the
- * ticks begun by `until`, which is `now` but for a worker running ahead. */
-static void take_due(struct worker *w, uint32_t slot, int64_t now, int64_t until, uint32_t *n) {
-    struct stream *s = rec(w, slot);
-    if (s->flags & (F_REMOVED | F_PAUSED)) {
-        s->flags &= ~F_SCHEDULED;
-        if (s->flags & F_CLAIMED)
-            release_slot(w, slot);
-        return;
-    }
-    if (s->next_due_ns > until + HALF_GRAIN_NS) { /* parked FAR_TICKS ahead of a later key */
-        wheel_add(w, s->next_due_ns, slot);
-        return;
-    }
-    int64_t behind = now - s->next_due_ns;
-    if (behind >= (int64_t)s->interval_ns) {
-        uint64_t missed = (uint64_t)behind / s->interval_ns;
-        advance(s, missed);
-        w->c.skipped += missed;
-    }
-    uint32_t index = w->free_ops[--w->nfree_ops];
-    prepare_op(w, &w->ops[index], s, slot);
-    w->batch[(*n)++] = index;
-}
-
-/* Take the streams of every tick begun by `until`, tick by tick, until the
- * batch is full; a tick left with due streams is finished by the next batch.
- * After a stall longer than a turn, one turn still visits every list. */
-static uint32_t collect_due(struct worker *w, int64_t now, int64_t until) {
-    int64_t last = tick_of(w, until);
-    if (last - w->tick >= (int64_t)WHEEL_SLOTS)
-        w->tick = last - WHEEL_SLOTS + 1;
-    uint32_t n = 0;
-    while (w->tick <= last && w->nfree_ops) {
-        uint32_t i = (uint32_t)w->tick & (WHEEL_SLOTS - 1), slot = w->wheel[i];
-        int full = 0;
-        w->wheel[i] = NO_SLOT;
-        w->wheel_busy[i / 64] &= ~(1ull << (i % 64));
-        __atomic_store_n(&w->wheel_len[i], 0, __ATOMIC_RELAXED);
-        while (slot != NO_SLOT) {
-            struct stream *s = rec(w, slot);
-            uint32_t next = s->wheel_next;
-            if (next != NO_SLOT) /* a list is a chain of cache misses: start the next one now */
-                __builtin_prefetch(rec(w, next), 1);
-            int later = (int32_t)(s->tick - (uint32_t)w->tick) > 0; /* waits for a later turn */
-            if (later || !w->nfree_ops) {
-                full |= !later;
-                link_stream(w, s->tick, slot);
-            } else {
-                w->waiting--;
-                take_due(w, slot, now, until, &n);
-            }
-            slot = next;
-        }
-        if (full)
-            break;
-        w->tick++;
-    }
-    return n;
-}
-
-static void count_result(struct worker *w, struct stream *s, const struct op *op) {
-    if (op->res < 0) {
-        int err = -op->res;
-        side_of(w, op->slot)->send_errors++;
-        w->c.errors[err < ERRNO_SLOTS ? err : 0]++;
-        return;
-    }
-    s->packets++;
-    w->c.packets++;
-    w->c.octets += s->payload_len;
-    int64_t late = op->sent_ns - op->due_ns;
-    if (late < 0)
-        late = 0;
-    if (late > w->c.max_late_ns)
-        w->c.max_late_ns = late;
-    if (late > NS_PER_MS)
-        w->c.late++;
-    else
-        w->c.on_time_1ms++;
-    if (late <= 2 * NS_PER_MS)
-        w->c.on_time_2ms++;
-}
-
-/* Account a finished send and decide the stream's next turn.  The next
- * packet may not leave sooner than half an interval after this one, so a late
- * packet is followed by a late one rather than by a burst.  Returns 1 when a
- * remove() may be waiting for this stream. */
-static int complete_op(struct worker *w, uint32_t index) {
-    struct op *op = &w->ops[index];
-    uint32_t slot = op->slot;
-    struct stream *s = rec(w, slot);
-    count_result(w, s, op);
-    op->slot = NO_SLOT;
-    w->free_ops[w->nfree_ops++] = index;
-    s->flags &= ~F_INFLIGHT;
-    if (s->remaining == 0 && !(s->flags & F_FINISHED)) {
-        s->flags |= F_FINISHED;
-        w->c.finished++;
-    }
-    if (s->flags & F_REMOVED) {
-        s->flags &= ~F_SCHEDULED;
-        return 1;
-    }
-    if ((s->flags & F_PAUSED) || s->remaining == 0) {
-        s->flags &= ~F_SCHEDULED;
-        return 0;
-    }
-    int64_t earliest = op->sent_ns + s->interval_ns / 2;
-    wheel_add(w, s->next_due_ns > earliest ? s->next_due_ns : earliest, slot);
-    return 0;
-}
-
-/* A bare system call: glibc's send() is a cancellation point, which in a
- * threaded process costs two atomic updates of the thread's cancel state per
- * packet, and the workers are never cancelled. */
-static long send_op(const struct op *op) {
-    if (op->len)
-        return syscall(SYS_sendto, op->fd, op->pkt, op->len, MSG_DONTWAIT | MSG_NOSIGNAL, NULL, 0);
-    return syscall(SYS_sendmsg, op->fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
-}
-
-static void transmit_send(struct worker *w, uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) {
-        struct op *op = &w->ops[w->batch[i]];
-        long sent = send_op(op);
-        op->res = sent < 0 ? -errno : (int32_t)sent;
-        op->sent_ns = now_ns();
-        close_queued_now(w);
-    }
-}
-
-/* ---- receiving (caller holds the worker lock) --------------------------- */
-
-/* Count every datagram queued on a stream's socket, up to RECV_BATCH per
- * system call.  Only the length and the version bits matter, so one byte of
- * each is copied and MSG_TRUNC still reports the full length.  A receive error
- * is a pending error of an earlier send, which this call consumes; the drain
- * goes on after one, a second in a row (a socket that can only fail) ends it.
- * Returns 1 when `deadline` came before the socket was empty: the rest waits,
- * as the worker's next tick must not (an SBC echoing 200 streams leaves 5,000
- * datagrams queued per half-second sweep, 5 ms of draining in one go). */
-static int drain_socket(struct worker *w, uint32_t slot, int fd, int64_t deadline) {
-    struct side_counts *side = side_of(w, slot);
-    uint8_t first[RECV_BATCH];
-    struct iovec iov[RECV_BATCH];
-    struct mmsghdr msgs[RECV_BATCH];
-    memset(msgs, 0, sizeof msgs);
-    for (uint32_t i = 0; i < RECV_BATCH; i++) {
-        iov[i].iov_base = &first[i];
-        iov[i].iov_len = 1;
-        msgs[i].msg_hdr.msg_iov = &iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-    }
-    int failures = 0;
-    for (;;) {
-        int got = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
-        if (got < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || ++failures > 1)
-                return 0;
-            continue;
-        }
-        failures = 0;
-        for (int i = 0; i < got; i++) {
-            uint32_t len = msgs[i].msg_len;
-            if (len < RTP_HEADER_BYTES || (first[i] >> 6) != 2) {
-                w->c.received_malformed++;
-                continue;
-            }
-            side->received_packets++;
-            side->received_octets += len - RTP_HEADER_BYTES;
-            w->c.received_packets++;
-            w->c.received_octets += len - RTP_HEADER_BYTES;
-        }
-        if (now_ns() >= deadline)
-            return 1;
-    }
-}
-
-/* A socket that reports an error (the ICMP answer to a send) while its stream
- * still sends is left for now: recv() would swallow the error that the next
- * send reports in the errno table.  Its data is counted on the next arrival. */
-static int error_belongs_to_sender(const struct stream *s, uint32_t events) {
-    return (events & POLLERR) && s->remaining && !(s->flags & F_PAUSED);
-}
-
-/* Poll, without waiting, the sockets the sweep has reached by now: the share
- * of the table that the time since the sweep began is of RX_SWEEP_NS, in whole
- * polls of POLL_FDS sockets but for the table's tail, until `deadline`: a
- * drain stopped there goes on from the same socket next time.  A poll() that
- * does not wait leaves nothing on the sockets' wait queues.  Only live
- * streams' sockets are open; other slots are skipped. */
-static void sweep_received(struct worker *w, int64_t now, int64_t deadline) {
-    int64_t elapsed = now - w->sweep_started;
-    uint32_t target = elapsed >= RX_SWEEP_NS ? w->used : (uint32_t)((uint64_t)w->used * elapsed / RX_SWEEP_NS);
-    while (w->sweep_next < target && (target - w->sweep_next >= POLL_FDS || target == w->used)) {
-        if (now_ns() >= deadline)
-            return;
-        struct pollfd fds[POLL_FDS];
-        uint32_t first = w->sweep_next, n = target - first < POLL_FDS ? target - first : POLL_FDS;
-        for (uint32_t i = 0; i < n; i++) {
-            struct stream *s = rec(w, first + i);
-            fds[i].fd = (s->flags & (F_LIVE | F_REMOVED)) == F_LIVE ? own_fd(w, s) : -1;
-            fds[i].events = POLLIN;
-            fds[i].revents = 0;
-        }
-        int ready = poll(fds, n, 0);
-        for (uint32_t i = 0; i < n && ready > 0; i++) {
-            if (!fds[i].revents)
-                continue;
-            ready--;
-            if (!error_belongs_to_sender(rec(w, first + i), (uint32_t)fds[i].revents) &&
-                drain_socket(w, first + i, fds[i].fd, deadline)) {
-                w->sweep_next = first + i; /* the next sweep starts with what is left there */
-                return;
-            }
-        }
-        w->sweep_next = first + n;
-    }
-    if (w->sweep_next >= w->used) {
-        w->sweep_next = 0;
-        w->sweep_started = now;
-    }
-}
-
-/* ---- io_uring ----------------------------------------------------------- */
-
-static void ring_close(struct ring *r) {
-    if (r->sqe_map)
-        munmap(r->sqe_map, r->sqe_map_len);
-    if (r->cq_map && r->cq_map != r->sq_map)
-        munmap(r->cq_map, r->cq_map_len);
-    if (r->sq_map)
-        munmap(r->sq_map, r->sq_map_len);
-    if (r->fd >= 0)
-        close(r->fd);
-    memset(r, 0, sizeof *r);
-    r->fd = -1;
-}
-
-static void *map_ring(int fd, size_t len, off_t offset) {
-    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd, offset);
-    return p == MAP_FAILED ? NULL : p;
-}
-
-/* An empty table of fixed files, one entry per possible descriptor: a send on
- * a fixed file skips the descriptor lookup and the reference count that each
- * packet otherwise costs in a threaded process.  Without it (an old kernel, a
- * tight limit) every send names its descriptor. */
-static void register_file_table(struct ring *r) {
-    struct rlimit limit;
-    unsigned files = FIXED_FILES_MAX;
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < files)
-        files = (unsigned)limit.rlim_cur;
-    struct io_uring_rsrc_register table = {.nr = files, .flags = IORING_RSRC_REGISTER_SPARSE};
-    if (syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_FILES2, &table, sizeof table) == 0)
-        r->files = files;
-}
-
-/* Put a socket in the table at its descriptor's index, or (fd -1) take it out;
- * the caller holds the worker lock.  Returns whether the table changed. */
-static int ring_set_file(struct ring *r, int index, int fd) {
-    if (r->fd < 0 || (unsigned)index >= r->files)
-        return 0;
-    struct io_uring_files_update update = {.offset = (unsigned)index, .fds = (uint64_t)(uintptr_t)&fd};
-    return syscall(__NR_io_uring_register, r->fd, IORING_REGISTER_FILES_UPDATE, &update, 1) == 1;
-}
-
-/* Returns 0 or -errno, with *step naming the call that failed. */
-static int ring_open(struct ring *r, const char **step) {
-    /* SUBMIT_ALL: one failed send must not stop the rest of the batch; older
-     * kernels without these flags get a plain ring. */
-    static const unsigned flag_sets[] = {IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN, 0};
-    struct io_uring_params p;
-    int fd = -1;
-    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
-        memset(&p, 0, sizeof p);
-        p.flags = flag_sets[i];
-        fd = (int)syscall(__NR_io_uring_setup, BATCH_MAX, &p);
-        if (fd >= 0 || errno != EINVAL)
-            break;
-    }
-    *step = "io_uring_setup";
-    if (fd < 0)
-        return -errno;
-    memset(r, 0, sizeof *r);
-    r->fd = fd;
-    r->sq_map_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-    r->cq_map_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-    int single = (p.features & IORING_FEAT_SINGLE_MMAP) != 0;
-    if (single) {
-        if (r->cq_map_len > r->sq_map_len)
-            r->sq_map_len = r->cq_map_len;
-        r->cq_map_len = r->sq_map_len;
-    }
-    r->sqe_map_len = p.sq_entries * sizeof(struct io_uring_sqe);
-    *step = "mmap of the io_uring rings";
-    r->sq_map = map_ring(fd, r->sq_map_len, IORING_OFF_SQ_RING);
-    r->cq_map = single ? r->sq_map : map_ring(fd, r->cq_map_len, IORING_OFF_CQ_RING);
-    r->sqe_map = map_ring(fd, r->sqe_map_len, IORING_OFF_SQES);
-    if (!r->sq_map || !r->cq_map || !r->sqe_map) {
-        int err = errno;
-        ring_close(r);
-        return -err;
-    }
-    char *sq = r->sq_map, *cq = r->cq_map;
-    r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
-    r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
-    r->sq_array = (unsigned *)(sq + p.sq_off.array);
-    r->cq_head = (unsigned *)(cq + p.cq_off.head);
-    r->cq_tail = (unsigned *)(cq + p.cq_off.tail);
-    r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
-    r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-    r->sqes = r->sqe_map;
-    register_file_table(r);
-    return 0;
-}
-
-/* Hand queued SQEs to the kernel, waiting for min_complete completions.
- * Returns 0 or -errno; a refusal (EAGAIN/EBUSY under memory pressure) leaves
- * the SQEs queued for the next round. */
-static int ring_submit(struct ring *r, unsigned min_complete) {
-    while (r->pending || min_complete) {
-        long taken = syscall(__NR_io_uring_enter, r->fd, r->pending, min_complete, IORING_ENTER_GETEVENTS,
-                             NULL, 0);
-        if (taken < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        r->pending -= (unsigned)taken;
-        min_complete = 0;
-    }
-    return 0;
-}
-
-/* Queue ops [first, first + n) of the batch as SQEs and submit them. */
-static void submit_ops(struct worker *w, uint32_t first, uint32_t n) {
-    struct ring *r = &w->ring;
-    unsigned tail = *r->sq_tail, mask = *r->sq_mask;
-    for (uint32_t i = first; i < first + n; i++, tail++) {
-        struct op *op = &w->ops[w->batch[i]];
-        struct io_uring_sqe *sqe = &r->sqes[tail & mask];
-        memset(sqe, 0, sizeof *sqe);
-        sqe->opcode = op->len ? IORING_OP_SEND : IORING_OP_SENDMSG;
-        sqe->fd = op->fd;
-        sqe->flags = op->fixed ? IOSQE_FIXED_FILE : 0;
-        sqe->addr = op->len ? (uint64_t)(uintptr_t)op->pkt : (uint64_t)(uintptr_t)&op->msg;
-        sqe->len = op->len ? op->len : 1;
-        /* MSG_DONTWAIT makes a full socket complete at once with EAGAIN
-         * instead of parking the send in the kernel. */
-        sqe->msg_flags = MSG_DONTWAIT | MSG_NOSIGNAL;
-        sqe->user_data = w->batch[i];
-        r->sq_array[tail & mask] = tail & mask;
-    }
-    __atomic_store_n(r->sq_tail, tail, __ATOMIC_RELEASE);
-    r->pending += n;
-    ring_submit(r, 0);
-}
-
-/* The batch goes in submissions of up to SUBMIT_CHUNK sends, each stamped with
- * the time its submission returned: the kernel sends a submission's SQEs in
- * order, so one stamp for a long batch would make its first packets look later
- * than they left. */
-static void transmit_ring(struct worker *w, uint32_t n) {
-    for (uint32_t first = 0; first < n; first += SUBMIT_CHUNK) {
-        uint32_t k = n - first < SUBMIT_CHUNK ? n - first : SUBMIT_CHUNK;
-        submit_ops(w, first, k);
-        int64_t sent = now_ns();
-        for (uint32_t i = first; i < first + k; i++)
-            w->ops[w->batch[i]].sent_ns = sent;
-    }
-}
-
-/* Reap completions (worker lock held).  Returns 1 when a remove() may wait. */
-static int reap(struct worker *w) {
-    struct ring *r = &w->ring;
-    unsigned head = *r->cq_head, mask = *r->cq_mask;
-    unsigned tail = __atomic_load_n(r->cq_tail, __ATOMIC_ACQUIRE);
-    int removed = 0;
-    for (; head != tail; head++) {
-        const struct io_uring_cqe *cqe = &r->cqes[head & mask];
-        uint32_t index = (uint32_t)cqe->user_data;
-        w->ops[index].res = cqe->res;
-        removed |= complete_op(w, index);
-    }
-    __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
-    return removed;
-}
-
-/* At exit: wait for the last completions so no remove() waits forever; if the
- * ring itself fails, the outstanding sends are counted as failed with its errno. */
-static void drain_ring(struct worker *w) {
-    int removed = 0;
-    while (ops_in_flight(w)) {
-        int err = ring_submit(&w->ring, 1);
-        removed |= reap(w);
-        if (!err)
-            continue;
-        for (uint32_t i = 0; i < BATCH_MAX; i++) {
-            if (w->ops[i].slot != NO_SLOT) {
-                w->ops[i].res = err;
-                removed |= complete_op(w, i);
-            }
-        }
-    }
-    if (removed)
-        pthread_cond_broadcast(&w->done);
-}
-
-/* ---- the worker thread -------------------------------------------------- */
-
-static void sleep_locked(struct worker *w, int64_t until) {
-    w->sleep_until = until;
-    if (until == INT64_MAX) {
-        pthread_cond_wait(&w->wake, &w->lock);
-    } else {
-        struct timespec ts = to_timespec(until);
-        pthread_cond_timedwait(&w->wake, &w->lock, &ts);
-    }
-    w->sleep_until = INT64_MIN;
-}
-
-/* Measure what a packet costs this worker: the time of its batches (sending,
- * reaping, scheduling) and sweeps (counting what comes back) per packet sent,
- * without the wake-ups.  pick_worker() sizes a worker's share of a tick with it,
- * so a slower machine, or streams that also receive, spread sooner. */
-static void note_cost(struct worker *w, uint32_t packets, int64_t ns) {
-    w->cost_ns += ns - w->setup_ns; /* a start of many streams must not look like a slow worker */
-    w->setup_ns = 0;
-    w->cost_packets += packets;
-    if (w->cost_packets < COST_SAMPLE_PACKETS)
-        return;
-    __atomic_store_n(&w->packet_cost_ns, (uint32_t)(w->cost_ns / (int64_t)w->cost_packets), __ATOMIC_RELAXED);
-    w->cost_ns = 0;
-    w->cost_packets = 0;
-}
-
-static void *worker_main(void *arg) {
-    struct worker *w = arg;
-    int use_ring = w->ring.fd >= 0;
-    prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
-    pthread_mutex_lock(&w->lock);
-    w->own_files = w->pidfd >= 0 && unshare_files(w->pidfd);
-    w->started = 1;
-    pthread_cond_broadcast(&w->done);
-    while (!w->stop) {
-        if (w->nclosing)
-            close_queued(w);
-        if (use_ring && ops_in_flight(w)) {
-            ring_submit(&w->ring, 0);
-            if (reap(w))
-                pthread_cond_broadcast(&w->done);
-        }
-        int64_t now = now_ns(), tick = next_busy_tick(w);
-        int64_t next = tick == INT64_MAX ? INT64_MAX : tick_start(w, tick);
-        /* A worker that finishes a batch less than RUN_AHEAD_NS before its next
-         * tick sends that tick at once rather than sleep: a wake-up costs more
-         * than the short sleep saves (in a VM above all, where an idle CPU
-         * exits to the host), and the batches of a loaded worker start a little
-         * early instead of ever later.  A packet leaves at most RUN_AHEAD_NS
-         * + 1/2 ms early; an idle worker still wakes as its tick begins. */
-        if (next > now + RUN_AHEAD_NS) {
-            if (ops_in_flight(w) && next > now + INFLIGHT_POLL_NS)
-                next = now + INFLIGHT_POLL_NS;
-            /* Look for returning RTP until shortly before the next tick; a worker
-             * with nothing to send has no tick to keep. */
-            sweep_received(w, now, next == INT64_MAX ? INT64_MAX : next - SWEEP_MARGIN_NS);
-            note_cost(w, 0, now_ns() - now);
-            /* Streams that send nothing now (paused, or done and not yet removed)
-             * may still receive: the sweep goes on at its pace. */
-            if (next == INT64_MAX && w->active)
-                next = now + IDLE_SWEEP_NS;
-            sleep_locked(w, next);
-            continue;
-        }
-        uint32_t n = collect_due(w, now, next > now ? next : now);
-        if (!n)
-            continue;
-        pthread_mutex_unlock(&w->lock);
-        if (use_ring)
-            transmit_ring(w, n);
-        else
-            transmit_send(w, n);
-        pthread_mutex_lock(&w->lock);
-        int removed = 0;
-        if (use_ring) {
-            removed = reap(w);
-        } else {
-            for (uint32_t i = 0; i < n; i++)
-                removed |= complete_op(w, w->batch[i]);
-        }
-        if (removed)
-            pthread_cond_broadcast(&w->done);
-        note_cost(w, n, now_ns() - now);
-    }
-    if (use_ring)
-        drain_ring(w);
-    if (w->nclosing)
-        close_queued(w);
-    pthread_mutex_unlock(&w->lock);
-    /* The kernel would release a table of our own as the thread exits, but only
-     * after pthread_join() has returned in the thread that stops the core: a port
-     * could then still be bound when close() returns.  So close it now. */
-    if (w->own_files)
-        syscall(SYS_close_range, 0u, ~0u, 0);
-    return NULL;
-}
-
-/* ---- core lifecycle ----------------------------------------------------- */
-
-static int worker_init(struct worker *w, uint32_t index, int64_t phase_ns, uint8_t *const *silence) {
-    memset(w, 0, sizeof *w);
-    w->index = index;
-    w->silence = silence;
-    w->sleep_until = INT64_MIN;
-    w->phase_ns = phase_ns;
-    w->tick = tick_of(w, now_ns());
-    for (uint32_t i = 0; i < WHEEL_SLOTS; i++)
-        w->wheel[i] = NO_SLOT;
-    w->ring.fd = -1;
-    w->pidfd = -1;
-    for (uint32_t i = 0; i < BATCH_MAX; i++) {
-        struct op *op = &w->ops[i];
-        op->slot = NO_SLOT;
-        op->iov[0].iov_base = op->pkt;
-        op->iov[0].iov_len = RTP_HEADER_BYTES;
-        op->msg.msg_iov = op->iov;
-        op->msg.msg_iovlen = 2;
-        w->free_ops[i] = BATCH_MAX - 1 - i;
-    }
-    w->nfree_ops = BATCH_MAX;
-    pthread_condattr_t attr;
-    int err = pthread_condattr_init(&attr);
-    if (!err)
-        err = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    if (!err)
-        err = pthread_cond_init(&w->wake, &attr);
-    pthread_condattr_destroy(&attr);
-    if (!err)
-        err = pthread_cond_init(&w->done, NULL);
-    if (!err)
-        err = pthread_mutex_init(&w->lock, NULL);
-    return err;
-}
-
-static void worker_free(struct worker *w) {
-    ring_close(&w->ring);
-    for (uint32_t i = 0; i < w->nchunks; i++)
-        free(w->chunks[i]);
-    free(w->chunks);
-    free(w->free_slots);
-    pthread_mutex_destroy(&w->lock);
-    pthread_cond_destroy(&w->wake);
-    pthread_cond_destroy(&w->done);
-}
-
-/* Join every started worker.  Safe without the GIL: touches no Python object. */
-static void stop_workers(CoreObject *self) {
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        struct worker *w = &self->workers[i];
-        pthread_mutex_lock(&w->lock);
-        w->stop = 1;
-        pthread_cond_signal(&w->wake);
-        pthread_cond_broadcast(&w->done); /* a remove() waiting for a close need not */
-        pthread_mutex_unlock(&w->lock);
-    }
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        struct worker *w = &self->workers[i];
-        if (w->running) {
-            pthread_join(w->thread, NULL);
-            w->running = 0;
-        }
-    }
-}
-
-/* Try io_uring on every worker; on the first failure fall back to send() for
- * all of them and say why. */
-static PyObject *open_rings(CoreObject *self, PyObject **reason) {
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        const char *step;
-        int err = ring_open(&self->workers[i].ring, &step);
-        if (err) {
-            for (uint32_t j = 0; j < i; j++)
-                ring_close(&self->workers[j].ring);
-            *reason = PyUnicode_FromFormat("%s failed: %s; send() loop", step, errno_name(-err));
-            return PyUnicode_FromString("send");
-        }
-    }
-    *reason = PyUnicode_FromFormat("io_uring batches of up to %u sends per syscall", BATCH_MAX);
-    return PyUnicode_FromString("iouring");
-}
-
-static void Core_dealloc(CoreObject *self) {
-    if (self->workers) {
-        stop_workers(self);
-        for (uint32_t i = 0; i < self->nworkers; i++)
-            worker_free(&self->workers[i]);
-        free(self->workers);
-    }
-    for (size_t i = 0; i < 256; i++)
-        free(self->silence[i]);
-    Py_XDECREF(self->mode);
-    Py_XDECREF(self->mode_reason);
-    Py_XDECREF(self->rt_error);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"workers", "mode", NULL};
-    int workers;
-    const char *mode;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "is", kwlist, &workers, &mode))
         return NULL;
-    if (workers < 1 || workers > MAX_WORKERS)
-        return PyErr_Format(PyExc_ValueError, "workers must be 1..%d, got %d", MAX_WORKERS, workers);
-    int want_ring = strcmp(mode, "iouring") == 0;
-    if (!want_ring && strcmp(mode, "send") != 0)
-        return PyErr_Format(PyExc_ValueError, "mode must be 'iouring' or 'send', got '%s'", mode);
-    CoreObject *self = (CoreObject *)type->tp_alloc(type, 0);
-    if (!self)
+    }
+    if (err == -ESHUTDOWN && stopped) {
+        PyErr_SetString(PyExc_RuntimeError, stopped);
         return NULL;
-    self->workers = calloc((size_t)workers, sizeof *self->workers);
-    if (!self->workers) {
-        Py_DECREF(self);
+    }
+    if (err == -ENOMEM)
         return PyErr_NoMemory();
-    }
-    for (uint32_t i = 0; i < (uint32_t)workers; i++) {
-        int err = worker_init(&self->workers[i], i, GRAIN_NS * i / workers, self->silence);
-        if (err) {
-            Py_DECREF(self);
-            errno = err;
-            return PyErr_SetFromErrno(PyExc_OSError);
-        }
-        self->nworkers = i + 1;
-    }
-    if (want_ring) {
-        self->mode = open_rings(self, &self->mode_reason);
-    } else {
-        self->mode = PyUnicode_FromString("send");
-        self->mode_reason = PyUnicode_FromString("send() loop, one syscall per packet (as asked)");
-    }
-    self->rt_error = Py_NewRef(Py_None);
-    if (!self->mode || !self->mode_reason) {
-        Py_DECREF(self);
-        return NULL;
-    }
-    return (PyObject *)self;
-}
-
-/* Give every worker the real-time priority asked for, or none of them: a
- * worker left behind would miss its ticks whenever its CPU is busy.  Under
- * normal scheduling a worker waits behind whatever else runs on its CPU, a
- * kernel thread or the other worker, for a whole time slice (3 to 8 ms seen
- * at 10,000 streams on two cores); SCHED_RR preempts them at once.  Returns
- * 0 or the errno of the refusal. */
-static int raise_priority(CoreObject *self, int priority) {
-    struct sched_param rt = {.sched_priority = priority}, normal = {.sched_priority = 0};
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        int err = pthread_setschedparam(self->workers[i].thread, SCHED_RR, &rt);
-        if (err) {
-            for (uint32_t j = 0; j < i; j++)
-                pthread_setschedparam(self->workers[j].thread, SCHED_OTHER, &normal);
-            return err;
-        }
-    }
-    return 0;
-}
-
-static PyObject *Core_start(CoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"rt_priority", NULL};
-    int rt_priority = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i", kwlist, &rt_priority))
-        return NULL;
-    int lowest = sched_get_priority_min(SCHED_RR), highest = sched_get_priority_max(SCHED_RR);
-    if (rt_priority && (rt_priority < lowest || rt_priority > highest))
-        return PyErr_Format(PyExc_ValueError, "rt_priority must be 0 or %d..%d, got %d", lowest, highest,
-                            rt_priority);
-    if (self->state == CORE_RUNNING)
-        Py_RETURN_NONE;
-    if (self->state != CORE_NEW) {
-        PyErr_SetString(PyExc_RuntimeError, "scale core is stopped; it cannot start again");
-        return NULL;
-    }
-    /* Workers block every signal so that Python's handlers run in its own threads. */
-    sigset_t all, previous;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &previous);
-    int err = 0, pidfd = self->workers[0].ring.fd < 0 ? open_self_pidfd() : -1;
-    for (uint32_t i = 0; i < self->nworkers && !err; i++) {
-        struct worker *w = &self->workers[i];
-        w->pidfd = pidfd;
-        err = pthread_create(&w->thread, NULL, worker_main, w);
-        if (!err) {
-            w->running = 1;
-            char name[16];
-            snprintf(name, sizeof name, "gsp-rtp-%u", i % 1000u);
-            pthread_setname_np(w->thread, name);
-        }
-    }
-    pthread_sigmask(SIG_SETMASK, &previous, NULL);
-    int private_tables = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        struct worker *w = &self->workers[i];
-        pthread_mutex_lock(&w->lock);
-        while (w->running && !w->started)
-            pthread_cond_wait(&w->done, &w->lock);
-        private_tables += w->own_files;
-        pthread_mutex_unlock(&w->lock);
-    }
-    Py_END_ALLOW_THREADS
-    if (pidfd >= 0)
-        close(pidfd); /* a worker with a table of its own keeps its copy */
-    self->private_tables = private_tables;
-    if (err) {
-        Py_BEGIN_ALLOW_THREADS
-        stop_workers(self);
-        Py_END_ALLOW_THREADS
-        self->state = CORE_STOPPED;
-        errno = err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    self->state = CORE_RUNNING;
-    if (rt_priority) {
-        err = raise_priority(self, rt_priority);
-        if (err) {
-            PyObject *name = PyUnicode_FromString(errno_name(err));
-            if (!name)
-                return NULL;
-            Py_SETREF(self->rt_error, name);
-        } else {
-            self->rt_priority = rt_priority;
-        }
-    }
-    Py_RETURN_NONE;
-}
-
-static PyObject *Core_stop(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
-    if (self->state == CORE_STOPPING || self->state == CORE_STOPPED)
-        Py_RETURN_NONE;
-    self->state = CORE_STOPPING;
-    Py_BEGIN_ALLOW_THREADS
-    stop_workers(self);
-    Py_END_ALLOW_THREADS
-    self->state = CORE_STOPPED;
-    Py_RETURN_NONE;
-}
-
-/* ---- stream commands ---------------------------------------------------- */
-
-/* How many of a worker's streams share a grid of `step` ticks through `tick`:
- * those waiting for any tick of the wheel's turn from `from` on that lies a
- * whole number of steps from it.  A stream waits in the list of its next send
- * only, which for streams added moments apart may be this turn of the grid or
- * the next, so one list alone would miss some.  (Streams waiting for a tick
- * beyond the turn are not seen: an estimate, for streams that start soon.) */
-static uint32_t streams_on_grid(struct worker *w, int64_t tick, int64_t step, int64_t from) {
-    if (step >= (int64_t)WHEEL_SLOTS)
-        return __atomic_load_n(&w->wheel_len[tick & (WHEEL_SLOTS - 1)], __ATOMIC_RELAXED);
-    uint32_t n = 0;
-    for (int64_t t = from + (tick - from) % step; t < from + (int64_t)WHEEL_SLOTS; t += step)
-        n += __atomic_load_n(&w->wheel_len[t & (WHEEL_SLOTS - 1)], __ATOMIC_RELAXED);
-    return n;
-}
-
-/* The first worker whose streams on the new stream's grid of ticks (the ticks
- * it will be sent in, turn after turn) take less than TICK_BUDGET_NS at its
- * measured cost per packet, else the one that would be done soonest there.  The
- * cost counts as FLOOR_COST_NS at least: measured while a load builds up, it is
- * lower than it will be once the worker is busy and its sibling thread too, and
- * a stream never moves once placed.  The floor is the kernel's cost of a packet
- * on a small VM (about 4 us); at 2.6 us, 8,000 streams put 307 a tick on the
- * first worker, and where a busy worker's packet costs 3.7 us that is more than
- * a tick's work: it fell behind while its sibling idled.
- * This bounds what a worker sends at once even when streams come in the order
- * of their start times; and filling workers in turn keeps a light load on one
- * thread, as a worker wakes for every tick it has streams in, however few. */
-static uint32_t pick_worker(CoreObject *self, int64_t first_due_ns, int64_t interval_ns) {
-    int64_t now = now_ns(), due = first_due_ns;
-    if (due < now)
-        due += ((now - due) / interval_ns + 1) * interval_ns;
-    int64_t step = interval_ns / GRAIN_NS + (interval_ns % GRAIN_NS >= HALF_GRAIN_NS);
-    uint32_t best = 0;
-    uint64_t best_ns = UINT64_MAX;
-    for (uint32_t k = 0; k < self->nworkers; k++) {
-        struct worker *w = &self->workers[k];
-        uint64_t cost = __atomic_load_n(&w->packet_cost_ns, __ATOMIC_RELAXED);
-        uint64_t ns = (cost > FLOOR_COST_NS ? cost : FLOOR_COST_NS) *
-                      streams_on_grid(w, nearest_tick(w, due), step > 0 ? step : 1, tick_of(w, now));
-        if (ns < TICK_BUDGET_NS)
-            return k;
-        if (ns < best_ns) {
-            best = k;
-            best_ns = ns;
-        }
-    }
-    return best;
-}
-
-struct stream_args {
-    int fd;
-    Py_buffer header;
-    int payload_len;
-    int silence_byte;
-    long long ts_step;
-    long long interval_ns;
-    long long first_due_ns;
-    long long packet_limit;
-};
-
-static int check_stream_args(const struct stream_args *a) {
-    const uint8_t *h = a->header.buf;
-    if (a->fd < 0)
-        PyErr_Format(PyExc_ValueError, "fd must be a socket descriptor, got %d", a->fd);
-    else if (a->header.len != RTP_HEADER_BYTES || h[0] != RTP_VERSION_BYTE)
-        PyErr_SetString(PyExc_ValueError,
-                        "header must be a 12-byte RTP header with V=2 and no padding, extension or CSRC");
-    else if (h[1] & MARKER_BIT)
-        PyErr_SetString(PyExc_ValueError, "header marker bit must be clear (the core sets it)");
-    else if (a->payload_len < 0 || a->payload_len > MAX_PAYLOAD_BYTES)
-        PyErr_Format(PyExc_ValueError, "payload_len must be 0..%d, got %d", MAX_PAYLOAD_BYTES, a->payload_len);
-    else if (a->silence_byte < 0 || a->silence_byte > 255)
-        PyErr_Format(PyExc_ValueError, "silence_byte must be 0..255, got %d", a->silence_byte);
-    else if (a->ts_step < 0 || a->ts_step > UINT32_MAX)
-        PyErr_Format(PyExc_ValueError, "ts_step must fit 32 bits, got %lld", a->ts_step);
-    else if (a->interval_ns < 1 || a->interval_ns > UINT32_MAX)
-        PyErr_Format(PyExc_ValueError, "interval_ns must be 1..%u, got %lld", UINT32_MAX, a->interval_ns);
-    else if (a->first_due_ns < 0)
-        PyErr_Format(PyExc_ValueError, "first_due_ns must be a CLOCK_MONOTONIC time (>= 0), got %lld",
-                     a->first_due_ns);
-    else if (a->packet_limit < 0)
-        PyErr_Format(PyExc_ValueError, "packet_limit must be >= 0, got %lld", a->packet_limit);
-    else
-        return 0;
-    return -1;
-}
-
-static void init_stream(struct stream *s, const struct stream_args *a) {
-    const uint8_t *h = a->header.buf;
-    memset(s, 0, sizeof *s);
-    s->next_due_ns = a->first_due_ns;
-    s->remaining = a->packet_limit ? (uint64_t)a->packet_limit : UNLIMITED;
-    s->interval_ns = (uint32_t)a->interval_ns;
-    s->ts_step = (uint32_t)a->ts_step;
-    s->ts_next = get32(h + 4);
-    s->ssrc = get32(h + 8);
-    s->fd = a->fd;
-    s->seq_next = (uint16_t)((h[2] << 8) | h[3]);
-    s->payload_len = (uint16_t)a->payload_len;
-    s->pt = h[1];
-    s->silence = (uint8_t)a->silence_byte;
-    s->flags = F_LIVE | F_SCHEDULED | F_MARKER;
-}
-
-static PyObject *Core_add(CoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd",          "header",      "payload_len",  "silence_byte",
-                             "ts_step",     "interval_ns", "first_due_ns", "packet_limit", NULL};
-    struct stream_args a;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*iiLLLL", kwlist, &a.fd, &a.header, &a.payload_len,
-                                     &a.silence_byte, &a.ts_step, &a.interval_ns, &a.first_due_ns,
-                                     &a.packet_limit))
-        return NULL;
-    PyObject *result = NULL;
-    if (check_stream_args(&a))
-        goto out;
-    if (self->state == CORE_STOPPING || self->state == CORE_STOPPED) {
-        PyErr_SetString(PyExc_RuntimeError, "scale core is stopped");
-        goto out;
-    }
-    if (a.payload_len > INLINE_PAYLOAD_BYTES && !self->silence[a.silence_byte]) {
-        uint8_t *payload = malloc(MAX_PAYLOAD_BYTES);
-        if (!payload) {
-            PyErr_NoMemory();
-            goto out;
-        }
-        memset(payload, a.silence_byte, MAX_PAYLOAD_BYTES);
-        self->silence[a.silence_byte] = payload;
-    }
-    uint32_t wi = pick_worker(self, a.first_due_ns, a.interval_ns), slot = 0, gen = 0;
-    struct worker *w = &self->workers[wi];
-    int err;
-    Py_BEGIN_ALLOW_THREADS
-    pthread_mutex_lock(&w->lock);
-    err = alloc_slot(w, &slot);
-    if (!err) {
-        *side_of(w, slot) = (struct side_counts){.caller_fd = a.fd};
-        init_stream(rec(w, slot), &a);
-        if (ring_set_file(&w->ring, a.fd, a.fd))
-            rec(w, slot)->flags |= F_FIXED;
-        gen = *gen_of(w, slot);
-        w->active++;
-        schedule(w, a.first_due_ns, slot);
-    }
-    pthread_mutex_unlock(&w->lock);
-    Py_END_ALLOW_THREADS
-    if (err == -ENOMEM) {
-        PyErr_NoMemory();
-    } else if (err) {
-        errno = -err;
-        PyErr_SetFromErrno(PyExc_OSError);
-    } else {
-        result = PyLong_FromUnsignedLongLong(((uint64_t)gen << 32) | ((uint64_t)wi << 24) | slot);
-    }
-out:
-    PyBuffer_Release(&a.header);
-    return result;
-}
-
-/* Lock the worker owning a live handle; NULL (nothing locked) when the handle
- * is unknown or removed.  Called without the GIL. */
-static struct worker *lookup_locked(CoreObject *self, uint64_t handle, uint32_t *slot_out) {
-    uint32_t wi = (uint32_t)(handle >> 24) & 0xff, slot = (uint32_t)handle & (MAX_SLOTS - 1);
-    if (wi >= self->nworkers)
-        return NULL;
-    struct worker *w = &self->workers[wi];
-    pthread_mutex_lock(&w->lock);
-    if (slot < w->used && *gen_of(w, slot) == (uint32_t)(handle >> 32) &&
-        (rec(w, slot)->flags & (F_LIVE | F_REMOVED)) == F_LIVE) {
-        *slot_out = slot;
-        return w;
-    }
-    pthread_mutex_unlock(&w->lock);
-    return NULL;
+    errno = -err;
+    return PyErr_SetFromErrno(PyExc_OSError);
 }
 
 static PyObject *unknown_handle(unsigned long long handle) {
@@ -1490,142 +64,165 @@ static int parse_handle(PyObject *arg, unsigned long long *handle) {
     return -1;
 }
 
-enum command { CMD_PAUSE, CMD_RESUME };
+/* ---- lifecycle ---------------------------------------------------------- */
 
-/* Resume puts the stream back on its own grid at the first slot not in the
- * past; the timestamp advances by the slots it skipped while paused. */
-static void resume_locked(struct worker *w, uint32_t slot) {
-    struct stream *s = rec(w, slot);
-    if (!(s->flags & F_PAUSED))
-        return;
-    s->flags = (uint16_t)((s->flags & ~F_PAUSED) | F_MARKER);
-    if ((s->flags & F_SCHEDULED) || s->remaining == 0)
-        return;
-    int64_t now = now_ns();
-    if (s->next_due_ns < now)
-        advance(s, ((uint64_t)(now - s->next_due_ns) + s->interval_ns - 1) / s->interval_ns);
-    s->flags |= F_SCHEDULED;
-    schedule(w, s->next_due_ns, slot);
+static void Core_dealloc(CoreObject *self) {
+    if (self->engine)
+        sc_engine_destroy(self->engine); /* joins the workers, which never need the GIL */
+    Py_XDECREF(self->mode);
+    Py_XDECREF(self->mode_reason);
+    Py_XDECREF(self->rt_error);
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *run_command(CoreObject *self, PyObject *arg, enum command command) {
+static PyObject *Core_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"workers", "mode", NULL};
+    int workers;
+    const char *mode;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "is", kwlist, &workers, &mode))
+        return NULL;
+    char why[SC_WHY_BYTES] = "";
+    struct sc_engine *engine;
+    int err = sc_engine_create(workers, mode, &engine, why, sizeof why);
+    if (err)
+        return raise_engine_error(err, why, NULL);
+    CoreObject *self = (CoreObject *)type->tp_alloc(type, 0);
+    if (!self) {
+        sc_engine_destroy(engine);
+        return NULL;
+    }
+    self->engine = engine;
+    struct sc_info info;
+    sc_engine_info(engine, &info);
+    self->mode = PyUnicode_FromString(info.mode);
+    self->mode_reason = PyUnicode_FromString(info.mode_reason);
+    self->rt_error = Py_NewRef(Py_None);
+    if (!self->mode || !self->mode_reason) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *Core_start(CoreObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"rt_priority", NULL};
+    int rt_priority = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i", kwlist, &rt_priority))
+        return NULL;
+    char why[SC_WHY_BYTES] = "";
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = sc_engine_start(self->engine, rt_priority, why, sizeof why);
+    Py_END_ALLOW_THREADS
+    struct sc_info info;
+    sc_engine_info(self->engine, &info);
+    self->rt_priority = info.rt_priority;
+    self->private_tables = info.private_tables;
+    if (info.rt_error && self->rt_error == Py_None) {
+        PyObject *name = PyUnicode_FromString(sc_errno_name(info.rt_error));
+        if (!name)
+            return NULL;
+        Py_SETREF(self->rt_error, name);
+    }
+    if (err)
+        return raise_engine_error(err, why, "scale core is stopped; it cannot start again");
+    Py_RETURN_NONE;
+}
+
+static PyObject *Core_stop(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
+    Py_BEGIN_ALLOW_THREADS
+    sc_engine_close(self->engine);
+    Py_END_ALLOW_THREADS
+    Py_RETURN_NONE;
+}
+
+/* ---- stream commands ---------------------------------------------------- */
+
+static PyObject *Core_add(CoreObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"fd",          "header",      "payload_len",  "silence_byte",
+                             "ts_step",     "interval_ns", "first_due_ns", "packet_limit", NULL};
+    struct sc_stream_params params;
+    Py_buffer header;
+    long long ts_step, interval_ns, first_due_ns, packet_limit;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*iiLLLL", kwlist, &params.fd, &header, &params.payload_len,
+                                     &params.silence_byte, &ts_step, &interval_ns, &first_due_ns, &packet_limit))
+        return NULL;
+    params.header = header.buf;
+    params.header_len = (size_t)header.len;
+    params.ts_step = ts_step;
+    params.interval_ns = interval_ns;
+    params.first_due_ns = first_due_ns;
+    params.packet_limit = packet_limit;
+    char why[SC_WHY_BYTES] = "";
+    uint64_t handle = 0;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = sc_engine_add(self->engine, &params, &handle, why, sizeof why);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&header);
+    if (err)
+        return raise_engine_error(err, why, "scale core is stopped");
+    return PyLong_FromUnsignedLongLong(handle);
+}
+
+static PyObject *run_command(CoreObject *self, PyObject *arg, int (*command)(struct sc_engine *, uint64_t)) {
     unsigned long long handle;
     if (parse_handle(arg, &handle))
         return NULL;
-    struct worker *w;
+    int err;
     Py_BEGIN_ALLOW_THREADS
-    uint32_t slot;
-    w = lookup_locked(self, handle, &slot);
-    if (w) {
-        if (command == CMD_PAUSE)
-            rec(w, slot)->flags |= F_PAUSED;
-        else
-            resume_locked(w, slot);
-        pthread_mutex_unlock(&w->lock);
-    }
+    err = command(self->engine, handle);
     Py_END_ALLOW_THREADS
-    if (!w)
+    if (err)
         return unknown_handle(handle);
     Py_RETURN_NONE;
 }
 
-static PyObject *Core_pause(CoreObject *self, PyObject *arg) { return run_command(self, arg, CMD_PAUSE); }
+static PyObject *Core_pause(CoreObject *self, PyObject *arg) { return run_command(self, arg, sc_engine_pause); }
 
-static PyObject *Core_resume(CoreObject *self, PyObject *arg) { return run_command(self, arg, CMD_RESUME); }
+static PyObject *Core_resume(CoreObject *self, PyObject *arg) { return run_command(self, arg, sc_engine_resume); }
 
-static PyObject *stream_tuple(uint64_t packets, uint64_t octets, uint64_t errors) {
-    return Py_BuildValue("(KKK)", (unsigned long long)packets, (unsigned long long)octets,
-                         (unsigned long long)errors);
+static PyObject *sent_tuple(const struct sc_sent *sent) {
+    return Py_BuildValue("(KKK)", (unsigned long long)sent->packets, (unsigned long long)sent->octets,
+                         (unsigned long long)sent->errors);
 }
 
-static PyObject *Core_remove(CoreObject *self, PyObject *arg) {
+static PyObject *read_sent(CoreObject *self, PyObject *arg,
+                           int (*read)(struct sc_engine *, uint64_t, struct sc_sent *)) {
     unsigned long long handle;
     if (parse_handle(arg, &handle))
         return NULL;
-    struct worker *w;
-    uint64_t packets = 0, octets = 0, errors = 0;
+    struct sc_sent sent;
+    int err;
     Py_BEGIN_ALLOW_THREADS
-    uint32_t slot;
-    w = lookup_locked(self, handle, &slot);
-    if (w) {
-        struct stream *s = rec(w, slot);
-        s->flags |= F_REMOVED;
-        while (s->flags & F_INFLIGHT)
-            pthread_cond_wait(&w->done, &w->lock);
-        struct side_counts *side = side_of(w, slot);
-        if (s->flags & F_FIXED)
-            ring_set_file(&w->ring, side->caller_fd, -1); /* else the table would keep the socket open */
-        if (s->flags & F_OWN_FD)
-            close_own_fd(w, s);
-        drain_socket(w, slot, side->caller_fd, INT64_MAX); /* what arrived since the worker last looked */
-        packets = s->packets;
-        octets = s->packets * s->payload_len;
-        errors = side->send_errors;
-        s->flags |= F_CLAIMED;
-        w->active--;
-        if (!(s->flags & F_SCHEDULED))
-            release_slot(w, slot); /* otherwise the worker frees it when it pops it */
-        pthread_mutex_unlock(&w->lock);
-    }
+    err = read(self->engine, handle, &sent);
     Py_END_ALLOW_THREADS
-    if (!w)
+    if (err)
         return unknown_handle(handle);
-    return stream_tuple(packets, octets, errors);
+    return sent_tuple(&sent);
 }
 
-enum stream_view { VIEW_SENT, VIEW_RECEIVED };
-
-static PyObject *read_stream(CoreObject *self, PyObject *arg, enum stream_view view) {
-    unsigned long long handle;
-    if (parse_handle(arg, &handle))
-        return NULL;
-    struct worker *w;
-    uint64_t packets = 0, octets = 0, errors = 0;
-    Py_BEGIN_ALLOW_THREADS
-    uint32_t slot;
-    w = lookup_locked(self, handle, &slot);
-    if (w) {
-        const struct stream *s = rec(w, slot);
-        const struct side_counts *side = side_of(w, slot);
-        packets = view == VIEW_SENT ? s->packets : side->received_packets;
-        octets = view == VIEW_SENT ? s->packets * s->payload_len : side->received_octets;
-        errors = side->send_errors;
-        pthread_mutex_unlock(&w->lock);
-    }
-    Py_END_ALLOW_THREADS
-    if (!w)
-        return unknown_handle(handle);
-    if (view == VIEW_RECEIVED)
-        return Py_BuildValue("(KK)", (unsigned long long)packets, (unsigned long long)octets);
-    return stream_tuple(packets, octets, errors);
-}
+static PyObject *Core_remove(CoreObject *self, PyObject *arg) { return read_sent(self, arg, sc_engine_remove); }
 
 static PyObject *Core_stream_stats(CoreObject *self, PyObject *arg) {
-    return read_stream(self, arg, VIEW_SENT);
+    return read_sent(self, arg, sc_engine_stream_sent);
 }
 
 static PyObject *Core_stream_received(CoreObject *self, PyObject *arg) {
-    return read_stream(self, arg, VIEW_RECEIVED);
+    unsigned long long handle;
+    if (parse_handle(arg, &handle))
+        return NULL;
+    struct sc_received received;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = sc_engine_stream_received(self->engine, handle, &received);
+    Py_END_ALLOW_THREADS
+    if (err)
+        return unknown_handle(handle);
+    return Py_BuildValue("(KK)", (unsigned long long)received.packets, (unsigned long long)received.octets);
 }
 
 /* ---- totals ------------------------------------------------------------- */
-
-static void add_counters(struct counters *total, const struct counters *c) {
-    total->packets += c->packets;
-    total->octets += c->octets;
-    total->late += c->late;
-    total->on_time_1ms += c->on_time_1ms;
-    total->on_time_2ms += c->on_time_2ms;
-    total->skipped += c->skipped;
-    total->finished += c->finished;
-    total->received_packets += c->received_packets;
-    total->received_octets += c->received_octets;
-    total->received_malformed += c->received_malformed;
-    if (c->max_late_ns > total->max_late_ns)
-        total->max_late_ns = c->max_late_ns;
-    for (size_t i = 0; i < ERRNO_SLOTS; i++)
-        total->errors[i] += c->errors[i];
-}
 
 static int set_count(PyObject *dict, const char *key, unsigned long long value) {
     PyObject *number = PyLong_FromUnsignedLongLong(value);
@@ -1636,12 +233,12 @@ static int set_count(PyObject *dict, const char *key, unsigned long long value) 
     return err;
 }
 
-static PyObject *errors_dict(const struct counters *total) {
+static PyObject *errors_dict(const struct sc_stats *stats) {
     PyObject *errors = PyDict_New();
     for (int i = 0; errors && i < ERRNO_SLOTS; i++) {
-        if (!total->errors[i])
+        if (!stats->errors[i])
             continue;
-        PyObject *key = PyLong_FromLong(i), *count = PyLong_FromUnsignedLongLong(total->errors[i]);
+        PyObject *key = PyLong_FromLong(i), *count = PyLong_FromUnsignedLongLong(stats->errors[i]);
         if (!key || !count || PyDict_SetItem(errors, key, count))
             Py_CLEAR(errors);
         Py_XDECREF(key);
@@ -1651,33 +248,22 @@ static PyObject *errors_dict(const struct counters *total) {
 }
 
 static PyObject *Core_stats(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
-    struct counters *total = calloc(1, sizeof *total);
-    if (!total)
-        return PyErr_NoMemory();
-    uint64_t active = 0;
+    struct sc_stats stats;
     Py_BEGIN_ALLOW_THREADS
-    for (uint32_t i = 0; i < self->nworkers; i++) {
-        struct worker *w = &self->workers[i];
-        pthread_mutex_lock(&w->lock);
-        add_counters(total, &w->c);
-        active += w->active;
-        pthread_mutex_unlock(&w->lock);
-    }
+    sc_engine_stats(self->engine, &stats);
     Py_END_ALLOW_THREADS
     PyObject *dict = PyDict_New();
-    PyObject *errors = errors_dict(total);
-    int failed = !dict || !errors || set_count(dict, "packets", total->packets) ||
-                 set_count(dict, "octets", total->octets) || set_count(dict, "late_packets", total->late) ||
-                 set_count(dict, "on_time_1ms", total->on_time_1ms) ||
-                 set_count(dict, "on_time_2ms", total->on_time_2ms) ||
-                 set_count(dict, "max_late_ns", (unsigned long long)total->max_late_ns) ||
-                 set_count(dict, "skipped", total->skipped) || PyDict_SetItemString(dict, "errors", errors) ||
-                 set_count(dict, "active", active) || set_count(dict, "finished", total->finished) ||
-                 set_count(dict, "threads", self->nworkers) ||
-                 set_count(dict, "received_packets", total->received_packets) ||
-                 set_count(dict, "received_octets", total->received_octets) ||
-                 set_count(dict, "received_malformed", total->received_malformed);
-    free(total);
+    PyObject *errors = errors_dict(&stats);
+    int failed = !dict || !errors || set_count(dict, "packets", stats.packets) ||
+                 set_count(dict, "octets", stats.octets) || set_count(dict, "late_packets", stats.late_packets) ||
+                 set_count(dict, "on_time_1ms", stats.on_time_1ms) ||
+                 set_count(dict, "on_time_2ms", stats.on_time_2ms) ||
+                 set_count(dict, "max_late_ns", stats.max_late_ns) || set_count(dict, "skipped", stats.skipped) ||
+                 PyDict_SetItemString(dict, "errors", errors) || set_count(dict, "active", stats.active) ||
+                 set_count(dict, "finished", stats.finished) || set_count(dict, "threads", stats.threads) ||
+                 set_count(dict, "received_packets", stats.received_packets) ||
+                 set_count(dict, "received_octets", stats.received_octets) ||
+                 set_count(dict, "received_malformed", stats.received_malformed);
     Py_XDECREF(errors);
     if (failed)
         Py_CLEAR(dict);
@@ -1736,12 +322,28 @@ static struct PyModuleDef scalecore_module = {
     .m_size = -1,
 };
 
+/* The constants api.py states too, by the same names. */
+static const struct {
+    const char *name;
+    long long value;
+} shared_constants[] = {
+    {"NS_PER_MS", NS_PER_MS},     {"RTP_HEADER_BYTES", RTP_HEADER_BYTES}, {"RTP_VERSION", RTP_VERSION},
+    {"MAX_WORKERS", MAX_WORKERS}, {"LATE_NS", LATE_NS},                   {"LATE_2MS_NS", LATE_2MS_NS},
+    {"EARLY_NS", EARLY_NS},       {"MAX_EARLY_NS", MAX_EARLY_NS},
+};
+
 PyMODINIT_FUNC PyInit__scalecore(void) {
     if (PyType_Ready(&CoreType) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&scalecore_module);
     if (!module)
         return NULL;
+    for (size_t i = 0; i < sizeof shared_constants / sizeof shared_constants[0]; i++) {
+        if (PyModule_AddIntConstant(module, shared_constants[i].name, (long)shared_constants[i].value) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(module, "Core", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);

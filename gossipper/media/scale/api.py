@@ -3,6 +3,10 @@
 Two backends implement it (the native C core and the pure-Python sender); callers
 only see this module, so either can run where the other cannot. Streams are named
 by call id because that is how the SIP side knows them.
+
+The schedule both backends keep, and the counters that measure it, are written out
+in ScaleEngine's docstring; the constants that bound it are below, under the same
+names as in the native core's scalecore.h.
 """
 
 from __future__ import annotations
@@ -14,12 +18,22 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from gossipper.errors import BindError
+from gossipper.media import rtp
 from gossipper.media.codecs import Codec
 from gossipper.stats.counters import MediaCounters
 
 SOCKET_BUFFER_BYTES = 1 << 20  # large buffers absorb scheduler jitter (SPEC section 3)
-RTP_HEADER_BYTES = 12
+
+# Shared with the native core: gossipper/media/scale/scalecore.h defines each of these by
+# the same name and value, and tests/media/scale/test_native_core.py checks they agree.
 NS_PER_MS = 1_000_000
+RTP_HEADER_BYTES = rtp.FIXED_HEADER_BYTES  # the senders add no CSRC and no extension
+RTP_VERSION = rtp.RTP_VERSION  # what comes back counts as RTP only with this version
+MAX_WORKERS = 255  # native sender threads of one engine, at most: 8 bits of a stream handle
+LATE_NS = NS_PER_MS  # sent more than this after its slot, a packet is late
+LATE_2MS_NS = 2 * NS_PER_MS  # ... and more than this, not even on time within 2 ms
+EARLY_NS = NS_PER_MS // 2  # a packet leaves at most this long before its slot...
+MAX_EARLY_NS = 900_000  # ...but up to this under load on a native worker, which runs ahead
 
 
 @dataclass(frozen=True)
@@ -104,18 +118,57 @@ def open_stream_socket(spec: StreamSpec) -> socket.socket:
 
 
 class ScaleEngine(ABC):
-    """Sends every registered stream on schedule from a fixed number of threads."""
+    """Sends every registered stream on schedule from a fixed number of threads.
+
+    The schedule, the same in every backend:
+
+    - Each stream has a grid of slots: packet k is due at first_due + k x interval, where
+      first_due is the registration time plus the spec's start_offset_ms. A resumed or a
+      late stream stays on this grid; only pause and resume move it (below).
+    - No packet leaves more than EARLY_NS (0.5 ms) before its slot. The native core sends
+      each 1 ms tick's packets as the tick begins, so a slot rounds to the nearest tick; a
+      native worker that ends a batch less than 0.4 ms before its next tick sends that tick
+      at once rather than sleep, so under load a packet may leave up to MAX_EARLY_NS
+      (0.9 ms) early. The Python backend sends a packet due within EARLY_NS at once.
+    - A packet's lateness is the time of its send minus its slot, 0 when early. Every
+      packet sent counts in `late_packets` when later than LATE_NS (1 ms), else in
+      `on_time_1ms`, and in `on_time_2ms` when not later than LATE_2MS_NS (2 ms);
+      `max_late_ms` is the largest lateness. A failed send counts only in `send_errors`.
+    - A stream one interval or more behind (a stall of the process or its CPU) skips to its
+      latest due slot: the slots in between send nothing (counted as skipped), so there is
+      never a burst to catch up. Nor after a late packet: the next one leaves half an
+      interval after it at the soonest, late itself rather than close behind.
+    - The RTP timestamp follows the schedule: it advances by the codec's step per slot,
+      skipped slots included. The sequence number counts packets: it advances by one per
+      attempted send, skipped slots excluded. Both move on after a failed send too (the
+      receiver sees the loss); a stream's packet limit (duration_ms) counts attempted sends.
+    - The first packet of a stream carries the marker bit, and so does the first after a
+      resume. Resume puts the stream back on its grid at the first slot not in the past,
+      the timestamp advanced over the slots it missed while paused.
+    - A stream whose packet limit is reached stops sending but stays registered, its port
+      open, until unregistered.
+
+    What comes back to a stream's port is counted too (received packets and payload
+    octets; datagrams shorter than RTP_HEADER_BYTES or not of RTP_VERSION as malformed),
+    in the engine's totals only; unregister counts what is still queued before it closes
+    the socket.
+    """
 
     name: str  # backend, as the start line and JSON `media.engine` show it
     reason: str  # why this backend runs (shown in the start line)
 
     @abstractmethod
     def start(self) -> None:
-        """Start the sender threads; streams may be registered before or after."""
+        """Start the sender threads; streams may be registered before or after.
+
+        Streams registered before start whose slots have passed meanwhile skip to their
+        latest slot when it begins, like any stream an interval behind.
+        """
 
     @abstractmethod
     def register(self, call_id: str, spec: StreamSpec) -> None:
-        """Open the stream's socket and schedule its first packet.
+        """Open the stream's socket and schedule its first packet, with the marker bit, at
+        its first slot: now plus the spec's start_offset_ms.
 
         Raises BindError when the local port is taken; ValueError when call_id is live.
         """
@@ -126,7 +179,8 @@ class ScaleEngine(ABC):
 
     @abstractmethod
     def resume(self, call_id: str) -> None:
-        """Send again from the next slot, marker bit set, timestamp advanced by the gap."""
+        """Send again from the stream's first grid slot not in the past, marker bit set,
+        timestamp advanced by the slots missed; a stream not paused is left alone."""
 
     @abstractmethod
     def unregister(self, call_id: str) -> StreamCounts | None:
@@ -138,7 +192,8 @@ class ScaleEngine(ABC):
 
     @abstractmethod
     def snapshot(self) -> MediaCounters:
-        """Totals of every stream ever registered, including unregistered ones."""
+        """Totals of every stream ever registered, including unregistered ones; the timing
+        counters are those of the schedule above."""
 
     @abstractmethod
     def thread_count(self) -> int:

@@ -3,8 +3,8 @@ chooses each stream's random start, the core's threads do all the sending.
 
 Python keeps every socket: the core only borrows descriptors, so a socket is closed here,
 after the core's remove() has promised never to send on it again. (In mode "send" each
-worker sends through its own duplicate, which it closes at its next turn after the remove:
-the port is free well under a millisecond later, not at once.)
+worker sends through its own duplicate; remove() has the worker close it and waits for
+that, so the port is free as soon as the socket here is closed.)
 
 What comes back to a stream's port (an SBC's RTP, an echo) is counted by the core's threads
 too, never read here: it shows in snapshot() only, as StreamCounts has no received fields.
@@ -22,6 +22,7 @@ from collections import Counter
 from gossipper.media.rtp import RtpHeader
 from gossipper.media.scale._scalecore import Core
 from gossipper.media.scale.api import (
+    MAX_WORKERS,
     NS_PER_MS,
     RtpStart,
     ScaleEngine,
@@ -31,11 +32,11 @@ from gossipper.media.scale.api import (
 )
 from gossipper.stats.counters import MediaCounters
 
-MAX_WORKERS = 32
+DEFAULT_WORKERS_MAX = 32  # one worker per CPU by default, up to this; more only when asked for
 
 
 def default_workers() -> int:
-    return min(os.cpu_count() or 1, MAX_WORKERS)
+    return min(os.cpu_count() or 1, DEFAULT_WORKERS_MAX)
 
 
 def start_header(spec: StreamSpec) -> bytes:
@@ -53,7 +54,7 @@ class NativeScaleEngine(ScaleEngine):
     """Streams sharded over a few native sender threads (send() loop or io_uring batches)."""
 
     def __init__(self, workers: int | None = None, use_iouring: bool = False, rt_priority: int = 0) -> None:
-        count = default_workers() if workers is None else min(workers, MAX_WORKERS)
+        count = default_workers() if workers is None else min(workers, MAX_WORKERS)  # the core refuses more
         self._core = Core(count, "iouring" if use_iouring else "send")
         self._rt_priority = rt_priority
         self.name = f"native-{self._core.mode}"

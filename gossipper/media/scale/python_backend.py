@@ -1,12 +1,8 @@
 """The pure-Python scale backend: one sender thread, one heap of due times, one send() per packet.
 
 It runs wherever the native core cannot be built and is the reference the native core is
-tested against, so it keeps the same schedule semantics: packet k of a stream is due at
-first_due + k x interval; a stream more than one interval behind skips to its latest slot
-(never a burst) and a late packet is followed half an interval later at the soonest; a
-resumed stream rejoins its original grid with the timestamp advanced over the paused
-slots; sequence and timestamp advance per attempted send, failed or not; the packet
-limit counts attempted sends.
+tested against, so it keeps the same schedule, the one ScaleEngine's docstring (api.py)
+spells out, bounded by the same constants (LATE_NS, LATE_2MS_NS, EARLY_NS).
 
 Only the sender thread touches stream state and sockets. Other threads hand it commands
 through a locked list and wake it; pause, resume and unregister wait until the sender has
@@ -36,8 +32,12 @@ from collections.abc import Callable
 
 from gossipper.media.rtp import MARKER_BIT, MARKER_PT_OFFSET, SEQ_TS, SEQ_TS_OFFSET, RtpHeader, build_packet
 from gossipper.media.scale.api import (
+    EARLY_NS,
+    LATE_2MS_NS,
+    LATE_NS,
     NS_PER_MS,
     RTP_HEADER_BYTES,
+    RTP_VERSION,
     RtpStart,
     ScaleEngine,
     StreamCounts,
@@ -48,19 +48,10 @@ from gossipper.stats.counters import MediaCounters
 
 _ENTRY_BITS = 24
 _ENTRY_MASK = (1 << _ENTRY_BITS) - 1
-_LATE_NS = NS_PER_MS  # later than this after its slot, a packet counts as late
-_ON_TIME_2MS_NS = 2 * NS_PER_MS
-# A packet due sooner than this is sent at once rather than slept for, as the native core's
-# 1 ms tick sends what is due within half a millisecond of it. Each wake-up (a timed lock
-# wait and an epoll poll) costs as much as a few packets, so the window sets how many
-# packets share one; at 0.2 ms instead, 1,000 streams cost 13% more CPU per packet. A
-# thread asked to sleep also wakes some 50-100 us late (timer slack plus the GIL).
-_EARLY_NS = 500_000
 _IDLE_WAIT_S = 1.0  # sleep while no stream is scheduled; commands wake the thread anyway
 _UNLIMITED = 1 << 62
 _NO_ENTRY = -1
 _EPOLL_EVENTS = 1024  # ready sockets taken per epoll.poll(); a full batch means poll again
-_RTP_VERSION = 2
 
 
 class _Stream:
@@ -415,7 +406,7 @@ class PythonScaleEngine(ScaleEngine):
                 failed = True
                 continue
             failed = False
-            if length < RTP_HEADER_BYTES or first[0] >> 6 != _RTP_VERSION:
+            if length < RTP_HEADER_BYTES or first[0] >> 6 != RTP_VERSION:
                 received.malformed += 1
             else:
                 received.packets += 1
@@ -448,7 +439,7 @@ class PythonScaleEngine(ScaleEngine):
         sleep_until_woken = self._wake.acquire
         poll_received = self._poll_received
         error_names = errno.errorcode
-        late_ns = _LATE_NS
+        late_ns = LATE_NS
         max_late = timing.max_late_ns
         while True:
             if pending:
@@ -462,10 +453,16 @@ class PythonScaleEngine(ScaleEngine):
             key = heap[0]
             send_at = key >> _ENTRY_BITS
             now = monotonic_ns()
-            if send_at - now > _EARLY_NS:
+            # Due within EARLY_NS: sent at once rather than slept for, as the native core's
+            # 1 ms tick sends what is due within half a millisecond of it. Each wake-up (a
+            # timed lock wait and an epoll poll) costs as much as a few packets, so the window
+            # sets how many packets share one: a narrower one costs more CPU per packet
+            # (bench/rtp_scale.py measures it). A thread asked to sleep also wakes a little
+            # late (timer slack plus the GIL).
+            if send_at - now > EARLY_NS:
                 poll_received()
                 wait = send_at - monotonic_ns()  # the drain may have taken part of the gap
-                if wait > _EARLY_NS:
+                if wait > EARLY_NS:
                     sleep_until_woken(True, wait / 1e9)
                 continue
             entry = key & _ENTRY_MASK
@@ -502,7 +499,7 @@ class PythonScaleEngine(ScaleEngine):
             else:
                 if late > late_ns:
                     timing.late += 1
-                    if late > _ON_TIME_2MS_NS:
+                    if late > LATE_2MS_NS:
                         timing.late_2ms += 1
                 if late > max_late:  # rarely true: the shared total is written only then
                     max_late = timing.max_late_ns = late

@@ -149,7 +149,7 @@ def _endpoint(ip: str, port: int) -> str:
 def _register_all(engine: ScaleEngine, specs: list[StreamSpec], stop: threading.Event) -> float:
     """Register every stream (or until stopped); returns when the last one was registered.
 
-    Opening 10,000 sockets takes a good part of a second, so phases measured from each
+    Opening thousands of sockets takes a while, so phases measured from each
     stream's own registration would drift with it and bunch up. Every phase is instead
     placed on one grid that starts when registration starts, moved forward by whole
     intervals when that moment has already passed: the spread over the interval stays even.

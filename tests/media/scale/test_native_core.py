@@ -31,6 +31,7 @@ import pytest
 from gossipper.errors import BindError
 from gossipper.media.codecs import CODECS
 from gossipper.media.rtp import RtpHeader, parse_rtp
+from gossipper.media.scale import api
 from gossipper.media.scale.api import StreamSpec
 from tests.netutil import LOOPBACK, free_port
 
@@ -818,6 +819,32 @@ def test_stats_keys_before_start() -> None:
 def test_bad_core_arguments(args: tuple[object, object], error: type[Exception]) -> None:
     with pytest.raises(error):
         _scalecore.Core(*args)
+
+
+SHARED_CONSTANTS = (
+    "NS_PER_MS",
+    "RTP_HEADER_BYTES",
+    "RTP_VERSION",
+    "MAX_WORKERS",
+    "LATE_NS",
+    "LATE_2MS_NS",
+    "EARLY_NS",
+    "MAX_EARLY_NS",
+)
+
+
+def test_core_constants_agree_with_api() -> None:
+    """scalecore.h and api.py state the constants both backends keep to, by the same names:
+    the values must agree, and the core exposes no constant that api.py lacks."""
+    exposed = {name for name in dir(_scalecore) if name.isupper()}
+    assert exposed == set(SHARED_CONSTANTS)
+    core_values = {name: getattr(_scalecore, name) for name in SHARED_CONSTANTS}
+    assert core_values == {name: getattr(api, name) for name in SHARED_CONSTANTS}
+
+
+def test_core_refuses_more_workers_than_max_workers() -> None:
+    with pytest.raises(ValueError, match=f"workers must be 1..{api.MAX_WORKERS}, got {api.MAX_WORKERS + 1}"):
+        _scalecore.Core(api.MAX_WORKERS + 1, "send")
 
 
 def test_bad_stream_arguments() -> None:
