@@ -9,11 +9,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
+from gossipper.cli.ports import free_ports_below_ephemeral
 from gossipper.media.scale.api import ScaleEngine
 from tests.media.scale.backends import Backend
-
-__all__ = ["LOOPBACK", "Backend"]  # test_engine.py imports both from here
 
 
 @pytest.fixture

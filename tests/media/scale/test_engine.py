@@ -17,12 +17,13 @@ from typing import Any, TypeVar
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK
 from gossipper.errors import BindError
 from gossipper.media.codecs import CODECS, Codec
 from gossipper.media.rtp import RtpHeader, parse_rtp, rtp_payload
 from gossipper.media.scale.api import ScaleEngine, StreamSpec
 from gossipper.media.scale.python_backend import PythonScaleEngine
-from tests.media.scale.conftest import LOOPBACK, Backend
+from tests.media.scale.backends import Backend
 
 BasePort = Callable[[int], int]
 T = TypeVar("T")

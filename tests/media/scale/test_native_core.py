@@ -28,12 +28,12 @@ from typing import Any
 
 import pytest
 
+from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import BindError
 from gossipper.media.codecs import CODECS
 from gossipper.media.rtp import RtpHeader, parse_rtp
 from gossipper.media.scale import api
 from gossipper.media.scale.api import StreamSpec
-from tests.netutil import LOOPBACK, free_port
 
 _scalecore = pytest.importorskip("gossipper.media.scale._scalecore")
 from gossipper.media.scale.native_backend import NativeScaleEngine  # noqa: E402
