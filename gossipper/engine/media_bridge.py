@@ -104,17 +104,10 @@ class MediaBridge:
             endpoint = parse_audio_endpoint(sdp)
         except ValueError as error:
             return ("parse_error", f"rtp_stream: {error}")
-        synthetic = self.settings.stream_defaults.synthetic(stream)
-        spec = StreamSpec(
-            local_ip=self.media_ip,
-            local_port=call.context.media_port,
-            remote_ip=endpoint.address,
-            remote_port=endpoint.port,
-            codec=synthetic.codec,
-            interval_ms=synthetic.interval_ms,
-            duration_ms=synthetic.duration_ms,
-            payload_type=synthetic.payload_type,
-            channels=synthetic.channels,
+        spec = StreamSpec.carrying(
+            self.settings.stream_defaults.synthetic(stream),
+            (self.media_ip, call.context.media_port),
+            (endpoint.address, endpoint.port),
         )
         if call.call_id in self._streams:
             self._unregister(call.call_id)

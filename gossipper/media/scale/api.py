@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from gossipper.errors import BindError
 from gossipper.media import rtp
 from gossipper.media.codecs import Codec
+from gossipper.media.streams import SyntheticStream
 from gossipper.stats.counters import MediaCounters
 
 SOCKET_BUFFER_BYTES = 1 << 20  # large buffers absorb scheduler jitter (SPEC section 3)
@@ -50,6 +51,28 @@ class StreamSpec:
     payload_type: int | None = None  # None: the codec's own
     channels: int = 1
     start_offset_ms: float = 0.0  # phase of the first packet after registration
+
+    @classmethod
+    def carrying(
+        cls,
+        stream: SyntheticStream,
+        local: tuple[str, int],
+        remote: tuple[str, int],
+        start_offset_ms: float = 0.0,
+    ) -> StreamSpec:
+        """The spec that sends `stream` from local to remote."""
+        return cls(
+            local_ip=local[0],
+            local_port=local[1],
+            remote_ip=remote[0],
+            remote_port=remote[1],
+            codec=stream.codec,
+            interval_ms=stream.interval_ms,
+            duration_ms=stream.duration_ms,
+            payload_type=stream.payload_type,
+            channels=stream.channels,
+            start_offset_ms=start_offset_ms,
+        )
 
     @property
     def pt(self) -> int:

@@ -94,16 +94,10 @@ def _stream_specs(
     base = settings.media.base_port
     interval = stream.interval_ms
     return [
-        StreamSpec(
-            local_ip=local_ip,
-            local_port=base + PORT_STEP * index,
-            remote_ip=remote_ip,
-            remote_port=remote_port,
-            codec=stream.codec,
-            interval_ms=interval,
-            duration_ms=stream.duration_ms,
-            payload_type=stream.payload_type,
-            channels=stream.channels,
+        StreamSpec.carrying(
+            stream,
+            (local_ip, base + PORT_STEP * index),
+            (remote_ip, remote_port),
             start_offset_ms=index * interval / streams,
         )
         for index in range(streams)
