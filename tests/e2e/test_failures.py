@@ -142,3 +142,18 @@ def test_malformed_datagrams_are_counted_and_calls_continue(
     assert data["success_calls"] == calls
     assert data["malformed_messages"] == len(MALFORMED)
     assert "malformed SIP" in (tmp_path / "errors.log").read_text()
+
+
+def test_timeout_ends_the_run_with_97_or_with_255_under_timeout_error() -> None:
+    """SIPp's -timeout: the run stops, exit 97; with -timeout_error it is an error, exit 255,
+    and the one line names the flag (the engine reports the ending, the CLI words it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind((LOOPBACK, 0))
+        port = probe.getsockname()[1]
+    common = ("-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-bg", "-timeout", "1")
+    plain = run_gossipper(*common, timeout=30)
+    assert plain.returncode == 97, plain.stderr
+    assert "timed out" not in plain.stderr
+    as_error = run_gossipper(*common, "-timeout_error", timeout=30)
+    assert as_error.returncode == 255, as_error.stderr
+    assert "gossipper: -timeout: run timed out after 1.000 seconds" in as_error.stderr.splitlines()
