@@ -62,14 +62,6 @@ class SyntheticStream:
     payload_type: int  # on the wire
     channels: int
 
-    @property
-    def timestamp_step(self) -> int:
-        return self.codec.samples_per_packet(self.interval_ms)
-
-    @property
-    def payload_bytes(self) -> int:
-        return self.codec.payload_bytes(self.interval_ms, self.channels)
-
 
 @dataclass(frozen=True)
 class StreamDefaults:

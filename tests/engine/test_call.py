@@ -237,20 +237,21 @@ def test_a_global_optional_response_after_the_call_moved_on_is_absorbed() -> Non
     assert host.last("BYE").message.to_tag == PEER_TAG
 
 
+# 0 INVITE, 1 recv 100 (opt), 2 recv 180 (opt), 3 recv 200, 4 ACK, 5 pause 1 s, 6 BYE, 7 recv 200
+RINGING_DIALOG = (
+    INVITE,
+    recv(100, **OPTIONAL),
+    recv(180, **OPTIONAL),
+    recv(200),
+    ACK,
+    '<pause milliseconds="1000"/>',
+    BYE,
+    recv(200),
+)
+
+
 def test_a_late_200_after_the_ack_gets_the_ack_again() -> None:
-    # 0 INVITE, 1 recv 100 (opt), 2 recv 180 (opt), 3 recv 200, 4 ACK, 5 pause 1 s, 6 BYE, 7 recv 200
-    host, call = start_call(
-        scenario(
-            INVITE,
-            recv(100, **OPTIONAL),
-            recv(180, **OPTIONAL),
-            recv(200),
-            ACK,
-            '<pause milliseconds="1000"/>',
-            BYE,
-            recv(200),
-        )
-    )
+    host, call = start_call(scenario(*RINGING_DIALOG))
     invite = sent_invite(host)
     host.advance(0.1)
     ok = host.deliver(call, response_to(invite, 200))
@@ -284,18 +285,7 @@ def test_a_late_200_after_the_ack_gets_the_ack_again() -> None:
     ),
 )
 def test_a_late_provisional_after_the_ack_is_unexpected_as_in_sipp() -> None:
-    host, call = start_call(
-        scenario(
-            INVITE,
-            recv(100, **OPTIONAL),
-            recv(180, **OPTIONAL),
-            recv(200),
-            ACK,
-            '<pause milliseconds="1000"/>',
-            BYE,
-            recv(200),
-        )
-    )
+    host, call = start_call(scenario(*RINGING_DIALOG))
     invite = sent_invite(host)
     host.advance(0.05)
     ringing = host.deliver(call, response_to(invite, 180))

@@ -288,16 +288,16 @@ class ClassicMedia:
                 interval_s=FRAME_MS / 1000,
             )
         synthetic = self.settings.stream_defaults.synthetic(stream)
-        silence = bytes((synthetic.codec.silence_byte,)) * synthetic.payload_bytes
-        interval_ms = synthetic.interval_ms
+        codec, interval_ms = synthetic.codec, synthetic.interval_ms
+        silence = bytes((codec.silence_byte,)) * codec.payload_bytes(interval_ms, synthetic.channels)
         return FramePlan(
             frame=lambda _index: silence,
             frame_count=1,
             loops=-1,
             slot_limit=(synthetic.duration_ms // interval_ms) if synthetic.duration_ms else 0,
             payload_type=synthetic.payload_type,
-            clock_rate=synthetic.codec.clock_rate,
-            timestamp_step=synthetic.timestamp_step,
+            clock_rate=codec.clock_rate,
+            timestamp_step=codec.samples_per_packet(interval_ms),
             interval_s=interval_ms / 1000,
         )
 
