@@ -11,3 +11,4 @@ class RunOutcome(Enum):
     STOPPED_BY_COMMAND = "ended by an internal command, or by the run's time limit"
     NOTHING_DONE = "no call was processed (no packet sent)"
     TIMED_OUT = "the run's time limit was reached, and that counts as an error"
+    RTP_CHECK_FAILED = "an echoed RTP stream failed its check (SIPp's rtpcheck), or an rtp_echo broke"

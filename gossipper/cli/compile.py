@@ -82,7 +82,7 @@ def run_settings(config: Config) -> RunSettings:
             port=config.control_port,
             keyboard=not config.no_stdin and not config.background,
         ),
-        media=_media(config, StreamDefaults(lookup_codec(config.rtp_codec))),
+        media=_media(config, _stream_defaults(config)),
         hep=(
             HepSettings(config.hep_addr, config.hep_id, config.hep_pass)
             if config.hep_addr is not None
@@ -95,18 +95,11 @@ def run_settings(config: Config) -> RunSettings:
 def standalone_settings(config: Config) -> StandaloneSettings:
     """The settings of `-rtp_send` (a validated Config, so -rtp_addr is there)."""
     assert config.rtp_addr is not None
-    defaults = StreamDefaults(
-        codec=lookup_codec(config.rtp_codec),
-        interval_ms=config.rtp_freq_ms,
-        duration_ms=config.rtp_dur_ms,
-        payload_type=config.rtp_pt,
-        channels=config.rtp_channels,
-    )
     return StandaloneSettings(
         destination=config.rtp_addr,
         streams=config.rtp_streams,
         local_ip=config.local_ip,
-        media=_media(config, defaults),
+        media=_media(config, _stream_defaults(config)),
         summary_json=config.summary_json,
     )
 
@@ -114,6 +107,22 @@ def standalone_settings(config: Config) -> StandaloneSettings:
 def media_scale_wanted(config: Config) -> bool:
     """-media_scale, or a built-in that exists to drive the scale engine (SPEC section 2)."""
     return config.media_scale or config.scenario_name in MEDIA_SCALE_BUILTINS
+
+
+def _stream_defaults(config: Config) -> StreamDefaults:
+    """What a synthetic stream does not say. Unless -rtp_freq is given, each codec keeps its own
+    interval (ILBC 30 ms, H264 33 ms); -rtp_pt, else SIPp's -rtp_payload, overrides the codec's type."""
+    given = config.given
+    payload_type = config.rtp_pt
+    if payload_type is None and "rtp_payload" in given:
+        payload_type = config.rtp_payload
+    return StreamDefaults(
+        codec=lookup_codec(config.rtp_codec),
+        interval_ms=config.rtp_freq_ms if "rtp_freq" in given else None,
+        duration_ms=config.rtp_dur_ms,
+        payload_type=payload_type,
+        channels=config.rtp_channels,
+    )
 
 
 def _media(config: Config, defaults: StreamDefaults) -> MediaSettings:
@@ -126,7 +135,10 @@ def _media(config: Config, defaults: StreamDefaults) -> MediaSettings:
         rt_priority=config.media_rtprio,
         srtp=config.media_srtp,
         echo=config.rtp_echo,
-        file_payload_type=config.rtp_payload,
+        default_payload_type=config.rtp_payload if "rtp_payload" in config.given else None,
+        audio_tolerance=config.audio_tolerance,
+        video_tolerance=config.video_tolerance,
+        rtpcheck_debug=config.rtpcheck_debug,
         stream_defaults=defaults,
         quiet=config.background,
     )

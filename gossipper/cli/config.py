@@ -76,6 +76,9 @@ class Config:
     # --- media (SIPp) ---
     rtp_echo: bool = False
     rtp_payload: int = 0
+    rtpcheck_debug: bool = False
+    audio_tolerance: float = 1.0  # -audiotolerance
+    video_tolerance: float = 1.0  # -videotolerance
     # --- media (gossipper) ---
     media_scale: bool = False
     media_iouring: bool = False

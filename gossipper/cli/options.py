@@ -227,6 +227,9 @@ _OPTIONS: list[Option] = [
     # media (SIPp)
     Option("rtp_echo", 0, _flag("rtp_echo"), "Echo RTP received on the media port"),
     Option("rtp_payload", 1, _set("rtp_payload", _int(0, 127)), "RTP payload type for rtp_stream"),
+    Option("rtpcheck_debug", 0, _flag("rtpcheck_debug"), "Log RTP echo checks to debugafile/debugvfile"),
+    Option("audiotolerance", 1, _set("audio_tolerance", _float(0)), "Audio echo check tolerance 0.0-1.0"),
+    Option("videotolerance", 1, _set("video_tolerance", _float(0)), "Video echo check tolerance 0.0-1.0"),
     # media (gossipper)
     Option("media_scale", 0, _flag("media_scale"), "Use the scale engine for synthetic RTP"),
     Option("media_iouring", 0, _flag("media_iouring"), "Scale engine sends through io_uring"),

@@ -33,6 +33,10 @@ def validate(config: Config) -> None:
     check_duration(config.rtp_dur_ms)
     if not 1 <= config.rtp_channels <= 8:
         raise UsageError(f"-rtp_ch: channels must be 1..8, got {config.rtp_channels}")
+    tolerances = (("-audiotolerance", config.audio_tolerance), ("-videotolerance", config.video_tolerance))
+    for flag, tolerance in tolerances:
+        if not 0.0 <= tolerance <= 1.0:
+            raise UsageError(f"{flag}: must be 0.0..1.0, got {tolerance:g}")
     if config.min_rtp_port is not None and config.min_rtp_port > config.max_rtp_port:
         raise UsageError(f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}")
     if config.rate_period_ms <= 0:

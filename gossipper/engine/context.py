@@ -31,6 +31,8 @@ class RunContext:
     pid: int = field(default_factory=os.getpid)
     media_port_span: int = 1  # number of distinct per-call media ports in the range
     crypto_attribute: Callable[[str], str] = field(default=lambda _call_id: "")  # SRTP a=crypto line
+    # (call id, its slot's port) -> the port it gets: media moves it off a pair in use.
+    choose_media_port: Callable[[str, int], int] = field(default=lambda _call_id, slot: slot)
     # Each [token] compiled once per run into the function that answers it for a call
     # (engine.keywords); a run's -key values decide what some tokens mean.
     token_resolvers: dict[str, Callable[[CallContext], str]] = field(default_factory=dict)
@@ -65,7 +67,7 @@ class CallContext:
 
     @property
     def media_port(self) -> int:
-        return self.run.media_port_for(self.number)
+        return self.run.choose_media_port(self.call_id, self.run.media_port_for(self.number))
 
 
 def format_variable(value: VariableValue) -> str:

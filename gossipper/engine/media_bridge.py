@@ -4,17 +4,22 @@ With -media_scale, synthetic streams go to the scale engine: each binds the call
 [media_port] and sends to the address in the peer's SDP. Everything else (files,
 pcap replay, echo, SRTP, synthetic without -media_scale) runs on the classic
 per-call path. Call end always ends both, so no stream outlives its call; the
-engines keep the counts of ended streams, so the run's totals stay whole.
+engines keep the counts of ended streams, so the run's totals stay whole. A call's
+media port is chosen here the first time it is asked (media.ports): its own slot,
+or the next free pair when that one is taken.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from gossipper.engine.context import format_variable
 from gossipper.errors import GossipperError
 from gossipper.media.classic.manager import ClassicMedia, QosSink
+from gossipper.media.ports import MediaPorts
 from gossipper.media.sdp import parse_audio_endpoint
 from gossipper.media.settings import MediaSettings
 from gossipper.media.streams import RtpStreamAction, StreamKind
@@ -35,13 +40,23 @@ class MediaBridge:
         counters: RunCounters,
         loop: asyncio.AbstractEventLoop,
         qos_sink: QosSink | None = None,
+        warn: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.counters = counters
         self.engine: ScaleEngine | None = None
         self.classic = ClassicMedia(settings, loop, qos_sink=qos_sink)
         self.media_ip = "127.0.0.1"
+        self.ports = MediaPorts(settings.base_port, settings.port_span, warn or self._warn)
         self._streams: set[str] = set()
+
+    def _warn(self, text: str) -> None:
+        if not self.settings.quiet:
+            print(f"gossipper: {text}", file=sys.stderr)
+
+    def media_port(self, call_id: str, preferred: int) -> int:
+        """The call's [media_port]: `preferred` (its slot) unless that pair is in use."""
+        return self.ports.port_for(call_id, preferred, self.media_ip)
 
     def preload(self, scenario: model.Scenario) -> None:
         """Load the scenario's media files now, so a bad file fails the run before any call."""
@@ -67,7 +82,10 @@ class MediaBridge:
 
     def action(self, call: Call, action: model.Exec) -> MediaFailure | None:
         stream = action.rtp
-        if stream is not None and stream.kind.controls_a_stream:
+        if stream is not None and stream.kind is StreamKind.ECHO_SWITCH:
+            self.classic.switch_flag_echo(_switch_on(call, stream))
+            return None
+        if stream is not None and stream.kind.controls_a_stream and not stream.video:
             self._control_scale(call.call_id, stream.kind)
         elif stream is not None and stream.kind is StreamKind.SYNTHETIC and self.engine is not None:
             return self._start_synthetic(call, stream)
@@ -85,7 +103,8 @@ class MediaBridge:
             self._unregister(call_id)
 
     def call_started(self, call: Call) -> None:
-        self.classic.call_started(call.call_id, call.context.media_port)
+        if self.settings.echo:  # only then does a call's port open before its scenario asks
+            self.classic.call_started(call.call_id, call.context.media_port)
 
     def sdp_received(self, call: Call, sdp: bytes) -> None:
         self.classic.remote_sdp_changed(call.call_id, sdp)
@@ -127,6 +146,7 @@ class MediaBridge:
         if call.call_id in self._streams:
             self._unregister(call.call_id)
         self.classic.call_ended(call.call_id)
+        self.ports.release(call.call_id)
 
     def refresh_counters(self) -> None:
         media = MediaCounters()
@@ -159,3 +179,15 @@ class MediaBridge:
             self.engine.close()
         self.classic.close()
         self.refresh_counters()
+
+
+def _switch_on(call: Call, stream: RtpStreamAction) -> bool:
+    """<rtp_echo>'s value (or variable's, unset being 0) as SIPp reads it: anything but 0 is on."""
+    text = stream.switch_value or "0"
+    if stream.switch_is_variable:
+        value = call.context.variables.get(text.lstrip("$"))
+        text = "0" if value is None else format_variable(value)
+    try:
+        return float(text) != 0
+    except ValueError:
+        return False  # SIPp reads a text variable as the number 0

@@ -31,6 +31,8 @@ class RunEnd:
     def outcome(self, counters: RunCounters) -> RunOutcome:
         if self._decided is not None:
             return self._decided
+        if counters.media.rtp_check_failures:  # SIPp's sipp_exit: RTP errors before call results
+            return RunOutcome.RTP_CHECK_FAILED
         if counters.calls_failed:
             return RunOutcome.SOME_FAILED
         if counters.calls_succeeded:

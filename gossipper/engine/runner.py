@@ -109,7 +109,11 @@ class Run:
             else None
         )
         self.media = MediaBridge(
-            settings.media, self.counters, loop, qos_sink=self.hep.qos_report if self.hep else None
+            settings.media,
+            self.counters,
+            loop,
+            qos_sink=self.hep.qos_report if self.hep else None,
+            warn=lambda text: self.views.log("warning", text),
         )
         self.twin: TwinChannel | None = None
         self.control = RunControl(self, settings.control)
@@ -137,6 +141,7 @@ class Run:
             injection=self.injection,
             media_port_span=media.port_span,
             crypto_attribute=self.media.crypto_attribute,
+            choose_media_port=self.media.media_port,
         )
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started

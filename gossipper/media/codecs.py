@@ -48,6 +48,71 @@ CODECS: dict[str, Codec] = {
     )
 }
 
+
+@dataclass(frozen=True)
+class PacketPlan:
+    """How SIPp's rtp_stream cuts a file or pattern into packets for one payload type."""
+
+    payload_name: str
+    interval_ms: int
+    payload_bytes: int
+    timestamp_step: int
+    video: bool = False
+
+
+# SIPp's rtp_stream (actions.cpp setRTPStreamActInfo): the payload name a static payload type
+# implies when the value names none, and the packet plan of each (payload type, name) it plays.
+# H.264's 160 ms / 1280 bytes are SIPp's own arbitrary choice, kept so packet counts match.
+DEFAULT_PAYLOAD_NAMES = {0: "PCMU/8000", 8: "PCMA/8000", 9: "G722/8000", 18: "G729/8000"}
+_STATIC_PLANS = {
+    (0, "PCMU/8000"): PacketPlan("PCMU/8000", 20, 160, 160),
+    (8, "PCMA/8000"): PacketPlan("PCMA/8000", 20, 160, 160),
+    (9, "G722/8000"): PacketPlan("G722/8000", 20, 160, 160),
+    (18, "G729/8000"): PacketPlan("G729/8000", 20, 20, 160),
+}
+_COMFORT_NOISE = 13  # SIPp plays CN whatever name it is given
+_DYNAMIC_PLANS = {
+    "H264/90000": PacketPlan("H264/90000", 160, 1280, 1280, video=True),
+    "iLBC/8000": PacketPlan("iLBC/8000", 30, 50, 240),
+}
+
+
+def default_payload_name(payload_type: int) -> str:
+    """The name SIPp assumes for a payload type given alone; ValueError where it assumes none."""
+    name = DEFAULT_PAYLOAD_NAMES.get(payload_type)
+    if name is None:
+        raise ValueError(
+            f"payload type {payload_type} needs a payload name (e.g. ...,{payload_type},iLBC/8000); "
+            f"only {', '.join(f'{pt} ({n})' for pt, n in DEFAULT_PAYLOAD_NAMES.items())} imply one"
+        )
+    return name
+
+
+def packet_plan(payload_type: int, payload_name: str | None) -> PacketPlan:
+    """SIPp's packet plan for a payload type and name; ValueError for a pair SIPp cannot play.
+
+    SIPp itself accepts a static type with a mismatched name and then sends nothing; a
+    load error says so instead.
+    """
+    name = payload_name or default_payload_name(payload_type)
+    if payload_type == _COMFORT_NOISE:
+        return PacketPlan(name, 150, 1, 1200)
+    if 96 <= payload_type <= 127:
+        plan = _DYNAMIC_PLANS.get(name)
+        if plan is None:
+            raise ValueError(
+                f"dynamic payload type {payload_type}: payload name {name!r} is not one rtp_stream "
+                f"plays (expected one of {', '.join(_DYNAMIC_PLANS)})"
+            )
+        return plan
+    plan = _STATIC_PLANS.get((payload_type, name))
+    if plan is None:
+        known = DEFAULT_PAYLOAD_NAMES.get(payload_type)
+        expected = f"payload type {payload_type} is {known}" if known else "rtp_stream plays 0, 8, 9, 13, 18"
+        raise ValueError(f"payload type {payload_type} with name {name!r}: {expected}")
+    return plan
+
+
 MIN_INTERVAL_MS = 1
 MAX_INTERVAL_MS = 1000
 MAX_DURATION_MS = 7 * 24 * 3600 * 1000

@@ -21,7 +21,10 @@ class MediaSettings:
     rt_priority: int = 10  # SCHED_RR priority of the scale engine's senders; 0: normal scheduling
     srtp: bool = False  # classic streams are SRTP, keyed by SDES a=crypto
     echo: bool = False  # every call's media port sends back what reaches it
-    file_payload_type: int = 0  # payload type of audio files whose format does not set one
+    default_payload_type: int | None = None  # -rtp_payload; None: a WAV's own, the codec's, else 0
+    audio_tolerance: float = 1.0  # -audiotolerance: failed share of echo checks that fails a stream
+    video_tolerance: float = 1.0  # -videotolerance
+    rtpcheck_debug: bool = False  # -rtpcheck_debug: every echo check to debugafile / debugvfile
     rtcp_interval_s: float = RTCP_INTERVAL_S  # classic path: one SR/RR per stream this often
     stream_defaults: StreamDefaults = field(default_factory=lambda: StreamDefaults(CODECS["PCMU/8000"]))
     quiet: bool = False  # no start line (background mode)

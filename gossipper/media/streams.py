@@ -16,10 +16,14 @@ from gossipper.media.codecs import Codec
 class StreamKind(StrEnum):
     SYNTHETIC = "synthetic"  # codec silence, generated
     FILE = "file"  # a WAV/raw audio file (classic path)
+    PATTERN = "pattern"  # SIPp's apattern/vpattern: one byte repeated, echo-checked (classic path)
     PAUSE = "pause"
     RESUME = "resume"
     STOP = "stop"
     ECHO = "echo"  # send back what arrives (classic path)
+    ECHO_START = "echo_start"  # exec rtp_echo="startaudio|updateaudio|startvideo|updatevideo,..."
+    ECHO_STOP = "echo_stop"  # exec rtp_echo="stopaudio|stopvideo": fails the call if the echo broke
+    ECHO_SWITCH = "echo_switch"  # <rtp_echo value=|variable=>: the run's -rtp_echo on or off
 
     @property
     def controls_a_stream(self) -> bool:
@@ -39,6 +43,11 @@ class RtpStreamAction:
     freq_ms: int | None = None
     dur_ms: int | None = None
     channels: int | None = None
+    payload_name: str | None = None  # FILE/PATTERN: SIPp's NAME/RATE; None: implied by the type
+    pattern_id: int = 1  # PATTERN: 1..6, the byte 0xAA..0xFF
+    video: bool = False  # PATTERN and its controls, rtp_echo: the video stream, not audio
+    switch_value: str | None = None  # ECHO_SWITCH: a number, or a variable's name
+    switch_is_variable: bool = False
 
 
 class MediaAction(Protocol):

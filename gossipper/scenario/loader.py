@@ -13,7 +13,7 @@ from pathlib import Path
 from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.scenario.keywords import keyword_problem
-from gossipper.scenario.rtp_stream import parse_rtp_stream
+from gossipper.scenario.rtp_stream import parse_rtp_echo, parse_rtp_echo_switch, parse_rtp_stream
 from gossipper.scenario.template import MessageTemplate
 from gossipper.scenario.xmltree import Node, XmlSyntaxError, parse_xml
 
@@ -331,6 +331,8 @@ class _Loader:
             return kind(line, message)
         if tag == "exec":
             return self.exec_action(node)
+        if tag == "rtp_echo":
+            return self.rtp_echo_switch(node)
         if tag == "jump":
             if "value" not in node.attrs and "variable" not in node.attrs:
                 raise self.fail(line, "<jump> needs the attribute value= or variable=")
@@ -354,7 +356,7 @@ class _Loader:
         return value
 
     def exec_action(self, node: Node) -> model.Action:
-        known = {"command", "int_cmd", "rtp_stream", "play_pcap_audio", "play_pcap_video"}
+        known = {"command", "int_cmd", "rtp_stream", "rtp_echo", "play_pcap_audio", "play_pcap_video"}
         unknown = set(node.attrs) - known
         if unknown or not node.attrs:
             what = f"unknown attribute {sorted(unknown)[0]}=" if unknown else "no attribute"
@@ -365,12 +367,17 @@ class _Loader:
                 node.line, f"<exec> int_cmd={int_cmd!r}: expected one of {', '.join(sorted(_INT_COMMANDS))}"
             )
         rtp_text = node.attrs.get("rtp_stream")
+        echo_text = node.attrs.get("rtp_echo")
+        if rtp_text is not None and echo_text is not None:
+            raise self.fail(node.line, "<exec> takes rtp_stream= or rtp_echo=, not both")
         rtp = None
-        if rtp_text is not None:
-            try:
+        try:
+            if rtp_text is not None:
                 rtp = parse_rtp_stream(rtp_text)
-            except ValueError as error:
-                raise self.fail(node.line, str(error)) from None
+            elif echo_text is not None:
+                rtp, rtp_text = parse_rtp_echo(echo_text), f"rtp_echo={echo_text}"  # media's, like rtp_stream
+        except ValueError as error:
+            raise self.fail(node.line, str(error)) from None
         command = node.attrs.get("command")
         return model.Exec(
             line=node.line,
@@ -381,6 +388,17 @@ class _Loader:
             play_pcap_audio=node.attrs.get("play_pcap_audio"),
             play_pcap_video=node.attrs.get("play_pcap_video"),
         )
+
+    def rtp_echo_switch(self, node: Node) -> model.Action:
+        """<rtp_echo value=|variable=>: carried to media as an exec, the path media actions take."""
+        unknown = set(node.attrs) - {"value", "variable"}
+        if unknown:
+            raise self.fail(node.line, f"<rtp_echo> has unknown attribute {sorted(unknown)[0]}=")
+        try:
+            rtp = parse_rtp_echo_switch(node.attrs.get("value"), node.attrs.get("variable"))
+        except ValueError as error:
+            raise self.fail(node.line, str(error)) from None
+        return model.Exec(line=node.line, rtp_stream=f"rtp_echo {rtp.switch_value}", rtp=rtp)
 
 
 def _names(text: str | None) -> list[str]:

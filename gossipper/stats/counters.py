@@ -106,6 +106,7 @@ class MediaCounters:
     on_time_1ms: int = 0  # sent within 1 ms of their slot
     on_time_2ms: int = 0  # sent within 2 ms of their slot
     malformed_rtp: int = 0
+    rtp_check_failures: int = 0  # SIPp's rtpcheck: failed echo checks and broken rtp_echo (exit 253)
     receive: ReceiveQuality = field(default_factory=lambda: ReceiveQuality())
 
 

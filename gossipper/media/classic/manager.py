@@ -5,6 +5,9 @@ what the peer's SDP says, and when calls start and end; it answers with a failur
 (class, reason) or None, and keeps the counts, per-stream reports and the SRTP keys.
 Files are loaded once per run and shared by every call that plays them. Each ended
 stream's QoS report goes to the run's `qos_sink` (its HEP sender), when it has one.
+File and pattern streams are echo-checked as SIPp's rtpcheck does (rtpcheck.py); a
+call's checks are judged when its media ends, and SIPp's rtp_echo actions switch
+echo per call (exec rtp_echo=) or for every -rtp_echo call at once (<rtp_echo>).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import asyncio
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from gossipper.errors import FileProblem
 from gossipper.media.classic.pcap import PcapMedia, load_pcap
 from gossipper.media.classic.receive_stats import ReceiveStats
 from gossipper.media.classic.reports import homer_qos_report, stream_report
+from gossipper.media.classic.rtpcheck import EchoCheck
 from gossipper.media.classic.sender import FramePlan
 from gossipper.media.classic.session import Address, MediaSession
 from gossipper.media.classic.srtp import (
@@ -28,7 +33,8 @@ from gossipper.media.classic.srtp import (
     choose_remote,
 )
 from gossipper.media.classic.totals import ClassicTotals
-from gossipper.media.classic.wav import FRAME_MS, RTP_CLOCK_HZ, SAMPLES_PER_FRAME, AudioFile, load_audio_file
+from gossipper.media.classic.wav import AudioFile, load_audio_file
+from gossipper.media.codecs import PacketPlan, packet_plan
 from gossipper.media.sdp import AudioEndpoint, parse_audio_endpoint
 from gossipper.media.settings import MediaSettings
 from gossipper.media.streams import MediaAction, RtpStreamAction, StreamKind
@@ -37,6 +43,9 @@ from gossipper.stats.counters import MediaCounters
 Failure = tuple[str, str]  # (failure class, reason)
 QosSink = Callable[[str, dict[str, object]], None]  # (call id, the stream's report)
 _NO_SDP = "the peer sent no SDP to take the RTP address from"
+_RAW_PAYLOAD_TYPE = 0  # SIPp's -rtp_payload default: what raw files and patterns carry when unsaid
+PATTERN_BYTES = (0xAA, 0xBB, 0xCC, 0xDD, 0xEE, 0xFF)  # SIPp's apattern/vpattern ids 1..6
+DEBUG_FILES = {False: "debugafile", True: "debugvfile"}  # -rtpcheck_debug, in the working directory, as SIPp
 
 
 @dataclass
@@ -52,6 +61,8 @@ class _CallMedia:
     local_crypto: CryptoAttribute | None = None
     remote_crypto: CryptoAttribute | None = None
     session: MediaSession | None = None
+    flag_echo: bool = False  # echoing because of -rtp_echo, so <rtp_echo value=0> silences it
+    checks: dict[bool, EchoCheck] = field(default_factory=dict)  # video? -> its rtpcheck
 
     def _parse_remote_sdp(self) -> None:
         """Only when asked: most calls of a load test carry SDP but no classic media."""
@@ -91,9 +102,11 @@ class ClassicMedia:
         self._qos_sink = qos_sink
         self._loop = loop
         self._calls: dict[str, _CallMedia] = {}
-        self._audio: dict[tuple[str, int], AudioFile] = {}
+        self._audio: dict[str, AudioFile] = {}
         self._pcaps: dict[str, PcapMedia] = {}
         self._reports: list[dict[str, object]] = []
+        self._flag_echo_on = True  # SIPp's rtp_echo_state, which <rtp_echo value=...> sets
+        self._debug: dict[bool, TextIO] = {}
 
     def start(self, media_ip: str) -> None:
         self.media_ip = media_ip
@@ -104,8 +117,11 @@ class ClassicMedia:
             for path in (action.play_pcap_audio, action.play_pcap_video):
                 if path:
                     self._pcap(path)
-            if action.rtp is not None and action.rtp.kind is StreamKind.FILE and action.rtp.file:
-                self._audio_file(action.rtp.file)
+            if action.rtp is not None and action.rtp.kind in (StreamKind.FILE, StreamKind.PATTERN):
+                try:
+                    self._plan(action.rtp)
+                except ValueError as error:
+                    raise FileProblem(f"rtp_stream: {error}") from None
 
     # --- what calls ask -----------------------------------------------------------------------
 
@@ -133,7 +149,15 @@ class ClassicMedia:
         call.media_port = media_port
         session = self._open(call, "echo of every call")
         if isinstance(session, MediaSession):
-            session.echo = True
+            call.flag_echo = True
+            session.echo = self._flag_echo_on
+
+    def switch_flag_echo(self, on: bool) -> None:
+        """<rtp_echo value=...>: SIPp's -rtp_echo echoes only while its switch is on, run-wide."""
+        self._flag_echo_on = on
+        for call in self._calls.values():
+            if call.flag_echo and call.session is not None:
+                call.session.echo = on
 
     def remote_sdp_changed(self, call_id: str, remote_sdp: bytes) -> None:
         """Learn the peer's RTP address and a=crypto lines; the same SDP again changes nothing."""
@@ -169,8 +193,13 @@ class ClassicMedia:
 
     def call_ended(self, call_id: str) -> None:
         call = self._calls.pop(call_id, None)
-        if call is not None and call.session is not None:
+        if call is None:
+            return
+        if call.session is not None:
             call.session.close()
+        for check in call.checks.values():
+            if not check.finish():
+                self.totals.rtp_check_failures += 1
 
     # --- what the run reads -------------------------------------------------------------------
 
@@ -192,6 +221,9 @@ class ClassicMedia:
     def close(self) -> None:
         for call_id in list(self._calls):
             self.call_ended(call_id)
+        for debug in self._debug.values():
+            debug.close()
+        self._debug.clear()
 
     # --- inside -------------------------------------------------------------------------------
 
@@ -234,6 +266,12 @@ class ClassicMedia:
             return
         if call.peer is not None:
             session.peer = (call.peer.address, call.peer.port)
+        if call.remote_sdp is not None and b"m=video" in call.remote_sdp:
+            try:
+                video = _video_endpoint(call.remote_sdp)
+                session.video_peer = (video.address, video.port)
+            except ValueError:
+                session.video_peer = None  # said when a video pattern asks for it
         if call.local_crypto is None or call.remote_crypto is None:
             return
         keys = (call.local_crypto, call.remote_crypto)
@@ -257,35 +295,81 @@ class ClassicMedia:
     def _rtp_stream(self, call: _CallMedia, stream: RtpStreamAction) -> Failure | None:
         if stream.kind.controls_a_stream:
             if call.session is not None:
-                _control(call.session, stream.kind)
+                _control(call.session, stream)
             return None
+        if stream.kind in (StreamKind.ECHO_START, StreamKind.ECHO_STOP):
+            return self._rtp_echo(call, stream)
         if stream.kind is StreamKind.ECHO:
             opened = self._open(call, "rtp_stream echo")
         else:
             try:
                 plan = self._plan(stream)
-            except FileProblem as error:
+            except (FileProblem, ValueError) as error:
                 return ("scenario_error", f"rtp_stream: {error}")
             opened = self._ready_to_send(call, "rtp_stream")
             if isinstance(opened, MediaSession):
-                opened.play(plan)
+                if stream.video and opened.video_peer is None:
+                    return ("parse_error", "rtp_stream vpattern: the peer's SDP has no usable m=video line")
+                check = self._check(call, stream.video) if plan.echo_checked else None
+                opened.play(plan, video=stream.video, check=check)
         if not isinstance(opened, MediaSession):
             return opened
         opened.echo = opened.echo or stream.kind is StreamKind.ECHO
         return None
 
+    def _rtp_echo(self, call: _CallMedia, stream: RtpStreamAction) -> Failure | None:
+        """SIPp's exec rtp_echo: start (or update) echo on the call's port; stop fails on a broken echo."""
+        what = f"rtp_echo {'video' if stream.video else 'audio'}"
+        if stream.kind is StreamKind.ECHO_START:
+            opened = self._open(call, what)
+            if not isinstance(opened, MediaSession):
+                return opened
+            opened.echo = True
+            return None
+        session = call.session
+        if session is None:
+            return None
+        session.echo = False
+        if session.echo_errors:
+            self.totals.rtp_check_failures += 1
+            errors, session.echo_errors = session.echo_errors, 0
+            return ("transport_error", f"{what}: the echo hit {errors} socket error(s)")
+        return None
+
+    def _check(self, call: _CallMedia, video: bool) -> EchoCheck:
+        check = call.checks.get(video)
+        if check is None:
+            tolerance = self.settings.video_tolerance if video else self.settings.audio_tolerance
+            label = f"{call.call_id} {'video' if video else 'audio'}"
+            check = call.checks[video] = EchoCheck(label, tolerance, self._debug_file(video))
+        return check
+
+    def _debug_file(self, video: bool) -> TextIO | None:
+        if not self.settings.rtpcheck_debug:
+            return None
+        debug = self._debug.get(video)
+        if debug is None:
+            debug = self._debug[video] = open(DEBUG_FILES[video], "a", encoding="utf-8")  # noqa: SIM115
+        return debug
+
     def _plan(self, stream: RtpStreamAction) -> FramePlan:
+        """ValueError (a payload SIPp cannot play) or FileProblem (a bad file) if it cannot be sent."""
+        if stream.kind is StreamKind.PATTERN:
+            payload_type = self._payload_type(stream, None)
+            sipp = self._packet_plan(stream, payload_type)
+            pattern = bytes((PATTERN_BYTES[stream.pattern_id - 1],)) * sipp.payload_bytes
+            return _sipp_frames(sipp, payload_type, lambda _index: pattern, 1, -1)
         if stream.kind is StreamKind.FILE and stream.file:
             audio = self._audio_file(stream.file)
-            return FramePlan(
-                frame=audio.frame,
-                frame_count=audio.frame_count,
-                loops=stream.loops,
-                slot_limit=0,
-                payload_type=audio.payload_type if stream.payload_type is None else stream.payload_type,
-                clock_rate=RTP_CLOCK_HZ,
-                timestamp_step=SAMPLES_PER_FRAME,
-                interval_s=FRAME_MS / 1000,
+            payload_type = self._payload_type(stream, audio.payload_type)
+            sipp = self._packet_plan(stream, payload_type)
+            size = sipp.payload_bytes
+            return _sipp_frames(
+                sipp,
+                payload_type,
+                lambda index: audio.frame(index, size, payload_type),
+                audio.frame_count(size),
+                stream.loops,
             )
         synthetic = self.settings.stream_defaults.synthetic(stream)
         codec, interval_ms = synthetic.codec, synthetic.interval_ms
@@ -323,11 +407,25 @@ class ClassicMedia:
         session.replay(pcap, destination)
         return None
 
+    def _payload_type(self, stream: RtpStreamAction, file_payload_type: int | None) -> int:
+        """The stream's own type, else -rtp_payload, else what a WAV says it holds, else SIPp's 0."""
+        if stream.payload_type is not None:
+            return stream.payload_type
+        if self.settings.default_payload_type is not None:
+            return self.settings.default_payload_type
+        return _RAW_PAYLOAD_TYPE if file_payload_type is None else file_payload_type
+
+    def _packet_plan(self, stream: RtpStreamAction, payload_type: int) -> PacketPlan:
+        plan = packet_plan(payload_type, stream.payload_name)
+        if plan.video != stream.video and stream.kind is StreamKind.PATTERN:
+            kind = "vpattern" if stream.video else "apattern"
+            raise ValueError(f"{kind} cannot carry {plan.payload_name}")
+        return plan
+
     def _audio_file(self, path: str) -> AudioFile:
-        key = (path, self.settings.file_payload_type)
-        audio = self._audio.get(key)
+        audio = self._audio.get(path)
         if audio is None:
-            audio = self._audio[key] = load_audio_file(path, self.settings.file_payload_type)
+            audio = self._audio[path] = load_audio_file(path)
         return audio
 
     def _pcap(self, path: str) -> PcapMedia:
@@ -345,13 +443,30 @@ class ClassicMedia:
             self._qos_sink(call_id, homer_qos_report(call_id, stats, source, local))
 
 
-def _control(session: MediaSession, kind: StreamKind) -> None:
-    if kind is StreamKind.PAUSE:
-        session.pause()
-    elif kind is StreamKind.RESUME:
-        session.resume()
+def _control(session: MediaSession, stream: RtpStreamAction) -> None:
+    if stream.kind is StreamKind.PAUSE:
+        session.pause(video=stream.video)
+    elif stream.kind is StreamKind.RESUME:
+        session.resume(video=stream.video)
     else:
-        session.stop_stream()
+        session.stop_stream(video=stream.video)
+
+
+def _sipp_frames(
+    sipp: PacketPlan, payload_type: int, frame: Callable[[int], bytes], frame_count: int, loops: int
+) -> FramePlan:
+    """A file or pattern stream paced as SIPp paces it: its payload type's interval, size and step."""
+    return FramePlan(
+        frame=frame,
+        frame_count=frame_count,
+        loops=loops,
+        slot_limit=0,
+        payload_type=payload_type,
+        clock_rate=sipp.timestamp_step * 1000 // sipp.interval_ms,
+        timestamp_step=sipp.timestamp_step,
+        interval_s=sipp.interval_ms / 1000,
+        echo_checked=True,
+    )
 
 
 def _video_endpoint(sdp: bytes) -> AudioEndpoint:

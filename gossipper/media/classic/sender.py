@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gossipper.media.classic.pcap import PcapPacket
+from gossipper.media.classic.rtpcheck import EchoCheck
 from gossipper.media.classic.totals import ClassicTotals
 from gossipper.media.rtp import FIXED_HEADER, MARKER_BIT
 
@@ -56,6 +57,7 @@ class FramePlan:
     clock_rate: int
     timestamp_step: int
     interval_s: float
+    echo_checked: bool = False  # SIPp checks the echo of file and pattern streams (rtpcheck)
 
 
 class FrameStream:
@@ -67,9 +69,11 @@ class FrameStream:
         send: SendPacket,
         on_end: Callable[[FrameStream], None],
         totals: ClassicTotals,
+        check: EchoCheck | None = None,
     ) -> None:
         self.plan = plan
         self.source = source
+        self.check = check
         self._loop = loop
         self._send = send
         self._on_end = on_end
@@ -134,6 +138,8 @@ class FrameStream:
         second = plan.payload_type | (MARKER_BIT if self._marker else 0)
         header = FIXED_HEADER.pack(0x80, second, self._sequence, self._timestamp, self.source.ssrc)
         self._send(header + payload, len(payload))
+        if self.check is not None:
+            self.check.packet_sent(self._sequence, payload)
         self.source.sent(self._timestamp, len(payload), self._loop.time())
         self._totals.note_lateness(late)
         self._marker = False

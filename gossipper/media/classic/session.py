@@ -6,6 +6,9 @@ receives and measures every source (RFC 3550 A.1-A.8), echoes if asked, sends on
 file/synthetic stream and any pcap replays, and reports over RTCP every interval:
 SR while our stream has sent, RR otherwise, always with SDES CNAME; a stream that
 ends sends a last SR and BYE, and the next stream is a new source (fresh SSRC).
+A video pattern (SIPp's vpattern) is a second stream, from the same port to the
+peer's m=video port; RTCP reports the audio stream only. Streams that SIPp checks
+(files, patterns) hand what they send and what comes back to their EchoCheck.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from gossipper.media.classic.rtcp import (
     ntp_timestamp,
     parse_compound,
 )
+from gossipper.media.classic.rtpcheck import EchoCheck
 from gossipper.media.classic.sender import FramePlan, FrameStream, PcapReplay, RtpSource
 from gossipper.media.classic.srtp import SrtpContext, SrtpRejected
 from gossipper.media.classic.totals import ClassicTotals
@@ -50,10 +54,12 @@ class _Endpoint(asyncio.DatagramProtocol):
         on_datagram: Callable[[bytes, Address], None],
         on_up: Callable[[asyncio.DatagramTransport], None],
         totals: ClassicTotals,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self._on_datagram = on_datagram
         self._on_up = on_up
         self._totals = totals
+        self._on_error = on_error
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._on_up(cast(asyncio.DatagramTransport, transport))  # uvloop's is not asyncio's class
@@ -64,6 +70,8 @@ class _Endpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         if isinstance(exc, OSError):
             self._totals.send_error(exc)
+            if self._on_error is not None:
+                self._on_error()
 
 
 class MediaSession:
@@ -79,7 +87,9 @@ class MediaSession:
     ) -> None:
         self.local = local
         self.peer: Address | None = None  # where our RTP goes; RTCP goes to the next port
+        self.video_peer: Address | None = None  # where a video pattern goes (the peer's m=video)
         self.echo = False
+        self.echo_errors = 0  # socket errors while echoing: SIPp's rtp_echo stop fails the call
         self.srtp: SrtpContext | None = None
         self.srtp_required = False  # drop what arrives until self.srtp is known
         self.ssrc = secrets.randbits(32)
@@ -95,6 +105,8 @@ class MediaSession:
         self._connecting: asyncio.Task[None] | None = None  # held: the loop keeps only weak references
         self._rtcp_timer: asyncio.TimerHandle | None = None
         self._stream: FrameStream | None = None
+        self._video_stream: FrameStream | None = None
+        self._checks: dict[bool, EchoCheck] = {}  # video? -> the check its streams feed
         self._replays: list[PcapReplay] = []
         self._receivers: dict[int, ReceiveStats] = {}
         self._sources: dict[int, Address] = {}
@@ -114,7 +126,7 @@ class MediaSession:
         self._connecting = self._loop.create_task(self._connect(rtp, rtcp))
 
     async def _connect(self, rtp: socket.socket, rtcp: socket.socket) -> None:
-        await self._serve(rtp, _Endpoint(self._on_rtp, self._rtp_up, self._totals))
+        await self._serve(rtp, _Endpoint(self._on_rtp, self._rtp_up, self._totals, self._rtp_error))
         await self._serve(rtcp, _Endpoint(self._on_rtcp, self._rtcp_up, self._totals))
 
     async def _serve(self, sock: socket.socket, endpoint: _Endpoint) -> None:
@@ -155,6 +167,7 @@ class MediaSession:
         if self.closed:
             return
         self.stop_stream()
+        self.stop_stream(video=True)
         for replay in self._replays:
             replay.stop()
         self._replays.clear()
@@ -173,33 +186,42 @@ class MediaSession:
 
     # --- sending ----------------------------------------------------------------------------
 
-    def play(self, plan: FramePlan) -> None:
-        """Start a file/synthetic stream, replacing (and ending) the current one."""
-        self.stop_stream()
+    def play(self, plan: FramePlan, *, video: bool = False, check: EchoCheck | None = None) -> None:
+        """Start a stream (audio, or SIPp's video pattern), replacing (and ending) that kind's current one."""
+        self.stop_stream(video=video)
+        if check is not None:
+            self._checks[video] = check
         stream = FrameStream(
             self._loop,
             plan,
-            RtpSource(self.ssrc, plan.clock_rate),
-            self._send_to_peer,
+            RtpSource(secrets.randbits(32) if video else self.ssrc, plan.clock_rate),
+            self._send_to_video_peer if video else self._send_to_peer,
             self._stream_ended,
             self._totals,
+            check,
         )
-        self._stream = stream
+        if video:
+            self._video_stream = stream
+        else:
+            self._stream = stream
         self._totals.stream_started()
         self._when_open(lambda: None if stream.finished else stream.start())
 
-    def pause(self) -> None:
-        if self._stream is not None:
-            self._stream.pause()
+    def pause(self, *, video: bool = False) -> None:
+        stream = self._video_stream if video else self._stream
+        if stream is not None:
+            stream.pause()
 
-    def resume(self) -> None:
-        if self._stream is not None:
-            self._stream.resume()
+    def resume(self, *, video: bool = False) -> None:
+        stream = self._video_stream if video else self._stream
+        if stream is not None:
+            stream.resume()
 
-    def stop_stream(self) -> None:
-        if self._stream is not None:
-            self._stream.stop()
-            self._stream_ended(self._stream)
+    def stop_stream(self, *, video: bool = False) -> None:
+        stream = self._video_stream if video else self._stream
+        if stream is not None:
+            stream.stop()
+            self._stream_ended(stream)
 
     def replay(self, pcap: PcapMedia, destination: Address) -> None:
         def send(packet: bytes, octets: int) -> None:
@@ -215,6 +237,10 @@ class MediaSession:
         self._totals.stream_ended()
 
     def _stream_ended(self, stream: FrameStream) -> None:
+        if stream is self._video_stream:
+            self._video_stream = None
+            self._totals.stream_ended()
+            return
         if stream is not self._stream:
             return
         self._stream = None
@@ -226,6 +252,10 @@ class MediaSession:
     def _send_to_peer(self, packet: bytes, octets: int) -> None:
         if self.peer is not None:
             self._send_rtp(packet, octets, self.peer)
+
+    def _send_to_video_peer(self, packet: bytes, octets: int) -> None:
+        if self.video_peer is not None:
+            self._send_rtp(packet, octets, self.video_peer)
 
     def _send_rtp(self, packet: bytes, octets: int, destination: Address) -> bool:
         if self._rtp is None:
@@ -267,8 +297,22 @@ class MediaSession:
             stats = self._receivers[header.ssrc] = ReceiveStats(header.ssrc, clock, header.payload_type)
             self._sources[header.ssrc] = source
         stats.record(header.sequence, header.timestamp, octets, self._loop.time())
+        if self._checks:
+            start = header.header_length
+            self._check_echo(header.ssrc, header.sequence, plain[start : start + octets])
         if self.echo and self._send_rtp(plain, octets, source):
             self._totals.echoed_packets += 1
+
+    def _check_echo(self, ssrc: int, sequence: int, payload: bytes) -> None:
+        """An echo of the video pattern carries its SSRC back; anything else checks the audio."""
+        video = self._video_stream is not None and self._video_stream.source.ssrc == ssrc
+        check = self._checks.get(video)
+        if check is not None:
+            check.echo_arrived(sequence, payload)
+
+    def _rtp_error(self) -> None:
+        if self.echo:
+            self.echo_errors += 1
 
     def _on_rtcp(self, data: bytes, _source: Address) -> None:
         plain = self._unprotect(data, rtcp=True)

@@ -26,6 +26,7 @@ class ClassicTotals:
     rtcp_packets_received: int = 0
     malformed_rtp: int = 0
     malformed_rtcp: int = 0
+    rtp_check_failures: int = 0  # streams whose echo check failed, broken rtp_echo: exit 253
     streams_started: int = 0
     streams_active: int = 0
     streams_active_max: int = 0
@@ -69,4 +70,5 @@ class ClassicTotals:
         media.late_packets += self.late_packets
         media.max_late_ms = max(media.max_late_ms, self.max_late_ms)
         media.malformed_rtp += self.malformed_rtp
+        media.rtp_check_failures += self.rtp_check_failures
         media.send_errors.update(self.send_errors)

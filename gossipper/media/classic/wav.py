@@ -2,6 +2,7 @@
 
 Like SIPp, nothing is transcoded: the file must already be in the codec the RTP
 carries, 8 kHz mono (G.722's RTP clock is 8 kHz too, whatever its WAV header says).
+How many bytes go in a packet is the stream's payload type's (codecs.packet_plan).
 A file that cannot be played fails at load with one line naming it.
 """
 
@@ -13,25 +14,7 @@ from pathlib import Path
 
 from gossipper.errors import FileProblem
 
-FRAME_MS = 20
-RTP_CLOCK_HZ = 8000
-SAMPLES_PER_FRAME = RTP_CLOCK_HZ * FRAME_MS // 1000
-
-
-@dataclass(frozen=True)
-class _Codec:
-    name: str
-    frame_bytes: int  # bytes per 20 ms
-    silence_byte: int
-
-
-# The payload types a raw file may declare: the 8 kHz codecs SIPp's rtp_stream plays.
-RAW_CODECS = {
-    0: _Codec("PCMU", 160, 0xFF),
-    8: _Codec("PCMA", 160, 0xD5),
-    9: _Codec("G722", 160, 0x00),
-    18: _Codec("G729", 20, 0x00),
-}
+_SILENCE = {0: 0xFF, 8: 0xD5}  # G.711's silence; every other codec's is zero bytes
 _WAV_FORMATS = {0x0007: 0, 0x0006: 8, 0x0065: 9, 0x028F: 9}  # WAV format tag -> payload type
 _WAV_EXTENSIBLE = 0xFFFE
 _CHUNK = struct.Struct("<4sI")
@@ -40,43 +23,37 @@ _FMT = struct.Struct("<HHIIHH")  # tag, channels, sample rate, byte rate, block 
 
 @dataclass(frozen=True)
 class AudioFile:
-    """A whole file's payload, cut into frames on the fly by the sender."""
+    """A whole file's payload, cut into packets on the fly by the sender."""
 
     path: str
     payload: bytes
-    payload_type: int  # what the file holds; an rtp_stream payload type overrides it on the wire
-    frame_bytes: int
-    silence_byte: int
+    payload_type: int | None  # what a WAV header says it holds; None: raw bytes, the stream says
 
-    @property
-    def frame_count(self) -> int:
-        return -(-len(self.payload) // self.frame_bytes)
+    def silence_byte(self, payload_type: int) -> int:
+        return _SILENCE.get(payload_type, 0x00)
 
-    def frame(self, index: int) -> bytes:
-        """Frame index of the file; the last one padded with silence to a whole frame."""
-        chunk = self.payload[index * self.frame_bytes : (index + 1) * self.frame_bytes]
-        return chunk + bytes((self.silence_byte,)) * (self.frame_bytes - len(chunk))
+    def frame_count(self, frame_bytes: int) -> int:
+        return -(-len(self.payload) // frame_bytes)
+
+    def frame(self, index: int, frame_bytes: int, payload_type: int) -> bytes:
+        """Packet index of the file; the last one padded with the codec's silence to a whole packet."""
+        chunk = self.payload[index * frame_bytes : (index + 1) * frame_bytes]
+        return chunk + bytes((self.silence_byte(payload_type),)) * (frame_bytes - len(chunk))
 
 
-def load_audio_file(path: str, raw_payload_type: int) -> AudioFile:
-    """WAV when the file says RIFF/WAVE or is named *.wav, else raw bytes of raw_payload_type."""
+def load_audio_file(path: str) -> AudioFile:
+    """WAV when the file says RIFF/WAVE or is named *.wav, else raw bytes of the stream's payload type."""
     try:
         data = Path(path).read_bytes()
     except OSError as error:
         raise FileProblem(f"{path}: cannot read audio file ({error.strerror})") from None
+    payload_type: int | None = None
+    payload = data
     if data[:4] == b"RIFF" or path.lower().endswith(".wav"):
         payload_type, payload = _parse_wav(path, data)
-    else:
-        if raw_payload_type not in RAW_CODECS:
-            choices = ", ".join(f"{pt} ({codec.name})" for pt, codec in RAW_CODECS.items())
-            raise FileProblem(
-                f"{path}: raw audio needs payload type {choices}, got {raw_payload_type} (or give a WAV file)"
-            )
-        payload_type, payload = raw_payload_type, data
     if not payload:
         raise FileProblem(f"{path}: the audio file holds no audio")
-    codec = RAW_CODECS[payload_type]
-    return AudioFile(path, payload, payload_type, codec.frame_bytes, codec.silence_byte)
+    return AudioFile(path, payload, payload_type)
 
 
 def _parse_wav(path: str, data: bytes) -> tuple[int, bytes]:
