@@ -20,7 +20,7 @@ from gossipper.engine.context import format_variable
 from gossipper.errors import GossipperError
 from gossipper.media.classic.manager import ClassicMedia, QosSink
 from gossipper.media.ports import MediaPorts
-from gossipper.media.sdp import parse_audio_endpoint
+from gossipper.media.sdp import parse_audio_endpoint, sdp_of_body
 from gossipper.media.settings import MediaSettings
 from gossipper.media.streams import RtpStreamAction, StreamKind
 from gossipper.scenario import model
@@ -120,7 +120,7 @@ class MediaBridge:
         if not sdp:
             return ("parse_error", "rtp_stream: the peer sent no SDP to take the RTP address from")
         try:
-            endpoint = parse_audio_endpoint(sdp)
+            endpoint = parse_audio_endpoint(sdp_of_body(sdp))
         except ValueError as error:
             return ("parse_error", f"rtp_stream: {error}")
         spec = StreamSpec.carrying(

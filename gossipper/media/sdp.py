@@ -1,7 +1,9 @@
 """The part of SDP (RFC 4566) a load generator needs: where the peer wants audio.
 
 The remote RTP address is the connection address (c=, media-level over session-level,
-RFC 4566 section 5.7) and the port of the first m=audio line (section 5.14).
+RFC 4566 section 5.7) and the port of the first m=audio line (section 5.14). A body
+may be multipart (RFC 2046 section 5.1, e.g. SDP beside ISUP or a PIDF): the SDP is
+then its first application/sdp part, as SIPp's get_body finds it.
 """
 
 from __future__ import annotations
@@ -9,6 +11,51 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from functools import lru_cache
+
+_SDP_TYPE = b"application/sdp"
+
+
+def sdp_of_body(body: bytes, content_type: str | None = None) -> bytes:
+    """The SDP in a message body: the body itself, or the application/sdp part of a multipart one.
+
+    The boundary comes from the Content-Type when given, else from the body's first line
+    (a multipart body opens with "--boundary"). A body with no SDP part is returned as it
+    is, so the SDP parser names what is missing.
+    """
+    boundary = _boundary(content_type) if content_type else None
+    if boundary is None:
+        if not body.startswith(b"--"):
+            return body
+        boundary = body.split(b"\n", 1)[0].strip()[2:]
+    if not boundary:
+        return body
+    for part in body.split(b"--" + boundary)[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter
+        head, separator, content = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            head, separator, content = part.lstrip(b"\n").partition(b"\n\n")
+        if _SDP_TYPE in head.lower() and _part_type(head) == _SDP_TYPE:
+            return content.rstrip(b"\r\n") + b"\r\n"
+    return body
+
+
+def _boundary(content_type: str) -> bytes | None:
+    if not content_type.strip().lower().startswith("multipart/"):
+        return None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "boundary":
+            return value.strip().strip('"').encode()
+    return None
+
+
+def _part_type(head: bytes) -> bytes:
+    for line in head.splitlines():
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-type":
+            return value.split(b";")[0].strip().lower()
+    return b""
 
 
 @dataclass(frozen=True)

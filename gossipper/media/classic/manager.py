@@ -35,7 +35,7 @@ from gossipper.media.classic.srtp import (
 from gossipper.media.classic.totals import ClassicTotals
 from gossipper.media.classic.wav import AudioFile, load_audio_file
 from gossipper.media.codecs import PacketPlan, packet_plan
-from gossipper.media.sdp import AudioEndpoint, parse_audio_endpoint
+from gossipper.media.sdp import AudioEndpoint, parse_audio_endpoint, sdp_of_body
 from gossipper.media.settings import MediaSettings
 from gossipper.media.streams import MediaAction, RtpStreamAction, StreamKind
 from gossipper.stats.counters import MediaCounters
@@ -161,6 +161,7 @@ class ClassicMedia:
 
     def remote_sdp_changed(self, call_id: str, remote_sdp: bytes) -> None:
         """Learn the peer's RTP address and a=crypto lines; the same SDP again changes nothing."""
+        remote_sdp = sdp_of_body(remote_sdp)  # a multipart body's application/sdp part
         call = self._call(call_id)
         if remote_sdp == call.remote_sdp:
             return
