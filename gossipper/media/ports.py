@@ -59,7 +59,7 @@ def _pair_is_free(ip: str, port: int) -> bool:
             probes.append(probe)
             probe.bind((ip, candidate))
         return True
-    except OSError:
+    except (OSError, OverflowError):  # taken, or an RTCP port past 65535
         return False
     finally:
         for probe in probes:

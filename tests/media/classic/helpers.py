@@ -6,17 +6,33 @@ import asyncio
 import struct
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 import uvloop
 
+from gossipper.cli.compile import run_settings
+from gossipper.cli.config import Config
 from gossipper.cli.ports import LOOPBACK
+from gossipper.media.classic.manager import ClassicMedia
+from gossipper.scenario import model
+from gossipper.scenario.rtp_stream import parse_rtp_stream
 
 Runner = Callable[[Coroutine[Any, Any, None]], None]
 RUNNERS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
 WAIT_S = 5.0
+
+
+def manager(interval_s: float = 0.2, **config: Any) -> ClassicMedia:
+    """A run's classic media as the flags in `config` make it (given: the flags typed)."""
+    settings = replace(run_settings(Config(**config)).media, rtcp_interval_s=interval_s)
+    return ClassicMedia(settings, asyncio.get_running_loop())
+
+
+def rtp_stream(value: str) -> model.Exec:
+    return model.Exec(line=1, rtp_stream=value, rtp=parse_rtp_stream(value))
 
 
 def sdp(port: int, crypto: str | None = None, video_port: int | None = None) -> bytes:

@@ -6,9 +6,7 @@ import asyncio
 import itertools
 import socket
 import time
-from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,28 +28,20 @@ from gossipper.media.classic.rtcp import (
 from gossipper.media.classic.srtp import SUITE_32, SUITE_80, CryptoAttribute, SrtpContext
 from gossipper.media.rtp import parse_rtp
 from gossipper.scenario import model
-from gossipper.scenario.rtp_stream import parse_rtp_stream
 from gossipper.stats.counters import MediaCounters
 from tests.media.classic.helpers import (
     RUNNERS,
     Peer,
     Runner,
+    manager,
     open_peer,
     rtp_packet,
+    rtp_stream,
     sdp,
     until,
     write_pcap,
     write_wav,
 )
-
-
-def manager(interval_s: float = 0.2, **config: Any) -> ClassicMedia:
-    settings = replace(run_settings(Config(**config)).media, rtcp_interval_s=interval_s)
-    return ClassicMedia(settings, asyncio.get_running_loop())
-
-
-def rtp_stream(value: str) -> model.Exec:
-    return model.Exec(line=1, rtp_stream=value, rtp=parse_rtp_stream(value))
 
 
 def rtcp_of(peer: Peer) -> list[list[object]]:
