@@ -330,7 +330,7 @@ class ClassicMedia:
         session = call.session
         if session is None:
             return None
-        session.echo = False
+        session.echo = call.flag_echo and self._flag_echo_on  # -rtp_echo's echo is not this action's
         if session.echo_errors:
             self.totals.rtp_check_failures += 1
             errors, session.echo_errors = session.echo_errors, 0
