@@ -158,25 +158,27 @@ def _wav(path: Path, seconds: float) -> Path:
     return path
 
 
-@needs_sipp
-def test_exec_rtp_echo_sends_back_sipps_rtp_stream(
-    tmp_path: Path, gossipper_uas: GossipperUas, sipp_uac: SippUac
-) -> None:
-    """SIPp's UAC plays a file (rtp_stream, 3.6.1's form); gossipper's UAS echoes it between
-    exec rtp_echo startaudio and stopaudio, and the call ends well on both sides."""
-    uas_scenario = (
-        dump_builtin("uas")
-        .replace(
-            '<recv request="ACK"',
-            '<nop><action><exec rtp_echo="startaudio,0,PCMU/8000"/></action></nop>\n  <recv request="ACK"',
-        )
-        .replace(
-            '<recv request="BYE"/>',
-            '<recv request="BYE"/>\n  <nop><action><exec rtp_echo="stopaudio"/></action></nop>',
-        )
+def _echoed_by_gossipper_uas(
+    tmp_path: Path,
+    gossipper_uas: GossipperUas,
+    sipp_uac: SippUac,
+    before_ack: str,
+    after_bye: str = "",
+    *flags: str,
+) -> int:
+    """SIPp's UAC plays a file (rtp_stream, 3.6.1's form) toward gossipper's uas built-in with
+    `before_ack` actions after its 200 OK and `after_bye` ones after the BYE; both ends must
+    succeed. Returns how many packets gossipper echoed."""
+    uas_scenario = dump_builtin("uas").replace(
+        '<recv request="ACK"', f'<nop><action>{before_ack}</action></nop>\n  <recv request="ACK"'
     )
+    if after_bye:
+        uas_scenario = uas_scenario.replace(
+            '<recv request="BYE"/>', f'<recv request="BYE"/>\n  <nop><action>{after_bye}</action></nop>'
+        )
     (tmp_path / "uas_echo.xml").write_text(uas_scenario)
     uas = gossipper_uas(
+        *flags,
         "-sf",
         str(tmp_path / "uas_echo.xml"),
         "-i",
@@ -210,7 +212,38 @@ def test_exec_rtp_echo_sends_back_sipps_rtp_stream(
     assert uas.wait(timeout=30) == 0, errors.read_text() if errors.exists() else ""
     media = read_json(tmp_path / "uas.json")["media"]
     assert isinstance(media, dict)
-    assert media["receive"]["echoed_packets"] >= 40  # 50 packets in the second, all but a few echoed
+    return int(media["receive"]["echoed_packets"])
+
+
+@needs_sipp
+def test_exec_rtp_echo_sends_back_sipps_rtp_stream(
+    tmp_path: Path, gossipper_uas: GossipperUas, sipp_uac: SippUac
+) -> None:
+    """Echo between exec rtp_echo startaudio and stopaudio: 50 packets in the second, all but a few."""
+    echoed = _echoed_by_gossipper_uas(
+        tmp_path,
+        gossipper_uas,
+        sipp_uac,
+        '<exec rtp_echo="startaudio,0,PCMU/8000"/>',
+        '<exec rtp_echo="stopaudio"/>',
+    )
+    assert echoed >= 40
+
+
+@needs_sipp
+@pytest.mark.parametrize(
+    ("switch", "echoes"),
+    [
+        ('<rtp_echo value="0"/>', False),
+        ('<assign assign_to="on" value="1"/><rtp_echo variable="on"/>', True),
+        ('<assign assign_to="on" value="0"/><rtp_echo variable="on"/>', False),
+    ],
+)
+def test_rtp_echo_action_switches_the_runs_rtp_echo(
+    tmp_path: Path, gossipper_uas: GossipperUas, sipp_uac: SippUac, switch: str, echoes: bool
+) -> None:
+    echoed = _echoed_by_gossipper_uas(tmp_path, gossipper_uas, sipp_uac, switch, "", "-rtp_echo")
+    assert (echoed >= 40) if echoes else (echoed == 0)
 
 
 @needs_sipp
