@@ -12,6 +12,7 @@ from typing import Any, cast
 import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_port
+from gossipper.errors import FileProblem
 from gossipper.media.classic.manager import ClassicMedia
 from gossipper.media.rtp import parse_rtp
 from gossipper.scenario import model
@@ -343,3 +344,15 @@ def test_rtp_echo_switch_silences_flag_echo_only(run: Runner) -> None:
         uas.close()
 
     run(scenario())
+
+
+def test_preload_checks_patterns_against_rtp_payload() -> None:
+    """-rtp_payload 97 leaves `apattern` without a payload name: the run stops before any call."""
+
+    async def scenario() -> None:
+        manager().preload([rtp_stream("apattern")])
+        with pytest.raises(FileProblem, match="rtp_stream: payload type 97 needs a payload name"):
+            manager(rtp_payload=97, given={"rtp_payload"}).preload([rtp_stream("apattern")])
+        manager(rtp_payload=97, given={"rtp_payload"}).preload([rtp_stream("apattern,1,97,iLBC/8000")])
+
+    asyncio.run(scenario())
