@@ -325,11 +325,13 @@ class Run:
         context = self.factory.next_context(message.call_id, self.endpoints.remote)
         return self.factory.launch(context, self.endpoints.shared, is_server=True)
 
-    def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None:
+    def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
         counters = self.counters
         counters.calls_active -= 1
         self.calls_ended += 1
-        if failure_class is None:
+        if not counted:
+            pass  # SIPp's answered PING: the call ends neither failed nor successful
+        elif failure_class is None:
             counters.calls_succeeded += 1
             counters.call_length.add(call.duration_ms)
         else:

@@ -3,8 +3,8 @@ aborts, unexpected messages and pauses, on FakeHost's virtual clock.
 
 Each test builds a Call from a small SIPp scenario and plays the far end by hand,
 answering the messages the call sent (same Call-ID, CSeq, Via; the peer's To tag).
-No socket, no subprocess, no wall clock. Where gossipper departs from SIPp, the test
-states SIPp's behaviour (src/call.cpp) and is marked xfail(strict=True).
+No socket, no subprocess, no wall clock. Where SIPp's rule is not the obvious one, the test
+says where in SIPp's source (src/call.cpp) it comes from.
 """
 
 from __future__ import annotations
@@ -274,17 +274,9 @@ def test_a_late_200_after_the_ack_gets_the_ack_again() -> None:
     finish_with_bye(host, call, at=1.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp process_incoming) absorbs a message matching a recv behind a mandatory step "
-        "only when it is an INVITE response followed by an ACK <send> (and re-sends that ACK); any "
-        "other such match (a late 180 once the 200 was ACKed) is handled as unexpected and aborts the "
-        "call. Call._find_recv/_old_transaction_message absorb every such match, counting it as a "
-        "retransmission of the step."
-    ),
-)
 def test_a_late_provisional_after_the_ack_is_unexpected_as_in_sipp() -> None:
+    """call.cpp process_incoming: a match behind a mandatory step is absorbed only as an INVITE
+    response followed by an ACK <send> (re-sent); a late 180 is unexpected and aborts the call."""
     host, call = start_call(scenario(*RINGING_DIALOG))
     invite = sent_invite(host)
     host.advance(0.05)
@@ -372,15 +364,8 @@ def test_regexp_match_leaves_other_requests_unexpected() -> None:
     assert host.sent == []  # a server call sends nothing when it aborts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        'SIPp matches <recv request=... regexp_match="true"> with POSIX regexec (REG_EXTENDED, no '
-        'implicit anchors: call.cpp matches_scenario), i.e. a search, so request="INV" matches INVITE; '
-        "Call._matches uses re.fullmatch."
-    ),
-)
 def test_regexp_match_searches_the_method_as_sipp_does() -> None:
+    """call.cpp matches_scenario: regexec without implicit anchors, so "INV" finds INVITE."""
     host, call = start_call(
         scenario(recv("INV", regexp_match="true"), send_response(200, "OK")), is_server=True
     )
@@ -519,15 +504,9 @@ def test_nothing_is_retransmitted_over_a_reliable_transport() -> None:
     assert host.ending.failure_class is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp process_incoming) stops retransmitting on a provisional response only for an "
-        "INVITE; a non-INVITE request is retransmitted every T2 (next_retrans = clock_tick + global_t2) "
-        "until its final response. Call._accept cancels the retransmission timer on any match."
-    ),
-)
 def test_a_provisional_to_a_non_invite_leaves_it_retransmitting_every_t2() -> None:
+    """call.cpp process_incoming: a provisional stops only an INVITE's retransmissions; a
+    non-INVITE goes again every T2 (next_retrans = clock_tick + global_t2) until its final response."""
     host, call = start_call(scenario(REGISTER, recv(100, **OPTIONAL), recv(200)))
     host.advance(0.2)
     host.deliver(call, response_to(host.sent[0].message, 100))
@@ -535,15 +514,8 @@ def test_a_provisional_to_a_non_invite_leaves_it_retransmitting_every_t2() -> No
     assert host.times_of("REGISTER") == pytest.approx([0.0, 4.2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp call::run) jumps to the ontimeout label of the <send> whose retransmissions are "
-        "exhausted, and fails the call only without one; Call._retransmit ignores Send.ontimeout and "
-        "always fails the call with timeout."
-    ),
-)
 def test_send_ontimeout_jumps_to_its_label_when_the_retransmissions_run_out() -> None:
+    """call.cpp call::run: spent retransmissions jump to the <send>'s ontimeout label."""
     # 0 REGISTER (ontimeout=gave_up), 1 recv 200 (next=done), 2 label gave_up, 3 MESSAGE, 4 label done
     host, _call = start_call(
         scenario(
@@ -787,16 +759,9 @@ def test_abort_now_ends_the_call_cancelled_and_silences_it() -> None:
     assert len(host.ended) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp ends the calls still running when it quits (Q, -timeout, -m reached) through "
-        "abort_all_tasks -> call::abort() -> abortCall(false), which CANCELs a ringing INVITE and BYEs "
-        "an established client call whatever -default_behaviors says (sipp.cpp traffic loop, call.cpp "
-        "call::abort); Call.abort_now sends nothing."
-    ),
-)
 def test_abort_now_of_a_ringing_call_sends_cancel_as_sipp_does_when_it_quits() -> None:
+    """sipp.cpp traffic loop -> abort_all_tasks -> call::abort -> abortCall(false): whatever
+    -default_behaviors says, a ringing INVITE is CANCELled when the run stops hard."""
     host, call = start_call(ABORTABLE)
     host.advance(0.2)
     host.deliver(call, response_to(sent_invite(host), 180))
@@ -825,15 +790,9 @@ def test_an_unexpected_bye_is_answered_200_and_fails_the_call() -> None:
     assert host.sent_what() == ["INVITE", "ACK", "200"]  # the peer hung up: no BYE of ours
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp automaticResponseMode, E_AM_UNEXP_BYE) answers an unexpected BYE with 200 and "
-        "ends the call only with abortunexp; without it, it logs 'Continuing call on an unexpected BYE' "
-        "and sends nothing. Call._unexpected answers it whenever the bye behaviour is on."
-    ),
-)
 def test_an_unexpected_bye_without_abortunexp_is_not_answered_and_the_call_goes_on() -> None:
+    """call.cpp automaticResponseMode E_AM_UNEXP_BYE: the 200 and the failure need abortunexp;
+    without it SIPp logs 'Continuing call on an unexpected BYE' and sends nothing."""
     host, call, invite, _ok = established(ONLY_COUNT_UNEXPECTED)
     host.advance_to(2.0)
     host.deliver(call, peer_request("BYE", invite, 1))
@@ -842,15 +801,9 @@ def test_an_unexpected_bye_without_abortunexp_is_not_answered_and_the_call_goes_
     assert not call.finished
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp's pingreply answers only the PING method (call.cpp checkAutomaticResponseMode: E_AM_PING "
-        'for "PING"); an in-call OPTIONS gets 200 only under -aa and is otherwise an unexpected message '
-        "that aborts the call. Call._unexpected (and DefaultBehavior.PING_REPLY) treat OPTIONS as the ping."
-    ),
-)
 def test_an_unexpected_options_without_auto_answer_aborts_the_call_as_in_sipp() -> None:
+    """call.cpp checkAutomaticResponseMode: pingreply answers only PING; OPTIONS gets its 200
+    only under -aa and is otherwise an unexpected message, which aborts the call."""
     host, call, invite, _ok = established()
     host.advance_to(2.0)
     host.deliver(call, peer_request("OPTIONS", invite, 1))
@@ -865,17 +818,7 @@ def test_an_unexpected_options_without_auto_answer_aborts_the_call_as_in_sipp() 
         "INFO",
         "NOTIFY",
         "UPDATE",
-        pytest.param(
-            "OPTIONS",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "with pingreply on (the default) Call._unexpected sends OPTIONS down its ping branch and "
-                    "counts it unexpected even under auto_answer; SIPp's -aa answers it "
-                    "(automaticResponseMode E_AM_AA) without counting it unexpected."
-                ),
-            ),
-        ),
+        "OPTIONS",
     ],
 )
 def test_auto_answer_gives_200_and_the_call_goes_on(method: str) -> None:
