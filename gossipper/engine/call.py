@@ -722,6 +722,18 @@ class Call:
         self._send_abort_messages()
         self._finish(failure_class, reason)
 
+    def abandon(self) -> None:
+        """The run quits under the call (stop_now): its timers and media stop, it sends nothing
+        and is not counted, so it is still a current call in the final counters, as in SIPp."""
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_retrans()
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self.host.media_stop(self)
+
     def _send_abort_messages(self) -> None:
         """abortCall's messages: only a client call that got somewhere sends any (SIPp)."""
         invite, response = self.last_invite, self.last_response
@@ -769,12 +781,7 @@ class Call:
         """End the call: failed (a class), successful (None), or, not counted, neither."""
         if self.finished:
             return
-        self.finished = True
-        self._cancel_retrans()
-        if self._wait_timer is not None:
-            self._wait_timer.cancel()
-            self._wait_timer = None
-        self.host.media_stop(self)
+        self.abandon()
         self.host.call_ended(self, failure_class, reason, counted=counted)
 
     @property

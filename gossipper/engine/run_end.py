@@ -29,15 +29,15 @@ class RunEnd:
         self._decided = RunOutcome.TIMED_OUT
 
     def outcome(self, counters: RunCounters) -> RunOutcome:
+        """SIPp's sipp_exit: any failed call is 1; none failed is 0, even with no call at all
+        (a graceful stop of an idle UAS), except that -timeout with no successful call is 97."""
         if self._decided is not None:
             return self._decided
         if counters.calls_failed:
             return RunOutcome.SOME_FAILED
-        if counters.calls_succeeded:
-            return RunOutcome.ALL_SUCCEEDED
-        if self.time_limit_hit:
+        if self.time_limit_hit and not counters.calls_succeeded:
             return RunOutcome.STOPPED_BY_COMMAND
-        return RunOutcome.NOTHING_DONE
+        return RunOutcome.ALL_SUCCEEDED
 
 
 def install_signal_handlers(

@@ -98,6 +98,7 @@ class Run:
             self.trace_error,
             self.trace_message,
             ping_reply=self.policy.has(DefaultBehavior.PING_REPLY),
+            trim_call_id=self.policy.trim_call_id_prefix,
         )
         self.endpoints = SipEndpoints(
             settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
@@ -190,6 +191,9 @@ class Run:
         housekeeping = self.loop.create_task(self._housekeeping())
         try:
             await self.done.wait()
+            # One more turn of the loop: a hard stop's CANCELs and BYEs that met a full socket
+            # buffer are still queued in their transports, and closing them must not drop those.
+            await asyncio.sleep(0)
         finally:
             housekeeping.cancel()
             self._finish_run()
@@ -224,10 +228,14 @@ class Run:
             self.soft_stop()
 
     def _global_timeout(self) -> None:
+        """Current SIPp aborts the live calls at -timeout (3.6.1 let them finish); with
+        -timeout_error it exits at once as a fatal error, tidying nothing."""
         self.ending.time_limit_hit = True
         if self.settings.generation.timeout_is_error:
             self.ending.timed_out_as_error()
-        self.hard_stop()
+            self.quit_now()
+        else:
+            self.hard_stop()
 
     # ------------------------------------------------------------------ run control
     def soft_stop(self) -> None:
@@ -238,12 +246,23 @@ class Run:
         self._check_done()
 
     def hard_stop(self) -> None:
-        """Q / SIGTERM / -timeout: end every call now."""
+        """Q / SIGTERM / -timeout: SIPp's abort_all_tasks, every live call aborted now (failed;
+        a client call's dialog tidied with CANCEL, or ACK and BYE), then the run ends."""
         self.ending.soft_stopping = True
         if self.generator is not None:
             self.generator.stop()
         for call in list(self.dispatcher.calls.values()):
             call.abort_now()
+        self.done.set()
+
+    def quit_now(self) -> None:
+        """stop_now: SIPp exits at once (sipp_exit, 97), its live calls neither tidied nor
+        counted: they stay current calls in the final counters."""
+        self.ending.soft_stopping = True
+        if self.generator is not None:
+            self.generator.stop()
+        for call in list(self.dispatcher.calls.values()):
+            call.abandon()
         self.done.set()
 
     def set_rate(self, rate: float) -> None:
@@ -312,17 +331,18 @@ class Run:
         first = next((s for s in self.scenario.steps if not isinstance(s, model.Label)), None)
         if not isinstance(first, model.Recv) or first.request is None:
             return None
-        context = self.factory.next_context(message.call_id, source)
+        context = self.factory.next_context(self.dispatcher.call_key(message.call_id), source)
         self.counters.calls_incoming += 1
         return self.factory.launch(context, transport, is_server=True)
 
     def call_for_twin(self, message: SipMessage) -> Call | None:
         """A 3PCC command: its call, or a new one when the scenario starts with recvCmd."""
-        call = self.dispatcher.calls.get(message.call_id)
+        call_id = self.dispatcher.call_key(message.call_id)
+        call = self.dispatcher.calls.get(call_id)
         if call is not None or self.is_uac or self.ending.soft_stopping:
             return call
         assert self.factory is not None and self.endpoints.remote is not None
-        context = self.factory.next_context(message.call_id, self.endpoints.remote)
+        context = self.factory.next_context(call_id, self.endpoints.remote)
         return self.factory.launch(context, self.endpoints.shared, is_server=True)
 
     def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
@@ -393,7 +413,7 @@ class Run:
     def internal_command(self, command: str) -> None:
         if command == "stop_now":
             self.ending.stopped_by_command()
-            self.hard_stop()
+            self.quit_now()
         elif command == "stop_gracefully":
             self.ending.stopped_by_command()
             self.soft_stop()
