@@ -13,11 +13,13 @@ import pytest
 
 from gossipper.engine.call import Call
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
+from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.sip.message import SipMessage
 from tests.engine.fake_host import (
     CALL_ID,
     LOCAL,
+    PEER_CONTACT,
     PEER_TAG,
     REMOTE,
     FakeHost,
@@ -914,3 +916,261 @@ def test_a_pause_lasts_as_the_policy_says(
     finish_with_bye(host, call, at=0.25 + expected_s)  # answered 0.1 s after it left
     assert host.ending.at == pytest.approx(0.35 + expected_s)
     assert host.counters.call_length.max_ms == pytest.approx((0.35 + expected_s) * 1000)
+
+
+# ---------------------------------------------------------------------- 7. response codes by regexp
+# 0 INVITE, 1 recv response=PATTERN (regexp, optional), 2 recv 200, 3 ACK
+def _regexp_ringing(pattern: str) -> str:
+    return scenario(
+        INVITE, f'\n  <recv response="{pattern}" regexp_match="true" optional="true"/>', recv(200), ACK
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "code", "matched"),
+    [("^18.$", 180, True), ("^18.$", 183, True), ("^18.$", 100, False), ("8", 183, True), ("^1", 486, False)],
+)
+def test_a_response_regexp_takes_the_codes_it_finds(pattern: str, code: int, matched: bool) -> None:
+    """call.cpp matches_scenario: the code's digits searched with the regexp (regexec)."""
+    host, call = start_call(_regexp_ringing(pattern))
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, code))
+    counters = host.counters
+    if not matched:
+        assert (counters.steps[1].messages, counters.unexpected_messages) == (0, 1)
+        assert host.ending.failure_class == "unexpected_sip"
+        return
+    assert (counters.steps[1].messages, counters.unexpected_messages) == (1, 0)
+    host.deliver(call, response_to(invite, 200))
+    assert host.sent_what() == ["INVITE", "ACK"]
+    assert host.ending.failure_class is None
+
+
+def test_a_response_regexp_matches_only_responses() -> None:
+    host, call = start_call(
+        scenario('\n  <recv response="." regexp_match="true"/>', send_response(200, "OK")), is_server=True
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    assert host.counters.steps[0].unexpected == 1
+    assert host.ending.failure_class == "unexpected_sip"
+
+
+def test_a_bad_response_regexp_is_a_load_error_naming_its_line() -> None:
+    with pytest.raises(FileProblem, match=r"^test\.xml:\d+: <recv> response='\(18': bad regexp"):
+        load(scenario(INVITE, '\n  <recv response="(18" regexp_match="true"/>'))
+
+
+def test_a_response_regexp_names_its_screen_row() -> None:
+    step = load(_regexp_ringing("^18.$")).steps[1]
+    assert isinstance(step, model.Recv)
+    assert (step.response, step.response_regexp) == (None, "^18.$")
+    assert "^18.$" in step.label()
+
+
+# ---------------------------------------------------------------------- 8. messages without a To header
+def _without_to(message: SipMessage) -> bytes:
+    lines = bytes(message).split(b"\r\n")
+    return b"\r\n".join(line for line in lines if not line.lower().startswith(b"to:"))
+
+
+def test_a_response_without_to_is_unexpected_and_fails_the_call() -> None:
+    """call.cpp process_incoming: no To header -> process_unexpected, before any matching."""
+    host, call = start_call(scenario(INVITE, recv(200), ACK))
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, _without_to(response_to(invite, 200)))
+    counters = host.counters
+    assert (counters.unexpected_messages, counters.steps[1].unexpected) == (1, 1)
+    assert counters.steps[1].messages == 0
+    assert host.ending.failure_class == "unexpected_sip"
+    assert counters.calls_succeeded == 0
+    assert any("no To header" in line for line in host.errors)
+
+
+def test_a_message_without_to_is_only_counted_without_abortunexp() -> None:
+    host, call = start_call(scenario(INVITE, recv(200), ACK), ONLY_COUNT_UNEXPECTED)
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, _without_to(response_to(invite, 200)))
+    assert host.counters.unexpected_messages == 1
+    assert not call.finished
+    host.deliver(call, response_to(invite, 200))
+    assert host.ending.failure_class is None
+
+
+# ---------------------------------------------------------------------- 9. [next_url], [last_Request_URI]
+# 0 INVITE, 1 recv 200 (RRS), 2 ACK to [next_url], 3 BYE to [last_Request_URI], 4 recv 200
+def _targets(rrs: str = "false") -> str:
+    return scenario(
+        INVITE_ONCE,
+        recv(200, rrs=rrs),
+        send_request("ACK", in_dialog=True, uri="[next_url]"),
+        send_request("BYE", in_dialog=True, uri="[last_Request_URI]"),
+        recv(200),
+    )
+
+
+def test_next_url_without_a_recorded_route_is_the_uri_of_the_last_to_header() -> None:
+    """call.cpp createSendingMessage E_Message_Next_Url -> get_last_request_uri: inside the <>
+    of the last received message's To header."""
+    host, call = start_call(_targets())
+    invite = sent_invite(host)
+    host.deliver(call, response_to(invite, 200, headers=[("Record-Route", "<sip:p1.example.com;lr>")]))
+    expected = "sip:service@127.0.0.2:5070"
+    assert [sent.message.request_uri for sent in host.sent[1:]] == [expected, expected]
+    assert host.last("ACK").message.header("Route") is None  # no rrs: no route set either
+
+
+# 0 INVITE, 1 recv 200 (rrs), 2 ACK to [next_url] with [routes]
+ROUTED_ACK = scenario(
+    INVITE_ONCE,
+    recv(200, rrs="true"),
+    send_request("ACK", in_dialog=True, uri="[next_url]").replace("Max-Forwards", "[routes]\n      Max"),
+)
+
+
+def test_next_url_after_rrs_is_the_contact_and_routes_are_reversed() -> None:
+    host, call = start_call(ROUTED_ACK)
+    routes = "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>"
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("Record-Route", routes)]))
+    ack = host.last("ACK").message
+    assert ack.request_uri == "sip:peer@127.0.0.2:5070"
+    assert ack.header("Route") == "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>"
+
+
+def test_a_strict_first_hop_becomes_the_target_and_the_contact_the_last_route() -> None:
+    """call.cpp computeRouteSetAndRemoteTargetUri: a first hop without ;lr is a strict router."""
+    host, call = start_call(ROUTED_ACK)
+    routes = "<sip:p1.example.com;lr>, <sip:strict.example.com>"
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("Record-Route", routes)]))
+    ack = host.last("ACK").message
+    assert ack.request_uri == "sip:strict.example.com"
+    assert ack.header("Route") == f"<sip:p1.example.com;lr>, {PEER_CONTACT}"
+
+
+@pytest.mark.parametrize("to", ["sip:service@127.0.0.2:5070", "sip:service@127.0.0.2:5070;tag=peer-1"])
+def test_a_to_header_without_angle_brackets_still_gives_a_request_uri(to: str) -> None:
+    host, call = start_call(_targets())
+    ok = response_to(sent_invite(host), 200, to_tag=None)
+    raw = bytes(ok).replace(f"To: {ok.header('To')}".encode(), f"To: {to}".encode())
+    host.deliver(call, raw)
+    assert host.last("ACK").message.request_uri == "sip:service@127.0.0.2:5070"
+
+
+def test_an_empty_request_uri_fails_the_call_instead_of_sending_it() -> None:
+    """A request line must never go out as 'ACK  SIP/2.0' (SIPp would send it)."""
+    host, call = start_call(_targets())
+    invite = sent_invite(host)
+    ok = response_to(invite, 200)
+    host.deliver(call, _without_to(ok).replace(b"CSeq:", b"To: <>;tag=peer-1\r\nCSeq:"))
+    assert host.ending.failure_class == "scenario_error"
+    assert "step 2 (line" in host.ending.reason
+    assert "request line without a URI: 'ACK  SIP/2.0'" in host.ending.reason
+    # abortCall's own ACK and BYE (-default_behaviors bye) fall back to the INVITE's URI
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+    assert {sent.message.request_uri for sent in host.sent} == {invite.request_uri}
+
+
+# ---------------------------------------------------------------------- 10. hard stop, stop_call, PING
+def test_abort_now_of_an_established_call_sends_bye_to_its_target_with_its_routes() -> None:
+    host, call = start_call(ABORTABLE, NO_BYE)  # a hard stop tidies whatever -default_behaviors says
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200, headers=[("Record-Route", ROUTES)]))
+    host.advance_to(1.0)
+    call.abort_now()
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+    bye = host.last("BYE").message
+    assert bye.request_uri == "sip:peer@127.0.0.2:5070"
+    assert bye.header("Route") == "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>"
+    assert bye.to_tag == PEER_TAG and bye.header("CSeq") == "2 BYE"
+    assert host.ending.failure_class == "cancelled"
+
+
+def test_abort_now_of_a_call_whose_200_is_not_acked_sends_ack_then_bye() -> None:
+    host, call = start_call(scenario(INVITE, recv(200), '\n  <pause milliseconds="5000"/>', ACK))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    call.abort_now()
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+
+
+def test_abort_now_of_a_server_call_sends_nothing() -> None:
+    """call.cpp abortCall: only creationMode != MODE_SERVER tidies the dialog."""
+    host, call = start_call(
+        scenario(recv("INVITE"), send_response(200, "OK"), recv("ACK"), recv("BYE")), is_server=True
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    call.abort_now()
+    assert host.sent_what() == ["200"]
+    assert host.ending.failure_class == "cancelled"
+
+
+def test_abandon_sends_nothing_and_counts_nothing() -> None:
+    """stop_now: SIPp exits at once; the live call is neither tidied nor counted."""
+    host, call = start_call(ABORTABLE)
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 180))
+    call.abandon()
+    host.advance(60)
+    assert host.sent_what() == ["INVITE"]
+    assert host.ended == [] and host.counters.calls_active == 1
+    assert host.media_stopped == [CALL_ID]
+
+
+def test_stop_call_fails_the_call_without_a_bye() -> None:
+    """call.cpp E_AR_STOP_CALL -> rejectCall: counted failed, nothing more sent."""
+    stop = '\n  <nop><action><exec int_cmd="stop_call"/></action></nop>'
+    host, call = start_call(scenario(INVITE, recv(200), ACK, stop, BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK"]
+    assert host.ending.failure_class == "scenario_error"
+    assert host.counters.calls_failed == 1
+
+
+@pytest.mark.parametrize("pingreply", [True, False])
+def test_an_unexpected_ping_is_answered_and_ends_the_call_uncounted_under_pingreply(pingreply: bool) -> None:
+    """call.cpp automaticResponseMode E_AM_PING: 200, and the call ends neither failed nor successful."""
+    behaviors = frozenset({BYE_BEHAVIOR, ABORT_UNEXPECTED} | ({PING_REPLY} if pingreply else set()))
+    host, call, invite, _ok = established(CallPolicy(behaviors=behaviors))
+    host.advance_to(1.0)
+    host.deliver(call, peer_request("PING", invite, 3))
+    assert host.counters.unexpected_messages == 0
+    if pingreply:
+        assert host.sent_what() == ["INVITE", "ACK", "200"]
+        assert host.last("200").message.header("CSeq") == "3 PING"
+        assert host.ended == [] and len(host.uncounted) == 1 and call.finished
+        assert (host.counters.calls_succeeded, host.counters.calls_failed) == (0, 0)
+    else:
+        assert host.sent_what() == ["INVITE", "ACK"]
+        assert not call.finished
+
+
+def test_an_unexpected_cancel_with_abortunexp_is_answered_and_fails_the_call() -> None:
+    host, call = start_call(
+        scenario(recv("INVITE"), send_response(180, "Ringing"), '\n  <pause milliseconds="5000"/>'),
+        is_server=True,
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    host.advance(1.0)
+    host.deliver(call, _caller_request("CANCEL"))
+    assert host.sent_what() == ["180", "200"]
+    assert host.last("200").message.header("CSeq") == "1 CANCEL"
+    assert host.ending.failure_class == "unexpected_sip"
+
+
+def test_a_send_ontimeout_label_at_the_end_fails_the_call() -> None:
+    """call.cpp call::run: an ontimeout label with no message after it fails the call."""
+    host, _call = start_call(
+        scenario(
+            send_request("REGISTER", 'retrans="500" ontimeout="end"', uri="sip:[remote_ip]:[remote_port]"),
+            recv(200),
+            '\n  <label id="end"/>',
+        ),
+        CallPolicy(other_max_retrans=1),
+    )
+    host.run_until_idle()
+    assert host.ending.failure_class == "timeout"
+    assert (host.counters.timeouts, host.counters.steps[0].timeouts) == (1, 1)
