@@ -120,6 +120,9 @@ class Call:
         self._retrans_timer: Timer | None = None
         self._wait_timer: Timer | None = None
         self._in_advance = False
+        # A failed action's (failure class, reason), or (None, reason) after a nop's stop_call:
+        # what the call's end counts instead of a success, as SIPp's last_action_result.
+        self._verdict: tuple[str | None, str] | None = None
 
     # ------------------------------------------------------------------ running
     @property
@@ -142,7 +145,7 @@ class Call:
             while not self.finished:
                 step = self._step()
                 if step is None:
-                    self._finish(None, "")
+                    self._end_of_scenario()
                     return
                 if not self._should_run(step):
                     self.index += 1
@@ -158,7 +161,7 @@ class Call:
                     self._start_pause(step)
                     return
                 elif isinstance(step, model.Nop):
-                    if not self._apply(self._actions(step, None)):
+                    if not self._apply(self._actions(step, None), step):
                         return
                     self._goto_next(step)
                 elif isinstance(step, model.SendCmd):
@@ -195,15 +198,24 @@ class Call:
     def _jump_target(self, value: float) -> int:
         return max(0, min(int(value), len(self.scenario.steps)))
 
-    def _apply(self, outcome: ActionOutcome) -> bool:
-        """Act on what the actions asked; False when the call ended."""
-        if outcome.failure:
-            self._abort(outcome.failure, outcome.failure_reason)
-            return False
-        if outcome.stop_call:
-            # SIPp's rejectCall: the call fails at once and sends nothing more.
-            self._finish("scenario_error", "stopped by stop_call")
-            return False
+    def _apply(self, outcome: ActionOutcome, step: model.Step) -> bool:
+        """Act on what the step's actions asked; False when the call ended.
+
+        As SIPp (call.cpp executeMessage, process_incoming, terminate): a failed action does
+        not stop the call, which runs to the end of its scenario and is counted failed there;
+        after a <send> SIPp drops the actions' result altogether. stop_call ends the call at
+        once only from a recv (rejectCall: failed, nothing more sent); from a nop it too
+        waits for the end, which then counts the call neither failed nor successful."""
+        if outcome.failure or outcome.stop_call:
+            verdict = (outcome.failure, outcome.failure_reason or "stopped by stop_call")
+            if isinstance(step, model.Send):
+                where = f"call {self.call_id}: step {self.index}"
+                self.host.trace_error(f"{where}: {verdict[1]} (an action of a send: no effect, as in SIPp)")
+            elif outcome.stop_call and isinstance(step, model.Recv | model.RecvCmd):
+                self._finish("scenario_error", "stopped by stop_call")
+                return False
+            else:
+                self._verdict = verdict
         if outcome.jump_to is not None:
             self.index = outcome.jump_to - 1  # _goto_next adds one, as SIPp's jump does
         return True
@@ -258,7 +270,7 @@ class Call:
             self._retrans_count = 0
             self._retrans_delay_ms = step.retrans_ms
             self._retrans_timer = self.host.call_later(step.retrans_ms / 1000, self._retransmit)
-        return self._apply(self._actions(step, message))
+        return self._apply(self._actions(step, message), step)
 
     def _record_sent(self, sent: SentMessage) -> None:
         method = sent.method
@@ -395,7 +407,7 @@ class Call:
         step = self._step()
         if self.finished or step is None:
             return
-        if not self._apply(self._actions(step, None)):
+        if not self._apply(self._actions(step, None), step):
             return
         self._goto_next(step)
         self._advance()
@@ -523,7 +535,7 @@ class Call:
         advances = not step.optional or (
             step.next is not None and (step.test is None or is_set(self.context.variables.get(step.test)))
         )
-        if not self._apply(outcome):
+        if not self._apply(outcome, step):
             return
         if not advances:
             return
@@ -685,7 +697,7 @@ class Call:
         if self._wait_timer is not None:
             self._wait_timer.cancel()
             self._wait_timer = None
-        if not self._apply(self._actions(step, message)):
+        if not self._apply(self._actions(step, message), step):
             return
         self._goto_next(step)
         self._advance()
@@ -776,6 +788,14 @@ class Call:
             run.transport_name,
             self.context.route_set,
         )
+
+    def _end_of_scenario(self) -> None:
+        """Past the last step: a success, unless an action failed or a nop stopped it."""
+        if self._verdict is None:
+            self._finish(None, "")
+        else:
+            failure_class, reason = self._verdict
+            self._finish(failure_class, reason, counted=failure_class is not None)
 
     def _finish(self, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
         """End the call: failed (a class), successful (None), or, not counted, neither."""

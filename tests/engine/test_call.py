@@ -1119,15 +1119,56 @@ def test_abandon_sends_nothing_and_counts_nothing() -> None:
     assert host.media_stopped == [CALL_ID]
 
 
-def test_stop_call_fails_the_call_without_a_bye() -> None:
-    """call.cpp E_AR_STOP_CALL -> rejectCall: counted failed, nothing more sent."""
-    stop = '\n  <nop><action><exec int_cmd="stop_call"/></action></nop>'
-    host, call = start_call(scenario(INVITE, recv(200), ACK, stop, BYE, recv(200)))
+STOP_CALL = '<action><exec int_cmd="stop_call"/></action>'
+
+
+def test_stop_call_on_a_recv_fails_the_call_at_once_without_a_bye() -> None:
+    """call.cpp process_incoming E_AR_STOP_CALL -> rejectCall: failed, nothing more sent."""
+    stopped_200 = f'\n  <recv response="200">{STOP_CALL}</recv>'
+    host, call = start_call(scenario(INVITE, stopped_200, ACK, BYE, recv(200)))
     host.advance(0.1)
     host.deliver(call, response_to(sent_invite(host), 200))
-    assert host.sent_what() == ["INVITE", "ACK"]
-    assert host.ending.failure_class == "scenario_error"
+    assert host.sent_what() == ["INVITE"]
+    assert host.ending == ("scenario_error", "stopped by stop_call", pytest.approx(0.1))
     assert host.counters.calls_failed == 1
+
+
+def test_stop_call_on_a_nop_runs_on_and_the_call_counts_neither_way() -> None:
+    """call.cpp executeMessage keeps a nop's E_AR_STOP_CALL in last_action_result and goes on;
+    terminate() then counts the call neither failed nor successful."""
+    host, call = start_call(scenario(INVITE, recv(200), ACK, f"\n  <nop>{STOP_CALL}</nop>", BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+    host.deliver(call, response_to(host.last("BYE").message, 200))
+    assert host.ended == [] and [ending.reason for ending in host.uncounted] == ["stopped by stop_call"]
+    assert (host.counters.calls_succeeded, host.counters.calls_failed) == (0, 0)
+
+
+def test_stop_call_on_a_send_has_no_effect() -> None:
+    """call.cpp executeMessage drops the result of a send's actions."""
+    acked = send_request("ACK", in_dialog=True).replace("</send>", f"{STOP_CALL}</send>")
+    host, call = start_call(scenario(INVITE, recv(200), acked))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.ending.failure_class is None
+    assert any("no effect" in line for line in host.errors)
+
+
+def test_a_failed_check_lets_the_call_run_to_its_end_and_fails_it_there() -> None:
+    """call.cpp process_incoming: an action error 'goes on with the scenario'; terminate()
+    counts the call failed at its end (E_FAILED_REGEXP_DOESNT_MATCH)."""
+    check = '<action><ereg regexp="^never$" search_in="msg" check_it="true" assign_to="x"/></action>'
+    host, call = start_call(scenario(INVITE, f'\n  <recv response="200">{check}</recv>', ACK, BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]  # the call goes on, no abort
+    assert not call.finished
+    host.advance(0.1)
+    host.deliver(call, response_to(host.last("BYE").message, 200))
+    assert host.ending.failure_class == "scenario_error"
+    assert "did not match" in host.ending.reason
+    assert host.ending.at == pytest.approx(0.2)
 
 
 @pytest.mark.parametrize("pingreply", [True, False])
