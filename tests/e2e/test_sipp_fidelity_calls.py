@@ -108,14 +108,12 @@ def _stat(path: Path, column: str) -> int:
 
 
 def _sipp_checking_uas(
-    tmp_path: Path, sipp_uas: SippUas, calls: int | None, body: str, name: str = "uas.xml"
+    tmp_path: Path, sipp_uas: SippUas, calls: int, body: str, name: str = "uas.xml"
 ) -> tuple[int, Path, subprocess.Popen[str]]:
-    """A SIPp UAS running `body` for `calls` calls (None: until stopped): its port, its
-    -trace_stat file, its process."""
+    """A SIPp UAS running `body` for `calls` calls: its port, its -trace_stat file, its process."""
     stat = tmp_path / f"{name}.csv"
-    limit = ("-m", str(calls)) if calls is not None else ()
     server = sipp_uas(
-        "-sf", str(_write(tmp_path, name, body)), "-i", LOOPBACK, *limit,
+        "-sf", str(_write(tmp_path, name, body)), "-i", LOOPBACK, "-m", str(calls),
         "-trace_stat", "-stf", str(stat), "-fd", "1", cwd=tmp_path,
     )  # fmt: skip
     return server.port, stat, server.process
@@ -152,7 +150,7 @@ def test_a_call_id_prefixed_with_triple_slash_names_the_call_as_under_sipp(
     """SIPp's get_trimmed_call_id: responses to 'Call-ID: edge-42///[call_id]' reach the call
     [call_id]; -callid_slash_ign turns that off, and then the call never hears its 200."""
     calls = 3
-    port, _stat_file, _uas = _sipp_checking_uas(tmp_path, sipp_uas, None, "\n" + _sipp_uas_flow())
+    server = sipp_uas("-sn", "uas", "-i", LOOPBACK, cwd=tmp_path)
     scenario = _write(
         tmp_path,
         "prefixed.xml",
@@ -162,7 +160,7 @@ def test_a_call_id_prefixed_with_triple_slash_names_the_call_as_under_sipp(
              '\n  <recv response="200"/>'),
         call_id="edge-42///[call_id]",
     )  # fmt: skip
-    remote = f"{LOOPBACK}:{port}"
+    remote = server.address
     summary = tmp_path / "g.json"
     ours = run_gossipper(
         "-sf", str(scenario), remote, "-m", str(calls), "-r", "20", *COMMON, "-summary_json", str(summary)
@@ -181,17 +179,6 @@ def test_a_call_id_prefixed_with_triple_slash_names_the_call_as_under_sipp(
     theirs = _sipp_run("-sf", str(scenario), remote, "-i", LOOPBACK, "-p", str(free_port()),
                        *ignoring, cwd=tmp_path)  # fmt: skip
     assert theirs.returncode == 1, theirs.stderr
-
-
-def _sipp_uas_flow() -> str:
-    """SIPp's own uas flow: INVITE, 180, 200, ACK, BYE, 200."""
-    return (
-        '  <recv request="INVITE"/>'
-        + _answer(180, "Ringing")
-        + _answer(200, "OK", extra="      Contact: <sip:[local_ip]:[local_port];transport=[transport]>\n")
-        + '\n  <recv request="ACK"/>\n  <recv request="BYE"/>'
-        + _answer(200, "OK", tag=False)
-    )
 
 
 # ---------------------------------------------------------------------- 2. [next_url], [last_Request_URI]
