@@ -43,16 +43,16 @@ class RunEnd:
 def install_signal_handlers(
     loop: asyncio.AbstractEventLoop,
     soft_stop: Callable[[], None],
-    interrupt: Callable[[], None],
-    hard_stop: Callable[[], None],
+    quit_now: Callable[[], None],
     dump_screen: Callable[[], None],
 ) -> None:
-    """SIPp's signals: USR1 quits gracefully, USR2 dumps the screen, INT and TERM stop."""
+    """SIPp's signals: USR1 quits gracefully, USR2 dumps the screen; INT and TERM quit at once
+    (its sipp_sighandler: no call tidied, the exit status from the counters as they stand)."""
     handlers = {
         signal.SIGUSR1: soft_stop,
         signal.SIGUSR2: dump_screen,
-        signal.SIGINT: interrupt,
-        signal.SIGTERM: hard_stop,
+        signal.SIGINT: quit_now,
+        signal.SIGTERM: quit_now,
     }
     for signum, handler in handlers.items():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -171,9 +171,7 @@ class Run:
             raise
         self.views.start()
         self.control.start(self.loop)
-        install_signal_handlers(
-            self.loop, self.soft_stop, self._interrupt, self.hard_stop, self.views.dump_screen
-        )
+        install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
         generation = self.settings.generation
         if self.is_uac:
             self.generator = CallGenerator(
@@ -221,12 +219,6 @@ class Run:
             generator.set_rate(target)
         self.counters.current_rate = generator.calls_per_second
 
-    def _interrupt(self) -> None:
-        if self.ending.soft_stopping:
-            self.hard_stop()
-        else:
-            self.soft_stop()
-
     def _global_timeout(self) -> None:
         """Current SIPp aborts the live calls at -timeout (3.6.1 let them finish); with
         -timeout_error it exits at once as a fatal error, tidying nothing."""
@@ -246,7 +238,7 @@ class Run:
         self._check_done()
 
     def hard_stop(self) -> None:
-        """Q / SIGTERM / -timeout: SIPp's abort_all_tasks, every live call aborted now (failed;
+        """Q / -timeout: SIPp's abort_all_tasks, every live call aborted now (failed;
         a client call's dialog tidied with CANCEL, or ACK and BYE), then the run ends."""
         self.ending.soft_stopping = True
         if self.generator is not None:
@@ -256,8 +248,8 @@ class Run:
         self.done.set()
 
     def quit_now(self) -> None:
-        """stop_now: SIPp exits at once (sipp_exit, 97), its live calls neither tidied nor
-        counted: they stay current calls in the final counters."""
+        """stop_now, SIGINT, SIGTERM, -timeout_error: SIPp exits at once (sipp_exit), its live
+        calls neither tidied nor counted: they stay current calls in the final counters."""
         self.ending.soft_stopping = True
         if self.generator is not None:
             self.generator.stop()

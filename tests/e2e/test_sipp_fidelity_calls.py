@@ -16,10 +16,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from gossipper.cli.ports import LOOPBACK, free_port
 from tests.e2e.processes import (
     SIPP,
     GossipperUas,
+    SippUac,
     SippUas,
     gossipper_command,
     last_sipp_stat_row,
@@ -362,3 +365,20 @@ def test_a_graceful_stop_with_no_call_exits_0_as_sipp_does(
     for server in (ours, theirs):
         server.process.send_signal(signal.SIGUSR1)
     assert (ours.wait(timeout=20), theirs.wait(timeout=20)) == (0, 0)
+
+
+@needs_sipp
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_signal_with_a_call_running_exits_from_the_counters_as_sipp_does(
+    tmp_path: Path, gossipper_uas: GossipperUas, sipp_uas: SippUas, sipp_uac: SippUac, signum: int
+) -> None:
+    """sipp_sighandler -> sipp_exit: INT and TERM end the run at once, the live call neither
+    tidied nor counted, so no failed call means 0 (a hard stop would have failed it: 1)."""
+    servers = (gossipper_uas("-sn", "uas", *COMMON), sipp_uas("-sn", "uas", "-i", LOOPBACK, cwd=tmp_path))
+    for server in servers:
+        sipp_uac("-sn", "uac", server.address, "-i", LOOPBACK, "-p", str(free_port()), "-m", "1",
+                 "-d", "20000", cwd=tmp_path)  # fmt: skip
+    time.sleep(1.5)  # each UAS holds an answered call, paused for 20 s
+    for server in servers:
+        server.process.send_signal(signum)
+    assert [server.wait(timeout=20) for server in servers] == [0, 0]
