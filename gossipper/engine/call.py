@@ -26,6 +26,11 @@ from gossipper.stats.counters import RunCounters
 
 T2_MS = 4000  # RFC 3261's cap on a non-INVITE request's retransmission interval
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
+# SIPp's handler of unexpected messages: the label they jump to, and the variables that
+# keep where the call was (its step, and the end of the pause it was in, on [clock_tick]'s clock).
+UNEXPECTED_LABEL = "_unexp.main"
+RETURN_ADDRESS = "_unexp.retaddr"
+PAUSED_UNTIL = "_unexp.pausedaddr"
 
 
 class Timer(Protocol):
@@ -123,6 +128,8 @@ class Call:
         # A failed action's (failure class, reason), or (None, reason) after a nop's stop_call:
         # what the call's end counts instead of a success, as SIPp's last_action_result.
         self._verdict: tuple[str | None, str] | None = None
+        self._queued: tuple[SipMessage, int] | None = None  # for the recv after _unexp.main
+        self._pause_ends_at = 0.0
 
     # ------------------------------------------------------------------ running
     @property
@@ -155,6 +162,11 @@ class Call:
                         return
                     self._goto_next(step)
                 elif isinstance(step, model.Recv | model.RecvCmd):
+                    if self._queued is not None and isinstance(step, model.Recv):
+                        message, digest = self._queued
+                        self._queued = None
+                        self._match(message, digest)  # moves the call on, or ends it
+                        continue
                     self._wait_for_message(step)
                     return
                 elif isinstance(step, model.Pause | model.Timewait):
@@ -196,7 +208,18 @@ class Call:
         return run_actions(self, step.actions, message, self._jump_target)
 
     def _jump_target(self, value: float) -> int:
-        return max(0, min(int(value), len(self.scenario.steps)))
+        """<jump value=N>: N counts the scenario's messages as SIPp does, labels not among them."""
+        number, seen = max(0, int(value)), 0
+        for index, step in enumerate(self.scenario.steps):
+            if not isinstance(step, model.Label):
+                if seen == number:
+                    return index
+                seen += 1
+        return len(self.scenario.steps)
+
+    def _message_number(self) -> int:
+        """The current step's index as SIPp numbers its messages (what a jump takes back)."""
+        return sum(not isinstance(step, model.Label) for step in self.scenario.steps[: self.index])
 
     def _apply(self, outcome: ActionOutcome, step: model.Step) -> bool:
         """Act on what the step's actions asked; False when the call ended.
@@ -390,6 +413,7 @@ class Call:
     def _start_pause(self, step: model.Pause | model.Timewait) -> None:
         delay_ms = self._pause_ms(step) if isinstance(step, model.Pause) else step.milliseconds
         self.host.counters.steps[self.index].messages += 1
+        self._pause_ends_at = self.host.now() + max(0, delay_ms) / 1000
         self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
 
     def _pause_ms(self, step: model.Pause) -> int:
@@ -430,9 +454,12 @@ class Call:
         digest = hash(raw)
         if not transport.is_reliable and self._handle_retransmission(digest):
             return
+        self._match(message, digest)
+
+    def _match(self, message: SipMessage, digest: int) -> None:
         found = self._find_recv(message)
         if found is None:
-            self._unexpected(message)
+            self._unexpected(message, digest)
             return
         self._accept(found, message, digest)
 
@@ -623,13 +650,16 @@ class Call:
         self.context.next_url = _uri_of(target)
 
     # ------------------------------------------------------------------ unexpected
-    def _unexpected(self, message: SipMessage) -> None:
-        """SIPp's automatic responses first (checkAutomaticResponseMode: BYE, CANCEL, PING,
-        and INFO/NOTIFY/OPTIONS/UPDATE under -aa), else its process_unexpected."""
+    def _unexpected(self, message: SipMessage, digest: int) -> None:
+        """SIPp's order: the scenario's own _unexp.main handler, else the automatic responses
+        (checkAutomaticResponseMode: BYE, CANCEL, PING, and INFO/NOTIFY/OPTIONS/UPDATE under
+        -aa), else its process_unexpected."""
         policy = self.policy
         method = message.method if message.is_request else None
         if method == "ACK" and self.is_server:
             return  # a late ACK for a response we already moved past
+        if self._jump_to_unexpected_label(message, digest):
+            return
         if method in ("BYE", "CANCEL"):
             self._count_unexpected()
             if not policy.has(DefaultBehavior.ABORT_UNEXPECTED):
@@ -650,6 +680,29 @@ class Call:
             self._answer_ok(message)  # the call's last message stays what it was, as in SIPp
             return
         self._process_unexpected(message)
+
+    def _jump_to_unexpected_label(self, message: SipMessage, digest: int) -> bool:
+        """SIPp's _unexp.main: the call notes where it was (_unexp.retaddr, the step; and
+        _unexp.pausedaddr, the end of its pause) and goes to the label, where the message is
+        matched again by the recv that follows. Already there (_unexp.retaddr not 0), the
+        message is an ordinary unexpected one."""
+        target = self.scenario.labels.get(UNEXPECTED_LABEL)
+        if target is None:
+            return False
+        variables = self.context.variables
+        if to_number(self.context, RETURN_ADDRESS) != 0:
+            self._process_unexpected(message)
+            return True
+        variables[RETURN_ADDRESS] = float(self._message_number())
+        paused = self._wait_timer is not None and isinstance(self._step(), model.Pause | model.Timewait)
+        variables[PAUSED_UNTIL] = float(int(self._pause_ends_at * 1000)) if paused else 0.0
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self._queued = (message, digest)
+        self.index = target
+        self._advance()
+        return True
 
     def _process_unexpected(self, message: SipMessage, why: str = "") -> None:
         """Count it at the current step; with abortunexp the call fails (abortCall's tidy-up)."""

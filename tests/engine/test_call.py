@@ -1215,3 +1215,72 @@ def test_a_send_ontimeout_label_at_the_end_fails_the_call() -> None:
     host.run_until_idle()
     assert host.ending.failure_class == "timeout"
     assert (host.counters.timeouts, host.counters.steps[0].timeouts) == (1, 1)
+
+
+# ---------------------------------------------------------------------- 11. SIPp's _unexp.main handler
+# 0 INVITE, 1 recv 200, 2 ACK, 3 pause 5 s, 4 BYE, 5 recv 200 (next=end), 6 label _unexp.main,
+# 7 recv INFO, 8 200, 9 nop jump back to _unexp.retaddr, 10 label end
+UNEXPECTED_HANDLED = scenario(
+    INVITE,
+    recv(200),
+    ACK,
+    '\n  <pause milliseconds="5000"/>',
+    BYE,
+    recv(200, next="end"),
+    '\n  <label id="_unexp.main"/>',
+    recv("INFO"),
+    send_response(200, "OK", add_tag=False),
+    '\n  <nop><action><jump variable="_unexp.retaddr"/></action></nop>',
+    '\n  <label id="end"/>',
+)
+
+
+def test_an_unexpected_message_goes_to_the_unexp_main_label_and_comes_back() -> None:
+    """call.cpp process_incoming: with a label _unexp.main, an unexpected message sets
+    _unexp.retaddr (the message index) and _unexp.pausedaddr, jumps there, and is matched again."""
+    host, call = start_call(UNEXPECTED_HANDLED)
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200))
+    host.advance_to(1.0)
+    host.deliver(call, peer_request("INFO", invite, 7))
+
+    assert host.sent_what() == ["INVITE", "ACK", "200"]
+    assert host.last("200").message.header("CSeq") == "7 INFO"
+    assert host.counters.unexpected_messages == 0
+    assert call.context.variables["_unexp.retaddr"] == 3.0  # the pause
+    assert call.context.variables["_unexp.pausedaddr"] == 5100.0  # where it would have ended, in ms
+    host.advance_to(5.9)
+    assert host.sent_of("BYE") == []  # back at the pause, which starts again
+    finish_with_bye(host, call, at=6.0)
+
+    assert host.counters.steps[7].messages == 1
+
+
+def test_an_unexpected_message_while_unexp_retaddr_is_set_is_an_ordinary_unexpected_one() -> None:
+    host, call = start_call(UNEXPECTED_HANDLED)
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200))
+    host.deliver(call, peer_request("INFO", invite, 7))
+    host.deliver(call, peer_request("INFO", invite, 8))  # the scenario never reset _unexp.retaddr
+    assert host.counters.unexpected_messages == 1
+    assert host.ending.failure_class == "unexpected_sip"
+
+
+def test_a_jump_value_counts_messages_without_labels() -> None:
+    """SIPp's <jump value=N> indexes its messages, labels not among them."""
+    # messages: 0 INVITE, 1 recv 200, 2 ACK (after a label), 3 nop jump to 5, 4 MESSAGE, 5 INFO
+    host, call = start_call(
+        scenario(
+            INVITE_ONCE,
+            recv(200),
+            '\n  <label id="unused"/>',
+            ACK,
+            '\n  <nop><action><jump value="5"/></action></nop>',
+            send_request("MESSAGE"),
+            send_request("INFO"),
+        )
+    )
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK", "INFO"]
