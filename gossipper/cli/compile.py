@@ -156,4 +156,5 @@ def _call_policy(config: Config) -> CallPolicy:
         pause_fallback_ms=config.pause_ms,
         auth_username=config.auth_username or "",
         auth_password=config.auth_password or "",
+        trim_call_id_prefix=not config.callid_slash_ign,
     )

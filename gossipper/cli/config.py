@@ -42,6 +42,7 @@ class Config:
     pause_ms: int = 0  # -d (0 = scenario's default pause)
     base_cseq: int = 1  # -base_cseq
     call_id_format: str = "%u-%p@%s"  # -cid_str
+    callid_slash_ign: bool = False  # -callid_slash_ign
     # --- timers ---
     global_timeout_ms: int = 0  # -timeout
     timeout_error: bool = False  # -timeout_error

@@ -193,6 +193,7 @@ _OPTIONS: list[Option] = [
     Option("d", 1, _set("pause_ms", _duration("ms")), "Default pause length"),
     Option("base_cseq", 1, _set("base_cseq", _int(0)), "First CSeq of each call"),
     Option("cid_str", 1, _set("call_id_format"), "Call-ID format (%u call number, %p pid, %s ip)"),
+    Option("callid_slash_ign", 0, _flag("callid_slash_ign"), "Do not treat '///' in a Call-ID as a prefix"),
     # timers
     Option("timeout", 1, _set("global_timeout_ms", _duration("s")), "Quit after this long"),
     Option("timeout_error", 0, _flag("timeout_error"), "Exit with an error when -timeout hits"),

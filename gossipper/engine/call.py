@@ -16,7 +16,7 @@ from typing import Protocol
 from gossipper.engine import default_messages
 from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_number
 from gossipper.engine.context import CallContext
-from gossipper.engine.keywords import AUTH_PLACEHOLDER, resolve
+from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, resolve
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.scenario import model
 from gossipper.sip.digest import digest_authorization
@@ -26,6 +26,11 @@ from gossipper.stats.counters import RunCounters
 
 T2_MS = 4000  # RFC 3261's cap on a non-INVITE request's retransmission interval
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
+# SIPp's handler of unexpected messages: the label they jump to, and the variables that
+# keep where the call was (its step, and the end of the pause it was in, on [clock_tick]'s clock).
+UNEXPECTED_LABEL = "_unexp.main"
+RETURN_ADDRESS = "_unexp.retaddr"
+PAUSED_UNTIL = "_unexp.pausedaddr"
 
 
 class Timer(Protocol):
@@ -59,7 +64,9 @@ class CallHost(Protocol):
     def run_command(self, command: str) -> None: ...
     def internal_command(self, command: str) -> None: ...
     def send_twin_command(self, call: Call, data: bytes) -> None: ...
-    def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None: ...
+    def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
+        """The call is over: failed (a class), successful (None); not `counted`, neither."""
+        ...
 
 
 @dataclass
@@ -118,6 +125,11 @@ class Call:
         self._retrans_timer: Timer | None = None
         self._wait_timer: Timer | None = None
         self._in_advance = False
+        # A failed action's (failure class, reason), or (None, reason) after a nop's stop_call:
+        # what the call's end counts instead of a success, as SIPp's last_action_result.
+        self._verdict: tuple[str | None, str] | None = None
+        self._queued: tuple[SipMessage, int] | None = None  # for the recv after _unexp.main
+        self._pause_ends_at = 0.0
 
     # ------------------------------------------------------------------ running
     @property
@@ -140,7 +152,7 @@ class Call:
             while not self.finished:
                 step = self._step()
                 if step is None:
-                    self._finish(None, "")
+                    self._end_of_scenario()
                     return
                 if not self._should_run(step):
                     self.index += 1
@@ -150,13 +162,18 @@ class Call:
                         return
                     self._goto_next(step)
                 elif isinstance(step, model.Recv | model.RecvCmd):
+                    if self._queued is not None and isinstance(step, model.Recv):
+                        message, digest = self._queued
+                        self._queued = None
+                        self._match(message, digest)  # moves the call on, or ends it
+                        continue
                     self._wait_for_message(step)
                     return
                 elif isinstance(step, model.Pause | model.Timewait):
                     self._start_pause(step)
                     return
                 elif isinstance(step, model.Nop):
-                    if not self._apply(self._actions(step, None)):
+                    if not self._apply(self._actions(step, None), step):
                         return
                     self._goto_next(step)
                 elif isinstance(step, model.SendCmd):
@@ -191,16 +208,37 @@ class Call:
         return run_actions(self, step.actions, message, self._jump_target)
 
     def _jump_target(self, value: float) -> int:
-        return max(0, min(int(value), len(self.scenario.steps)))
+        """<jump value=N>: N counts the scenario's messages as SIPp does, labels not among them."""
+        number, seen = max(0, int(value)), 0
+        for index, step in enumerate(self.scenario.steps):
+            if not isinstance(step, model.Label):
+                if seen == number:
+                    return index
+                seen += 1
+        return len(self.scenario.steps)
 
-    def _apply(self, outcome: ActionOutcome) -> bool:
-        """Act on what the actions asked; False when the call ended."""
-        if outcome.failure:
-            self._abort(outcome.failure, outcome.failure_reason)
-            return False
-        if outcome.stop_call:
-            self._abort("scenario_error", "stopped by stop_call")
-            return False
+    def _message_number(self) -> int:
+        """The current step's index as SIPp numbers its messages (what a jump takes back)."""
+        return sum(not isinstance(step, model.Label) for step in self.scenario.steps[: self.index])
+
+    def _apply(self, outcome: ActionOutcome, step: model.Step) -> bool:
+        """Act on what the step's actions asked; False when the call ended.
+
+        As SIPp (call.cpp executeMessage, process_incoming, terminate): a failed action does
+        not stop the call, which runs to the end of its scenario and is counted failed there;
+        after a <send> SIPp drops the actions' result altogether. stop_call ends the call at
+        once only from a recv (rejectCall: failed, nothing more sent); from a nop it too
+        waits for the end, which then counts the call neither failed nor successful."""
+        if outcome.failure or outcome.stop_call:
+            verdict = (outcome.failure, outcome.failure_reason or "stopped by stop_call")
+            if isinstance(step, model.Send):
+                where = f"call {self.call_id}: step {self.index}"
+                self.host.trace_error(f"{where}: {verdict[1]} (an action of a send: no effect, as in SIPp)")
+            elif outcome.stop_call and isinstance(step, model.Recv | model.RecvCmd):
+                self._finish("scenario_error", "stopped by stop_call")
+                return False
+            else:
+                self._verdict = verdict
         if outcome.jump_to is not None:
             self.index = outcome.jump_to - 1  # _goto_next adds one, as SIPp's jump does
         return True
@@ -220,6 +258,11 @@ class Call:
         data = self.render(step.message)
         if AUTH_PLACEHOLDER.encode() in data:
             data = self._authenticate(data)
+        if _lacks_request_uri(data):
+            first_line = data.split(b"\r\n", 1)[0].decode("utf-8", errors="replace")
+            where = f"step {self.index} (line {step.line})"
+            self._abort("scenario_error", f"{where} renders a request line without a URI: {first_line!r}")
+            return False
         sent = SentMessage(data, self.index, method)
         # What is read back later must parse now: responses and INVITEs always are, and a
         # step's actions see the message. A plain ACK or BYE goes out as rendered.
@@ -250,7 +293,7 @@ class Call:
             self._retrans_count = 0
             self._retrans_delay_ms = step.retrans_ms
             self._retrans_timer = self.host.call_later(step.retrans_ms / 1000, self._retransmit)
-        return self._apply(self._actions(step, message))
+        return self._apply(self._actions(step, message), step)
 
     def _record_sent(self, sent: SentMessage) -> None:
         method = sent.method
@@ -303,9 +346,9 @@ class Call:
             return
         is_invite = sent.method == "INVITE" or (sent.method is None and sent.message.method == "INVITE")
         if self._retrans_count >= self.policy.max_retrans(is_invite):
-            self.host.counters.timeouts += 1
             self.host.counters.steps[sent.index].timeouts += 1
-            self._abort("timeout", f"no answer after {self._retrans_count} retransmissions")
+            reason = f"no answer after {self._retrans_count} retransmissions of step {sent.index}"
+            self._timed_out(self.scenario.steps[sent.index].ontimeout, reason)
             return
         self._retrans_count += 1
         self.host.counters.retransmissions += 1
@@ -349,17 +392,28 @@ class Call:
         if self.finished or step is None:
             return
         self.host.counters.steps[self.index].timeouts += 1
-        ontimeout = getattr(step, "ontimeout", None)
-        if ontimeout:
-            self.index = self.scenario.labels[ontimeout]
-            self._advance()
-            return
+        self._timed_out(step.ontimeout, f"timeout while waiting at step {self.index}")
+
+    def _timed_out(self, ontimeout: str | None, reason: str) -> None:
+        """A recv's wait or a send's retransmissions ran out: go to the ontimeout label, or
+        fail the call. SIPp fails it too when the label has nothing after it."""
+        if ontimeout is not None:
+            target = self.scenario.labels[ontimeout]
+            if any(not isinstance(step, model.Label) for step in self.scenario.steps[target:]):
+                if self._wait_timer is not None:
+                    self._wait_timer.cancel()
+                    self._wait_timer = None
+                self.index = target
+                self._advance()
+                return
+            reason = f"{reason}; its ontimeout label {ontimeout!r} ends the scenario"
         self.host.counters.timeouts += 1
-        self._abort("timeout", f"timeout while waiting at step {self.index}")
+        self._abort("timeout", reason)
 
     def _start_pause(self, step: model.Pause | model.Timewait) -> None:
         delay_ms = self._pause_ms(step) if isinstance(step, model.Pause) else step.milliseconds
         self.host.counters.steps[self.index].messages += 1
+        self._pause_ends_at = self.host.now() + max(0, delay_ms) / 1000
         self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
 
     def _pause_ms(self, step: model.Pause) -> int:
@@ -377,7 +431,7 @@ class Call:
         step = self._step()
         if self.finished or step is None:
             return
-        if not self._apply(self._actions(step, None)):
+        if not self._apply(self._actions(step, None), step):
             return
         self._goto_next(step)
         self._advance()
@@ -390,6 +444,9 @@ class Call:
         counters = self.host.counters
         counters.messages_received += 1
         self.host.trace_message("received", raw, source, transport)
+        if message.header("To") is None:
+            self._process_unexpected(message, " (no To header)")  # SIPp: it belongs to no step
+            return
         if transport.is_reliable:
             self.transport = transport
         if self.is_server and self.index == 0 and self.last_recv_index < 0:
@@ -397,9 +454,12 @@ class Call:
         digest = hash(raw)
         if not transport.is_reliable and self._handle_retransmission(digest):
             return
+        self._match(message, digest)
+
+    def _match(self, message: SipMessage, digest: int) -> None:
         found = self._find_recv(message)
         if found is None:
-            self._unexpected(message)
+            self._unexpected(message, digest)
             return
         self._accept(found, message, digest)
 
@@ -416,18 +476,24 @@ class Call:
         return False
 
     def _matches(self, step: model.Step, message: SipMessage) -> bool:
+        """SIPp's matches_scenario: regexp_match is a search (POSIX regexec, no implicit
+        anchors), over the method of a request or over the digits of a status code."""
         if not isinstance(step, model.Recv):
             return False
-        if step.response is not None:
-            return (
-                not message.is_request
-                and message.status_code == step.response
-                and (not self.methods_sent or message.cseq_method in self.methods_sent)
-            )
+        if step.expects_response:
+            if message.is_request:
+                return False
+            code = message.status_code or 0
+            if step.response_regexp is not None:
+                if step.pattern().search(str(code)) is None:
+                    return False
+            elif code != step.response:
+                return False
+            return not self.methods_sent or message.cseq_method in self.methods_sent
         if step.request is None or not message.is_request:
             return False
         if step.regexp_match:
-            return step.request_pattern().fullmatch(message.method) is not None
+            return step.pattern().search(message.method) is not None
         return message.method == step.request
 
     def _find_recv(self, message: SipMessage) -> int | None:
@@ -450,23 +516,29 @@ class Call:
             if self._matches(step, message):
                 if contiguous or (isinstance(step, model.Recv) and step.optional_global):
                     return index
-                self._old_transaction_message(index, message)
-                return -1
+                if self._resend_ack_after(index, message):
+                    return -1
+                # SIPp searches on: an optional=global recv further back may still take it
         return None
 
-    def _old_transaction_message(self, index: int, message: SipMessage) -> None:
-        """A late copy of an earlier response: re-send the ACK that followed it (SIPp)."""
+    def _resend_ack_after(self, index: int, message: SipMessage) -> bool:
+        """A late copy of an INVITE's response, its recv behind a mandatory step: SIPp re-sends
+        the ACK <send> that follows that recv, which quenches the peer's retransmissions. Any
+        other late match (a 180 once the 200 was ACKed) is an unexpected message."""
+        if message.is_request or message.cseq_method != "INVITE":
+            return False
         steps = self.scenario.steps
-        follower = steps[index + 1] if index + 1 < len(steps) else None
-        if (
-            not message.is_request
-            and message.cseq_method == "INVITE"
-            and isinstance(follower, model.Send)
-            and self.last_sent is not None
-        ):
-            self.context.send_index = index + 2
-            self._transmit(self.render(follower.message))
+        later = range(index + 1, len(steps))
+        follower = next((i for i in later if not isinstance(steps[i], model.Label)), -1)
+        if follower < 0:
+            return False
+        step = steps[follower]
+        if not (isinstance(step, model.Send) and step.message.method == "ACK"):
+            return False
+        self.context.send_index = follower + 1
+        self._transmit(self.render(step.message))
         self.host.counters.steps[index].retransmissions += 1
+        return True
 
     def _accept(self, index: int, message: SipMessage, digest: int) -> None:
         if index < 0:
@@ -477,7 +549,7 @@ class Call:
         if step.lost is not None and random.random() * 100 < step.lost:
             return
         counters.steps[index].messages += 1
-        self._cancel_retrans()
+        self._settle_retransmission(index, message)
         self._learn_from(step, message)
         now = self.host.now()
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
@@ -490,7 +562,7 @@ class Call:
         advances = not step.optional or (
             step.next is not None and (step.test is None or is_set(self.context.variables.get(step.test)))
         )
-        if not self._apply(outcome):
+        if not self._apply(outcome, step):
             return
         if not advances:
             return
@@ -503,6 +575,24 @@ class Call:
             self.index = self._next_index(step, index)
         self._advance()
 
+    def _settle_retransmission(self, index: int, message: SipMessage) -> None:
+        """SIPp's rule: a response, ACK, CANCEL, BYE or PRACK matched past the step being
+        retransmitted ends its retransmissions, except that a provisional response to a
+        non-INVITE only slows them to one every T2 until the final response (RFC 3261 17.1.2.2)."""
+        sent = self.last_sent
+        if self._retrans_timer is None or sent is None or index <= sent.index:
+            return
+        if message.is_request:
+            if message.method in ("ACK", "CANCEL", "BYE", "PRACK"):
+                self._cancel_retrans()
+            return
+        if (message.status_code or 0) < 200 and message.cseq_method != "INVITE":
+            self._cancel_retrans()
+            self._retrans_delay_ms = T2_MS
+            self._retrans_timer = self.host.call_later(T2_MS / 1000, self._retransmit)
+            return
+        self._cancel_retrans()
+
     def _learn_from(self, step: model.Recv, message: SipMessage) -> None:
         """Remember what later keywords and default messages need of this message."""
         context = self.context
@@ -511,7 +601,6 @@ class Call:
             context.remote_sdp = message.body
             self.host.media_sdp(self, message.body)
         if message.is_request:
-            context.last_request_uri = message.request_uri or ""
             context.peer_tag = message.from_tag or context.peer_tag
             if message.method == "INVITE":
                 self.remote_party = message.header("From")
@@ -532,52 +621,112 @@ class Call:
                     self.remote_party = message.header("To")
                     self.ack_pending = True
                     self.established = True
-        if step.rrs:
-            routes = message.header_values("Record-Route")
-            flat = [part.strip() for value in routes for part in value.split(",") if part.strip()]
-            context.route_set = flat if self.is_server else list(reversed(flat))
-            contact = message.header("Contact")
-            if contact:
-                context.next_url = _uri_of(contact)
+        if step.rrs and context.route_set is None:  # SIPp records a dialog's route set once
+            self._learn_route_set(message)
         if step.auth and message.status_code in (401, 407):
             if message.status_code == 401:
                 context.challenge = ("Authorization", message.header("WWW-Authenticate") or "")
             else:
                 context.challenge = ("Proxy-Authorization", message.header("Proxy-Authenticate") or "")
 
+    def _learn_route_set(self, message: SipMessage) -> None:
+        """SIPp's computeRouteSetAndRemoteTargetUri: the Record-Route entries in the order this
+        side routes (a response's reversed), the Contact the remote target ([next_url]); a
+        first hop without ;lr is a strict router, so it becomes the target and the Contact
+        the last route (RFC 3261 12.2.1.1)."""
+        contact = message.header("Contact")
+        if not contact:
+            self.host.trace_error(f'call {self.call_id}: rrs="true" on a message without Contact')
+            return
+        records = message.header_values("Record-Route")
+        routes = [part.strip() for value in records for part in value.split(",") if part.strip()]
+        if not message.is_request:
+            routes.reverse()
+        target = contact
+        if routes and ";lr" not in routes[0]:
+            target, routes = routes[0], [*routes[1:], contact.strip()]
+        if routes:
+            self.context.route_set = routes
+        self.context.next_url = _uri_of(target)
+
     # ------------------------------------------------------------------ unexpected
-    def _unexpected(self, message: SipMessage) -> None:
-        counters = self.host.counters
-        step_index = min(self.index, len(self.scenario.steps) - 1)
+    def _unexpected(self, message: SipMessage, digest: int) -> None:
+        """SIPp's order: the scenario's own _unexp.main handler, else the automatic responses
+        (checkAutomaticResponseMode: BYE, CANCEL, PING, and INFO/NOTIFY/OPTIONS/UPDATE under
+        -aa), else its process_unexpected."""
         policy = self.policy
         method = message.method if message.is_request else None
         if method == "ACK" and self.is_server:
             return  # a late ACK for a response we already moved past
-        if method in ("BYE", "CANCEL") or (method == "OPTIONS" and policy.has(DefaultBehavior.PING_REPLY)):
-            counters.unexpected_messages += 1
-            counters.steps[step_index].unexpected += 1
-            if policy.has(DefaultBehavior.BYE) or method == "OPTIONS":
-                self._transmit(bytes(default_messages.ok_for(message, self._local_tag())))
-            if method == "OPTIONS":
+        if self._jump_to_unexpected_label(message, digest):
+            return
+        if method in ("BYE", "CANCEL"):
+            self._count_unexpected()
+            if not policy.has(DefaultBehavior.ABORT_UNEXPECTED):
+                self.host.trace_error(f"call {self.call_id}: continuing on an unexpected {method}")
                 return
-            if policy.has(DefaultBehavior.ABORT_UNEXPECTED):
-                self.context.last_message = message
-                self._finish("unexpected_sip", f"unexpected {method} at step {step_index}")
+            if policy.has(DefaultBehavior.BYE):
+                self._answer_ok(message)
+            self.context.last_message = message
+            self._finish("unexpected_sip", f"unexpected {method} at step {self._unexpected_step()}")
+            return
+        if method == "PING":
+            # SIPp's pingreply: answer, and the call ends neither failed nor successful.
+            if policy.has(DefaultBehavior.PING_REPLY):
+                self._answer_ok(message)
+                self._finish(None, "ended by a PING", counted=False)
             return
         if method in AUTO_ANSWERED and policy.auto_answer:
-            self._transmit(bytes(default_messages.ok_for(message, self._local_tag())))
+            self._answer_ok(message)  # the call's last message stays what it was, as in SIPp
             return
-        counters.unexpected_messages += 1
-        counters.steps[step_index].unexpected += 1
+        self._process_unexpected(message)
+
+    def _jump_to_unexpected_label(self, message: SipMessage, digest: int) -> bool:
+        """SIPp's _unexp.main: the call notes where it was (_unexp.retaddr, the step; and
+        _unexp.pausedaddr, the end of its pause) and goes to the label, where the message is
+        matched again by the recv that follows. Already there (_unexp.retaddr not 0), the
+        message is an ordinary unexpected one."""
+        target = self.scenario.labels.get(UNEXPECTED_LABEL)
+        if target is None:
+            return False
+        variables = self.context.variables
+        if to_number(self.context, RETURN_ADDRESS) != 0:
+            self._process_unexpected(message)
+            return True
+        variables[RETURN_ADDRESS] = float(self._message_number())
+        paused = self._wait_timer is not None and isinstance(self._step(), model.Pause | model.Timewait)
+        variables[PAUSED_UNTIL] = float(int(self._pause_ends_at * 1000)) if paused else 0.0
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self._queued = (message, digest)
+        self.index = target
+        self._advance()
+        return True
+
+    def _process_unexpected(self, message: SipMessage, why: str = "") -> None:
+        """Count it at the current step; with abortunexp the call fails (abortCall's tidy-up)."""
+        self._count_unexpected()
+        step_index = self._unexpected_step()
         first_line = message.first_line
         self.host.trace_error(
-            f"unexpected message for call {self.call_id} at step {step_index}: {first_line}"
+            f"unexpected message{why} for call {self.call_id} at step {step_index}: {first_line}"
         )
-        if policy.has(DefaultBehavior.ABORT_UNEXPECTED):
+        if self.policy.has(DefaultBehavior.ABORT_UNEXPECTED):
             self.context.last_message = message
             if not message.is_request:
                 self.last_response = message
             self._abort("unexpected_sip", f"unexpected {first_line!r} at step {step_index}")
+
+    def _unexpected_step(self) -> int:
+        return min(self.index, len(self.scenario.steps) - 1)
+
+    def _count_unexpected(self) -> None:
+        self.host.counters.unexpected_messages += 1
+        self.host.counters.steps[self._unexpected_step()].unexpected += 1
+
+    def _answer_ok(self, request: SipMessage) -> None:
+        self._transmit(bytes(default_messages.ok_for(request, self._local_tag())))
 
     def _local_tag(self) -> str | None:
         party = self.local_party or ""
@@ -601,7 +750,7 @@ class Call:
         if self._wait_timer is not None:
             self._wait_timer.cancel()
             self._wait_timer = None
-        if not self._apply(self._actions(step, message)):
+        if not self._apply(self._actions(step, message), step):
             return
         self._goto_next(step)
         self._advance()
@@ -624,17 +773,39 @@ class Call:
 
     # ------------------------------------------------------------------ ending
     def _abort(self, failure_class: str, reason: str) -> None:
-        """SIPp's abortCall: tidy the dialog (ACK, CANCEL or BYE) then fail the call."""
-        if self.policy.has(DefaultBehavior.BYE) and not self.is_server:
+        """A failed call: SIPp's abortCall tidies its dialog only under -default_behaviors bye."""
+        if self.policy.has(DefaultBehavior.BYE):
             self._send_abort_messages()
         self._finish(failure_class, reason)
 
+    def abort_now(self, failure_class: str = "cancelled", reason: str = "run stopped") -> None:
+        """SIPp's call::abort, for each call still live at a hard stop (Q, -timeout): it fails,
+        and a client call tidies its dialog whatever -default_behaviors says, so the peer
+        keeps no dialog open: CANCEL before a final answer, ACK and BYE after a 2xx."""
+        if self.finished:
+            return
+        self._send_abort_messages()
+        self._finish(failure_class, reason)
+
+    def abandon(self) -> None:
+        """The run quits under the call (stop_now): its timers and media stop, it sends nothing
+        and is not counted, so it is still a current call in the final counters, as in SIPp."""
+        if self.finished:
+            return
+        self.finished = True
+        self._cancel_retrans()
+        if self._wait_timer is not None:
+            self._wait_timer.cancel()
+            self._wait_timer = None
+        self.host.media_stop(self)
+
     def _send_abort_messages(self) -> None:
+        """abortCall's messages: only a client call that got somewhere sends any (SIPp)."""
         invite, response = self.last_invite, self.last_response
-        if self.index == 0 or self.last_sent is None:
+        if self.is_server or self.index == 0 or self.last_sent is None:
             return
         try:
-            if not self.established and invite is not None and self.last_sent.method == "INVITE":
+            if not self.established and invite is not None and self._last_sent_invite():
                 if response is not None and (response.status_code or 0) >= 400:
                     self._transmit(bytes(default_messages.ack_for_failure(invite, response)))
                 elif response is not None:
@@ -647,9 +818,14 @@ class Call:
         except (ValueError, IndexError) as error:
             self.host.trace_error(f"call {self.call_id}: could not build abort message: {error}")
 
+    def _last_sent_invite(self) -> bool:
+        sent = self.last_sent
+        return sent is not None and (sent.method or sent.message.method) == "INVITE"
+
     def _dialog_request(self, method: str, cseq: int) -> SipMessage:
         run = self.context.run
-        target = self.context.next_url or (self.last_invite.request_uri if self.last_invite else "") or ""
+        # SIPp's default BYE goes to [next_url]; never to an empty Request-URI.
+        target = next_url(self.context) or (self.last_invite.request_uri if self.last_invite else "") or ""
         local_port = self.context.local_port or run.local_port
         via_host = (
             f"{run.local_ip}:{local_port}" if ":" not in run.local_ip else f"[{run.local_ip}]:{local_port}"
@@ -666,20 +842,20 @@ class Call:
             self.context.route_set,
         )
 
-    def abort_now(self, failure_class: str = "cancelled", reason: str = "run stopped") -> None:
-        """Hard stop from outside (Q, -timeout): no more messages, count the call failed."""
-        self._finish(failure_class, reason)
+    def _end_of_scenario(self) -> None:
+        """Past the last step: a success, unless an action failed or a nop stopped it."""
+        if self._verdict is None:
+            self._finish(None, "")
+        else:
+            failure_class, reason = self._verdict
+            self._finish(failure_class, reason, counted=failure_class is not None)
 
-    def _finish(self, failure_class: str | None, reason: str) -> None:
+    def _finish(self, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
+        """End the call: failed (a class), successful (None), or, not counted, neither."""
         if self.finished:
             return
-        self.finished = True
-        self._cancel_retrans()
-        if self._wait_timer is not None:
-            self._wait_timer.cancel()
-            self._wait_timer = None
-        self.host.media_stop(self)
-        self.host.call_ended(self, failure_class, reason)
+        self.abandon()
+        self.host.call_ended(self, failure_class, reason, counted=counted)
 
     @property
     def duration_ms(self) -> float:
@@ -693,3 +869,13 @@ def _uri_of(name_addr: str) -> str:
         end = name_addr.find(">", start)
         return name_addr[start + 1 : end if end > 0 else None]
     return name_addr.split(";")[0].strip()
+
+
+def _lacks_request_uri(data: bytes) -> bool:
+    """'ACK  SIP/2.0': a request whose URI keyword ([next_url], [last_Request_URI]) came out
+    empty. A peer would reject it as malformed; the call fails with the step named instead."""
+    if data.startswith(b"SIP/"):
+        return False
+    end = data.find(b"\r\n")
+    words = (data[:end] if end >= 0 else data).split(b" ")
+    return len(words) < 3 or not words[1]

@@ -56,7 +56,6 @@ class CallContext:
     send_index: int = 0  # scenario index of the message being rendered ([branch])
     variables: dict[str, VariableValue] = field(default_factory=dict)
     last_message: SipMessage | None = None
-    last_request_uri: str = ""
     peer_tag: str | None = None
     route_set: list[str] | None = None
     next_url: str | None = None

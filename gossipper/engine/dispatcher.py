@@ -36,6 +36,7 @@ class Dispatcher:
         trace_error: Callable[[str], None],
         trace_message: Callable[[str, bytes, Address, SipTransport], None],
         ping_reply: bool,
+        trim_call_id: bool = True,
     ) -> None:
         self.calls: dict[str, Call] = {}
         self.dead_calls: dict[str, DeadCall] = {}
@@ -44,6 +45,16 @@ class Dispatcher:
         self._trace_error = trace_error
         self._trace_message = trace_message
         self._ping_reply = ping_reply
+        self._trim_call_id = trim_call_id
+
+    def call_key(self, call_id: str) -> str:
+        """The Call-ID that names the call: SIPp lets a sender prefix [call_id] with any text
+        and '///' (its get_trimmed_call_id, the first '///'), unless -callid_slash_ign."""
+        if self._trim_call_id:
+            marker = call_id.find("///")
+            if marker >= 0:
+                return call_id[marker + 3 :]
+        return call_id
 
     def on_data(self, data: bytes, source: Address, transport: SipTransport) -> None:
         try:
@@ -55,6 +66,7 @@ class Dispatcher:
         if not call_id:
             self.on_malformed("message without Call-ID", data, source)
             return
+        call_id = self.call_key(call_id)
         call = self.calls.get(call_id)
         if call is not None:
             call.on_message(message, data, source, transport)

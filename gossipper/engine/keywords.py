@@ -95,9 +95,30 @@ def _split_offset(token: str) -> tuple[str, int]:
     return match.group("name"), int(match.group("offset") or 0)
 
 
+def to_uri(call: CallContext) -> str:
+    """SIPp's [last_Request_URI]: the URI of the last received message's To header, the
+    text inside its <> (SIPp's only form); an addr-spec To without <> gives its URI too,
+    where SIPp would give nothing and a request line would come out as 'ACK  SIP/2.0'."""
+    message = call.last_message
+    to = message.header("To") if message is not None else None
+    if not to:
+        return ""
+    start = to.find("<")
+    if start >= 0:
+        end = to.find(">", start)
+        return to[start + 1 : end] if end > start else ""
+    return to.split(";", 1)[0].strip()
+
+
+def next_url(call: CallContext) -> str:
+    """[next_url]: the remote target learned by a recv with rrs="true" (its Contact, or a
+    strict router), else [last_Request_URI] as in SIPp."""
+    return call.next_url or to_uri(call)
+
+
 def _last(call: CallContext, spec: str) -> str:
     if spec == "Request_URI":
-        return call.last_request_uri
+        return to_uri(call)
     if spec.endswith(":value"):
         return header_lines(call, spec[: -len(":value")], value_only=True)
     return header_lines(call, spec.rstrip(":"), value_only=False)
@@ -137,7 +158,7 @@ _TEXT: dict[str, Callable[[CallContext], str]] = {
     "call_id": lambda call: call.call_id,
     "peer_tag_param": lambda call: f";tag={call.peer_tag}" if call.peer_tag else "",
     "routes": lambda call: f"Route: {', '.join(call.route_set)}" if call.route_set else "",
-    "next_url": lambda call: call.next_url or call.last_request_uri,
+    "next_url": next_url,
     "date": lambda _call: time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
     "timestamp": lambda _call: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     "clock_tick": lambda _call: str(int(time.monotonic() * 1000)),

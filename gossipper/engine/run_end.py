@@ -29,32 +29,32 @@ class RunEnd:
         self._decided = RunOutcome.TIMED_OUT
 
     def outcome(self, counters: RunCounters) -> RunOutcome:
+        """SIPp's sipp_exit: any failed call is 1; none failed is 0, even with no call at all
+        (a graceful stop of an idle UAS), except that -timeout with no successful call is 97."""
         if self._decided is not None:
             return self._decided
         if counters.media.rtp_check_failures:  # SIPp's sipp_exit: RTP errors before call results
             return RunOutcome.RTP_CHECK_FAILED
         if counters.calls_failed:
             return RunOutcome.SOME_FAILED
-        if counters.calls_succeeded:
-            return RunOutcome.ALL_SUCCEEDED
-        if self.time_limit_hit:
+        if self.time_limit_hit and not counters.calls_succeeded:
             return RunOutcome.STOPPED_BY_COMMAND
-        return RunOutcome.NOTHING_DONE
+        return RunOutcome.ALL_SUCCEEDED
 
 
 def install_signal_handlers(
     loop: asyncio.AbstractEventLoop,
     soft_stop: Callable[[], None],
-    interrupt: Callable[[], None],
-    hard_stop: Callable[[], None],
+    quit_now: Callable[[], None],
     dump_screen: Callable[[], None],
 ) -> None:
-    """SIPp's signals: USR1 quits gracefully, USR2 dumps the screen, INT and TERM stop."""
+    """SIPp's signals: USR1 quits gracefully, USR2 dumps the screen; INT and TERM quit at once
+    (its sipp_sighandler: no call tidied, the exit status from the counters as they stand)."""
     handlers = {
         signal.SIGUSR1: soft_stop,
         signal.SIGUSR2: dump_screen,
-        signal.SIGINT: interrupt,
-        signal.SIGTERM: hard_stop,
+        signal.SIGINT: quit_now,
+        signal.SIGTERM: quit_now,
     }
     for signum, handler in handlers.items():
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

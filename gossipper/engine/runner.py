@@ -98,6 +98,7 @@ class Run:
             self.trace_error,
             self.trace_message,
             ping_reply=self.policy.has(DefaultBehavior.PING_REPLY),
+            trim_call_id=self.policy.trim_call_id_prefix,
         )
         self.endpoints = SipEndpoints(
             settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
@@ -175,9 +176,7 @@ class Run:
             raise
         self.views.start()
         self.control.start(self.loop)
-        install_signal_handlers(
-            self.loop, self.soft_stop, self._interrupt, self.hard_stop, self.views.dump_screen
-        )
+        install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
         generation = self.settings.generation
         if self.is_uac:
             self.generator = CallGenerator(
@@ -195,6 +194,9 @@ class Run:
         housekeeping = self.loop.create_task(self._housekeeping())
         try:
             await self.done.wait()
+            # One more turn of the loop: a hard stop's CANCELs and BYEs that met a full socket
+            # buffer are still queued in their transports, and closing them must not drop those.
+            await asyncio.sleep(0)
         finally:
             housekeeping.cancel()
             self._finish_run()
@@ -222,17 +224,15 @@ class Run:
             generator.set_rate(target)
         self.counters.current_rate = generator.calls_per_second
 
-    def _interrupt(self) -> None:
-        if self.ending.soft_stopping:
-            self.hard_stop()
-        else:
-            self.soft_stop()
-
     def _global_timeout(self) -> None:
+        """Current SIPp aborts the live calls at -timeout (3.6.1 let them finish); with
+        -timeout_error it exits at once as a fatal error, tidying nothing."""
         self.ending.time_limit_hit = True
         if self.settings.generation.timeout_is_error:
             self.ending.timed_out_as_error()
-        self.hard_stop()
+            self.quit_now()
+        else:
+            self.hard_stop()
 
     # ------------------------------------------------------------------ run control
     def soft_stop(self) -> None:
@@ -243,12 +243,23 @@ class Run:
         self._check_done()
 
     def hard_stop(self) -> None:
-        """Q / SIGTERM / -timeout: end every call now."""
+        """Q / -timeout: SIPp's abort_all_tasks, every live call aborted now (failed;
+        a client call's dialog tidied with CANCEL, or ACK and BYE), then the run ends."""
         self.ending.soft_stopping = True
         if self.generator is not None:
             self.generator.stop()
         for call in list(self.dispatcher.calls.values()):
             call.abort_now()
+        self.done.set()
+
+    def quit_now(self) -> None:
+        """stop_now, SIGINT, SIGTERM, -timeout_error: SIPp exits at once (sipp_exit), its live
+        calls neither tidied nor counted: they stay current calls in the final counters."""
+        self.ending.soft_stopping = True
+        if self.generator is not None:
+            self.generator.stop()
+        for call in list(self.dispatcher.calls.values()):
+            call.abandon()
         self.done.set()
 
     def set_rate(self, rate: float) -> None:
@@ -317,24 +328,27 @@ class Run:
         first = next((s for s in self.scenario.steps if not isinstance(s, model.Label)), None)
         if not isinstance(first, model.Recv) or first.request is None:
             return None
-        context = self.factory.next_context(message.call_id, source)
+        context = self.factory.next_context(self.dispatcher.call_key(message.call_id), source)
         self.counters.calls_incoming += 1
         return self.factory.launch(context, transport, is_server=True)
 
     def call_for_twin(self, message: SipMessage) -> Call | None:
         """A 3PCC command: its call, or a new one when the scenario starts with recvCmd."""
-        call = self.dispatcher.calls.get(message.call_id)
+        call_id = self.dispatcher.call_key(message.call_id)
+        call = self.dispatcher.calls.get(call_id)
         if call is not None or self.is_uac or self.ending.soft_stopping:
             return call
         assert self.factory is not None and self.endpoints.remote is not None
-        context = self.factory.next_context(message.call_id, self.endpoints.remote)
+        context = self.factory.next_context(call_id, self.endpoints.remote)
         return self.factory.launch(context, self.endpoints.shared, is_server=True)
 
-    def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None:
+    def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
         counters = self.counters
         counters.calls_active -= 1
         self.calls_ended += 1
-        if failure_class is None:
+        if not counted:
+            pass  # SIPp's answered PING: the call ends neither failed nor successful
+        elif failure_class is None:
             counters.calls_succeeded += 1
             counters.call_length.add(call.duration_ms)
         else:
@@ -396,7 +410,7 @@ class Run:
     def internal_command(self, command: str) -> None:
         if command == "stop_now":
             self.ending.stopped_by_command()
-            self.hard_stop()
+            self.quit_now()
         elif command == "stop_gracefully":
             self.ending.stopped_by_command()
             self.soft_stop()

@@ -63,6 +63,8 @@ class CallPolicy:
     pause_fallback_ms: int = 0  # a pause with neither its own length nor a scenario default
     auth_username: str = ""
     auth_password: str = ""
+    # SIPp's '///': a Call-ID "anything///[call_id]" names the call [call_id] (-callid_slash_ign: off)
+    trim_call_id_prefix: bool = True
 
     def max_retrans(self, is_invite: bool) -> int:
         return self.invite_max_retrans if is_invite else self.other_max_retrans

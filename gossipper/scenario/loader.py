@@ -202,8 +202,9 @@ class _Loader:
         response_text, request = node.attrs.get("response"), node.attrs.get("request")
         if (response_text is None) == (request is None):
             raise self.fail(node.line, "<recv> needs exactly one of response= or request=")
+        regexp_match = self.flag(node, "regexp_match")
         response = None
-        if response_text is not None:
+        if response_text is not None and not regexp_match:
             response = self.integer(node, "response", minimum=100)
             if response is None or response > 699:
                 raise self.fail(node.line, f"<recv> response={response_text!r}: expected a code 100..699")
@@ -213,18 +214,21 @@ class _Loader:
         step = model.Recv(
             response=response,
             request=request,
+            response_regexp=response_text if regexp_match else None,
             optional=optional_text in _TRUE | {"global"},
             optional_global=optional_text == "global",
-            regexp_match=self.flag(node, "regexp_match"),
+            regexp_match=regexp_match,
             rrs=self.flag(node, "rrs"),
             auth=self.flag(node, "auth"),
             **common,  # type: ignore[arg-type]
         )
         if step.regexp_match:
             try:
-                step.request_pattern()
+                step.pattern()
             except re.error as error:
-                raise self.fail(node.line, f"<recv> request={request!r}: bad regexp: {error}") from None
+                attribute = "request" if request is not None else "response"
+                text = request if request is not None else response_text
+                raise self.fail(node.line, f"<recv> {attribute}={text!r}: bad regexp: {error}") from None
         return step
 
     def pause(self, node: Node, common: dict[str, object]) -> model.Step:

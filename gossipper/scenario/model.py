@@ -155,6 +155,9 @@ class Send(Step):
 class Recv(Step):
     response: int | None = None
     request: str | None = None
+    # regexp_match="true" on a response: the response= text, a regexp SIPp searches the
+    # status code's digits with (so "^18.$" takes 180 and 183); `response` is then None.
+    response_regexp: str | None = None
     optional: bool = False
     optional_global: bool = False
     regexp_match: bool = False
@@ -163,13 +166,21 @@ class Recv(Step):
 
     @cached_property
     def _pattern(self) -> re.Pattern[str]:
-        return re.compile(self.request or "")
+        return re.compile(self.request if self.request is not None else self.response_regexp or "")
 
-    def request_pattern(self) -> re.Pattern[str]:
+    def pattern(self) -> re.Pattern[str]:
+        """The regexp of regexp_match="true": over the method, or over the status code."""
         return self._pattern
 
+    @property
+    def expects_response(self) -> bool:
+        return self.response is not None or self.response_regexp is not None
+
     def label(self) -> str:
-        what = str(self.response) if self.response is not None else (self.request or "")
+        if self.response_regexp is not None:
+            what = self.response_regexp
+        else:
+            what = str(self.response) if self.response is not None else (self.request or "")
         return f"<---------- {what:<10}" + (" (opt)" if self.optional else "")
 
 

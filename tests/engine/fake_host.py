@@ -125,6 +125,7 @@ class FakeHost:
         self._order = itertools.count()
         self.sent: list[Sent] = []
         self.ended: list[Ending] = []
+        self.uncounted: list[Ending] = []  # calls that ended neither failed nor successful
         self.errors: list[str] = []  # trace_error texts
         self.logs: list[tuple[str, str]] = []
         self.traces: list[tuple[str, bytes, Address]] = []  # (direction, data, peer) of trace_message
@@ -176,10 +177,13 @@ class FakeHost:
     def send_twin_command(self, call: Call, data: bytes) -> None:
         self.twin_commands.append(data)
 
-    def call_ended(self, call: Call, failure_class: str | None, reason: str) -> None:
+    def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
         """Counted as the real run counts it (runner.Run.call_ended), and recorded."""
         counters = self.counters
         counters.calls_active -= 1
+        if not counted:
+            self.uncounted.append(Ending(failure_class, reason, self.clock))
+            return
         if failure_class is None:
             counters.calls_succeeded += 1
             counters.call_length.add(call.duration_ms)

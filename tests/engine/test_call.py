@@ -3,8 +3,8 @@ aborts, unexpected messages and pauses, on FakeHost's virtual clock.
 
 Each test builds a Call from a small SIPp scenario and plays the far end by hand,
 answering the messages the call sent (same Call-ID, CSeq, Via; the peer's To tag).
-No socket, no subprocess, no wall clock. Where gossipper departs from SIPp, the test
-states SIPp's behaviour (src/call.cpp) and is marked xfail(strict=True).
+No socket, no subprocess, no wall clock. Where SIPp's rule is not the obvious one, the test
+says where in SIPp's source (src/call.cpp) it comes from.
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ import pytest
 
 from gossipper.engine.call import Call
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
+from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.sip.message import SipMessage
 from tests.engine.fake_host import (
     CALL_ID,
     LOCAL,
+    PEER_CONTACT,
     PEER_TAG,
     REMOTE,
     FakeHost,
@@ -274,17 +276,9 @@ def test_a_late_200_after_the_ack_gets_the_ack_again() -> None:
     finish_with_bye(host, call, at=1.1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp process_incoming) absorbs a message matching a recv behind a mandatory step "
-        "only when it is an INVITE response followed by an ACK <send> (and re-sends that ACK); any "
-        "other such match (a late 180 once the 200 was ACKed) is handled as unexpected and aborts the "
-        "call. Call._find_recv/_old_transaction_message absorb every such match, counting it as a "
-        "retransmission of the step."
-    ),
-)
 def test_a_late_provisional_after_the_ack_is_unexpected_as_in_sipp() -> None:
+    """call.cpp process_incoming: a match behind a mandatory step is absorbed only as an INVITE
+    response followed by an ACK <send> (re-sent); a late 180 is unexpected and aborts the call."""
     host, call = start_call(scenario(*RINGING_DIALOG))
     invite = sent_invite(host)
     host.advance(0.05)
@@ -372,15 +366,8 @@ def test_regexp_match_leaves_other_requests_unexpected() -> None:
     assert host.sent == []  # a server call sends nothing when it aborts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        'SIPp matches <recv request=... regexp_match="true"> with POSIX regexec (REG_EXTENDED, no '
-        'implicit anchors: call.cpp matches_scenario), i.e. a search, so request="INV" matches INVITE; '
-        "Call._matches uses re.fullmatch."
-    ),
-)
 def test_regexp_match_searches_the_method_as_sipp_does() -> None:
+    """call.cpp matches_scenario: regexec without implicit anchors, so "INV" finds INVITE."""
     host, call = start_call(
         scenario(recv("INV", regexp_match="true"), send_response(200, "OK")), is_server=True
     )
@@ -519,15 +506,9 @@ def test_nothing_is_retransmitted_over_a_reliable_transport() -> None:
     assert host.ending.failure_class is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp process_incoming) stops retransmitting on a provisional response only for an "
-        "INVITE; a non-INVITE request is retransmitted every T2 (next_retrans = clock_tick + global_t2) "
-        "until its final response. Call._accept cancels the retransmission timer on any match."
-    ),
-)
 def test_a_provisional_to_a_non_invite_leaves_it_retransmitting_every_t2() -> None:
+    """call.cpp process_incoming: a provisional stops only an INVITE's retransmissions; a
+    non-INVITE goes again every T2 (next_retrans = clock_tick + global_t2) until its final response."""
     host, call = start_call(scenario(REGISTER, recv(100, **OPTIONAL), recv(200)))
     host.advance(0.2)
     host.deliver(call, response_to(host.sent[0].message, 100))
@@ -535,15 +516,8 @@ def test_a_provisional_to_a_non_invite_leaves_it_retransmitting_every_t2() -> No
     assert host.times_of("REGISTER") == pytest.approx([0.0, 4.2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp call::run) jumps to the ontimeout label of the <send> whose retransmissions are "
-        "exhausted, and fails the call only without one; Call._retransmit ignores Send.ontimeout and "
-        "always fails the call with timeout."
-    ),
-)
 def test_send_ontimeout_jumps_to_its_label_when_the_retransmissions_run_out() -> None:
+    """call.cpp call::run: spent retransmissions jump to the <send>'s ontimeout label."""
     # 0 REGISTER (ontimeout=gave_up), 1 recv 200 (next=done), 2 label gave_up, 3 MESSAGE, 4 label done
     host, _call = start_call(
         scenario(
@@ -787,16 +761,9 @@ def test_abort_now_ends_the_call_cancelled_and_silences_it() -> None:
     assert len(host.ended) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp ends the calls still running when it quits (Q, -timeout, -m reached) through "
-        "abort_all_tasks -> call::abort() -> abortCall(false), which CANCELs a ringing INVITE and BYEs "
-        "an established client call whatever -default_behaviors says (sipp.cpp traffic loop, call.cpp "
-        "call::abort); Call.abort_now sends nothing."
-    ),
-)
 def test_abort_now_of_a_ringing_call_sends_cancel_as_sipp_does_when_it_quits() -> None:
+    """sipp.cpp traffic loop -> abort_all_tasks -> call::abort -> abortCall(false): whatever
+    -default_behaviors says, a ringing INVITE is CANCELled when the run stops hard."""
     host, call = start_call(ABORTABLE)
     host.advance(0.2)
     host.deliver(call, response_to(sent_invite(host), 180))
@@ -825,15 +792,9 @@ def test_an_unexpected_bye_is_answered_200_and_fails_the_call() -> None:
     assert host.sent_what() == ["INVITE", "ACK", "200"]  # the peer hung up: no BYE of ours
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp (call.cpp automaticResponseMode, E_AM_UNEXP_BYE) answers an unexpected BYE with 200 and "
-        "ends the call only with abortunexp; without it, it logs 'Continuing call on an unexpected BYE' "
-        "and sends nothing. Call._unexpected answers it whenever the bye behaviour is on."
-    ),
-)
 def test_an_unexpected_bye_without_abortunexp_is_not_answered_and_the_call_goes_on() -> None:
+    """call.cpp automaticResponseMode E_AM_UNEXP_BYE: the 200 and the failure need abortunexp;
+    without it SIPp logs 'Continuing call on an unexpected BYE' and sends nothing."""
     host, call, invite, _ok = established(ONLY_COUNT_UNEXPECTED)
     host.advance_to(2.0)
     host.deliver(call, peer_request("BYE", invite, 1))
@@ -842,15 +803,9 @@ def test_an_unexpected_bye_without_abortunexp_is_not_answered_and_the_call_goes_
     assert not call.finished
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "SIPp's pingreply answers only the PING method (call.cpp checkAutomaticResponseMode: E_AM_PING "
-        'for "PING"); an in-call OPTIONS gets 200 only under -aa and is otherwise an unexpected message '
-        "that aborts the call. Call._unexpected (and DefaultBehavior.PING_REPLY) treat OPTIONS as the ping."
-    ),
-)
 def test_an_unexpected_options_without_auto_answer_aborts_the_call_as_in_sipp() -> None:
+    """call.cpp checkAutomaticResponseMode: pingreply answers only PING; OPTIONS gets its 200
+    only under -aa and is otherwise an unexpected message, which aborts the call."""
     host, call, invite, _ok = established()
     host.advance_to(2.0)
     host.deliver(call, peer_request("OPTIONS", invite, 1))
@@ -865,17 +820,7 @@ def test_an_unexpected_options_without_auto_answer_aborts_the_call_as_in_sipp() 
         "INFO",
         "NOTIFY",
         "UPDATE",
-        pytest.param(
-            "OPTIONS",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "with pingreply on (the default) Call._unexpected sends OPTIONS down its ping branch and "
-                    "counts it unexpected even under auto_answer; SIPp's -aa answers it "
-                    "(automaticResponseMode E_AM_AA) without counting it unexpected."
-                ),
-            ),
-        ),
+        "OPTIONS",
     ],
 )
 def test_auto_answer_gives_200_and_the_call_goes_on(method: str) -> None:
@@ -971,3 +916,371 @@ def test_a_pause_lasts_as_the_policy_says(
     finish_with_bye(host, call, at=0.25 + expected_s)  # answered 0.1 s after it left
     assert host.ending.at == pytest.approx(0.35 + expected_s)
     assert host.counters.call_length.max_ms == pytest.approx((0.35 + expected_s) * 1000)
+
+
+# ---------------------------------------------------------------------- 7. response codes by regexp
+# 0 INVITE, 1 recv response=PATTERN (regexp, optional), 2 recv 200, 3 ACK
+def _regexp_ringing(pattern: str) -> str:
+    return scenario(
+        INVITE, f'\n  <recv response="{pattern}" regexp_match="true" optional="true"/>', recv(200), ACK
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "code", "matched"),
+    [("^18.$", 180, True), ("^18.$", 183, True), ("^18.$", 100, False), ("8", 183, True), ("^1", 486, False)],
+)
+def test_a_response_regexp_takes_the_codes_it_finds(pattern: str, code: int, matched: bool) -> None:
+    """call.cpp matches_scenario: the code's digits searched with the regexp (regexec)."""
+    host, call = start_call(_regexp_ringing(pattern))
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, code))
+    counters = host.counters
+    if not matched:
+        assert (counters.steps[1].messages, counters.unexpected_messages) == (0, 1)
+        assert host.ending.failure_class == "unexpected_sip"
+        return
+    assert (counters.steps[1].messages, counters.unexpected_messages) == (1, 0)
+    host.deliver(call, response_to(invite, 200))
+    assert host.sent_what() == ["INVITE", "ACK"]
+    assert host.ending.failure_class is None
+
+
+def test_a_response_regexp_matches_only_responses() -> None:
+    host, call = start_call(
+        scenario('\n  <recv response="." regexp_match="true"/>', send_response(200, "OK")), is_server=True
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    assert host.counters.steps[0].unexpected == 1
+    assert host.ending.failure_class == "unexpected_sip"
+
+
+def test_a_bad_response_regexp_is_a_load_error_naming_its_line() -> None:
+    with pytest.raises(FileProblem, match=r"^test\.xml:\d+: <recv> response='\(18': bad regexp"):
+        load(scenario(INVITE, '\n  <recv response="(18" regexp_match="true"/>'))
+
+
+def test_a_response_regexp_names_its_screen_row() -> None:
+    step = load(_regexp_ringing("^18.$")).steps[1]
+    assert isinstance(step, model.Recv)
+    assert (step.response, step.response_regexp) == (None, "^18.$")
+    assert "^18.$" in step.label()
+
+
+# ---------------------------------------------------------------------- 8. messages without a To header
+def _without_to(message: SipMessage) -> bytes:
+    lines = bytes(message).split(b"\r\n")
+    return b"\r\n".join(line for line in lines if not line.lower().startswith(b"to:"))
+
+
+def test_a_response_without_to_is_unexpected_and_fails_the_call() -> None:
+    """call.cpp process_incoming: no To header -> process_unexpected, before any matching."""
+    host, call = start_call(scenario(INVITE, recv(200), ACK))
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, _without_to(response_to(invite, 200)))
+    counters = host.counters
+    assert (counters.unexpected_messages, counters.steps[1].unexpected) == (1, 1)
+    assert counters.steps[1].messages == 0
+    assert host.ending.failure_class == "unexpected_sip"
+    assert counters.calls_succeeded == 0
+    assert any("no To header" in line for line in host.errors)
+
+
+def test_a_message_without_to_is_only_counted_without_abortunexp() -> None:
+    host, call = start_call(scenario(INVITE, recv(200), ACK), ONLY_COUNT_UNEXPECTED)
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, _without_to(response_to(invite, 200)))
+    assert host.counters.unexpected_messages == 1
+    assert not call.finished
+    host.deliver(call, response_to(invite, 200))
+    assert host.ending.failure_class is None
+
+
+# ---------------------------------------------------------------------- 9. [next_url], [last_Request_URI]
+# 0 INVITE, 1 recv 200 (RRS), 2 ACK to [next_url], 3 BYE to [last_Request_URI], 4 recv 200
+def _targets(rrs: str = "false") -> str:
+    return scenario(
+        INVITE_ONCE,
+        recv(200, rrs=rrs),
+        send_request("ACK", in_dialog=True, uri="[next_url]"),
+        send_request("BYE", in_dialog=True, uri="[last_Request_URI]"),
+        recv(200),
+    )
+
+
+def test_next_url_without_a_recorded_route_is_the_uri_of_the_last_to_header() -> None:
+    """call.cpp createSendingMessage E_Message_Next_Url -> get_last_request_uri: inside the <>
+    of the last received message's To header."""
+    host, call = start_call(_targets())
+    invite = sent_invite(host)
+    host.deliver(call, response_to(invite, 200, headers=[("Record-Route", "<sip:p1.example.com;lr>")]))
+    expected = "sip:service@127.0.0.2:5070"
+    assert [sent.message.request_uri for sent in host.sent[1:]] == [expected, expected]
+    assert host.last("ACK").message.header("Route") is None  # no rrs: no route set either
+
+
+# 0 INVITE, 1 recv 200 (rrs), 2 ACK to [next_url] with [routes]
+ROUTED_ACK = scenario(
+    INVITE_ONCE,
+    recv(200, rrs="true"),
+    send_request("ACK", in_dialog=True, uri="[next_url]").replace("Max-Forwards", "[routes]\n      Max"),
+)
+
+
+def test_next_url_after_rrs_is_the_contact_and_routes_are_reversed() -> None:
+    host, call = start_call(ROUTED_ACK)
+    routes = "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>"
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("Record-Route", routes)]))
+    ack = host.last("ACK").message
+    assert ack.request_uri == "sip:peer@127.0.0.2:5070"
+    assert ack.header("Route") == "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>"
+
+
+def test_a_strict_first_hop_becomes_the_target_and_the_contact_the_last_route() -> None:
+    """call.cpp computeRouteSetAndRemoteTargetUri: a first hop without ;lr is a strict router."""
+    host, call = start_call(ROUTED_ACK)
+    routes = "<sip:p1.example.com;lr>, <sip:strict.example.com>"
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("Record-Route", routes)]))
+    ack = host.last("ACK").message
+    assert ack.request_uri == "sip:strict.example.com"
+    assert ack.header("Route") == f"<sip:p1.example.com;lr>, {PEER_CONTACT}"
+
+
+@pytest.mark.parametrize("to", ["sip:service@127.0.0.2:5070", "sip:service@127.0.0.2:5070;tag=peer-1"])
+def test_a_to_header_without_angle_brackets_still_gives_a_request_uri(to: str) -> None:
+    host, call = start_call(_targets())
+    ok = response_to(sent_invite(host), 200, to_tag=None)
+    raw = bytes(ok).replace(f"To: {ok.header('To')}".encode(), f"To: {to}".encode())
+    host.deliver(call, raw)
+    assert host.last("ACK").message.request_uri == "sip:service@127.0.0.2:5070"
+
+
+def test_an_empty_request_uri_fails_the_call_instead_of_sending_it() -> None:
+    """A request line must never go out as 'ACK  SIP/2.0' (SIPp would send it)."""
+    host, call = start_call(_targets())
+    invite = sent_invite(host)
+    ok = response_to(invite, 200)
+    host.deliver(call, _without_to(ok).replace(b"CSeq:", b"To: <>;tag=peer-1\r\nCSeq:"))
+    assert host.ending.failure_class == "scenario_error"
+    assert "step 2 (line" in host.ending.reason
+    assert "request line without a URI: 'ACK  SIP/2.0'" in host.ending.reason
+    # abortCall's own ACK and BYE (-default_behaviors bye) fall back to the INVITE's URI
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+    assert {sent.message.request_uri for sent in host.sent} == {invite.request_uri}
+
+
+# ---------------------------------------------------------------------- 10. hard stop, stop_call, PING
+def test_abort_now_of_an_established_call_sends_bye_to_its_target_with_its_routes() -> None:
+    host, call = start_call(ABORTABLE, NO_BYE)  # a hard stop tidies whatever -default_behaviors says
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200, headers=[("Record-Route", ROUTES)]))
+    host.advance_to(1.0)
+    call.abort_now()
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+    bye = host.last("BYE").message
+    assert bye.request_uri == "sip:peer@127.0.0.2:5070"
+    assert bye.header("Route") == "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>"
+    assert bye.to_tag == PEER_TAG and bye.header("CSeq") == "2 BYE"
+    assert host.ending.failure_class == "cancelled"
+
+
+def test_abort_now_of_a_call_whose_200_is_not_acked_sends_ack_then_bye() -> None:
+    host, call = start_call(scenario(INVITE, recv(200), '\n  <pause milliseconds="5000"/>', ACK))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    call.abort_now()
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+
+
+def test_abort_now_of_a_server_call_sends_nothing() -> None:
+    """call.cpp abortCall: only creationMode != MODE_SERVER tidies the dialog."""
+    host, call = start_call(
+        scenario(recv("INVITE"), send_response(200, "OK"), recv("ACK"), recv("BYE")), is_server=True
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    call.abort_now()
+    assert host.sent_what() == ["200"]
+    assert host.ending.failure_class == "cancelled"
+
+
+def test_abandon_sends_nothing_and_counts_nothing() -> None:
+    """stop_now: SIPp exits at once; the live call is neither tidied nor counted."""
+    host, call = start_call(ABORTABLE)
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 180))
+    call.abandon()
+    host.advance(60)
+    assert host.sent_what() == ["INVITE"]
+    assert host.ended == [] and host.counters.calls_active == 1
+    assert host.media_stopped == [CALL_ID]
+
+
+STOP_CALL = '<action><exec int_cmd="stop_call"/></action>'
+
+
+def test_stop_call_on_a_recv_fails_the_call_at_once_without_a_bye() -> None:
+    """call.cpp process_incoming E_AR_STOP_CALL -> rejectCall: failed, nothing more sent."""
+    stopped_200 = f'\n  <recv response="200">{STOP_CALL}</recv>'
+    host, call = start_call(scenario(INVITE, stopped_200, ACK, BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE"]
+    assert host.ending == ("scenario_error", "stopped by stop_call", pytest.approx(0.1))
+    assert host.counters.calls_failed == 1
+
+
+def test_stop_call_on_a_nop_runs_on_and_the_call_counts_neither_way() -> None:
+    """call.cpp executeMessage keeps a nop's E_AR_STOP_CALL in last_action_result and goes on;
+    terminate() then counts the call neither failed nor successful."""
+    host, call = start_call(scenario(INVITE, recv(200), ACK, f"\n  <nop>{STOP_CALL}</nop>", BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]
+    host.deliver(call, response_to(host.last("BYE").message, 200))
+    assert host.ended == [] and [ending.reason for ending in host.uncounted] == ["stopped by stop_call"]
+    assert (host.counters.calls_succeeded, host.counters.calls_failed) == (0, 0)
+
+
+def test_stop_call_on_a_send_has_no_effect() -> None:
+    """call.cpp executeMessage drops the result of a send's actions."""
+    acked = send_request("ACK", in_dialog=True).replace("</send>", f"{STOP_CALL}</send>")
+    host, call = start_call(scenario(INVITE, recv(200), acked))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.ending.failure_class is None
+    assert any("no effect" in line for line in host.errors)
+
+
+def test_a_failed_check_lets_the_call_run_to_its_end_and_fails_it_there() -> None:
+    """call.cpp process_incoming: an action error 'goes on with the scenario'; terminate()
+    counts the call failed at its end (E_FAILED_REGEXP_DOESNT_MATCH)."""
+    check = '<action><ereg regexp="^never$" search_in="msg" check_it="true" assign_to="x"/></action>'
+    host, call = start_call(scenario(INVITE, f'\n  <recv response="200">{check}</recv>', ACK, BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK", "BYE"]  # the call goes on, no abort
+    assert not call.finished
+    host.advance(0.1)
+    host.deliver(call, response_to(host.last("BYE").message, 200))
+    assert host.ending.failure_class == "scenario_error"
+    assert "did not match" in host.ending.reason
+    assert host.ending.at == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("pingreply", [True, False])
+def test_an_unexpected_ping_is_answered_and_ends_the_call_uncounted_under_pingreply(pingreply: bool) -> None:
+    """call.cpp automaticResponseMode E_AM_PING: 200, and the call ends neither failed nor successful."""
+    behaviors = frozenset({BYE_BEHAVIOR, ABORT_UNEXPECTED} | ({PING_REPLY} if pingreply else set()))
+    host, call, invite, _ok = established(CallPolicy(behaviors=behaviors))
+    host.advance_to(1.0)
+    host.deliver(call, peer_request("PING", invite, 3))
+    assert host.counters.unexpected_messages == 0
+    if pingreply:
+        assert host.sent_what() == ["INVITE", "ACK", "200"]
+        assert host.last("200").message.header("CSeq") == "3 PING"
+        assert host.ended == [] and len(host.uncounted) == 1 and call.finished
+        assert (host.counters.calls_succeeded, host.counters.calls_failed) == (0, 0)
+    else:
+        assert host.sent_what() == ["INVITE", "ACK"]
+        assert not call.finished
+
+
+def test_an_unexpected_cancel_with_abortunexp_is_answered_and_fails_the_call() -> None:
+    host, call = start_call(
+        scenario(recv("INVITE"), send_response(180, "Ringing"), '\n  <pause milliseconds="5000"/>'),
+        is_server=True,
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    host.advance(1.0)
+    host.deliver(call, _caller_request("CANCEL"))
+    assert host.sent_what() == ["180", "200"]
+    assert host.last("200").message.header("CSeq") == "1 CANCEL"
+    assert host.ending.failure_class == "unexpected_sip"
+
+
+def test_a_send_ontimeout_label_at_the_end_fails_the_call() -> None:
+    """call.cpp call::run: an ontimeout label with no message after it fails the call."""
+    host, _call = start_call(
+        scenario(
+            send_request("REGISTER", 'retrans="500" ontimeout="end"', uri="sip:[remote_ip]:[remote_port]"),
+            recv(200),
+            '\n  <label id="end"/>',
+        ),
+        CallPolicy(other_max_retrans=1),
+    )
+    host.run_until_idle()
+    assert host.ending.failure_class == "timeout"
+    assert (host.counters.timeouts, host.counters.steps[0].timeouts) == (1, 1)
+
+
+# ---------------------------------------------------------------------- 11. SIPp's _unexp.main handler
+# 0 INVITE, 1 recv 200, 2 ACK, 3 pause 5 s, 4 BYE, 5 recv 200 (next=end), 6 label _unexp.main,
+# 7 recv INFO, 8 200, 9 nop jump back to _unexp.retaddr, 10 label end
+UNEXPECTED_HANDLED = scenario(
+    INVITE,
+    recv(200),
+    ACK,
+    '\n  <pause milliseconds="5000"/>',
+    BYE,
+    recv(200, next="end"),
+    '\n  <label id="_unexp.main"/>',
+    recv("INFO"),
+    send_response(200, "OK", add_tag=False),
+    '\n  <nop><action><jump variable="_unexp.retaddr"/></action></nop>',
+    '\n  <label id="end"/>',
+)
+
+
+def test_an_unexpected_message_goes_to_the_unexp_main_label_and_comes_back() -> None:
+    """call.cpp process_incoming: with a label _unexp.main, an unexpected message sets
+    _unexp.retaddr (the message index) and _unexp.pausedaddr, jumps there, and is matched again."""
+    host, call = start_call(UNEXPECTED_HANDLED)
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200))
+    host.advance_to(1.0)
+    host.deliver(call, peer_request("INFO", invite, 7))
+
+    assert host.sent_what() == ["INVITE", "ACK", "200"]
+    assert host.last("200").message.header("CSeq") == "7 INFO"
+    assert host.counters.unexpected_messages == 0
+    assert call.context.variables["_unexp.retaddr"] == 3.0  # the pause
+    assert call.context.variables["_unexp.pausedaddr"] == 5100.0  # where it would have ended, in ms
+    host.advance_to(5.9)
+    assert host.sent_of("BYE") == []  # back at the pause, which starts again
+    finish_with_bye(host, call, at=6.0)
+
+    assert host.counters.steps[7].messages == 1
+
+
+def test_an_unexpected_message_while_unexp_retaddr_is_set_is_an_ordinary_unexpected_one() -> None:
+    host, call = start_call(UNEXPECTED_HANDLED)
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200))
+    host.deliver(call, peer_request("INFO", invite, 7))
+    host.deliver(call, peer_request("INFO", invite, 8))  # the scenario never reset _unexp.retaddr
+    assert host.counters.unexpected_messages == 1
+    assert host.ending.failure_class == "unexpected_sip"
+
+
+def test_a_jump_value_counts_messages_without_labels() -> None:
+    """SIPp's <jump value=N> indexes its messages, labels not among them."""
+    # messages: 0 INVITE, 1 recv 200, 2 ACK (after a label), 3 nop jump to 5, 4 MESSAGE, 5 INFO
+    host, call = start_call(
+        scenario(
+            INVITE_ONCE,
+            recv(200),
+            '\n  <label id="unused"/>',
+            ACK,
+            '\n  <nop><action><jump value="5"/></action></nop>',
+            send_request("MESSAGE"),
+            send_request("INFO"),
+        )
+    )
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.sent_what() == ["INVITE", "ACK", "INFO"]

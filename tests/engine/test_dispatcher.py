@@ -38,3 +38,41 @@ def test_dead_calls_expire_in_burial_order_and_a_reburied_call_moves_to_the_end(
     assert list(dispatcher.dead_calls) == ["a"]
     dispatcher.expire_dead_calls(103 + DEAD_CALL_WAIT_S)
     assert dispatcher.dead_calls == {}
+
+
+@pytest.mark.parametrize(
+    ("call_id", "key"),
+    [("abc", "abc"), ("///abc2", "abc2"), ("abc2///abc3", "abc3"), ("abc3///abc4///abc5", "abc4///abc5")],
+)
+def test_a_call_id_names_its_call_by_the_text_after_the_first_triple_slash(call_id: str, key: str) -> None:
+    """SIPp's get_trimmed_call_id (socket.cpp, and its unit tests' cases)."""
+    dispatcher = Dispatcher(RunCounters(), lambda *_: None, lambda _text: None, lambda *_: None, False)
+    assert dispatcher.call_key(call_id) == key
+    untrimmed = Dispatcher(RunCounters(), lambda *_: None, lambda _t: None, lambda *_: None, False, False)
+    assert untrimmed.call_key(call_id) == call_id
+
+
+def _response(call_id: str) -> bytes:
+    return (
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\n"
+        "From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:b@127.0.0.2>;tag=2\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+@pytest.mark.parametrize("callid_slash_ign", [False, True])
+def test_a_prefixed_call_id_reaches_its_call_unless_callid_slash_ign(callid_slash_ign: bool) -> None:
+    counters = RunCounters()
+    errors: list[str] = []
+    dispatcher = Dispatcher(
+        counters, lambda *_: None, errors.append, lambda *_: None, False, trim_call_id=not callid_slash_ign
+    )
+    received: list[str] = []
+    call = SimpleNamespace(on_message=lambda message, *_: received.append(message.call_id))
+    dispatcher.calls["1-4242@127.0.0.1"] = cast(Any, call)
+    dispatcher.on_data(_response("edge-42///1-4242@127.0.0.1"), ("127.0.0.2", 5060), cast(Any, None))
+    if callid_slash_ign:
+        assert received == [] and counters.out_of_call_messages == 1
+    else:
+        assert received == ["edge-42///1-4242@127.0.0.1"]  # the message itself keeps its Call-ID
+        assert counters.out_of_call_messages == 0
