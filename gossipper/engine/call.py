@@ -18,6 +18,7 @@ from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_numb
 from gossipper.engine.context import CallContext
 from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, resolve
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
+from gossipper.media.sdp import sdp_of_body
 from gossipper.scenario import model
 from gossipper.sip.digest import digest_authorization
 from gossipper.sip.message import SipMessage, SipParseError
@@ -597,9 +598,10 @@ class Call:
         """Remember what later keywords and default messages need of this message."""
         context = self.context
         context.last_message = message
-        if message.body and "sdp" in (message.header("Content-Type") or "").lower():
-            context.remote_sdp = message.body
-            self.host.media_sdp(self, message.body)
+        sdp = _sdp_in(message)
+        if sdp is not None:
+            context.remote_sdp = sdp
+            self.host.media_sdp(self, sdp)
         if message.is_request:
             context.peer_tag = message.from_tag or context.peer_tag
             if message.method == "INVITE":
@@ -787,11 +789,15 @@ class Call:
         self._send_abort_messages()
         self._finish(failure_class, reason)
 
-    def abandon(self) -> None:
-        """The run quits under the call (stop_now): its timers and media stop, it sends nothing
-        and is not counted, so it is still a current call in the final counters, as in SIPp."""
+    def abandon(self, tidy: bool = False) -> None:
+        """The run quits under the call (stop_now, a signal): its timers and media stop and it
+        is not counted, so it is still a current call in the final counters, as in SIPp.
+        With tidy (stop_now) a client call first ends its dialog as abort_now does, so the
+        peer keeps nothing open; SIPp exits without that."""
         if self.finished:
             return
+        if tidy:
+            self._send_abort_messages()
         self.finished = True
         self._cancel_retrans()
         if self._wait_timer is not None:
@@ -860,6 +866,20 @@ class Call:
     @property
     def duration_ms(self) -> float:
         return (self.host.now() - self.started_at) * 1000
+
+
+def _sdp_in(message: SipMessage) -> bytes | None:
+    """The SDP a message carries: an SDP body, or (as SIPp's call.cpp reads it) the
+    application/sdp part of a multipart body."""
+    if not message.body:
+        return None
+    content_type = message.header("Content-Type") or ""  # a boundary is case-sensitive
+    kind = content_type.lower()
+    if "sdp" in kind:
+        return message.body
+    if kind.startswith("multipart/") and b"application/sdp" in message.body.lower():
+        return sdp_of_body(message.body, content_type)
+    return None
 
 
 def _uri_of(name_addr: str) -> str:

@@ -252,14 +252,15 @@ class Run:
             call.abort_now()
         self.done.set()
 
-    def quit_now(self) -> None:
+    def quit_now(self, tidy: bool = False) -> None:
         """stop_now, SIGINT, SIGTERM, -timeout_error: SIPp exits at once (sipp_exit), its live
-        calls neither tidied nor counted: they stay current calls in the final counters."""
+        calls not counted: they stay current calls in the final counters. With tidy (stop_now,
+        a hard stop the scenario asked for) client dialogs are still ended with CANCEL or BYE."""
         self.ending.soft_stopping = True
         if self.generator is not None:
             self.generator.stop()
         for call in list(self.dispatcher.calls.values()):
-            call.abandon()
+            call.abandon(tidy)
         self.done.set()
 
     def set_rate(self, rate: float) -> None:
@@ -410,7 +411,7 @@ class Run:
     def internal_command(self, command: str) -> None:
         if command == "stop_now":
             self.ending.stopped_by_command()
-            self.quit_now()
+            self.quit_now(tidy=True)
         elif command == "stop_gracefully":
             self.ending.stopped_by_command()
             self.soft_stop()

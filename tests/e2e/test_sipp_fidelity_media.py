@@ -288,11 +288,6 @@ def _sipp_uas_answering_multipart(tmp_path: Path) -> Path:
 
 
 @needs_sipp
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/call.py (Call, where a received body becomes remote_sdp) hands media only bodies "
-    "whose Content-Type contains 'sdp'; media.sdp.sdp_of_body finds the part once it is handed on",
-)
 def test_an_sdp_in_a_multipart_body_is_where_the_rtp_goes(tmp_path: Path, sipp_uas: SippUas) -> None:
     scenario = _sipp_uas_answering_multipart(tmp_path)
     port = sipp_uas(

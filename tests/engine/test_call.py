@@ -1119,6 +1119,18 @@ def test_abandon_sends_nothing_and_counts_nothing() -> None:
     assert host.media_stopped == [CALL_ID]
 
 
+def test_a_tidy_abandon_cancels_a_ringing_call_and_still_counts_nothing() -> None:
+    """stop_now: the issue's hard stop ends the peer's dialog (CANCEL here), while the call
+    stays uncounted as SIPp's exit at once leaves it."""
+    host, call = start_call(ABORTABLE)
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 180))
+    call.abandon(tidy=True)
+    host.advance(60)
+    assert host.sent_what() == ["INVITE", "CANCEL"]
+    assert host.ended == [] and host.counters.calls_active == 1
+
+
 STOP_CALL = '<action><exec int_cmd="stop_call"/></action>'
 
 
