@@ -31,6 +31,7 @@ class RunContext:
     pid: int = field(default_factory=os.getpid)
     media_port_span: int = 1  # number of distinct per-call media ports in the range
     crypto_attribute: Callable[[str], str] = field(default=lambda _call_id: "")  # SRTP a=crypto line
+    remote_host: tuple[str, int] | None = None  # with -rsa: what [remote_ip]/[remote_port] print
     # Each [token] compiled once per run into the function that answers it for a call
     # (engine.keywords); a run's -key values decide what some tokens mean.
     token_resolvers: dict[str, Callable[[CallContext], str]] = field(default_factory=dict)
@@ -62,6 +63,11 @@ class CallContext:
     challenge: tuple[str, str] | None = None  # (header name to answer with, challenge value)
     injection_lines: dict[str, int] = field(default_factory=dict)
     local_port: int | None = None  # per-call socket (-t un/tn), else the run's port
+
+    @property
+    def shown_remote(self) -> tuple[str, int]:
+        """The peer [remote_ip]/[remote_port] name: -rsa moves only where packets go."""
+        return self.run.remote_host or self.remote
 
     @property
     def media_port(self) -> int:

@@ -117,7 +117,7 @@ _NUMERIC: dict[str, Callable[[CallContext], int]] = {
     "call_number": lambda call: call.number,
     "cseq": lambda call: call.cseq,
     "local_port": lambda call: call.local_port if call.local_port is not None else call.run.local_port,
-    "remote_port": lambda call: call.remote[1],
+    "remote_port": lambda call: call.shown_remote[1],
     "media_port": lambda call: call.media_port,
     "auto_media_port": lambda call: call.media_port,
     "rtpstream_audio_port": lambda call: call.media_port,
@@ -127,8 +127,8 @@ _NUMERIC: dict[str, Callable[[CallContext], int]] = {
 }
 _TEXT: dict[str, Callable[[CallContext], str]] = {
     "service": lambda call: call.run.keywords.service,
-    "remote_ip": lambda call: _bracket_ip(call.remote[0]),
-    "remote_ip_type": lambda call: _ip_type(call.remote[0]),
+    "remote_ip": lambda call: _bracket_ip(call.shown_remote[0]),
+    "remote_ip_type": lambda call: _ip_type(call.shown_remote[0]),
     "local_ip": lambda call: _bracket_ip(call.run.local_ip),
     "local_ip_type": lambda call: _ip_type(call.run.local_ip),
     "media_ip": lambda call: call.run.media_ip,

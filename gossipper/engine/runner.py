@@ -137,6 +137,7 @@ class Run:
             injection=self.injection,
             media_port_span=media.port_span,
             crypto_attribute=self.media.crypto_attribute,
+            remote_host=endpoints.remote_host,
         )
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
