@@ -61,6 +61,8 @@ class CallContext:
     next_url: str | None = None
     remote_sdp: bytes | None = None  # the peer's last SDP body: where its RTP goes
     challenge: tuple[str, str] | None = None  # (header name to answer with, challenge value)
+    answered_challenge: tuple[str, str] | None = None  # the challenge nonce_count counts answers to
+    nonce_count: int = 0
     injection_lines: dict[str, int] = field(default_factory=dict)
     local_port: int | None = None  # per-call socket (-t un/tn), else the run's port
 

@@ -14,6 +14,7 @@ from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from tests.e2e.processes import (
     SIPP,
     Processes,
+    Server,
     SippUas,
     gossipper_command,
     last_sipp_stat_row,
@@ -225,3 +226,177 @@ def test_builtins_follow_sipps_flow_both_ways(
         calls,
     )
     assert dumped == reference
+
+
+# ---------------------------------------------------------------- digest authentication
+
+USERS = (("alice", "secret1"), ("bob", "secret2"), ("carol", "secret3"))
+_CHALLENGE = 'Digest realm="gossipper.test", nonce="n[call_number]x[pid]", qop="auth", algorithm=MD5'
+
+
+def _users_csv(path: Path, passwords: tuple[str, ...]) -> Path:
+    """SEQUENTIAL users: name;password;and SIPp's whole-keyword form of the two."""
+    lines = [
+        f"{user};{password};[authentication username={user} password={password}]"
+        for (user, _), password in zip(USERS, passwords, strict=True)
+    ]
+    path.write_text("SEQUENTIAL\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def _challenged(method: str, status: str, header: str, check: str, then: str) -> str:
+    """SIPp asks for credentials on `method`, then checks the retried request with `check`;
+    a bad answer gets 403, after which the SIPp call fails on a receive that never comes."""
+    name = method.lower()
+    challenge = _response(status, f"      {header}: {_CHALLENGE}\n")
+    ack = '  <recv request="ACK"/>\n' if method == "INVITE" else ""
+    return f"""  <recv request="{method}"/>
+{challenge}{ack}
+  <recv request="{method}"><action>{check}</action></recv>
+  <nop test="{name}_ok" next="{name}_good"/>
+{_response("403 Forbidden")}  <recv request="NEVER" timeout="200"/>
+  <label id="{name}_good"/>
+{then}"""
+
+
+def _sipp_registrar_scenario(path: Path) -> Path:
+    """REGISTER challenged by 401, INVITE by 407, BYE by 401. SIPp's verifyauth checks the
+    Authorization answers against the user's line of the same CSV; it reads no
+    Proxy-Authorization, so the INVITE's answer is only checked for a user name and the realm."""
+    verify = '<verifyauth assign_to="{0}_ok" username="[field0]" password="[field1]"/>'
+    proxy = (
+        '<ereg regexp="Digest .*username=\\"[a-z]+\\"" search_in="hdr" header="Proxy-Authorization:" '
+        'check_it="true" assign_to="invite_seen"/><ereg regexp="realm=\\"gossipper.test\\"" search_in="hdr" '
+        'header="Proxy-Authorization:" assign_to="invite_ok"/><log message="[$invite_seen]"/>'
+    )
+    bye = _challenged(
+        "BYE", "401 Unauthorized", "WWW-Authenticate", verify.format("bye"), _response("200 OK")
+    )
+    invite = _challenged(
+        "INVITE",
+        "407 Proxy Authentication Required",
+        "Proxy-Authenticate",
+        proxy,
+        _response("200 OK", retrans=True) + '  <recv request="ACK"/>\n' + bye,
+    )
+    register = _challenged(
+        "REGISTER",
+        "401 Unauthorized",
+        "WWW-Authenticate",
+        verify.format("register"),
+        _response("200 OK") + invite,
+    )
+    path.write_text(
+        f'<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="registrar">\n{register}</scenario>\n'
+    )
+    return path
+
+
+def _request(method: str, cseq: str, authorization: str, *, to_tag: bool = True, body: bool = False) -> str:
+    sdp = "v=0\no=- 1 1 IN IP4 [local_ip]\ns=-\nc=IN IP4 [media_ip]\nt=0 0\nm=audio [media_port] RTP/AVP 0"
+    authorization_line = f"\n      {authorization}" if authorization else ""
+    return f"""  <send retrans="500">
+    <![CDATA[
+      {method} sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]u[call_number]
+      To: <sip:[field0]@[remote_ip]:[remote_port]>{"[peer_tag_param]" if to_tag else ""}
+      Call-ID: [call_id]
+      CSeq: {cseq} {method}
+      Contact: <sip:[field0]@[local_ip]:[local_port]>{authorization_line}
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      {sdp if body else ""}
+    ]]>
+  </send>
+"""
+
+
+def _ack(cseq: str) -> str:
+    return f"""  <send>
+    <![CDATA[
+      ACK sip:[field0]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:[field0]@[local_ip]:[local_port]>;tag=[pid]u[call_number]
+      To: <sip:[field0]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: {cseq} ACK
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+def _gossipper_user_scenario(path: Path, authorization: str, setup: str = "") -> Path:
+    """Each user (one -inf line per call) registers, calls and hangs up, answering every challenge."""
+    steps = [
+        setup,
+        _request("REGISTER", "1", ""),
+        '  <recv response="401" auth="true"/>\n',
+        _request("REGISTER", "2", authorization),
+        '  <recv response="200"/>\n',
+        _request("INVITE", "3", "", to_tag=False, body=True),
+        '  <recv response="407" auth="true"/>\n',
+        _ack("3"),
+        _request("INVITE", "4", authorization, to_tag=False, body=True),
+        '  <recv response="200"/>\n',
+        _ack("4"),
+        _request("BYE", "5", ""),
+        '  <recv response="401" auth="true"/>\n',
+        _request("BYE", "6", authorization),
+        '  <recv response="200"/>\n',
+    ]
+    path.write_text(f'<?xml version="1.0"?>\n<scenario name="users">\n{"".join(steps)}</scenario>\n')
+    return path
+
+
+# The three ways a SIPp scenario names each user's credentials: keywords inside the
+# [authentication] arguments, quoted as SIPp wants them when they hold a variable, or a CSV
+# field whose whole value is the [authentication ...] text.
+AUTHORIZATIONS = {
+    "keywords": ("[authentication username=[field0] password=[field1]]", ""),
+    "quoted_variable": (
+        '[authentication username="[field0]" password="[$pw]"]',
+        '  <nop><action><assignstr assign_to="pw" value="[field1]"/></action></nop>\n',
+    ),
+    "csv_field": ("[field2]", ""),
+}
+
+
+def _run_users(
+    tmp_path: Path, sipp_uas: SippUas, form: str, passwords: tuple[str, ...]
+) -> tuple[subprocess.CompletedProcess[str], Server]:
+    authorization, setup = AUTHORIZATIONS[form]
+    sipp = sipp_uas(
+        "-sf", str(_sipp_registrar_scenario(tmp_path / "registrar.xml")),
+        "-inf", str(_users_csv(tmp_path / "sipp_users.csv", tuple(p for _, p in USERS))),
+        "-i", LOOPBACK, "-m", str(len(USERS)), "-trace_stat", "-stf", str(tmp_path / "sipp.csv"),
+        cwd=tmp_path,
+    )  # fmt: skip
+    result = run_gossipper(
+        "-sf", str(_gossipper_user_scenario(tmp_path / "users.xml", authorization, setup)), sipp.address,
+        "-inf", str(_users_csv(tmp_path / "users.csv", passwords)),
+        "-i", LOOPBACK, "-m", str(len(USERS)), "-l", "1", "-r", "10", "-bg",
+        "-summary_json", str(tmp_path / "users.json"), "-mp", str(free_ports_below_ephemeral(4)),
+    )  # fmt: skip
+    return result, sipp
+
+
+@needs_sipp
+@pytest.mark.parametrize("form", sorted(AUTHORIZATIONS))
+def test_each_csv_user_answers_sipps_challenges(tmp_path: Path, sipp_uas: SippUas, form: str) -> None:
+    result, sipp = _run_users(tmp_path, sipp_uas, form, tuple(p for _, p in USERS))
+    assert result.returncode == 0, result.stderr
+    assert sipp.wait(timeout=30) == 0
+    assert _summary_counts(tmp_path / "users.json") == (len(USERS), 0)
+    assert _sipp_counts(tmp_path / "sipp.csv") == (len(USERS), 0)
+
+
+@needs_sipp
+def test_a_wrong_password_is_refused_by_sipp(tmp_path: Path, sipp_uas: SippUas) -> None:
+    result, sipp = _run_users(tmp_path, sipp_uas, "keywords", ("secret1", "wrong", "secret3"))
+    assert result.returncode == 1, result.stderr
+    assert sipp.wait(timeout=30) == 1
+    assert _summary_counts(tmp_path / "users.json") == (2, 1)
+    assert _sipp_counts(tmp_path / "sipp.csv") == (2, 1)
