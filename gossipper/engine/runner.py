@@ -401,7 +401,7 @@ class Run:
         if self.twin is None:
             call.abort_now("scenario_error", "sendCmd without a connection to a 3PCC twin")
             return
-        self.twin.send(data)
+        self.twin.send(data, call)
 
     # ------------------------------------------------------------------ ending
     def _screen_header_fields(self) -> dict[str, object]:

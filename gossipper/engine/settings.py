@@ -89,13 +89,23 @@ class KeywordSettings:
 
 
 @dataclass(frozen=True)
+class TwinSettings:
+    """The 3PCC twin sockets: -3pcc, or extended 3PCC's -master/-slave with -slave_cfg."""
+
+    address: Address | None = None  # -3pcc host:port
+    name: str | None = None  # -master NAME or -slave NAME: this instance in -slave_cfg
+    master: bool = False
+    peers_file: str | None = None  # -slave_cfg: name;host:port lines
+
+
+@dataclass(frozen=True)
 class TransportSettings:
     mode: TransportMode = TransportMode.UDP_SHARED
     local_ip: str | None = None  # None: the address the kernel would use toward the peer
     local_port: int | None = None  # None: 5060, else any free port
     remote: Address | None = None  # the positional host[:port], unresolved
     send_to: Address | None = None  # -rsa: where packets go instead, unresolved
-    twin: Address | None = None  # the 3PCC twin's address
+    twin: TwinSettings = field(default_factory=TwinSettings)
 
 
 @dataclass(frozen=True)

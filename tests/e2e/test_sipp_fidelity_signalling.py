@@ -3,6 +3,7 @@ with -inf users, the built-ins in both directions, -sd output SIPp loads, and 3P
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -400,3 +401,64 @@ def test_a_wrong_password_is_refused_by_sipp(tmp_path: Path, sipp_uas: SippUas) 
     assert sipp.wait(timeout=30) == 1
     assert _summary_counts(tmp_path / "users.json") == (2, 1)
     assert _sipp_counts(tmp_path / "sipp.csv") == (2, 1)
+
+
+# ---------------------------------------------------------------- 3PCC
+
+
+def _start(processes: Processes, side: Side, run_dir: Path, role: str, *args: str) -> subprocess.Popen[str]:
+    port = free_port()
+    process = processes.start(
+        _command(side, run_dir, role, port, args), stdout=subprocess.DEVNULL, cwd=run_dir
+    )
+    wait_bound(port, process=process)
+    return process
+
+
+def _servers_a_and_b(
+    processes: Processes, run_dir: Path, calls: int
+) -> dict[str, tuple[int, subprocess.Popen[str]]]:
+    """SIPp's 3pcc-A and 3pcc-B, the two endpoints the controllers join; by role, port and process."""
+    started = {}
+    for role in ("a", "b"):
+        port = free_port()
+        command = _command(
+            Side("sipp", ("-sn", f"3pcc-{role.upper()}")), run_dir, role, port, ("-m", str(calls))
+        )
+        process = processes.start(command, stdout=subprocess.DEVNULL, cwd=run_dir)
+        wait_bound(port, process=process)
+        started[role] = (port, process)
+    return started
+
+
+@needs_sipp
+@pytest.mark.parametrize(("controller_a", "controller_b"), [("gossipper", "sipp"), ("sipp", "gossipper")])
+def test_3pcc_controllers_pair_with_sipp(
+    tmp_path: Path, processes: Processes, controller_a: str, controller_b: str
+) -> None:
+    """One controller is gossipper and its twin is SIPp, over SIPp's ESC-framed twin socket:
+    A's offer reaches B and B's answer reaches A, for every call, on both sides' counts."""
+    calls = 5
+    endpoints = _servers_a_and_b(processes, tmp_path, calls)
+    twin = free_port()
+    limits = ("-m", str(calls), "-3pcc", f"{LOOPBACK}:{twin}")
+    cb_command = _command(
+        Side(controller_b, ("-sn", "3pcc-C-B")), tmp_path, "cb", free_port(),
+        (f"{LOOPBACK}:{endpoints['b'][0]}", *limits),
+    )  # fmt: skip
+    cb = processes.start(cb_command, stdout=subprocess.DEVNULL, cwd=tmp_path)
+    wait_bound(twin, socket.SOCK_STREAM, process=cb)
+    ca_command = _command(
+        Side(controller_a, ("-sn", "3pcc-C-A")), tmp_path, "ca", free_port(),
+        (f"{LOOPBACK}:{endpoints['a'][0]}", *limits, "-r", str(calls)),
+    )  # fmt: skip
+    ca = processes.start(ca_command, stdout=subprocess.DEVNULL, cwd=tmp_path)
+    for name, process in (("ca", ca), ("cb", cb), ("a", endpoints["a"][1]), ("b", endpoints["b"][1])):
+        assert process.wait(timeout=60) == 0, f"{name}: {process.stderr and process.stderr.read()}"
+    gossipper_role = "ca" if controller_a == "gossipper" else "cb"
+    assert _summary_counts(tmp_path / f"{gossipper_role}.json") == (calls, 0)
+    # A got B's SDP in the ACK, B got A's in the INVITE: SIPp logged both bodies.
+    for role in ("a", "b"):
+        flow = sipp_flow(tmp_path / f"{role}.log")
+        assert flow["received INVITE"] == flow["received ACK"] == flow["received BYE"] == calls, role
+    assert "m=audio" in (tmp_path / "a.log").read_text().split("ACK sip:", 1)[1].split("----", 1)[0]
