@@ -462,3 +462,58 @@ def test_3pcc_controllers_pair_with_sipp(
         flow = sipp_flow(tmp_path / f"{role}.log")
         assert flow["received INVITE"] == flow["received ACK"] == flow["received BYE"] == calls, role
     assert "m=audio" in (tmp_path / "a.log").read_text().split("ACK sip:", 1)[1].split("----", 1)[0]
+
+
+def _extended(name: str, directory: Path, me: str, peer: str) -> tuple[str, ...]:
+    """A 3PCC controller built-in turned extended: its commands go to and come from `peer`,
+    each naming its sender in From."""
+    text = subprocess.run(gossipper_command("-sd", name), capture_output=True, text=True, check=True).stdout
+    text = text.replace("<sendCmd>", f'<sendCmd dest="{peer}">').replace(
+        "<recvCmd>", f'<recvCmd src="{peer}">'
+    )
+    text = text.replace("Call-ID: [call_id]\n      [$", f"Call-ID: [call_id]\n      From: {me}\n      [$")
+    path = directory / f"{me}.xml"
+    path.write_text(text)
+    return ("-sf", str(path))
+
+
+@needs_sipp
+@pytest.mark.parametrize(("master", "slave"), [("gossipper", "sipp"), ("sipp", "gossipper")])
+def test_extended_3pcc_master_and_slave_with_sipp(
+    tmp_path: Path, processes: Processes, master: str, slave: str
+) -> None:
+    """-master m and -slave s1 with -slave_cfg: each listens on its own line's address and
+    sends on its own connection to the other; the slave starts first, as SIPp wants."""
+    calls = 5
+    endpoints = _servers_a_and_b(processes, tmp_path, calls)
+    addresses = {"s1": free_port(), "m": free_port()}
+    peers = "".join(f"{name};{LOOPBACK}:{port}\n" for name, port in addresses.items())
+    for copy in ("master", "slave"):  # SIPp: each instance reads its own copy
+        (tmp_path / f"{copy}.cfg").write_text(peers)
+    slave_process = processes.start(
+        _command(
+            Side(slave, _extended("3pcc-C-B", tmp_path, "s1", "m")), tmp_path, "cb", free_port(),
+            (f"{LOOPBACK}:{endpoints['b'][0]}", "-m", str(calls), "-slave", "s1",
+             "-slave_cfg", str(tmp_path / "slave.cfg")),
+        ),
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )  # fmt: skip
+    wait_bound(addresses["s1"], socket.SOCK_STREAM, process=slave_process)
+    master_process = processes.start(
+        _command(
+            Side(master, _extended("3pcc-C-A", tmp_path, "m", "s1")), tmp_path, "ca", free_port(),
+            (f"{LOOPBACK}:{endpoints['a'][0]}", "-m", str(calls), "-r", str(calls), "-master", "m",
+             "-slave_cfg", str(tmp_path / "master.cfg")),
+        ),
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )  # fmt: skip
+    for name, process in (("master", master_process), ("slave", slave_process)):
+        assert process.wait(timeout=60) == 0, f"{name}: {process.stderr and process.stderr.read()}"
+    for role in ("a", "b"):
+        assert endpoints[role][1].wait(timeout=30) == 0, role
+    gossipper_role = "ca" if master == "gossipper" else "cb"
+    assert _summary_counts(tmp_path / f"{gossipper_role}.json") == (calls, 0)
+    for role in ("a", "b"):
+        assert sipp_flow(tmp_path / f"{role}.log")["received ACK"] == calls, role
