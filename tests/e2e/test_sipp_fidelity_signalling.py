@@ -415,48 +415,62 @@ def _start(processes: Processes, side: Side, run_dir: Path, role: str, *args: st
     return process
 
 
+def _controller(program: str, name: str, directory: Path) -> Side:
+    """gossipper's built-in, SIPp's own, or SIPp running what gossipper's -sd prints."""
+    if program == "sipp_dumped":
+        return Side("sipp", _dumped(name, directory))
+    return Side(program, ("-sn", name))
+
+
 def _servers_a_and_b(
-    processes: Processes, run_dir: Path, calls: int
+    processes: Processes, run_dir: Path, calls: int, program: str = "sipp"
 ) -> dict[str, tuple[int, subprocess.Popen[str]]]:
     """SIPp's 3pcc-A and 3pcc-B, the two endpoints the controllers join; by role, port and process."""
     started = {}
     for role in ("a", "b"):
         port = free_port()
-        command = _command(
-            Side("sipp", ("-sn", f"3pcc-{role.upper()}")), run_dir, role, port, ("-m", str(calls))
+        side = _controller(program, f"3pcc-{role.upper()}", run_dir)
+        process = processes.start(
+            _command(side, run_dir, role, port, ("-m", str(calls))), stdout=subprocess.DEVNULL, cwd=run_dir
         )
-        process = processes.start(command, stdout=subprocess.DEVNULL, cwd=run_dir)
         wait_bound(port, process=process)
         started[role] = (port, process)
     return started
 
 
 @needs_sipp
-@pytest.mark.parametrize(("controller_a", "controller_b"), [("gossipper", "sipp"), ("sipp", "gossipper")])
+@pytest.mark.parametrize(
+    ("controller_a", "controller_b"),
+    [("gossipper", "sipp"), ("sipp", "gossipper"), ("sipp_dumped", "sipp_dumped")],
+)
 def test_3pcc_controllers_pair_with_sipp(
     tmp_path: Path, processes: Processes, controller_a: str, controller_b: str
 ) -> None:
     """One controller is gossipper and its twin is SIPp, over SIPp's ESC-framed twin socket:
-    A's offer reaches B and B's answer reaches A, for every call, on both sides' counts."""
+    A's offer reaches B and B's answer reaches A, for every call, on both sides' counts. And
+    SIPp runs all four 3PCC roles from gossipper's -sd output."""
     calls = 5
-    endpoints = _servers_a_and_b(processes, tmp_path, calls)
+    endpoints = _servers_a_and_b(
+        processes, tmp_path, calls, "sipp_dumped" if controller_a == "sipp_dumped" else "sipp"
+    )
     twin = free_port()
     limits = ("-m", str(calls), "-3pcc", f"{LOOPBACK}:{twin}")
     cb_command = _command(
-        Side(controller_b, ("-sn", "3pcc-C-B")), tmp_path, "cb", free_port(),
+        _controller(controller_b, "3pcc-C-B", tmp_path), tmp_path, "cb", free_port(),
         (f"{LOOPBACK}:{endpoints['b'][0]}", *limits),
     )  # fmt: skip
     cb = processes.start(cb_command, stdout=subprocess.DEVNULL, cwd=tmp_path)
     wait_bound(twin, socket.SOCK_STREAM, process=cb)
     ca_command = _command(
-        Side(controller_a, ("-sn", "3pcc-C-A")), tmp_path, "ca", free_port(),
+        _controller(controller_a, "3pcc-C-A", tmp_path), tmp_path, "ca", free_port(),
         (f"{LOOPBACK}:{endpoints['a'][0]}", *limits, "-r", str(calls)),
     )  # fmt: skip
     ca = processes.start(ca_command, stdout=subprocess.DEVNULL, cwd=tmp_path)
     for name, process in (("ca", ca), ("cb", cb), ("a", endpoints["a"][1]), ("b", endpoints["b"][1])):
         assert process.wait(timeout=60) == 0, f"{name}: {process.stderr and process.stderr.read()}"
-    gossipper_role = "ca" if controller_a == "gossipper" else "cb"
-    assert _summary_counts(tmp_path / f"{gossipper_role}.json") == (calls, 0)
+    for role, program in (("ca", controller_a), ("cb", controller_b)):
+        if program == "gossipper":
+            assert _summary_counts(tmp_path / f"{role}.json") == (calls, 0)
     # A got B's SDP in the ACK, B got A's in the INVITE: SIPp logged both bodies.
     for role in ("a", "b"):
         flow = sipp_flow(tmp_path / f"{role}.log")
@@ -517,3 +531,51 @@ def test_extended_3pcc_master_and_slave_with_sipp(
     assert _summary_counts(tmp_path / f"{gossipper_role}.json") == (calls, 0)
     for role in ("a", "b"):
         assert sipp_flow(tmp_path / f"{role}.log")["received ACK"] == calls, role
+
+
+# ---------------------------------------------------------------- out-of-call built-ins
+
+
+def _options_client(path: Path) -> Path:
+    path.write_text(
+        """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="options">
+  <send retrans="500">
+    <![CDATA[
+      OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:probe@[local_ip]:[local_port]>;tag=[pid]p[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 OPTIONS
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv response="200"/>
+</scenario>
+"""
+    )
+    return path
+
+
+@needs_sipp
+def test_ooc_default_answers_as_sipps_does(tmp_path: Path, processes: Processes) -> None:
+    """SIPp's OPTIONS probe gets the same answers from SIPp's ooc_default, gossipper's, and
+    SIPp running gossipper's -sd ooc_default."""
+    probe = Side("sipp", ("-sf", str(_options_client(tmp_path / "options.xml"))))
+    reference = run_pair(processes, tmp_path / "sipp", probe, Side("sipp", ("-sn", "ooc_default")), 3)
+    assert reference["client"] == Counter({"sent OPTIONS": 3, "received 200 OPTIONS": 3})
+    ours = run_pair(processes, tmp_path / "ours", probe, Side("gossipper", ("-sn", "ooc_default")), 3)
+    assert ours["client"] == reference["client"]
+    dumped = run_pair(
+        processes, tmp_path / "dumped", probe, Side("sipp", _dumped("ooc_default", tmp_path)), 3
+    )
+    assert dumped == reference
+
+
+@needs_sipp
+def test_ooc_dummy_runs_as_a_server_under_both(tmp_path: Path, processes: Processes) -> None:
+    """ooc_dummy waits for a request nobody sends: both programs load it and listen."""
+    for side in (Side("gossipper", ("-sn", "ooc_dummy")), Side("sipp", _dumped("ooc_dummy", tmp_path))):
+        process = _start(processes, side, tmp_path, side.program)
+        assert process.poll() is None
