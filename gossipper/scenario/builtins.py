@@ -43,12 +43,12 @@ def _text(name: str, setting: str) -> bytes:
     return resources.files("gossipper.scenario").joinpath("builtins", f"{name}.xml").read_bytes()
 
 
-def dump_builtin(name: str, srtp: bool = False) -> str:
+def dump_builtin(name: str, srtp: bool = True) -> str:
     """-sd NAME: the scenario XML, ready to be edited and run with -sf.
 
-    Without -media_srtp the [crypto_attribute] line renders empty and is dropped from every
-    message, so it is left out of the dump too: what is printed is what runs, and SIPp
-    (which has no such keyword) loads it.
+    With srtp False (-sd without -media_srtp) the [crypto_attribute] line, which then renders
+    empty and is dropped from every message, is left out: what is printed is what runs, and
+    SIPp (which has no such keyword) loads it.
     """
     text = _text(name, "dump_scenario").decode()
     if srtp:
