@@ -162,5 +162,6 @@ def _call_policy(config: Config) -> CallPolicy:
         pause_override_ms=config.pause_ms if "d" in given else None,
         pause_fallback_ms=config.pause_ms,
         auth_username=config.auth_username or "",
-        auth_password=config.auth_password if config.auth_password is not None else "password",  # SIPp: -ap
+        auth_password=config.auth_password if config.auth_password is not None else "password",
+        auth_uri=config.auth_uri,
     )

@@ -57,6 +57,7 @@ class Config:
     globals_set: dict[str, str] = field(default_factory=dict)  # -set V X
     auth_username: str | None = None  # -au
     auth_password: str | None = None  # -ap
+    auth_uri: str | None = None  # -auth_uri
     # --- interaction ---
     no_stdin: bool = False  # -nostdin
     background: bool = False  # -bg

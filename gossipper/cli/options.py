@@ -208,6 +208,7 @@ _OPTIONS: list[Option] = [
     Option("set", 2, _pair("globals_set"), "Set a scenario variable: -set name value"),
     Option("au", 1, _set("auth_username"), "Authentication user name"),
     Option("ap", 1, _set("auth_password"), "Authentication password"),
+    Option("auth_uri", 1, _set("auth_uri"), "Digest URI of authentication answers (sip:VALUE)"),
     # interaction
     Option("nostdin", 0, _flag("no_stdin"), "Do not read keyboard commands"),
     Option("bg", 0, _flag("background"), "Background mode: no screen"),

@@ -8,8 +8,9 @@ rendered, the marker becomes the Authorization (after a 401) or Proxy-Authorizat
 of giving every user of a CSV its own credentials.
 
 As in SIPp (call.cpp): the user name defaults to -au, else -s; the password to -ap; the
-digest URI is sip:[remote_ip]:[remote_port], not the Request-URI; the nonce count restarts
-at 1 with each new challenge and counts the answers given to it.
+digest URI is sip:[remote_ip]:[remote_port] (sip:VALUE with -auth_uri VALUE), not the
+Request-URI; the nonce count restarts at 1 with each new challenge and counts the answers
+given to it.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def embedded_markers(value: str, render: Render) -> str:
 
 
 def authorize(
-    data: bytes, context: CallContext, default_user: str, default_password: str
+    data: bytes, context: CallContext, default_user: str, default_password: str, auth_uri: str | None = None
 ) -> tuple[bytes, str | None]:
     """The message with its marker replaced by the answer to the call's challenge, and why not
     when it could not be (no challenge yet, an unsupported one, two markers): the line is then
@@ -89,7 +90,7 @@ def authorize(
     password = found.group(2).decode("utf-8", errors="replace") or default_password
     method = data.split(b" ", 1)[0].decode("ascii", errors="replace")
     host, port = context.shown_remote
-    uri = f"sip:{'[' + host + ']' if ':' in host else host}:{port}"
+    uri = f"sip:{auth_uri}" if auth_uri else f"sip:{'[' + host + ']' if ':' in host else host}:{port}"
     body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
     try:
         answer = digest_authorization(

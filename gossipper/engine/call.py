@@ -279,7 +279,9 @@ class Call:
 
     def _authenticate(self, data: bytes) -> bytes:
         user = self.policy.auth_username or self.context.run.keywords.service
-        data, problem = authentication.authorize(data, self.context, user, self.policy.auth_password)
+        data, problem = authentication.authorize(
+            data, self.context, user, self.policy.auth_password, self.policy.auth_uri
+        )
         if problem is not None:
             self.host.trace_error(f"call {self.call_id}: {problem}")
         return data

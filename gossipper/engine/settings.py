@@ -62,7 +62,8 @@ class CallPolicy:
     pause_override_ms: int | None = None  # -d given: the length of every pause without its own
     pause_fallback_ms: int = 0  # a pause with neither its own length nor a scenario default
     auth_username: str = ""
-    auth_password: str = ""
+    auth_password: str = "password"  # SIPp's -ap default
+    auth_uri: str | None = None  # -auth_uri: the digest URI is sip:THIS, not sip:remote_ip:remote_port
 
     def max_retrans(self, is_invite: bool) -> int:
         return self.invite_max_retrans if is_invite else self.other_max_retrans

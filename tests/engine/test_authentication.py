@@ -102,3 +102,13 @@ def test_without_a_challenge_the_line_is_left_out_and_said_why(tmp_path: Path) -
 def test_keywords_inside_the_arguments_are_checked_at_load() -> None:
     assert keyword_problem("authentication username=[field0] password=[$pw]", frozenset()) is None
     assert keyword_problem('authentication username="[nope]"', frozenset()) == "unknown keyword [nope]"
+
+
+def test_auth_uri_replaces_the_remote_in_the_digest_uri(tmp_path: Path) -> None:
+    call = _call(tmp_path)
+    call.challenge = ("Authorization", CHALLENGE)
+    template = MessageTemplate.compile("REGISTER sip:x SIP/2.0\n[authentication]\nContent-Length: 0\n\n")
+    data, _ = authorize(template.render(lambda token: resolve(call, token)), call, "u", "p", "realm.example")
+    fields = _answer(data)
+    assert fields["uri"] == "sip:realm.example"
+    assert fields["response"] == _expected_response("u", "p", fields, "sip:realm.example")
