@@ -10,6 +10,7 @@ from __future__ import annotations
 from types import MappingProxyType
 
 from gossipper.cli.config import Config
+from gossipper.cli.errors import UsageError
 from gossipper.engine.settings import (
     DEFAULT_INVITE_RETRANS,
     DEFAULT_OTHER_RETRANS,
@@ -22,12 +23,30 @@ from gossipper.engine.settings import (
     RunSettings,
     TransportMode,
     TransportSettings,
+    TwinSettings,
     ViewSettings,
 )
 from gossipper.media.codecs import lookup_codec
 from gossipper.media.settings import MediaSettings, StandaloneSettings
 from gossipper.media.streams import StreamDefaults
 from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
+
+
+def twin_settings(config: Config) -> TwinSettings:
+    """-3pcc, or -master/-slave with -slave_cfg; SIPp refuses any other mix (sipp.cpp)."""
+    name = config.twin_master or config.twin_slave
+    if config.twin_master and config.twin_slave:
+        raise UsageError("-master and -slave: an instance is one or the other")
+    if config.twin_3pcc and (name or config.twin_peers_file):
+        raise UsageError("-3pcc: cannot be combined with -master, -slave or -slave_cfg")
+    if bool(name) != bool(config.twin_peers_file):
+        raise UsageError("-slave_cfg: must be used with -master or -slave (and they with it)")
+    return TwinSettings(
+        address=config.twin_3pcc,
+        name=name,
+        master=config.twin_master is not None,
+        peers_file=config.twin_peers_file,
+    )
 
 
 def run_settings(config: Config) -> RunSettings:
@@ -48,7 +67,7 @@ def run_settings(config: Config) -> RunSettings:
             local_port=config.local_port,
             remote=(config.remote_host, config.remote_port) if config.remote_host is not None else None,
             send_to=config.remote_sending_address,
-            twin=config.twin_3pcc,
+            twin=twin_settings(config),
         ),
         generation=GenerationSettings(
             rate=config.rate,
@@ -155,6 +174,7 @@ def _call_policy(config: Config) -> CallPolicy:
         pause_override_ms=config.pause_ms if "d" in given else None,
         pause_fallback_ms=config.pause_ms,
         auth_username=config.auth_username or "",
-        auth_password=config.auth_password or "",
+        auth_password=config.auth_password if config.auth_password is not None else "password",
+        auth_uri=config.auth_uri,
         trim_call_id_prefix=not config.callid_slash_ign,
     )

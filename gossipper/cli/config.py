@@ -31,6 +31,9 @@ class Config:
     transport: str = "u1"  # -t
     service: str = "service"  # -s
     twin_3pcc: tuple[str, int] | None = None  # -3pcc
+    twin_master: str | None = None  # -master NAME (extended 3PCC)
+    twin_slave: str | None = None  # -slave NAME (extended 3PCC)
+    twin_peers_file: str | None = None  # -slave_cfg FILE (extended 3PCC)
     # --- call generation ---
     max_calls: int = 0  # -m (0 = unlimited)
     max_concurrent: int = 0  # -l (0 = 3 x rate x call length, computed later)
@@ -55,6 +58,7 @@ class Config:
     globals_set: dict[str, str] = field(default_factory=dict)  # -set V X
     auth_username: str | None = None  # -au
     auth_password: str | None = None  # -ap
+    auth_uri: str | None = None  # -auth_uri
     # --- interaction ---
     no_stdin: bool = False  # -nostdin
     background: bool = False  # -bg

@@ -20,7 +20,7 @@ from gossipper.scenario.model import Scenario
 def run(config: Config) -> int:
     """Dispatch a validated Config to the mode it asks for; SIPp's exit status."""
     if config.dump_scenario:
-        sys.stdout.write(dump_builtin(config.dump_scenario))
+        sys.stdout.write(dump_builtin(config.dump_scenario, srtp=config.media_srtp))
         return EXIT_ALL_CALLS_OK
     if config.rtp_send:
         from gossipper.media.scale.standalone import run_standalone

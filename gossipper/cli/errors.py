@@ -29,6 +29,8 @@ SETTING_FLAGS: dict[str, str] = {
     "remote_host": "remote host",
     "remote_sending_address": "-rsa",
     "twin_address": "-3pcc",
+    "twin_name": "-master/-slave",
+    "twin_peers_file": "-slave_cfg",
     "media_backend": "GOSSIPPER_MEDIA_BACKEND",
 }
 

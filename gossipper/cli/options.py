@@ -182,6 +182,9 @@ _OPTIONS: list[Option] = [
     Option("t", 1, _set("transport", _transport), "Transport: u1, un, t1, tn"),
     Option("s", 1, _set("service"), "Request-URI user part ([service])"),
     Option("3pcc", 1, _set("twin_3pcc", _addr()), "3PCC twin socket host:port"),
+    Option("master", 1, _set("twin_master"), "Extended 3PCC: this instance is the master NAME"),
+    Option("slave", 1, _set("twin_slave"), "Extended 3PCC: this instance is the slave NAME"),
+    Option("slave_cfg", 1, _set("twin_peers_file"), "Extended 3PCC: file of name;host:port lines"),
     # call generation
     Option("m", 1, _set("max_calls", _int(0)), "Stop after this many calls"),
     Option("l", 1, _set("max_concurrent", _int(0)), "Maximum concurrent calls"),
@@ -206,6 +209,7 @@ _OPTIONS: list[Option] = [
     Option("set", 2, _pair("globals_set"), "Set a scenario variable: -set name value"),
     Option("au", 1, _set("auth_username"), "Authentication user name"),
     Option("ap", 1, _set("auth_password"), "Authentication password"),
+    Option("auth_uri", 1, _set("auth_uri"), "Digest URI of authentication answers (sip:VALUE)"),
     # interaction
     Option("nostdin", 0, _flag("no_stdin"), "Do not read keyboard commands"),
     Option("bg", 0, _flag("background"), "Background mode: no screen"),

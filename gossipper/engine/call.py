@@ -13,14 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from gossipper.engine import default_messages
+from gossipper.engine import authentication, default_messages
 from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_number
 from gossipper.engine.context import CallContext
 from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, resolve
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.media.sdp import sdp_of_body
 from gossipper.scenario import model
-from gossipper.sip.digest import digest_authorization
 from gossipper.sip.message import SipMessage, SipParseError
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
@@ -323,22 +322,13 @@ class Call:
         self.host.counters.messages_sent += 1
 
     def _authenticate(self, data: bytes) -> bytes:
-        placeholder = AUTH_PLACEHOLDER.encode()
-        challenge = self.context.challenge
-        if challenge is None:
-            return data.replace(placeholder + b"\r\n", b"").replace(placeholder, b"")
-        header_name, value = challenge
-        request_line = data.split(b"\r\n", 1)[0].decode("utf-8", errors="replace").split()
-        method, uri = [*request_line, "", ""][:2]
-        body = data.split(b"\r\n\r\n", 1)[1] if b"\r\n\r\n" in data else b""
-        try:
-            answer = digest_authorization(
-                value, method, uri, self.policy.auth_username, self.policy.auth_password, body
-            )
-        except ValueError as error:
-            self.host.trace_error(f"call {self.call_id}: cannot answer the challenge: {error}")
-            return data.replace(placeholder + b"\r\n", b"").replace(placeholder, b"")
-        return data.replace(placeholder, f"{header_name}: {answer}".encode())
+        user = self.policy.auth_username or self.context.run.keywords.service
+        data, problem = authentication.authorize(
+            data, self.context, user, self.policy.auth_password, self.policy.auth_uri
+        )
+        if problem is not None:
+            self.host.trace_error(f"call {self.call_id}: {problem}")
+        return data
 
     def _retransmit(self) -> None:
         self._retrans_timer = None

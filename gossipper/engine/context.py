@@ -33,6 +33,7 @@ class RunContext:
     crypto_attribute: Callable[[str], str] = field(default=lambda _call_id: "")  # SRTP a=crypto line
     # (call id, its slot's port) -> the port it gets: media moves it off a pair in use.
     choose_media_port: Callable[[str, int], int] = field(default=lambda _call_id, slot: slot)
+    remote_host: tuple[str, int] | None = None  # with -rsa: what [remote_ip]/[remote_port] print
     # Each [token] compiled once per run into the function that answers it for a call
     # (engine.keywords); a run's -key values decide what some tokens mean.
     token_resolvers: dict[str, Callable[[CallContext], str]] = field(default_factory=dict)
@@ -61,8 +62,15 @@ class CallContext:
     next_url: str | None = None
     remote_sdp: bytes | None = None  # the peer's last SDP body: where its RTP goes
     challenge: tuple[str, str] | None = None  # (header name to answer with, challenge value)
+    answered_challenge: tuple[str, str] | None = None  # the challenge nonce_count counts answers to
+    nonce_count: int = 0
     injection_lines: dict[str, int] = field(default_factory=dict)
     local_port: int | None = None  # per-call socket (-t un/tn), else the run's port
+
+    @property
+    def shown_remote(self) -> tuple[str, int]:
+        """The peer [remote_ip]/[remote_port] name: -rsa moves only where packets go."""
+        return self.run.remote_host or self.remote
 
     @property
     def media_port(self) -> int:

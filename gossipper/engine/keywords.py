@@ -10,11 +10,14 @@ import re
 import time
 from collections.abc import Callable, Mapping
 
+from gossipper.engine import authentication
 from gossipper.engine.context import CallContext, format_variable
+from gossipper.scenario.template import MessageTemplate
 
-AUTH_PLACEHOLDER = "\x00gossipper-authentication\x00"
+AUTH_PLACEHOLDER = authentication.MARK  # in a rendered message: it needs the authentication step
 
 _OFFSET = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?P<offset>[+-]\d+)?$")
+_LEADING_DIGITS = re.compile(r"\d+")
 _ARGUMENT = re.compile(r'(\w+)=("([^"]*)"|\S+)')
 
 
@@ -69,9 +72,10 @@ def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str
     head, _, rest = token.partition(" ")
     if head.startswith("field"):
         arguments = _arguments(rest)
-        return lambda call: _field(call, head, arguments)
+        line = MessageTemplate.compile(arguments["line"], sip=False) if "line" in arguments else None
+        return lambda call: _field(call, head, arguments.get("file"), line)
     if head == "authentication":
-        return lambda _call: AUTH_PLACEHOLDER
+        return _authentication(rest)
     if head in keys:
         value = keys[head]
         return lambda _call: value
@@ -124,21 +128,41 @@ def _last(call: CallContext, spec: str) -> str:
     return header_lines(call, spec.rstrip(":"), value_only=False)
 
 
-def _field(call: CallContext, head: str, args: dict[str, str]) -> str:
+def _field(call: CallContext, head: str, file: str | None, line: MessageTemplate | None) -> str:
     injection = call.run.injection
-    source = injection.file(args.get("file"))
+    source = injection.file(file)
     if source is None:
         return ""
     index = int(head[len("field") :] or 0)
-    line = int(args["line"]) if "line" in args else call.injection_lines.get(source.path, 0)
-    return source.field(line, index)
+    if line is None:
+        number = call.injection_lines.get(source.path, 0)
+    else:  # line="N" or line="[$var]"; like SIPp's atoi, what is not a number is line 0
+        digits = _LEADING_DIGITS.match(line.render_text(lambda token: resolve(call, token)).strip())
+        number = int(digits.group()) if digits else 0
+    value = source.field(number, index)
+    return authentication.embedded_markers(value, lambda text: _render_text(call, text))
+
+
+def _authentication(arguments: str) -> Callable[[CallContext], str]:
+    """[authentication username=... password=...]: the values may hold keywords ([field0], [$v])."""
+    given = authentication.arguments(arguments)
+    username = MessageTemplate.compile(given.get("username", ""), sip=False)
+    password = MessageTemplate.compile(given.get("password", ""), sip=False)
+    return lambda call: authentication.marker(
+        username.render_text(lambda token: resolve(call, token)),
+        password.render_text(lambda token: resolve(call, token)),
+    )
+
+
+def _render_text(call: CallContext, text: str) -> str:
+    return MessageTemplate.compile(text, sip=False).render_text(lambda token: resolve(call, token))
 
 
 _NUMERIC: dict[str, Callable[[CallContext], int]] = {
     "call_number": lambda call: call.number,
     "cseq": lambda call: call.cseq,
     "local_port": lambda call: call.local_port if call.local_port is not None else call.run.local_port,
-    "remote_port": lambda call: call.remote[1],
+    "remote_port": lambda call: call.shown_remote[1],
     "media_port": lambda call: call.media_port,
     "auto_media_port": lambda call: call.media_port,
     "rtpstream_audio_port": lambda call: call.media_port,
@@ -148,8 +172,8 @@ _NUMERIC: dict[str, Callable[[CallContext], int]] = {
 }
 _TEXT: dict[str, Callable[[CallContext], str]] = {
     "service": lambda call: call.run.keywords.service,
-    "remote_ip": lambda call: _bracket_ip(call.remote[0]),
-    "remote_ip_type": lambda call: _ip_type(call.remote[0]),
+    "remote_ip": lambda call: _bracket_ip(call.shown_remote[0]),
+    "remote_ip_type": lambda call: _ip_type(call.shown_remote[0]),
     "local_ip": lambda call: _bracket_ip(call.run.local_ip),
     "local_ip_type": lambda call: _ip_type(call.run.local_ip),
     "media_ip": lambda call: call.run.media_ip,

@@ -143,6 +143,7 @@ class Run:
             media_port_span=media.port_span,
             crypto_attribute=self.media.crypto_attribute,
             choose_media_port=self.media.media_port,
+            remote_host=endpoints.remote_host,
         )
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
@@ -420,7 +421,7 @@ class Run:
         if self.twin is None:
             call.abort_now("scenario_error", "sendCmd without a connection to a 3PCC twin")
             return
-        self.twin.send(data)
+        self.twin.send(data, call)
 
     # ------------------------------------------------------------------ ending
     def _screen_header_fields(self) -> dict[str, object]:

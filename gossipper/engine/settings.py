@@ -62,7 +62,8 @@ class CallPolicy:
     pause_override_ms: int | None = None  # -d given: the length of every pause without its own
     pause_fallback_ms: int = 0  # a pause with neither its own length nor a scenario default
     auth_username: str = ""
-    auth_password: str = ""
+    auth_password: str = "password"  # SIPp's -ap default
+    auth_uri: str | None = None  # -auth_uri: the digest URI is sip:THIS, not sip:remote_ip:remote_port
     # SIPp's '///': a Call-ID "anything///[call_id]" names the call [call_id] (-callid_slash_ign: off)
     trim_call_id_prefix: bool = True
 
@@ -91,13 +92,23 @@ class KeywordSettings:
 
 
 @dataclass(frozen=True)
+class TwinSettings:
+    """The 3PCC twin sockets: -3pcc, or extended 3PCC's -master/-slave with -slave_cfg."""
+
+    address: Address | None = None  # -3pcc host:port
+    name: str | None = None  # -master NAME or -slave NAME: this instance in -slave_cfg
+    master: bool = False
+    peers_file: str | None = None  # -slave_cfg: name;host:port lines
+
+
+@dataclass(frozen=True)
 class TransportSettings:
     mode: TransportMode = TransportMode.UDP_SHARED
     local_ip: str | None = None  # None: the address the kernel would use toward the peer
     local_port: int | None = None  # None: 5060, else any free port
     remote: Address | None = None  # the positional host[:port], unresolved
     send_to: Address | None = None  # -rsa: where packets go instead, unresolved
-    twin: Address | None = None  # the 3PCC twin's address
+    twin: TwinSettings = field(default_factory=TwinSettings)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ class SipEndpoints:
         self._on_data = on_data
         self._on_malformed = on_malformed
         self.remote: Address | None = None  # where requests of new client calls go, resolved
+        # -rsa: the positional host, resolved, which [remote_ip]/[remote_port] (and so the
+        # Request-URI) still name while packets go to -rsa's address, as in SIPp.
+        self.remote_host: Address | None = None
         self.local_ip = "127.0.0.1"
         self.local_port = 0
         self.main: SipTransport | None = None  # the UDP socket every call shares (-t u1, un's listener)
@@ -64,10 +67,11 @@ class SipEndpoints:
 
     def resolve_remote(self) -> None:
         settings = self.settings
-        if settings.send_to is not None:
-            self.remote = resolve_address("remote_sending_address", *settings.send_to)
-        elif settings.remote is not None:
+        if settings.remote is not None:
             self.remote = resolve_address("remote_host", *settings.remote)
+        if settings.send_to is not None:
+            self.remote_host = self.remote
+            self.remote = resolve_address("remote_sending_address", *settings.send_to)
         self.local_ip = settings.local_ip or local_ip_toward(self.remote)
 
     async def open(self, is_uac: bool) -> None:

@@ -25,11 +25,13 @@ BUILTIN_NAMES = (
     "3pcc-C-B",
     "uac_pcap",
     "ooc_default",
+    "ooc_dummy",
     "invite_media_scale",
 )
 # Pauses without milliseconds use -d when given, else this hold (SPEC section 2).
 DEFAULT_HOLD_MS = {"invite_media_scale": 30_000}
 MEDIA_SCALE_BUILTINS = frozenset({"invite_media_scale"})
+_SRTP_LINE = "[crypto_attribute]"  # gossipper's own keyword: the a=crypto line of -media_srtp
 
 
 def _text(name: str, setting: str) -> bytes:
@@ -41,9 +43,17 @@ def _text(name: str, setting: str) -> bytes:
     return resources.files("gossipper.scenario").joinpath("builtins", f"{name}.xml").read_bytes()
 
 
-def dump_builtin(name: str) -> str:
-    """-sd NAME: the scenario XML, ready to be edited and run with -sf."""
-    return _text(name, "dump_scenario").decode()
+def dump_builtin(name: str, srtp: bool = True) -> str:
+    """-sd NAME: the scenario XML, ready to be edited and run with -sf.
+
+    With srtp False (-sd without -media_srtp) the [crypto_attribute] line, which then renders
+    empty and is dropped from every message, is left out: what is printed is what runs, and
+    SIPp (which has no such keyword) loads it.
+    """
+    text = _text(name, "dump_scenario").decode()
+    if srtp:
+        return text
+    return "".join(line for line in text.splitlines(keepends=True) if line.strip() != _SRTP_LINE)
 
 
 def load_builtin(name: str) -> model.Scenario:

@@ -53,15 +53,25 @@ def keyword_problem(token: str, keys: frozenset[str]) -> str | None:
     if _VARIABLE.match(token) or _LAST_HEADER.match(token) or token == "last_Request_URI":
         return None
     if _FIELD.match(head):
-        return _argument_problem(rest, {"file", "line"})
+        return _argument_problem(rest, {"file", "line"}) or _nested_problem(rest, keys)
     if head == "authentication":
-        return _argument_problem(rest, {"username", "password", "aka_OP", "aka_OPc", "aka_K", "aka_AMF"})
+        allowed = {"username", "password", "aka_OP", "aka_OPc", "aka_K", "aka_AMF"}
+        return _argument_problem(rest, allowed) or _nested_problem(rest, keys)
     if token in keys:
         return None
     match = _OFFSET.match(token)
     if match and match.group("name") in SIMPLE_KEYWORDS | {"len"}:
         return None
     return f"unknown keyword [{token}]"
+
+
+def _nested_problem(arguments: str, keys: frozenset[str]) -> str | None:
+    """The keywords inside an argument value ([authentication username=[field0]]) are checked too."""
+    for inner in re.findall(r"\[([^\[\]\r\n]+)\]", arguments):
+        problem = keyword_problem(inner, keys)
+        if problem is not None:
+            return problem
+    return None
 
 
 def _argument_problem(text: str, allowed: set[str]) -> str | None:

@@ -12,7 +12,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-_KEYWORD = re.compile(r"\[([^\[\]\r\n]+)\]")
+# A keyword, or an [authentication ...] or [fieldN ...] whose arguments hold keywords of their
+# own, bare or quoted as SIPp wants them: [authentication username="[field0]" password=[$pw]].
+_KEYWORD = re.compile(
+    r'\[((?:authentication|field\d+)\s(?:[^\[\]"\r\n]|"[^"\r\n]*"|\[[^\[\]\r\n]+\])*|[^\[\]\r\n]+)\]'
+)
 _LEN = re.compile(r"^len(?P<offset>[+-]\d+)?$")
 _LEN_MARK = "\x00len"
 _LEN_VALUE = re.compile("\x00lenlen([+-]\\d+)?")

@@ -1,8 +1,8 @@
 """HTTP Digest answers to SIP 401/407 challenges ([authentication] in scenarios).
 
-RFC 2617 with RFC 7616's SHA-256; one answer per challenge, so the nonce count is
-always 1. When a challenge offers both qop values, plain "auth" is chosen: it is what
-every registrar accepts and it does not depend on the body.
+RFC 2617 with RFC 7616's SHA-256. As SIPp's auth.cpp does: when a challenge offers both
+qop values, "auth-int" is chosen (it also covers the body), and the nonce count is the
+number of answers given to the same challenge so far (1 for the first).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ def digest_authorization(
     password: str,
     body: bytes = b"",
     *,
+    nonce_count: int = 1,
     cnonce: str | None = None,
 ) -> str:
     """The Authorization/Proxy-Authorization value answering a WWW-/Proxy-Authenticate value.
@@ -65,9 +66,9 @@ def digest_authorization(
     offered = [q.strip().lower() for q in params.get("qop", "").split(",") if q.strip()]
     if offered and not {"auth", "auth-int"} & set(offered):
         raise ValueError(f"unsupported digest qop {params['qop']!r} (supported: auth, auth-int)")
-    qop = "auth" if "auth" in offered else ("auth-int" if offered else None)
+    qop = "auth-int" if "auth-int" in offered else ("auth" if offered else None)
     cnonce = cnonce or secrets.token_hex(8)
-    nc = "00000001"
+    nc = f"{nonce_count:08x}"
 
     def digest(*parts: str) -> str:
         return hash_hex(":".join(parts).encode("utf-8"))

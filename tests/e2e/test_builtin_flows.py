@@ -37,20 +37,22 @@ def test_regexp_client_against_uas(tmp_path: Path, gossipper_uas: GossipperUas) 
         *COMMON,
         "-summary_json",
         str(tmp_path / "regexp.json"),
-        "-trace_logs",
-        "-log_file",
-        str(tmp_path / "log"),
+        "-trace_msg",
+        "-message_file",
+        str(tmp_path / "messages"),
     )
     assert result.returncode == 0, result.stderr
     assert uas.wait(timeout=30) == 0
     data = _assert_all_succeeded(tmp_path / "regexp.json", calls)
-    assert set(data["rtd"]) == {"invite", "bye"}  # type: ignore[arg-type]
-    log = (tmp_path / "log").read_text()
-    assert log.count("200 OK with To tag ") == calls and "branch z9hG4bK" in log
+    assert set(data["rtd"]) == {"true"}  # type: ignore[arg-type]
+    # Each ACK carries what the check_it eregs took out of the 200 OK: gossipper's SDP origin.
+    messages = (tmp_path / "messages").read_text()
+    assert messages.count("X-Found-Origin-User: gossipper") == calls
+    assert messages.count(f"X-Found-Address: {LOOPBACK}:") == calls
 
 
 def test_branch_client_follows_the_servers_branches(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
-    calls = 20
+    calls = 26
     server = _server(gossipper_uas, "branchs", calls, tmp_path / "branchs.json")
     result = run_gossipper(
         "-sn",
@@ -59,7 +61,7 @@ def test_branch_client_follows_the_servers_branches(tmp_path: Path, gossipper_ua
         "-m",
         str(calls),
         "-r",
-        "20",
+        str(calls),
         *COMMON,
         "-summary_json",
         str(tmp_path / "branchc.json"),
@@ -68,10 +70,11 @@ def test_branch_client_follows_the_servers_branches(tmp_path: Path, gossipper_ua
     assert server.wait(timeout=30) == 0
     client = _assert_all_succeeded(tmp_path / "branchc.json", calls)
     _assert_all_succeeded(tmp_path / "branchs.json", calls)
-    # Calls 10 and 20 are rejected (user ends in 0) and skip the 2 s hold.
+    # Callers ua2 and ua20-ua26 are answered and hold 5 s, but ua25 skips the hold; the
+    # others are refused with 403 and go straight to the BYE. All end with a 4 s pause.
     call_length = client["call_length"]
     assert isinstance(call_length, dict)
-    assert call_length["min_ms"] < 500 <= 1500 < call_length["max_ms"]
+    assert 4000 <= call_length["min_ms"] < 4500 and 9000 <= call_length["max_ms"] < 9500
 
 
 def test_third_party_call_control(

@@ -73,3 +73,11 @@ def test_unknown_builtin_names_the_flag() -> None:
     with pytest.raises(InvalidValue) as caught:
         dump_builtin("nope")
     assert re.search(r"^-sd: ", describe(caught.value))
+
+
+def test_dump_leaves_out_the_srtp_line_unless_srtp_runs() -> None:
+    assert "[crypto_attribute]" in dump_builtin("uac")
+    assert "[crypto_attribute]" not in dump_builtin("uac", srtp=False)
+    assert len(parse_scenario(dump_builtin("uas", srtp=False).encode(), "uas").steps) == len(
+        load_builtin("uas").steps
+    )

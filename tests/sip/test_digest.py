@@ -7,7 +7,7 @@ import pytest
 from gossipper.sip.digest import digest_authorization, parse_challenge
 
 RFC2617_CHALLENGE = (
-    'Digest realm="testrealm@host.com", qop="auth,auth-int", '
+    'Digest realm="testrealm@host.com", qop="auth", '
     'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", opaque="5ccc069c403ebaf9f0171e9517f40e41"'
 )
 
@@ -102,3 +102,18 @@ def test_quoted_values_with_commas_and_escapes() -> None:
 def test_unsupported_challenges(challenge: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         digest_authorization(challenge, "INVITE", "sip:x", "u", "p")
+
+
+def test_both_qops_offered_answers_auth_int_as_sipp_does() -> None:
+    answer = digest_authorization(
+        'Digest realm="r", nonce="n", qop="auth,auth-int"', "INVITE", "sip:x", "u", "p", b"body"
+    )
+    assert parse_challenge(answer)["qop"] == "auth-int"
+
+
+def test_nonce_count_is_the_answers_number_in_hex() -> None:
+    challenge = 'Digest realm="r", nonce="n", qop=auth'
+    answer = digest_authorization(challenge, "BYE", "sip:x", "u", "p", nonce_count=26, cnonce="c")
+    fields = parse_challenge(answer)
+    assert fields["nc"] == "0000001a"
+    assert fields["response"] == _md5(f"{_md5('u:r:p')}:n:0000001a:c:auth:{_md5('BYE:sip:x')}")
