@@ -64,6 +64,7 @@ class CallHost(Protocol):
     def run_command(self, command: str) -> None: ...
     def internal_command(self, command: str) -> None: ...
     def send_twin_command(self, call: Call, data: bytes) -> None: ...
+    def abort_twin_call(self, call: Call) -> None: ...
     def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
         """The call is over: failed (a class), successful (None); not `counted`, neither."""
         ...
@@ -660,12 +661,14 @@ class Call:
             if policy.has(DefaultBehavior.BYE):
                 self._answer_ok(message)
             self.context.last_message = message
+            self._abort_twin_call()
             self._finish("unexpected_sip", f"unexpected {method} at step {self._unexpected_step()}")
             return
         if method == "PING":
             # SIPp's pingreply: answer, and the call ends neither failed nor successful.
             if policy.has(DefaultBehavior.PING_REPLY):
                 self._answer_ok(message)
+                self._abort_twin_call()
                 self._finish(None, "ended by a PING", counted=False)
             return
         if method in AUTO_ANSWERED and policy.auto_answer:
@@ -708,6 +711,7 @@ class Call:
             self.context.last_message = message
             if not message.is_request:
                 self.last_response = message
+            self._abort_twin_call()
             self._abort("unexpected_sip", f"unexpected {first_line!r} at step {step_index}")
 
     def _unexpected_step(self) -> int:
@@ -728,6 +732,12 @@ class Call:
     # ------------------------------------------------------------------ twin (3PCC)
     def _send_twin(self, step: model.SendCmd) -> None:
         self.host.send_twin_command(self, self.render(step.message))
+
+    def _abort_twin_call(self) -> None:
+        """SIPp's 3pcc_abort: a 3PCC call that an unexpected message ends past its first step
+        resets its twin's side of the call too."""
+        if self.scenario.uses_3pcc and self.index > 0:
+            self.host.abort_twin_call(self)
 
     def on_twin_command(self, message: SipMessage) -> None:
         step = self._step()

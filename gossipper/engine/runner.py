@@ -423,6 +423,10 @@ class Run:
             return
         self.twin.send(data, call)
 
+    def abort_twin_call(self, call: Call) -> None:
+        if self.twin is not None:
+            self.twin.abort_call(call)
+
     # ------------------------------------------------------------------ ending
     def _screen_header_fields(self) -> dict[str, object]:
         endpoints, generation = self.endpoints, self.settings.generation

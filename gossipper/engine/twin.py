@@ -39,6 +39,11 @@ class TwinHost(Protocol):
     def trace_error(self, text: str) -> None: ...
 
 
+def abort_command(call_id: str) -> bytes:
+    """SIPp's 3pcc_abort text, as its twin expects it: LF lines, no start line."""
+    return f"call-id: {call_id}\ninternal-cmd: {ABORT_CALL}\n\n".encode()
+
+
 def parse_command(data: bytes) -> SipMessage:
     """A twin command is a header block and an optional body, without a start line."""
     head, _, body = data.partition(b"\r\n\r\n")
@@ -224,6 +229,13 @@ class TwinChannel:
             call.abort_now("scenario_error", f"sendCmd to 3PCC instance {dest!r}, which is not connected")
             return
         peer.write(framed)
+
+    def abort_call(self, call: Call) -> None:
+        """SIPp's 3pcc_abort, sent over the -3pcc connection only: extended 3PCC has no single
+        twin to reset (SIPp's twinSippSocket is unset there)."""
+        if self._settings.name is None:
+            for writer in self._writers:
+                writer.write(abort_command(call.call_id) + COMMAND_END)
 
     def close(self) -> None:
         for writer in (*self._writers, *self._peer_writers.values()):

@@ -177,6 +177,9 @@ class FakeHost:
     def send_twin_command(self, call: Call, data: bytes) -> None:
         self.twin_commands.append(data)
 
+    def abort_twin_call(self, call: Call) -> None:
+        self.twin_commands.append(b"abort_call")
+
     def call_ended(self, call: Call, failure_class: str | None, reason: str, *, counted: bool = True) -> None:
         """Counted as the real run counts it (runner.Run.call_ended), and recorded."""
         counters = self.counters

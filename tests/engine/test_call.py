@@ -803,6 +803,23 @@ def test_an_unexpected_bye_without_abortunexp_is_not_answered_and_the_call_goes_
     assert not call.finished
 
 
+@pytest.mark.parametrize(("uses_3pcc", "expected"), [(True, [b"abort_call"]), (False, [])])
+def test_an_unexpected_bye_of_a_3pcc_call_resets_its_twin(uses_3pcc: bool, expected: list[bytes]) -> None:
+    """call.cpp automaticResponseMode: past its first message a 3PCC call that an unexpected
+    BYE ends sends its twin 3pcc_abort (internal-cmd: abort_call)."""
+    steps = [INVITE, recv(200), ACK, '\n  <pause milliseconds="5000"/>', BYE, recv(200)]
+    if uses_3pcc:
+        steps.append("\n  <sendCmd><![CDATA[\nCall-ID: [call_id]\n]]></sendCmd>")
+    host, call = start_call(scenario(*steps))
+    invite = sent_invite(host)
+    host.advance(0.1)
+    host.deliver(call, response_to(invite, 200))
+    host.advance_to(2.0)
+    host.deliver(call, peer_request("BYE", invite, 1))
+    assert host.ending.failure_class == "unexpected_sip"
+    assert host.twin_commands == expected
+
+
 def test_an_unexpected_options_without_auto_answer_aborts_the_call_as_in_sipp() -> None:
     """call.cpp checkAutomaticResponseMode: pingreply answers only PING; OPTIONS gets its 200
     only under -aa and is otherwise an unexpected message, which aborts the call."""

@@ -9,7 +9,7 @@ import pytest
 from gossipper.cli.compile import run_settings
 from gossipper.cli.errors import UsageError, describe
 from gossipper.cli.options import parse_args
-from gossipper.engine.twin import parse_command, read_peers
+from gossipper.engine.twin import abort_command, parse_command, read_peers
 from gossipper.errors import FileProblem
 
 
@@ -21,6 +21,8 @@ def test_a_command_as_sipp_sends_it() -> None:
     assert (
         parse_command(b"call-id: 7-1@h\ninternal-cmd: abort_call\n\n").header("internal-cmd") == "abort_call"
     )
+    ours = parse_command(abort_command("7-1@h"))
+    assert (ours.call_id, ours.header("internal-cmd")) == ("7-1@h", "abort_call")
 
 
 def test_slave_cfg_lines(tmp_path: Path) -> None:
