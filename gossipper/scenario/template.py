@@ -1,9 +1,9 @@
 """Message templates: the text of a <send> with its [keywords], compiled once at load.
 
 Whitespace is cleaned the way SIPp cleans CDATA (leading indentation and trailing
-blanks dropped, lines joined by CRLF) so that a scenario written for SIPp puts the
-same bytes on the wire. Keyword values come from a resolver the engine passes in,
-which keeps this module free of call state.
+blanks dropped, lines joined by CRLF) and `\\xNN` escapes become the byte they name,
+so that a scenario written for SIPp puts the same bytes on the wire. Keyword values
+come from a resolver the engine passes in, which keeps this module free of call state.
 """
 
 from __future__ import annotations
@@ -16,6 +16,13 @@ _KEYWORD = re.compile(r"\[([^\[\]\r\n]+)\]")
 _LEN = re.compile(r"^len(?P<offset>[+-]\d+)?$")
 _LEN_MARK = "\x00len"
 _LEN_VALUE = re.compile("\x00lenlen([+-]\\d+)?")
+# SIPp (message.cpp) reads "\x" and the two characters after it: a byte from the first
+# one or two of them when the first is a hex digit, nothing otherwise.
+_HEX_ESCAPE = re.compile(r"\\x(.?)(.?)", re.DOTALL)
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# Wire bytes above 0x7f that a \xNN escape names travel in the text as lone surrogates
+# (Python's surrogateescape), so UTF-8 text around them still encodes as UTF-8.
+_WIRE = ("utf-8", "surrogateescape")
 
 Resolver = Callable[[str], str]
 
@@ -34,9 +41,28 @@ def clean_cdata(text: str, keep_final_newline: bool) -> str:
     return cleaned
 
 
-def _split(text: str) -> tuple[str, ...]:
-    """Literal text at even indexes, keyword tokens at odd ones; [len] becomes a marker."""
+def decode_hex_escapes(text: str, wire: bool) -> str:
+    """SIPp's \\xNN escapes decoded; above 0x7f a raw byte on the wire, else that code point."""
+
+    def byte(match: re.Match[str]) -> str:
+        first, second = match.group(1), match.group(2)
+        if first not in _HEX_DIGITS:
+            return ""
+        value = int(first + second, 16) if second in _HEX_DIGITS else int(first, 16)
+        return chr(0xDC00 + value) if wire and value > 0x7F else chr(value)
+
+    return _HEX_ESCAPE.sub(byte, text) if "\\x" in text else text
+
+
+def _split(text: str, wire: bool) -> tuple[str, ...]:
+    """Literal text at even indexes, keyword tokens at odd ones; [len] becomes a marker.
+
+    Escapes are decoded in the literal text only, after the keywords are found, so that
+    \\x5B writes a bracket that opens no keyword, as in SIPp.
+    """
     pieces = _KEYWORD.split(text)
+    for index in range(0, len(pieces), 2):
+        pieces[index] = decode_hex_escapes(pieces[index], wire)
     for index in range(1, len(pieces), 2):
         token = pieces[index].strip()
         pieces[index] = _LEN_MARK + token if _LEN.match(token) else token
@@ -80,11 +106,11 @@ class MessageTemplate:
     def compile(cls, text: str, sip: bool = True) -> MessageTemplate:
         """SIP messages get CDATA cleaning and CRLF line ends; plain texts (log lines) stay as written."""
         if not sip:
-            return cls((_split(text),), None, None)
+            return cls((_split(text, wire=False),), None, None)
         text = clean_cdata(text, keep_final_newline=True).replace("\n", "\r\n")
         head, separator, body = text.partition("\r\n\r\n")
-        head_lines = tuple(_split(line) for line in head.split("\r\n"))
-        body_lines = tuple(_split(line) for line in body.split("\r\n")) if separator else None
+        head_lines = tuple(_split(line, wire=True) for line in head.split("\r\n"))
+        body_lines = tuple(_split(line, wire=True) for line in body.split("\r\n")) if separator else None
         return cls(head_lines, body_lines, _request_method(text))
 
     @property
@@ -108,7 +134,7 @@ class MessageTemplate:
         if self.body_lines is None:
             return self._with_lengths(head, b"", "")
         body = _fill_lines(self.body_lines, resolve, keep_first=False)
-        return self._with_lengths(head, body.encode(), "\r\n\r\n")
+        return self._with_lengths(head, body.encode(*_WIRE), "\r\n\r\n")
 
     @staticmethod
     def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
@@ -119,8 +145,8 @@ class MessageTemplate:
                 return str(size + int(match.group(1) or 0))
 
             head = _LEN_VALUE.sub(length, head)
-            body = _LEN_VALUE.sub(length, body.decode()).encode()
-        return head.encode() + separator.encode() + body
+            body = _LEN_VALUE.sub(length, body.decode(*_WIRE)).encode(*_WIRE)
+        return head.encode(*_WIRE) + separator.encode() + body
 
 
 def _request_method(text: str) -> str | None:
