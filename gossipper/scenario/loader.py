@@ -140,27 +140,29 @@ class _Variables:
 
     def __init__(self, fail: Callable[[int, str], FileProblem]) -> None:
         self.fail = fail
-        self.lines: dict[str, list[int]] = {}
+        self.uses: dict[str, list[tuple[int, str]]] = {}  # name -> (line, where) of each use
 
     def use(self, name: str, line: int, what: str) -> str:
         if not name:
             raise self.fail(line, f"{what}: a variable name may not be empty")
         if "$" in name or "," in name:
             raise self.fail(line, f"{what}: variable name {name!r} may not contain $ or ,")
-        self.lines.setdefault(name, []).append(line)
+        self.uses.setdefault(name, []).append((line, what))
         return name
 
     def reference(self, name: str, line: int) -> None:
-        if name not in self.lines:
+        if name not in self.uses:
             raise self.fail(line, f"<Reference> names variable {name!r}, which nothing before it uses")
-        self.lines[name].append(line)
+        self.uses[name].append((line, "<Reference>"))
 
     def check(self) -> None:
-        for name, lines in self.lines.items():
-            if len(lines) < 2 and name != "_":
+        for name in sorted(self.uses):  # SIPp reports the first by name
+            uses = self.uses[name]
+            if len(uses) < 2 and name != "_":
+                line, what = uses[0]
                 raise self.fail(
-                    lines[0],
-                    f"variable ${name} is used only once (SIPp requires two uses; name it in "
+                    line,
+                    f"{what}: variable ${name} is used only once (SIPp requires two uses; name it in "
                     f'<Reference variables="{name}"/> if that is meant)',
                 )
 
