@@ -602,7 +602,7 @@ class _Loader:
             raise self.fail(line, "<ereg search_in='hdr'> needs the attribute header=")
         variable = self.variable(node, "variable") if search_in == "var" else None
         try:
-            groups = re.compile(regexp).groups
+            groups = model.compile_posix(regexp).groups
         except re.error as error:
             raise self.fail(line, f"<ereg> regexp={regexp!r}: {error}") from None
         occurrence_text = node.attrs.get("occurrence", node.attrs.get("occurence", "1"))

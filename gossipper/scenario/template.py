@@ -16,12 +16,18 @@ _KEYWORD = re.compile(r"\[([^\[\]\r\n]+)\]")
 _LEN = re.compile(r"^len(?P<offset>[+-]\d+)?$")
 _LEN_MARK = "\x00len"
 _LEN_VALUE = re.compile("\x00lenlen([+-]\\d+)?")
-# SIPp (message.cpp) reads "\x" and the two characters after it: a byte from the first
-# one or two of them when the first is a hex digit, nothing otherwise.
-_HEX_ESCAPE = re.compile(r"\\x(.?)(.?)", re.DOTALL)
+# SIPp (message.cpp) reads "\x" and one more character, or two when the first is a hex
+# digit: a byte from the one or two hex digits, nothing when there is none. It does so
+# while it scans the cleaned text, before line ends become CRLF and keywords are found.
+_HEX_ESCAPE = re.compile(r"\\x(?:([0-9A-Fa-f])(.?)|.?)", re.DOTALL)
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
-# Wire bytes above 0x7f that a \xNN escape names travel in the text as lone surrogates
-# (Python's surrogateescape), so UTF-8 text around them still encodes as UTF-8.
+# Until the lines and keywords are split, an escaped byte stands in the text as a private-use
+# code point, so that \x0A ends no line and \x5B opens no keyword.
+_HELD = 0xF0000
+# On the wire a byte above 0x7f travels in the text as a lone surrogate (surrogateescape),
+# so UTF-8 text around it still encodes as UTF-8; a non-SIP text keeps the code point.
+_RELEASE_WIRE = {_HELD + byte: chr(0xDC00 + byte if byte > 0x7F else byte) for byte in range(256)}
+_RELEASE_TEXT = {_HELD + byte: chr(byte) for byte in range(256)}
 _WIRE = ("utf-8", "surrogateescape")
 
 Resolver = Callable[[str], str]
@@ -41,28 +47,22 @@ def clean_cdata(text: str, keep_final_newline: bool) -> str:
     return cleaned
 
 
-def decode_hex_escapes(text: str, wire: bool) -> str:
-    """SIPp's \\xNN escapes decoded; above 0x7f a raw byte on the wire, else that code point."""
-
-    def byte(match: re.Match[str]) -> str:
+def _hold_hex_escapes(text: str) -> str:
+    def held(match: re.Match[str]) -> str:
         first, second = match.group(1), match.group(2)
-        if first not in _HEX_DIGITS:
+        if first is None:
             return ""
-        value = int(first + second, 16) if second in _HEX_DIGITS else int(first, 16)
-        return chr(0xDC00 + value) if wire and value > 0x7F else chr(value)
+        return chr(_HELD + int(first + second if second in _HEX_DIGITS else first, 16))
 
-    return _HEX_ESCAPE.sub(byte, text) if "\\x" in text else text
+    return _HEX_ESCAPE.sub(held, text) if "\\x" in text else text
 
 
 def _split(text: str, wire: bool) -> tuple[str, ...]:
-    """Literal text at even indexes, keyword tokens at odd ones; [len] becomes a marker.
-
-    Escapes are decoded in the literal text only, after the keywords are found, so that
-    \\x5B writes a bracket that opens no keyword, as in SIPp.
-    """
+    """Literal text at even indexes, keyword tokens at odd ones; [len] becomes a marker."""
     pieces = _KEYWORD.split(text)
+    release = _RELEASE_WIRE if wire else _RELEASE_TEXT
     for index in range(0, len(pieces), 2):
-        pieces[index] = decode_hex_escapes(pieces[index], wire)
+        pieces[index] = pieces[index].translate(release)
     for index in range(1, len(pieces), 2):
         token = pieces[index].strip()
         pieces[index] = _LEN_MARK + token if _LEN.match(token) else token
@@ -106,8 +106,8 @@ class MessageTemplate:
     def compile(cls, text: str, sip: bool = True) -> MessageTemplate:
         """SIP messages get CDATA cleaning and CRLF line ends; plain texts (log lines) stay as written."""
         if not sip:
-            return cls((_split(text, wire=False),), None, None)
-        text = clean_cdata(text, keep_final_newline=True).replace("\n", "\r\n")
+            return cls((_split(_hold_hex_escapes(text), wire=False),), None, None)
+        text = _hold_hex_escapes(clean_cdata(text, keep_final_newline=True)).replace("\n", "\r\n")
         head, separator, body = text.partition("\r\n\r\n")
         head_lines = tuple(_split(line, wire=True) for line in head.split("\r\n"))
         body_lines = tuple(_split(line, wire=True) for line in body.split("\r\n")) if separator else None
