@@ -36,11 +36,11 @@ STEP_ATTRIBUTES: dict[str, frozenset[str]] = {
         | {"response", "request", "optional", "timeout", "ontimeout", "rrs", "auth", "regexp_match", "lost"}
     ),
     "pause": frozenset(_COMMON | _PAUSE),
-    "timewait": frozenset(_COMMON - {"next"} | _PAUSE),
+    "timewait": frozenset(_COMMON - {"next"} | {"milliseconds", "sanity_check"}),
     "nop": frozenset(_COMMON),
     "label": frozenset({"id"}),
-    "sendCmd": frozenset(_COMMON | {"dest"}),
-    "recvCmd": frozenset(_COMMON | {"src", "timeout", "ontimeout"}),
+    "sendCmd": frozenset(_COMMON),
+    "recvCmd": frozenset(_COMMON | {"timeout", "ontimeout"}),
 }
 _NOT_RUN = "gossipper does not implement it"
 # (element, attribute) SIPp reads that gossipper refuses; "*" is every message element.
@@ -56,10 +56,15 @@ UNSUPPORTED_STEP_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("recvCmd", "optional"): "optional 3PCC commands are not implemented",
     ("timewait", "next"): "SIPp refuses next labels in <timewait> too",
     **{
-        (element, attribute): "the generalized Pareto distribution is not implemented"
-        for element in ("pause", "timewait")
+        ("pause", attribute): "the generalized Pareto distribution is not implemented"
         for attribute in ("shape", "scale", "location")
     },
+    **{
+        ("timewait", attribute): "gossipper's <timewait> takes a fixed milliseconds= only"
+        for attribute in _PAUSE - {"milliseconds", "sanity_check"} | {"shape", "scale", "location"}
+    },
+    ("sendCmd", "dest"): "extended 3PCC (-master/-slave) is not implemented",
+    ("recvCmd", "src"): "extended 3PCC (-master/-slave) is not implemented",
     **{
         (element, attribute): "gossipper applies it only to <send> and <recv>"
         for element in ("pause", "timewait", "nop", "sendCmd", "recvCmd")
@@ -74,6 +79,8 @@ UNSUPPORTED_ELEMENTS: dict[str, str] = {
     "init": "the scenario initialization stanza is not implemented",
     "DefaultMessage": "scenario-defined default messages are not implemented",
 }
+# SIPp jumps to a label named _unexp.main on an unexpected message (with _unexp.retaddr).
+UNEXPECTED_LABEL_REASON = "gossipper does not jump to _unexp.main on an unexpected message"
 DECLARATIONS = frozenset({"Global", "User", "Reference"})
 # Each action's attributes as SIPp reads them.
 ACTION_ATTRIBUTES: dict[str, frozenset[str]] = {
@@ -141,14 +148,22 @@ class _Variables:
     def __init__(self, fail: Callable[[int, str], FileProblem]) -> None:
         self.fail = fail
         self.uses: dict[str, list[tuple[int, str]]] = {}  # name -> (line, where) of each use
+        self.shared: dict[str, str] = {}  # <Global>/<User> names -> which declaration
+        self.first_write: dict[str, tuple[int, str]] = {}
 
-    def use(self, name: str, line: int, what: str) -> str:
+    def use(self, name: str, line: int, what: str, writes: bool = False) -> str:
         if not name:
             raise self.fail(line, f"{what}: a variable name may not be empty")
         if "$" in name or "," in name:
             raise self.fail(line, f"{what}: variable name {name!r} may not contain $ or ,")
         self.uses.setdefault(name, []).append((line, what))
+        if writes:
+            self.first_write.setdefault(name, (line, what))
         return name
+
+    def declare(self, name: str, line: int, element: str) -> None:
+        self.use(name, line, f"<{element}>")
+        self.shared[name] = element
 
     def reference(self, name: str, line: int) -> None:
         if name not in self.uses:
@@ -156,6 +171,13 @@ class _Variables:
         self.uses[name].append((line, "<Reference>"))
 
     def check(self) -> None:
+        for name, (line, what) in self.first_write.items():
+            if name in self.shared:
+                raise self.fail(
+                    line,
+                    f"{what} writes <{self.shared[name]}> variable ${name}, which is not supported: "
+                    "gossipper keeps every variable per call, never shared between calls",
+                )
         for name in sorted(self.uses):  # SIPp reports the first by name
             uses = self.uses[name]
             if len(uses) < 2 and name != "_":
@@ -181,6 +203,7 @@ class _Loader:
     def scenario(self, root: Node, default_name: str) -> model.Scenario:
         if root.tag != "scenario":
             raise self.fail(root.line, f"root element is <{root.tag}>, expected <scenario>")
+        self.check_attributes(root, frozenset({"name"}))
         steps: list[model.Step] = []
         labels: dict[str, int] = {}
         rtt: tuple[int, ...] | None = None
@@ -191,6 +214,10 @@ class _Loader:
             if node.tag == "label":
                 self.check_attributes(node, STEP_ATTRIBUTES["label"])
                 name = self.required(node, "id")
+                if name.startswith("_unexp."):
+                    raise self.fail(
+                        node.line, f"<label id={name!r}> is not supported: {UNEXPECTED_LABEL_REASON}"
+                    )
                 if name in labels:
                     raise self.fail(node.line, f"<label id={name!r}> defined twice")
                 # A label names the index of the step after it; like SIPp's, it is no step itself.
@@ -220,7 +247,7 @@ class _Loader:
                     if node.tag == "Reference":
                         self.variables.reference(name, node.line)
                     else:
-                        self.variables.use(name, node.line, f"<{node.tag}>")
+                        self.variables.declare(name, node.line, node.tag)
                         if node.tag == "Global":
                             global_variables.add(name)
             elif node.tag in UNSUPPORTED_ELEMENTS:
@@ -318,7 +345,8 @@ class _Loader:
 
     def variable(self, node: Node, name: str) -> str:
         """A required attribute that names a variable, counted as one use of it."""
-        return self.variables.use(self.required(node, name), node.line, f"<{node.tag}> {name}=")
+        writes = name == "assign_to" or node.tag in ("urlencode", "urldecode")
+        return self.variables.use(self.required(node, name), node.line, f"<{node.tag}> {name}=", writes)
 
     def optional_variable(self, node: Node, name: str) -> str | None:
         return self.variable(node, name) if name in node.attrs else None
@@ -527,7 +555,7 @@ class _Loader:
             if len(names) != 2:
                 raise self.fail(line, "<gettimeofday> assign_to= needs two variables (seconds,microseconds)")
             return model.GetTimeOfDay(
-                line, *(self.variables.use(name, line, "<gettimeofday> assign_to=") for name in names)
+                line, *(self.variables.use(name, line, "<gettimeofday> assign_to=", True) for name in names)
             )
         if tag == "sample":
             assign_to = self.variable(node, "assign_to")
@@ -611,7 +639,7 @@ class _Loader:
         except ValueError:
             raise self.fail(line, f"<ereg> occurrence={occurrence_text!r}: expected an integer") from None
         assign_to = tuple(
-            self.variables.use(name, line, "<ereg> assign_to=")
+            self.variables.use(name, line, "<ereg> assign_to=", True)
             for name in _names(self.required(node, "assign_to"))
         )
         if len(assign_to) - 1 > min(groups, 9):

@@ -69,9 +69,10 @@ def new_host() -> Host:
 def run(
     actions_xml: str, host: Host | None = None, message: SipMessage | None = INVITE
 ) -> tuple[Host, ActionOutcome]:
-    """The actions of a <recv>; every name declared and referenced, so any count of uses loads."""
+    """The actions of a <recv>; every name used by a <nop> and referenced, so any count of uses loads."""
+    uses = "".join(f'<nop condexec="{name}"/>' for name in NAMES.split(","))
     scenario = parse_scenario(
-        f'<scenario><Global variables="{NAMES}"/><recv request="INVITE"><action>{actions_xml}</action></recv>'
+        f'<scenario><recv request="INVITE"><action>{actions_xml}</action></recv>{uses}'
         f'<Reference variables="{NAMES}"/></scenario>'.encode(),
         "a.xml",
     )

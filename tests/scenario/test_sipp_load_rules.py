@@ -232,6 +232,21 @@ def test_attribute_values_take_sipps_backslash_escapes() -> None:
         ),
         ('<DefaultTransport value="udp"/>\n<recv request="INVITE"/>\n', "unknown element <DefaultTransport>"),
         (
+            '<Global variables="g"/>\n<recv request="INVITE"><action><assign assign_to="g" value="1"/></action>'
+            "</recv>\n",
+            "writes <Global> variable $g, which is not supported",
+        ),
+        (
+            '<recv request="INVITE"/>\n<label id="_unexp.main"/>\n',
+            "<label id='_unexp.main'> is not supported",
+        ),
+        ('<recvCmd src="s1"/>\n', "<recvCmd> src= is not supported: extended 3PCC"),
+        (
+            '<recv request="INVITE"/>\n<timewait distribution="fixed" value="5"/>\n',
+            "<timewait> distribution=",
+        ),
+        ("<scenario_extra/>\n", "unknown element <scenario_extra>"),
+        (
             '<sendCmd><action><log message="x"/></action><![CDATA[\nCall-ID: [call_id]\n\n]]></sendCmd>\n',
             "<action> inside <sendCmd> is not supported",
         ),
