@@ -232,8 +232,8 @@ def test_attribute_values_take_sipps_backslash_escapes() -> None:
         ),
         ('<DefaultTransport value="udp"/>\n<recv request="INVITE"/>\n', "unknown element <DefaultTransport>"),
         (
-            '<Global variables="g"/>\n<recv request="INVITE"><action><assign assign_to="g" value="1"/></action>'
-            "</recv>\n",
+            '<Global variables="g"/>\n<recv request="INVITE"><action><assign assign_to="g" value="1"/>'
+            "</action></recv>\n",
             "writes <Global> variable $g, which is not supported",
         ),
         (
