@@ -142,7 +142,8 @@ class MessageTemplate:
             size = len(body)
 
             def length(match: re.Match[str]) -> str:
-                return str(size + int(match.group(1) or 0))
+                # SIPp writes the length into five reserved columns ("%5u"): "Content-Length:     0".
+                return f"{size + int(match.group(1) or 0):5d}"
 
             head = _LEN_VALUE.sub(length, head)
             body = _LEN_VALUE.sub(length, body.decode(*_WIRE)).encode(*_WIRE)

@@ -80,7 +80,7 @@ def test_template_computes_len_and_drops_emptied_header_lines() -> None:
     assert isinstance(step, model.Send)
     values = {"$who": "", "cseq+1": "2", "key1": "v"}
     data = step.message.render(lambda token: values.get(token, "X" if token != "$who" else ""))
-    assert data.endswith(b"Content-Length: 0\r\n\r\n")
+    assert data.endswith(b"Content-Length:     0\r\n\r\n")  # SIPp's five columns
     assert b"\r\n\r\n" in data and not data.startswith(b" ")
     routes = parse_scenario(
         b"<scenario><send><![CDATA[\n  BYE sip:x SIP/2.0\n  [routes]\n  Call-ID: a\n\n  body\n]]>"

@@ -162,7 +162,7 @@ def test_hex_escapes_become_bytes_that_open_no_keyword() -> None:
     head, body = data.split(b"\r\n\r\n")
     assert b"\r\nX-Bytes: A[call_id]\xff\n\r\n" in head  # \x0a is a bare byte, ending no line
     assert body == b"ab\x00\r\n"
-    assert b"Content-Length: 5" in head  # [len] counts the decoded bytes
+    assert b"Content-Length:     5" in head  # [len] counts the decoded bytes, in SIPp's five columns
 
 
 def test_a_hex_escape_takes_one_character_after_a_hex_digit_as_sipp_does() -> None:
