@@ -391,6 +391,8 @@ class _Loader:
         lost = self.number(node, "lost")
         if lost is not None and not 0 <= lost <= 100:
             raise self.fail(node.line, f"<{node.tag}> lost={lost}: must be a percentage 0..100")
+        for screen_only in ("hide", "hiderest"):  # SIPp's get_bool refuses a value it cannot read
+            self.flag(node, screen_only)
         rtd = _names(node.attrs.get("rtd"))
         if "repeat_rtd" in node.attrs and not rtd:
             raise self.fail(node.line, f"<{node.tag}> repeat_rtd= needs rtd=")
