@@ -513,9 +513,13 @@ class _Loader:
     # ------------------------------------------------------------ actions
     def actions(self, node: Node) -> tuple[model.Action, ...]:
         found: list[model.Action] = []
-        for child in node.children:
+        for index, child in enumerate(node.children):
             if child.tag != "action":
                 raise self.fail(child.line, f"unknown element <{child.tag}> inside <{node.tag}>")
+            if index:
+                raise self.fail(
+                    child.line, f"a second <action> in <{node.tag}>: SIPp reads only the first; join them"
+                )
             if child.attrs:
                 raise self.fail(child.line, f"<action> has unknown attribute {next(iter(child.attrs))}=")
             for action in child.children:

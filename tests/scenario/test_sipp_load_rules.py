@@ -247,6 +247,10 @@ def test_attribute_values_take_sipps_backslash_escapes() -> None:
         ),
         ("<scenario_extra/>\n", "unknown element <scenario_extra>"),
         (
+            '<recv request="INVITE"><action><log message="a"/></action><action><log message="b"/></action></recv>\n',
+            "a second <action> in <recv>",
+        ),
+        (
             '<sendCmd><action><log message="x"/></action><![CDATA[\nCall-ID: [call_id]\n\n]]></sendCmd>\n',
             "<action> inside <sendCmd> is not supported",
         ),
