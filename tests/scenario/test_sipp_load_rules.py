@@ -247,7 +247,8 @@ def test_attribute_values_take_sipps_backslash_escapes() -> None:
         ),
         ("<scenario_extra/>\n", "unknown element <scenario_extra>"),
         (
-            '<recv request="INVITE"><action><log message="a"/></action><action><log message="b"/></action></recv>\n',
+            '<recv request="INVITE"><action><log message="a"/></action>'
+            '<action><log message="b"/></action></recv>\n',
             "a second <action> in <recv>",
         ),
         (
