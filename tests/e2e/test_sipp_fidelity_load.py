@@ -107,3 +107,16 @@ def test_the_one_line_names_what_sipp_names(tmp_path: Path, peer: socket.socket)
     for case, text in expected.items():
         result = run_gossipper(*_arguments(case, tmp_path, peer), timeout=30)
         assert text in result.stderr, (case, result.stderr)
+
+
+@needs_sipp
+def test_a_client_scenario_without_remote_host_exits_255_as_sipp(tmp_path: Path) -> None:
+    """Found once the scenario is in place (it is a client's), so SIPp's fatal -1."""
+    assert SIPP is not None
+    arguments = ["-sn", "uac", "-m", "1"]
+    sipp = subprocess.run(
+        [SIPP, *arguments, "-nostdin"], capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    ours = run_gossipper(*arguments, timeout=30)
+    assert sipp.returncode == ours.returncode == 255, (sipp.returncode, ours.stderr)
+    assert len(ours.stderr.strip().splitlines()) == 1, ours.stderr
