@@ -135,6 +135,7 @@ _COMPARES = {"equal", "not_equal", "greater_than", "less_than", "greater_than_eq
 _INT_COMMANDS = {"stop_call", "stop_gracefully", "stop_now"}
 # SIPp's get_bool: true/false in any case, else an integer.
 _BOOL_WORDS = {"true": True, "false": False}
+_STATUS_CODE = re.compile(r"SIP/2\.0 +(\d+)(?:\s|$)")
 _OLD_STYLE_DISTRIBUTIONS = ("normal", "exponential", "lognormal", "weibull", "pareto", "gamma")
 
 
@@ -424,6 +425,11 @@ class _Loader:
         first = template.first_line
         if template.method is None and not first.startswith("SIP/2.0 "):
             raise self.fail(node.line, f"<send>: first line {first!r} is neither a request nor a response")
+        if template.method is None:
+            # SIPp reads the code from the literal text: no keyword, 100..699 (message.cpp).
+            code = _STATUS_CODE.match(template.head_lines[0][0])
+            if code is None or not 100 <= int(code.group(1)) <= 699:
+                raise self.fail(node.line, f"<send>: {first!r} needs a literal response code 100..699")
         retrans = self.integer(node, "retrans", 0, minimum=0) or 0
         return model.Send(message=template, retrans_ms=retrans, **common)  # type: ignore[arg-type]
 

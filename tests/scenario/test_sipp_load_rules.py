@@ -247,6 +247,14 @@ def test_attribute_values_take_sipps_backslash_escapes() -> None:
         ),
         ("<scenario_extra/>\n", "unknown element <scenario_extra>"),
         (
+            '<recv request="INVITE"/>\n<send><![CDATA[\nSIP/2.0 [$c] OK\n\n]]></send>\n',
+            "needs a literal response code",
+        ),
+        (
+            '<recv request="INVITE"/>\n<send><![CDATA[\nSIP/2.0 99 Low\n\n]]></send>\n',
+            "needs a literal response code",
+        ),
+        (
             '<recv request="INVITE"><action><log message="a"/></action>'
             '<action><log message="b"/></action></recv>\n',
             "a second <action> in <recv>",
