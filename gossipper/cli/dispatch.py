@@ -8,6 +8,7 @@ errors end the process as SIPp's do while it reads its command line (exit 1).
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from gossipper.cli.compile import run_settings, standalone_settings
 from gossipper.cli.config import Config
@@ -32,7 +33,8 @@ def load_run_scenario(config: Config) -> Scenario | None:
     if config.rtp_send:
         return None
     if config.scenario_file:
-        scenario = load_scenario_file(config.scenario_file, frozenset(config.keys))
+        injection = frozenset(config.inject_files) | {Path(name).name for name in config.inject_files}
+        scenario = load_scenario_file(config.scenario_file, frozenset(config.keys), injection)
     else:
         scenario = load_builtin(config.scenario_name or "uac")
     for name in config.globals_set:

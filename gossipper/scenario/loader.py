@@ -135,6 +135,8 @@ _COMPARES = {"equal", "not_equal", "greater_than", "less_than", "greater_than_eq
 _INT_COMMANDS = {"stop_call", "stop_gracefully", "stop_now"}
 # SIPp's get_bool: true/false in any case, else an integer.
 _BOOL_WORDS = {"true": True, "false": False}
+_FIELD = re.compile(r"^field\d+(?:\s|$)")
+_FIELD_FILE = re.compile(r'\bfile="?([^"\s]+)"?')
 _STATUS_CODE = re.compile(r"SIP/2\.0 +(\d+)(?:\s|$)")
 _OLD_STYLE_DISTRIBUTIONS = ("normal", "exponential", "lognormal", "weibull", "pareto", "gamma")
 
@@ -191,9 +193,10 @@ class _Variables:
 
 
 class _Loader:
-    def __init__(self, source: str, keys: frozenset[str]) -> None:
+    def __init__(self, source: str, keys: frozenset[str], injection: frozenset[str] | None) -> None:
         self.source = source
         self.keys = keys
+        self.injection = injection
         self.label_uses: list[tuple[str, int, str]] = []  # (label, line, attribute)
         self.variables = _Variables(self.fail)
 
@@ -358,9 +361,26 @@ class _Loader:
             problem = keyword_problem(token, self.keys)
             if problem is not None:
                 raise self.fail(node.line, f"<{node.tag}>: {problem}")
+            if self.injection is not None and _FIELD.match(token):
+                self.check_injection(node, token)
             if token.startswith("$"):
                 self.variables.use(token[1:].strip(), node.line, f"<{node.tag}> [{token}]")
         return template
+
+    def check_injection(self, node: Node, token: str) -> None:
+        """SIPp refuses [fieldN] without an -inf file, and file= naming none of them (message.cpp)."""
+        assert self.injection is not None
+        named = _FIELD_FILE.search(token)
+        if named is None and not self.injection:
+            raise self.fail(node.line, f"<{node.tag}>: [{token}] needs an injection file (-inf)")
+        if (
+            named is not None
+            and named.group(1) not in self.injection
+            and Path(named.group(1)).name not in self.injection
+        ):
+            raise self.fail(
+                node.line, f"<{node.tag}>: [{token}] names {named.group(1)!r}, which is no -inf file"
+            )
 
     # ------------------------------------------------------------ steps
     def step(self, node: Node) -> model.Step:
@@ -713,21 +733,31 @@ def _names(text: str | None) -> list[str]:
 
 
 def parse_scenario(
-    data: bytes, source: str, keys: frozenset[str] = frozenset(), default_name: str = ""
+    data: bytes,
+    source: str,
+    keys: frozenset[str] = frozenset(),
+    default_name: str = "",
+    injection: frozenset[str] | None = None,
 ) -> model.Scenario:
-    """Parse scenario XML; every problem is a FileProblem 'source:line: what'."""
+    """Parse scenario XML; every problem is a FileProblem 'source:line: what'.
+
+    `injection` holds the -inf files (paths and names) that [fieldN] may read; None skips
+    that check, for scenarios parsed outside a run.
+    """
     try:
         root = parse_xml(data)
     except XmlSyntaxError as error:
         raise FileProblem(f"{source}:{error.line}: XML error: {error}") from None
-    return _Loader(source, keys).scenario(root, default_name or Path(source).stem)
+    return _Loader(source, keys, injection).scenario(root, default_name or Path(source).stem)
 
 
-def load_scenario_file(path: str, keys: frozenset[str] = frozenset()) -> model.Scenario:
+def load_scenario_file(
+    path: str, keys: frozenset[str] = frozenset(), injection: frozenset[str] | None = None
+) -> model.Scenario:
     try:
         data = Path(path).read_bytes()
     except OSError as error:
         raise FileProblem(
             f"cannot read scenario {path}: {error.strerror or error}", setting="scenario_file"
         ) from None
-    return parse_scenario(data, path, keys)
+    return parse_scenario(data, path, keys, injection=injection)

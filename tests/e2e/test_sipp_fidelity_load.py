@@ -46,6 +46,7 @@ CASES: dict[str, tuple[str | None, list[str], int]] = {
         1,
     ),
     "set_of_an_undeclared_global": (HEAD + OPTIONS + "</scenario>\n", ["-set", "foo", "1"], 1),
+    "field_without_inf": (HEAD + OPTIONS.replace("sip:x@", "sip:[field0]@") + "</scenario>\n", [], 1),
     "only_a_nop": (HEAD + "<nop/>\n</scenario>\n", [], 255),
     "only_pauses_and_nops": (HEAD + '<pause milliseconds="10"/>\n<nop/>\n</scenario>\n', [], 255),
 }

@@ -301,3 +301,16 @@ def test_creation_mode_comes_from_the_first_message_after_pauses_and_nops(
     body: str, mode: str | None
 ) -> None:
     assert load(body).creation_mode == mode
+
+
+def test_field_keywords_need_an_injection_file_when_the_run_names_its_files() -> None:
+    """SIPp: 'No injection file was specified!' and 'Invalid injection file' at load."""
+    xml = (
+        b"<scenario><send><![CDATA[\nOPTIONS sip:[field0]@h SIP/2.0\n"
+        b'[field1 file="b.csv"]\n\n]]></send></scenario>'
+    )
+    with pytest.raises(FileProblem, match=r"\[field0\] needs an injection file \(-inf\)"):
+        parse_scenario(xml, "f.xml", injection=frozenset())
+    with pytest.raises(FileProblem, match=r"names 'b.csv', which is no -inf file"):
+        parse_scenario(xml, "f.xml", injection=frozenset({"a.csv"}))
+    parse_scenario(xml, "f.xml", injection=frozenset({"a.csv", "b.csv"}))
