@@ -121,3 +121,30 @@ def test_a_client_scenario_without_remote_host_exits_255_as_sipp(tmp_path: Path)
     ours = run_gossipper(*arguments, timeout=30)
     assert sipp.returncode == ours.returncode == 255, (sipp.returncode, ours.stderr)
     assert len(ours.stderr.strip().splitlines()) == 1, ours.stderr
+
+
+@needs_sipp
+def test_set_fills_a_declared_global_as_sipp_does(tmp_path: Path, peer: socket.socket) -> None:
+    """-set NAME VALUE fills <Global variables="NAME">, read back here by [$NAME] in the request line."""
+    path = tmp_path / "global.xml"
+    path.write_text(
+        HEAD + '<Global variables="who"/>\n' + OPTIONS.replace("sip:x@", "sip:[$who]@") + "</scenario>\n"
+    )
+    arguments = ["-sf", str(path), f"{LOOPBACK}:{peer.getsockname()[1]}", "-m", "1", "-set", "who", "alice"]
+    assert SIPP is not None
+    sipp = subprocess.run(
+        [SIPP, *arguments, "-nostdin"], capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    from_sipp = peer.recv(65535)
+    ours = run_gossipper(*arguments, timeout=30)
+    from_us = peer.recv(65535)
+    assert sipp.returncode == ours.returncode == 0, ours.stderr
+    assert (
+        from_sipp.split(b"\r\n", 1)[0]
+        == from_us.split(b"\r\n", 1)[0]
+        == b"OPTIONS sip:alice@%s:%d SIP/2.0"
+        % (
+            LOOPBACK.encode(),
+            peer.getsockname()[1],
+        )
+    )
