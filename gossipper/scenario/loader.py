@@ -6,6 +6,8 @@ attributes, keywords, label references, action arguments and rtp_stream values.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -716,16 +718,28 @@ class _Loader:
                 rtp = parse_rtp_stream(rtp_text)
             except ValueError as error:
                 raise self.fail(node.line, str(error)) from None
+            if rtp.file is not None:
+                rtp = dataclasses.replace(rtp, file=self.media_file(rtp.file))
         command = node.attrs.get("command")
+        audio, video = node.attrs.get("play_pcap_audio"), node.attrs.get("play_pcap_video")
         return model.Exec(
             line=node.line,
             command=self.template(node, command, sip=False) if command is not None else None,
             int_cmd=int_cmd,
             rtp_stream=rtp_text,
             rtp=rtp,
-            play_pcap_audio=node.attrs.get("play_pcap_audio"),
-            play_pcap_video=node.attrs.get("play_pcap_video"),
+            play_pcap_audio=None if audio is None else self.media_file(audio),
+            play_pcap_video=None if video is None else self.media_file(video),
         )
+
+    def media_file(self, name: str) -> str:
+        """SIPp's find_file: ~ expanded; a relative name beside the scenario file when it is
+        there, else as given (from the working directory)."""
+        expanded = os.path.expanduser(name)
+        if os.path.isabs(expanded):
+            return expanded
+        beside = Path(self.source).parent / expanded
+        return str(beside) if beside.is_file() else expanded
 
 
 def _names(text: str | None) -> list[str]:

@@ -6,11 +6,13 @@ here, with the file and line; one SIPp reads is read to the same steps and bytes
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gossipper.errors import FileProblem
 from gossipper.scenario import model
-from gossipper.scenario.loader import parse_scenario
+from gossipper.scenario.loader import load_scenario_file, parse_scenario
 
 OPTIONS = "<send><![CDATA[\nOPTIONS sip:{user}@h SIP/2.0\nCall-ID: [call_id]\n\n]]></send>\n"
 
@@ -314,3 +316,22 @@ def test_field_keywords_need_an_injection_file_when_the_run_names_its_files() ->
     with pytest.raises(FileProblem, match=r"names 'b.csv', which is no -inf file"):
         parse_scenario(xml, "f.xml", injection=frozenset({"a.csv"}))
     parse_scenario(xml, "f.xml", injection=frozenset({"a.csv", "b.csv"}))
+
+
+def test_media_files_are_found_beside_the_scenario_first(tmp_path: Path) -> None:
+    """SIPp's find_file: a relative pcap or rtp_stream file next to the scenario, else as given."""
+    (tmp_path / "here.pcap").write_bytes(b"")
+    (tmp_path / "tone.wav").write_bytes(b"")
+    scenario = tmp_path / "s.xml"
+    scenario.write_text(
+        '<scenario><recv request="INVITE"><action><exec play_pcap_audio="here.pcap"/>'
+        '<exec play_pcap_video="elsewhere.pcap"/><exec rtp_stream="tone.wav,1,0"/></action></recv></scenario>'
+    )
+    audio, video, stream = load_scenario_file(str(scenario)).steps[0].actions
+    assert isinstance(audio, model.Exec) and audio.play_pcap_audio == str(tmp_path / "here.pcap")
+    assert isinstance(video, model.Exec) and video.play_pcap_video == "elsewhere.pcap"
+    assert (
+        isinstance(stream, model.Exec)
+        and stream.rtp is not None
+        and stream.rtp.file == str(tmp_path / "tone.wav")
+    )
