@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from gossipper.cli.dispatch import run
+from gossipper.cli.dispatch import load_run_scenario, run
 from gossipper.cli.options import parse_args
 from gossipper.cli.ports import free_port
 from gossipper.cli.validate import validate
@@ -86,7 +86,7 @@ def run_demo(extra: Sequence[str]) -> int:
     uas = subprocess.Popen(uas_command, stdout=subprocess.DEVNULL)
     try:
         _wait_for_uas(port, uas)
-        return run(config)
+        return run(config, load_run_scenario(config))
     finally:
         uas.terminate()
         try:

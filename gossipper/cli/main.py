@@ -11,9 +11,9 @@ from collections.abc import Callable, Sequence
 
 from gossipper import __version__
 from gossipper.cli.demo import run_demo
-from gossipper.cli.dispatch import run
+from gossipper.cli.dispatch import dump_scenario, load_run_scenario, run
 from gossipper.cli.errors import describe, exit_status
-from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_FATAL
+from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_CALLS_FAILED, EXIT_FATAL
 from gossipper.cli.options import parse_args, usage_text
 from gossipper.cli.validate import validate
 from gossipper.errors import GossipperError
@@ -32,22 +32,34 @@ def _guarded(action: Callable[[], int]) -> int:
     try:
         return action()
     except GossipperError as error:
-        print(f"gossipper: {describe(error)}", file=sys.stderr)
-        return exit_status(error)
+        return _report(error, exit_status(error))
     except KeyboardInterrupt:
         return EXIT_FATAL
 
 
+def _report(error: GossipperError, status: int) -> int:
+    print(f"gossipper: {describe(error)}", file=sys.stderr)
+    return status
+
+
 def _run_sipp(words: list[str]) -> int:
-    config = parse_args(words)
-    if config.show_help:
-        print(usage_text())
-        return EXIT_ALL_CALLS_OK
-    if config.show_version:
-        print(f"gossipper {__version__} (SIPp-compatible)")
-        return EXIT_ALL_CALLS_OK
-    validate(config)
-    return run(config)
+    try:
+        config = parse_args(words)
+        if config.show_help:
+            print(usage_text())
+            return EXIT_ALL_CALLS_OK
+        if config.show_version:
+            print(f"gossipper {__version__} (SIPp-compatible)")
+            return EXIT_ALL_CALLS_OK
+        validate(config)
+        if config.dump_scenario:
+            return dump_scenario(config.dump_scenario, srtp=config.media_srtp)
+        scenario = load_run_scenario(config)
+    except GossipperError as error:
+        # SIPp reads its flags and loads its scenario before it has a scenario to count
+        # calls in; an ERROR() then exits 1 (sipp_exit with no display_scenario), not -1.
+        return _report(error, EXIT_CALLS_FAILED)
+    return run(config, scenario)
 
 
 def console_main() -> None:

@@ -6,14 +6,14 @@ reach outside: logging, media, jumps, ending the call or the run.
 
 from __future__ import annotations
 
-import math
 import operator
-import re
+import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gossipper.engine.context import CallContext, VariableValue, format_variable
+from gossipper.engine.context import CallContext, VariableValue
 from gossipper.scenario import model
 from gossipper.sip.message import SipMessage
 
@@ -29,7 +29,7 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
     "add": operator.add,
     "subtract": operator.sub,
     "multiply": operator.mul,
-    "divide": lambda a, b: a / b if b else math.inf,
+    "divide": operator.truediv,  # a zero divisor never gets here: SIPp warns and leaves the variable
 }
 
 
@@ -57,47 +57,102 @@ class ActionHost(Protocol):
 
 
 def is_set(value: VariableValue | None) -> bool:
-    """SIPp's test="var": booleans by value, anything else by presence."""
+    """SIPp's test= and condexec=: a boolean by its value, a double when non-zero, a
+    string (or regexp match) when assigned at all."""
     if value is None:
         return False
-    return value if isinstance(value, bool) else True
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float):
+        return value != 0
+    return True
 
 
-def to_number(call: CallContext, text: str) -> float:
-    """A literal number, or the numeric value of a variable of that name."""
+def to_number(call: CallContext, name: str) -> float:
+    """The variable's double, as SIPp's getDouble reads it: 0 unless a double was stored.
+
+    Strings, regexp matches and booleans read as 0 here; <todouble> converts them.
+    """
+    value = call.variables.get(name)
+    return value if isinstance(value, float) and not isinstance(value, bool) else 0.0
+
+
+def _operand(call: CallContext, operand: model.Operand) -> float:
+    return to_number(call, operand.variable) if operand.variable is not None else operand.value or 0.0
+
+
+def _string(call: CallContext, name: str) -> str:
+    """SIPp's getString: a string or regexp match as stored, anything else empty."""
+    value = call.variables.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _to_double(value: VariableValue | None) -> float | None:
+    """SIPp's toDouble: booleans as 0/1, strings only when they are wholly a number."""
+    if value is None:
+        return None
+    if isinstance(value, bool | float):
+        return float(value)
+    text = value.strip()
+    if not text or "_" in text:  # Python's float() takes 1_000; strtod does not
+        return None
     try:
         return float(text)
     except ValueError:
-        pass
-    value = call.variables.get(text.lstrip("$"))
-    if value is None or isinstance(value, bool):
-        return float(bool(value))
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
+        return None
+
+
+def header_text(text: str, name: str, case_indep: bool, occurrence: int, line_start: bool) -> str:
+    """What SIPp's ereg search_in="hdr" searches: the rest of the line after the
+    occurrence-th match of `name` anywhere in the message (at a line start only with
+    start_line), so header="From" leaves ": value" and header="From:" leaves " value"."""
+    haystack, needle = (text.lower(), name.lower()) if case_indep else (text, name)
+    remaining, start = max(occurrence, 1), 0
+    while True:
+        position = haystack.find(needle, start)
+        if position < 0:
+            return ""
+        start = position + 1
+        if line_start and position > 0 and haystack[position - 1] != "\n":
+            continue
+        remaining -= 1
+        if remaining == 0:
+            break
+    rest = text[position + len(needle) :]
+    return rest[: min((i for i in (rest.find("\r"), rest.find("\n")) if i >= 0), default=len(rest))]
+
+
+def _ereg_subject(call: CallContext, action: model.Ereg, message: SipMessage | None) -> str | None:
+    """The text searched; None when the part to search is missing (SIPp: header not found)."""
+    if action.search_in == "var":
+        return _string(call, action.variable or "")
+    if message is None:
+        return None
+    if action.search_in == "body":
+        return message.body.decode("utf-8", errors="replace")
+    text = bytes(message).decode("utf-8", errors="replace")
+    if action.search_in == "hdr":
+        found = header_text(
+            text, action.header or "", action.case_indep, action.occurrence, action.start_line
+        )
+        return found or None
+    return text
 
 
 def _ereg(call: CallContext, action: model.Ereg, message: SipMessage | None) -> ActionOutcome:
-    subjects = _ereg_subjects(action, message)
-    flags = re.IGNORECASE if action.case_indep else 0
-    pattern = re.compile(action.regexp, flags | re.DOTALL)  # POSIX extended: "." crosses lines, as in SIPp
-    found: re.Match[str] | None = None
-    occurrence = max(1, action.occurrence)
-    seen = 0
-    for subject in subjects:
-        for candidate in pattern.finditer(subject):
-            seen += 1
-            if seen == occurrence:
-                found = candidate
-                break
-        if found:
-            break
-    for index, name in enumerate(action.assign_to):
-        if found is not None and index <= (pattern.groups):
-            call.variables[name] = found.group(index) or ""
-        else:
-            call.variables.pop(name, None)
+    subject = _ereg_subject(call, action, message)
+    if subject is None and action.check_it:
+        what = f"header {action.header!r}" if action.search_in == "hdr" else "the text to search"
+        return ActionOutcome(
+            failure="scenario_error", failure_reason=f"regexp {action.regexp!r}: {what} not found"
+        )
+    found = action.pattern.search(subject or "")
+    if found is not None:
+        # As SIPp: the whole match, then each group that took part; a miss leaves all as they were.
+        for index, name in enumerate(action.assign_to):
+            group = found.group(index)
+            if group is not None:
+                call.variables[name] = group
     if action.check_it and found is None:
         return ActionOutcome(
             failure="scenario_error", failure_reason=f"regexp {action.regexp!r} did not match"
@@ -105,19 +160,6 @@ def _ereg(call: CallContext, action: model.Ereg, message: SipMessage | None) -> 
     if action.check_it_inverse and found is not None:
         return ActionOutcome(failure="scenario_error", failure_reason=f"regexp {action.regexp!r} matched")
     return ActionOutcome()
-
-
-def _ereg_subjects(action: model.Ereg, message: SipMessage | None) -> list[str]:
-    if message is None:
-        return []
-    if action.search_in == "hdr" and action.header:
-        return message.header_values(action.header.strip().rstrip(":").strip())
-    if action.search_in == "body":
-        return [message.body.decode("utf-8", errors="replace")]
-    text = bytes(message).decode("utf-8", errors="replace")
-    if action.start_line:
-        return [text.split("\r\n", 1)[0]]
-    return [text]
 
 
 def run_actions(
@@ -146,24 +188,40 @@ def _run_one(
     message: SipMessage | None,
     jump_targets: Callable[[float], int],
 ) -> ActionOutcome:
+    variables = call.variables
     if isinstance(action, model.Ereg):
         return _ereg(call, action, message)
+    if isinstance(action, model.Test | model.Strcmp):
+        return _compare(call, action)
     if isinstance(action, model.Assign):
-        call.variables[action.assign_to] = to_number(call, action.value)
+        variables[action.assign_to] = _operand(call, action.operand)
     elif isinstance(action, model.AssignStr):
-        call.variables[action.assign_to] = host.render_text(action.value)
+        variables[action.assign_to] = host.render_text(action.value)
     elif isinstance(action, model.Arith):
-        current = to_number(call, action.assign_to)
-        call.variables[action.assign_to] = _ARITH[action.op](current, to_number(call, action.value))
+        operand = _operand(call, action.operand)
+        if action.op == "divide" and operand == 0:
+            host.log(
+                "warning", f"line {action.line}: cannot divide ${action.assign_to} by zero; left unchanged"
+            )
+        else:
+            variables[action.assign_to] = _ARITH[action.op](to_number(call, action.assign_to), operand)
     elif isinstance(action, model.ToDouble):
-        call.variables[action.assign_to] = to_number(call, action.variable)
-    elif isinstance(action, model.Test):
-        left = to_number(call, action.variable)
-        call.variables[action.assign_to] = _COMPARE[action.compare](left, to_number(call, action.value))
-    elif isinstance(action, model.Strcmp):
-        first = _string_value(call, action.variable)
-        second = _string_value(call, action.variable2) if action.variable2 else (action.value or "")
-        call.variables[action.assign_to] = float((first > second) - (first < second))
+        converted = _to_double(variables.get(action.variable))
+        if converted is None:
+            host.log(
+                "warning",
+                f"line {action.line}: ${action.variable} is not a number; ${action.assign_to} unchanged",
+            )
+        else:
+            variables[action.assign_to] = converted
+    elif isinstance(action, model.GetTimeOfDay):
+        now_us = time.time_ns() // 1000
+        variables[action.seconds_to] = float(now_us // 1_000_000)
+        variables[action.microseconds_to] = float(now_us % 1_000_000)
+    elif isinstance(action, model.Sample):
+        variables[action.assign_to] = float(action.sampler())
+    elif isinstance(action, model.StringEdit):
+        variables[action.variable] = _STRING_EDITS[action.op](_string(call, action.variable))
     elif isinstance(action, model.Log | model.Warning | model.Error):
         kind = type(action).__name__.lower()
         host.log(kind, host.render_text(action.message))
@@ -172,16 +230,41 @@ def _run_one(
     elif isinstance(action, model.Exec):
         return _exec(host, action)
     elif isinstance(action, model.Jump):
-        target = to_number(call, action.variable) if action.variable else to_number(call, action.value or "0")
-        return ActionOutcome(jump_to=jump_targets(target))
+        return ActionOutcome(jump_to=jump_targets(_operand(call, action.operand)))
     elif isinstance(action, model.SetDest):
         host.set_destination(host.render_text(action.host), int(host.render_text(action.port)))
     return ActionOutcome()
 
 
-def _string_value(call: CallContext, name: str) -> str:
-    value = call.variables.get(name.lstrip("$"))
-    return "" if value is None else format_variable(value)
+def _compare(call: CallContext, action: model.Test | model.Strcmp) -> ActionOutcome:
+    """<test> on doubles, <strcmp> on strings; check_it fails the call when false."""
+    if isinstance(action, model.Test):
+        left, right = to_number(call, action.variable), _operand(call, action.operand)
+        result: float | bool = _COMPARE[action.compare](left, right)
+        holds = bool(result)
+        shown = f"{action.variable}:{left:f} {action.compare} {right:f}"
+    else:
+        first = _string(call, action.variable)
+        second = _string(call, action.variable2) if action.variable2 is not None else action.value or ""
+        result = float((first > second) - (first < second))
+        holds = result == 0
+        shown = f"{action.variable}:{first!r} and {second!r}"
+    if (action.check_it and not holds) or (action.check_it_inverse and holds):
+        inverse = "" if action.check_it else "_inverse"
+        return ActionOutcome(
+            failure="scenario_error",
+            failure_reason=f"<{type(action).__name__.lower()}> {shown} failed check_it{inverse}",
+        )
+    if action.assign_to is not None:
+        call.variables[action.assign_to] = result
+    return ActionOutcome()
+
+
+_STRING_EDITS: dict[str, Callable[[str], str]] = {
+    "trim": lambda text: text.strip(" \t\n\r\f\v"),
+    "urlencode": lambda text: urllib.parse.quote(text, safe=""),
+    "urldecode": urllib.parse.unquote_plus,
+}
 
 
 def _exec(host: ActionHost, action: model.Exec) -> ActionOutcome:

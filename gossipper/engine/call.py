@@ -20,17 +20,13 @@ from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, resolve
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.media.sdp import sdp_of_body
 from gossipper.scenario import model
+from gossipper.scenario.model import PAUSED_UNTIL, RETURN_ADDRESS, UNEXPECTED_LABEL
 from gossipper.sip.message import SipMessage, SipParseError
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
 T2_MS = 4000  # RFC 3261's cap on a non-INVITE request's retransmission interval
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
-# SIPp's handler of unexpected messages: the label they jump to, and the variables that
-# keep where the call was (its step, and the end of the pause it was in, on [clock_tick]'s clock).
-UNEXPECTED_LABEL = "_unexp.main"
-RETURN_ADDRESS = "_unexp.retaddr"
-PAUSED_UNTIL = "_unexp.pausedaddr"
 
 
 class Timer(Protocol):

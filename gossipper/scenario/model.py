@@ -25,23 +25,77 @@ class Action:
     line: int  # where the action sits in its file, for run-time messages
 
 
+# POSIX bracket classes (SIPp's regexps are POSIX extended) in Python's spelling.
+_POSIX_CLASSES = {
+    "alpha": "a-zA-Z",
+    "digit": "0-9",
+    "alnum": "a-zA-Z0-9",
+    "upper": "A-Z",
+    "lower": "a-z",
+    "xdigit": "0-9A-Fa-f",
+    "space": r" \t\n\r\f\v",
+    "blank": r" \t",
+    "punct": re.escape("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~"),
+    "cntrl": r"\x00-\x1f\x7f",
+    "print": r"\x20-\x7e",
+    "graph": r"\x21-\x7e",
+}
+_POSIX_CLASS = re.compile(r"\[:([a-z]+):\]")
+
+
+def compile_posix(regexp: str) -> re.Pattern[str]:
+    """A SIPp regexp (POSIX extended, as regcomp reads it) as a Python pattern.
+
+    "." crosses line ends and ^/$ anchor the whole text, as without REG_NEWLINE;
+    [[:digit:]] and the other bracket classes become their ranges. Raises re.error.
+    """
+
+    def posix_class(match: re.Match[str]) -> str:
+        ranges = _POSIX_CLASSES.get(match.group(1))
+        if ranges is None:
+            raise re.error(f"unknown character class [:{match.group(1)}:]")
+        return ranges
+
+    return re.compile(_POSIX_CLASS.sub(posix_class, regexp), re.DOTALL)
+
+
+# SIPp's handler of unexpected messages: the label they jump to, and the variables that keep
+# where the call was (its step, and the end of the pause it was in, on [clock_tick]'s clock).
+UNEXPECTED_LABEL = "_unexp.main"
+RETURN_ADDRESS = "_unexp.retaddr"
+PAUSED_UNTIL = "_unexp.pausedaddr"
+
+
 @dataclass(frozen=True)
 class Ereg(Action):
     regexp: str
-    search_in: str  # "msg", "hdr" or "body"
-    header: str | None
-    case_indep: bool
-    occurrence: int
-    start_line: bool
+    search_in: str  # "msg", "hdr", "body" or "var"
+    header: str | None  # search_in="hdr": the text searched for, e.g. "From" or "From:"
+    case_indep: bool  # search_in="hdr": the header text matches in any case (never the regexp)
+    occurrence: int  # search_in="hdr": which match of the header text
+    start_line: bool  # search_in="hdr": the header text matches only at a line start
     check_it: bool
     check_it_inverse: bool
     assign_to: tuple[str, ...]
+    variable: str | None = None  # search_in="var": the variable searched
+
+    @cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return compile_posix(self.regexp)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """SIPp's right-hand side: a literal double (value=) or a variable's double (variable=)."""
+
+    value: float | None = None
+    variable: str | None = None
 
 
 @dataclass(frozen=True)
 class Assign(Action):
     assign_to: str
-    value: str  # a number or a variable name
+    operand: Operand
 
 
 @dataclass(frozen=True)
@@ -54,7 +108,7 @@ class AssignStr(Action):
 class Arith(Action):
     assign_to: str
     op: str  # add, subtract, multiply, divide
-    value: str
+    operand: Operand
 
 
 @dataclass(frozen=True)
@@ -65,18 +119,42 @@ class ToDouble(Action):
 
 @dataclass(frozen=True)
 class Test(Action):
-    assign_to: str
+    assign_to: str | None  # optional with check_it / check_it_inverse, as in SIPp
     variable: str
     compare: str
-    value: str  # a number, or the name of variable2
+    operand: Operand  # value= or variable2=
+    check_it: bool = False
+    check_it_inverse: bool = False
 
 
 @dataclass(frozen=True)
 class Strcmp(Action):
-    assign_to: str
+    assign_to: str | None
     variable: str
     variable2: str | None
     value: str | None
+    check_it: bool = False
+    check_it_inverse: bool = False
+
+
+@dataclass(frozen=True)
+class GetTimeOfDay(Action):
+    seconds_to: str
+    microseconds_to: str
+
+
+@dataclass(frozen=True)
+class Sample(Action):
+    assign_to: str
+    sampler: Callable[[], float]
+
+
+@dataclass(frozen=True)
+class StringEdit(Action):
+    """trim (of assign_to), urlencode and urldecode (of variable): a variable rewritten in place."""
+
+    op: str
+    variable: str
 
 
 @dataclass(frozen=True)
@@ -106,8 +184,7 @@ class Exec(Action):
 
 @dataclass(frozen=True)
 class Jump(Action):
-    variable: str | None
-    value: str | None
+    operand: Operand
 
 
 @dataclass(frozen=True)
@@ -247,10 +324,22 @@ class Scenario:
     labels: dict[str, int]
     response_time_repartition: tuple[int, ...] | None = None
     call_length_repartition: tuple[int, ...] | None = None
+    global_variables: frozenset[str] = frozenset()  # <Global variables=...>: the names -set may set
+
+    @property
+    def creation_mode(self) -> str | None:
+        """'client' or 'server' from the first message step, pauses and nops skipped, as
+        SIPp's computeSippMode decides; None when the scenario has no message step."""
+        for step in self.steps:
+            if isinstance(step, Send | SendCmd):
+                return "client"
+            if isinstance(step, Recv | RecvCmd):
+                return "server"
+        return None
 
     @property
     def is_uac(self) -> bool:
-        """A client scenario starts by sending (SIPp decides the same way)."""
+        """A client scenario starts by sending a SIP message."""
         for step in self.steps:
             if isinstance(step, Send | SendCmd):
                 return isinstance(step, Send)

@@ -1,9 +1,9 @@
 """Message templates: the text of a <send> with its [keywords], compiled once at load.
 
 Whitespace is cleaned the way SIPp cleans CDATA (leading indentation and trailing
-blanks dropped, lines joined by CRLF) so that a scenario written for SIPp puts the
-same bytes on the wire. Keyword values come from a resolver the engine passes in,
-which keeps this module free of call state.
+blanks dropped, lines joined by CRLF) and `\\xNN` escapes become the byte they name,
+so that a scenario written for SIPp puts the same bytes on the wire. Keyword values
+come from a resolver the engine passes in, which keeps this module free of call state.
 """
 
 from __future__ import annotations
@@ -20,6 +20,19 @@ _KEYWORD = re.compile(
 _LEN = re.compile(r"^len(?P<offset>[+-]\d+)?$")
 _LEN_MARK = "\x00len"
 _LEN_VALUE = re.compile("\x00lenlen([+-]\\d+)?")
+# SIPp (message.cpp) reads "\x" and one more character, or two when the first is a hex
+# digit: a byte from the one or two hex digits, nothing when there is none. It does so
+# while it scans the cleaned text, before line ends become CRLF and keywords are found.
+_HEX_ESCAPE = re.compile(r"\\x(?:([0-9A-Fa-f])(.?)|.?)", re.DOTALL)
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# Until the lines and keywords are split, an escaped byte stands in the text as a private-use
+# code point, so that \x0A ends no line and \x5B opens no keyword.
+_HELD = 0xF0000
+# On the wire a byte above 0x7f travels in the text as a lone surrogate (surrogateescape),
+# so UTF-8 text around it still encodes as UTF-8; a non-SIP text keeps the code point.
+_RELEASE_WIRE = {_HELD + byte: chr(0xDC00 + byte if byte > 0x7F else byte) for byte in range(256)}
+_RELEASE_TEXT = {_HELD + byte: chr(byte) for byte in range(256)}
+_WIRE = ("utf-8", "surrogateescape")
 
 Resolver = Callable[[str], str]
 
@@ -38,9 +51,22 @@ def clean_cdata(text: str, keep_final_newline: bool) -> str:
     return cleaned
 
 
-def _split(text: str) -> tuple[str, ...]:
+def _hold_hex_escapes(text: str) -> str:
+    def held(match: re.Match[str]) -> str:
+        first, second = match.group(1), match.group(2)
+        if first is None:
+            return ""
+        return chr(_HELD + int(first + second if second in _HEX_DIGITS else first, 16))
+
+    return _HEX_ESCAPE.sub(held, text) if "\\x" in text else text
+
+
+def _split(text: str, wire: bool) -> tuple[str, ...]:
     """Literal text at even indexes, keyword tokens at odd ones; [len] becomes a marker."""
     pieces = _KEYWORD.split(text)
+    release = _RELEASE_WIRE if wire else _RELEASE_TEXT
+    for index in range(0, len(pieces), 2):
+        pieces[index] = pieces[index].translate(release)
     for index in range(1, len(pieces), 2):
         token = pieces[index].strip()
         pieces[index] = _LEN_MARK + token if _LEN.match(token) else token
@@ -84,11 +110,11 @@ class MessageTemplate:
     def compile(cls, text: str, sip: bool = True) -> MessageTemplate:
         """SIP messages get CDATA cleaning and CRLF line ends; plain texts (log lines) stay as written."""
         if not sip:
-            return cls((_split(text),), None, None)
-        text = clean_cdata(text, keep_final_newline=True).replace("\n", "\r\n")
+            return cls((_split(_hold_hex_escapes(text), wire=False),), None, None)
+        text = _hold_hex_escapes(clean_cdata(text, keep_final_newline=True)).replace("\n", "\r\n")
         head, separator, body = text.partition("\r\n\r\n")
-        head_lines = tuple(_split(line) for line in head.split("\r\n"))
-        body_lines = tuple(_split(line) for line in body.split("\r\n")) if separator else None
+        head_lines = tuple(_split(line, wire=True) for line in head.split("\r\n"))
+        body_lines = tuple(_split(line, wire=True) for line in body.split("\r\n")) if separator else None
         return cls(head_lines, body_lines, _request_method(text))
 
     @property
@@ -112,7 +138,7 @@ class MessageTemplate:
         if self.body_lines is None:
             return self._with_lengths(head, b"", "")
         body = _fill_lines(self.body_lines, resolve, keep_first=False)
-        return self._with_lengths(head, body.encode(), "\r\n\r\n")
+        return self._with_lengths(head, body.encode(*_WIRE), "\r\n\r\n")
 
     @staticmethod
     def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
@@ -120,11 +146,12 @@ class MessageTemplate:
             size = len(body)
 
             def length(match: re.Match[str]) -> str:
-                return str(size + int(match.group(1) or 0))
+                # SIPp writes the length into five reserved columns ("%5u"): "Content-Length:     0".
+                return f"{size + int(match.group(1) or 0):5d}"
 
             head = _LEN_VALUE.sub(length, head)
-            body = _LEN_VALUE.sub(length, body.decode()).encode()
-        return head.encode() + separator.encode() + body
+            body = _LEN_VALUE.sub(length, body.decode(*_WIRE)).encode(*_WIRE)
+        return head.encode(*_WIRE) + separator.encode() + body
 
 
 def _request_method(text: str) -> str | None:

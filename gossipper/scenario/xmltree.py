@@ -1,12 +1,26 @@
 """A minimal XML tree that remembers line numbers (ElementTree forgets them).
 
 Scenario errors must name the line; expat reports it, so the loader builds on this.
+The tree keeps what SIPp's parser reads: attribute values with its backslash escapes
+applied, and each element's first CDATA section (text outside CDATA is no message).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from xml.parsers import expat
+
+# SIPp reads every attribute value through these escapes (xp_parser.cpp,
+# xp_process_escapes); any other backslash pair stays as written, so regexps keep \d.
+_ATTRIBUTE_ESCAPES = {"\\": "\\", '"': '"', "n": "\n", "t": "\t", "r": "\r"}
+_BACKSLASH_PAIR = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _unescape_attribute(value: str) -> str:
+    if "\\" not in value:
+        return value
+    return _BACKSLASH_PAIR.sub(lambda m: _ATTRIBUTE_ESCAPES.get(m.group(1), m.group(0)), value)
 
 
 @dataclass
@@ -15,11 +29,7 @@ class Node:
     attrs: dict[str, str]
     line: int
     children: list[Node] = field(default_factory=list)
-    text_parts: list[str] = field(default_factory=list)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.text_parts)
+    cdata: str | None = None  # the first CDATA section, None when the element has none
 
 
 class XmlSyntaxError(ValueError):
@@ -33,9 +43,14 @@ def parse_xml(data: bytes) -> Node:
     parser = expat.ParserCreate()
     stack: list[Node] = []
     roots: list[Node] = []
+    # The CDATA section being read and the element it belongs to; only an element's
+    # first section is kept, as SIPp's xp_get_cdata returns only that one.
+    section: list[str] | None = None
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        node = Node(tag, dict(attrs), parser.CurrentLineNumber)
+        node = Node(
+            tag, {name: _unescape_attribute(value) for name, value in attrs.items()}, parser.CurrentLineNumber
+        )
         if stack:
             stack[-1].children.append(node)
         else:
@@ -45,12 +60,24 @@ def parse_xml(data: bytes) -> Node:
     def end(_tag: str) -> None:
         stack.pop()
 
+    def start_cdata() -> None:
+        nonlocal section
+        section = [] if stack and stack[-1].cdata is None else None
+
+    def end_cdata() -> None:
+        nonlocal section
+        if section is not None:
+            stack[-1].cdata = "".join(section)
+        section = None
+
     def text(data: str) -> None:
-        if stack:
-            stack[-1].text_parts.append(data)
+        if section is not None:
+            section.append(data)
 
     parser.StartElementHandler = start
     parser.EndElementHandler = end
+    parser.StartCdataSectionHandler = start_cdata
+    parser.EndCdataSectionHandler = end_cdata
     parser.CharacterDataHandler = text
     try:
         parser.Parse(data, True)

@@ -295,7 +295,7 @@ def test_a_late_provisional_after_the_ack_is_unexpected_as_in_sipp() -> None:
 @pytest.mark.parametrize("ringing", [True, False], ids=["ringing", "answered-at-once"])
 def test_next_on_an_optional_match_jumps_to_its_label(ringing: bool) -> None:
     # 0 INVITE, 1 recv 100 (opt), 2 recv 180 (opt, next=ringing), 3 recv 200, 4 ACK (next=done),
-    # 5 label ringing, 6 recv 200, 7 ACK, 8 label done
+    # (label ringing) 5 recv 200, 6 ACK (label done): labels are no steps, as in SIPp
     host, call = start_call(
         scenario(
             INVITE,
@@ -313,15 +313,15 @@ def test_next_on_an_optional_match_jumps_to_its_label(ringing: bool) -> None:
     host.advance(0.1)
     if ringing:
         host.deliver(call, response_to(invite, 180))
-        assert call.index == 6  # past the label, waiting at its recv
+        assert call.index == 5  # at the label's recv
     host.deliver(call, response_to(invite, 200))
 
     steps = host.counters.steps
     assert host.sent_what() == ["INVITE", "ACK"]
     expected = "answered after ringing" if ringing else "answered at once"
     assert host.last("ACK").message.header("Subject") == expected
-    assert (steps[3].messages, steps[6].messages) == ((0, 1) if ringing else (1, 0))
-    assert (steps[4].messages, steps[7].messages) == ((0, 1) if ringing else (1, 0))
+    assert (steps[3].messages, steps[5].messages) == ((0, 1) if ringing else (1, 0))
+    assert (steps[4].messages, steps[6].messages) == ((0, 1) if ringing else (1, 0))
     assert host.ending.failure_class is None
 
 
@@ -572,7 +572,7 @@ def test_the_recv_timeout_attribute_overrides_the_policy(
 
 def test_ontimeout_jumps_to_its_label_and_the_call_goes_on() -> None:
     # 0 INVITE, 1 recv 180, 2 recv 200 (timeout 2 s, ontimeout=cancel), 3 ACK (next=done),
-    # 4 label cancel, 5 CANCEL, 6 recv 200, 7 recv 487, 8 ACK, 9 label done
+    # (label cancel) 4 CANCEL, 5 recv 200, 6 recv 487, 7 ACK (label done): labels are no steps
     host, call = start_call(
         scenario(
             INVITE,
@@ -580,7 +580,7 @@ def test_ontimeout_jumps_to_its_label_and_the_call_goes_on() -> None:
             recv(200, timeout="2000", ontimeout="cancel"),
             send_request("ACK", 'next="done"', in_dialog=True),
             '\n  <label id="cancel"/>',
-            send_request("CANCEL", branch="[branch-5]"),  # the INVITE's branch, five messages back
+            send_request("CANCEL", branch="[branch-4]"),  # the INVITE's branch, four messages back
             recv(200),
             recv(487),
             ACK,
@@ -1187,7 +1187,7 @@ def test_stop_call_on_a_send_has_no_effect() -> None:
 def test_a_failed_check_lets_the_call_run_to_its_end_and_fails_it_there() -> None:
     """call.cpp process_incoming: an action error 'goes on with the scenario'; terminate()
     counts the call failed at its end (E_FAILED_REGEXP_DOESNT_MATCH)."""
-    check = '<action><ereg regexp="^never$" search_in="msg" check_it="true" assign_to="x"/></action>'
+    check = '<action><ereg regexp="^never$" search_in="msg" check_it="true" assign_to="_"/></action>'
     host, call = start_call(scenario(INVITE, f'\n  <recv response="200">{check}</recv>', ACK, BYE, recv(200)))
     host.advance(0.1)
     host.deliver(call, response_to(sent_invite(host), 200))

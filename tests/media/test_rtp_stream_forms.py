@@ -126,6 +126,7 @@ SCENARIO = """<scenario>
   <rtp_echo variable="echo_on"/>
   <exec rtp_echo="stopaudio"/>
 </action></nop>
+<Reference variables="echo_on"/>
 </scenario>"""
 
 
@@ -151,9 +152,9 @@ def test_loader_reads_exec_rtp_echo_and_the_rtp_echo_action() -> None:
     ("element", "message"),
     [
         ('<exec rtp_echo="startaudio,97"/>', "media.xml:2: rtp_echo: payload type 97 needs a payload name"),
-        ('<exec rtp_echo="stopaudio" rtp_stream="pause"/>', "rtp_stream= or rtp_echo=, not both"),
+        ('<exec rtp_echo="stopaudio" rtp_stream="pause"/>', r"<exec> has 2 commands \(rtp_echo, "),
         ("<rtp_echo/>", "exactly one of value= or variable="),
-        ('<rtp_echo value="1" variable="v"/>', "exactly one of value= or variable="),
+        ('<rtp_echo value="1" variable="v"/>', "takes value= or variable=, not both"),
         ('<rtp_echo value="on"/>', "value must be a number"),
         ('<rtp_echo value="1" loud="yes"/>', "unknown attribute loud="),
         ('<exec rtp_stream="apattern,1,96,H264/9000"/>', "media.xml:2: rtp_stream: dynamic payload type 96"),

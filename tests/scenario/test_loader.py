@@ -44,6 +44,7 @@ GOOD = b"""<?xml version="1.0"?>
   <nop><action><exec rtp_stream="stop"/></action></nop>
   <timewait milliseconds="100"/>
   <ResponseTimeRepartition value="10, 20, 50"/>
+  <Reference variables="all,same,who"/>
 </scenario>
 """
 
@@ -52,7 +53,7 @@ def test_good_scenario_loads_every_part() -> None:
     scenario = parse_scenario(GOOD, "custom.xml", keys=frozenset({"key1"}))
     assert scenario.name == "custom"
     assert scenario.is_uac and not scenario.uses_3pcc
-    send, optional, recv, pause, label, nop, timewait = scenario.steps
+    send, optional, recv, pause, nop, timewait = scenario.steps
     assert isinstance(send, model.Send) and send.retrans_ms == 500 and send.message.method == "INVITE"
     assert isinstance(optional, model.Recv) and optional.optional and optional.response == 100
     assert isinstance(recv, model.Recv) and recv.next == "end" and recv.test == "ok" and recv.rtd == ["a"]
@@ -68,7 +69,7 @@ def test_good_scenario_loads_every_part() -> None:
     )
     assert rtp.rtp.channels == 2
     assert isinstance(pause, model.Pause) and 10 <= (pause.sample_ms() or 0) <= 20
-    assert scenario.labels == {"end": 4} and isinstance(label, model.Label)
+    assert scenario.labels == {"end": 4}  # a label names the step after it and is none itself
     assert isinstance(nop, model.Nop) and isinstance(timewait, model.Timewait)
     assert scenario.response_time_repartition == (10, 20, 50)
 
@@ -79,7 +80,7 @@ def test_template_computes_len_and_drops_emptied_header_lines() -> None:
     assert isinstance(step, model.Send)
     values = {"$who": "", "cseq+1": "2", "key1": "v"}
     data = step.message.render(lambda token: values.get(token, "X" if token != "$who" else ""))
-    assert data.endswith(b"Content-Length: 0\r\n\r\n")
+    assert data.endswith(b"Content-Length:     0\r\n\r\n")  # SIPp's five columns
     assert b"\r\n\r\n" in data and not data.startswith(b" ")
     routes = parse_scenario(
         b"<scenario><send><![CDATA[\n  BYE sip:x SIP/2.0\n  [routes]\n  Call-ID: a\n\n  body\n]]>"
@@ -107,7 +108,7 @@ BAD_CASES = [
         "GSM",
     ),
     (b"<scenario>\n<recv response='200' retrans='x'/></scenario>", 2, "unknown attribute retrans="),
-    (b"<scenario>\n<pause milliseconds='soon'/></scenario>", 2, "expected an integer"),
+    (b"<scenario>\n<pause milliseconds='soon'/></scenario>", 2, "expected a number"),
     (b"<scenario>\n<pause distribution='normal' mean='5'/></scenario>", 2, "stdev="),
     (b"<scenario>\n  <send>\n</scenario>", 3, "XML error"),
     (b"<scenario></scenario>", 1, "no steps"),
