@@ -39,6 +39,13 @@ def gossipper_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "gossipper", "sipp", *args]
 
 
+def dumped_builtin(name: str) -> str:
+    """What `gossipper sipp -sd NAME` prints; it then exits 99, as SIPp's EXIT_OTHER."""
+    result = subprocess.run(gossipper_command("-sd", name), capture_output=True, text=True)
+    assert result.returncode == 99, result.stderr
+    return result.stdout
+
+
 def run_gossipper(
     *args: str, timeout: float = 120, env: dict[str, str] | None = None, namespace: str | None = None
 ) -> subprocess.CompletedProcess[str]:

@@ -148,3 +148,13 @@ def test_set_fills_a_declared_global_as_sipp_does(tmp_path: Path, peer: socket.s
             peer.getsockname()[1],
         )
     )
+
+
+@needs_sipp
+def test_dumping_a_builtin_exits_99_as_sipp() -> None:
+    """sipp.cpp: -sd prints the scenario and exits EXIT_OTHER (99)."""
+    assert SIPP is not None
+    sipp = subprocess.run([SIPP, "-sd", "uac"], capture_output=True, text=True, timeout=30)
+    ours = run_gossipper("-sd", "uac", timeout=30)
+    assert (ours.returncode, sipp.returncode) == (99, 99), ours.stderr
+    assert ours.stdout.lstrip().startswith("<?xml") and "</scenario>" in ours.stdout

@@ -17,6 +17,7 @@ from tests.e2e.processes import (
     Processes,
     Server,
     SippUas,
+    dumped_builtin,
     gossipper_command,
     last_sipp_stat_row,
     needs_sipp,
@@ -184,8 +185,7 @@ def run_pair(
 def _dumped(name: str, directory: Path) -> tuple[str, ...]:
     """-sf FILE with what `gossipper sipp -sd NAME` prints."""
     path = directory / f"{name}.xml"
-    result = subprocess.run(gossipper_command("-sd", name), capture_output=True, text=True, check=True)
-    path.write_text(result.stdout)
+    path.write_text(dumped_builtin(name))
     return ("-sf", str(path))
 
 
@@ -481,7 +481,7 @@ def test_3pcc_controllers_pair_with_sipp(
 def _extended(name: str, directory: Path, me: str, peer: str) -> tuple[str, ...]:
     """A 3PCC controller built-in turned extended: its commands go to and come from `peer`,
     each naming its sender in From."""
-    text = subprocess.run(gossipper_command("-sd", name), capture_output=True, text=True, check=True).stdout
+    text = dumped_builtin(name)
     text = text.replace("<sendCmd>", f'<sendCmd dest="{peer}">').replace(
         "<recvCmd>", f'<recvCmd src="{peer}">'
     )
