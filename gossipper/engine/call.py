@@ -127,6 +127,7 @@ class Call:
         self._verdict: tuple[str | None, str] | None = None
         self._queued: tuple[SipMessage, int] | None = None  # for the recv after _unexp.main
         self._pause_ends_at = 0.0
+        self._paused_step: model.Pause | None = None
 
     # ------------------------------------------------------------------ running
     @property
@@ -166,7 +167,7 @@ class Call:
                         continue
                     self._wait_for_message(step)
                     return
-                elif isinstance(step, model.Pause | model.Timewait):
+                elif isinstance(step, model.Pause):
                     self._start_pause(step)
                     return
                 elif isinstance(step, model.Nop):
@@ -176,8 +177,6 @@ class Call:
                 elif isinstance(step, model.SendCmd):
                     self._send_twin(step)
                     self._goto_next(step)
-                else:  # Label and anything without behaviour of its own
-                    self.index += 1
         finally:
             self._in_advance = False
 
@@ -205,18 +204,8 @@ class Call:
         return run_actions(self, step.actions, message, self._jump_target)
 
     def _jump_target(self, value: float) -> int:
-        """<jump value=N>: N counts the scenario's messages as SIPp does, labels not among them."""
-        number, seen = max(0, int(value)), 0
-        for index, step in enumerate(self.scenario.steps):
-            if not isinstance(step, model.Label):
-                if seen == number:
-                    return index
-                seen += 1
-        return len(self.scenario.steps)
-
-    def _message_number(self) -> int:
-        """The current step's index as SIPp numbers its messages (what a jump takes back)."""
-        return sum(not isinstance(step, model.Label) for step in self.scenario.steps[: self.index])
+        """<jump value=N>: N counts the scenario's messages as SIPp does (labels are no steps)."""
+        return min(max(0, int(value)), len(self.scenario.steps))
 
     def _apply(self, outcome: ActionOutcome, step: model.Step) -> bool:
         """Act on what the step's actions asked; False when the call ended.
@@ -387,7 +376,7 @@ class Call:
         fail the call. SIPp fails it too when the label has nothing after it."""
         if ontimeout is not None:
             target = self.scenario.labels[ontimeout]
-            if any(not isinstance(step, model.Label) for step in self.scenario.steps[target:]):
+            if target < len(self.scenario.steps):
                 if self._wait_timer is not None:
                     self._wait_timer.cancel()
                     self._wait_timer = None
@@ -398,9 +387,14 @@ class Call:
         self.host.counters.timeouts += 1
         self._abort("timeout", reason)
 
-    def _start_pause(self, step: model.Pause | model.Timewait) -> None:
-        delay_ms = self._pause_ms(step) if isinstance(step, model.Pause) else step.milliseconds
+    def _start_pause(self, step: model.Pause) -> None:
+        """SIPp's executeMessage: the length is drawn first, then the pause's actions run as it
+        starts (a jump among them decides where the call goes when it ends)."""
+        delay_ms = self._pause_ms(step)
         self.host.counters.steps[self.index].messages += 1
+        if not self._apply(self._actions(step, None), step):
+            return
+        self._paused_step = step
         self._pause_ends_at = self.host.now() + max(0, delay_ms) / 1000
         self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
 
@@ -416,11 +410,10 @@ class Call:
 
     def _pause_over(self) -> None:
         self._wait_timer = None
-        step = self._step()
+        step = self._paused_step
         if self.finished or step is None:
             return
-        if not self._apply(self._actions(step, None), step):
-            return
+        self._paused_step = None
         self._goto_next(step)
         self._advance()
 
@@ -488,8 +481,6 @@ class Call:
         steps = self.scenario.steps
         for index in range(self.index, len(steps)):
             step = steps[index]
-            if isinstance(step, model.Label):
-                continue
             if self._matches(step, message):
                 return index
             if not (isinstance(step, model.Recv) and step.optional):
@@ -497,8 +488,6 @@ class Call:
         contiguous = True
         for index in range(self.index - 1, -1, -1):
             step = steps[index]
-            if isinstance(step, model.Label):
-                continue
             if not (isinstance(step, model.Recv) and step.optional):
                 contiguous = False
             if self._matches(step, message):
@@ -516,14 +505,12 @@ class Call:
         if message.is_request or message.cseq_method != "INVITE":
             return False
         steps = self.scenario.steps
-        later = range(index + 1, len(steps))
-        follower = next((i for i in later if not isinstance(steps[i], model.Label)), -1)
-        if follower < 0:
+        if index + 1 >= len(steps):
             return False
-        step = steps[follower]
+        step = steps[index + 1]
         if not (isinstance(step, model.Send) and step.message.method == "ACK"):
             return False
-        self.context.send_index = follower + 1
+        self.context.send_index = index + 2
         self._transmit(self.render(step.message))
         self.host.counters.steps[index].retransmissions += 1
         return True
@@ -684,8 +671,8 @@ class Call:
         if to_number(self.context, RETURN_ADDRESS) != 0:
             self._process_unexpected(message)
             return True
-        variables[RETURN_ADDRESS] = float(self._message_number())
-        paused = self._wait_timer is not None and isinstance(self._step(), model.Pause | model.Timewait)
+        variables[RETURN_ADDRESS] = float(self.index)  # SIPp's message number: labels are no steps
+        paused = self._wait_timer is not None and isinstance(self._step(), model.Pause)
         variables[PAUSED_UNTIL] = float(int(self._pause_ends_at * 1000)) if paused else 0.0
         if self._wait_timer is not None:
             self._wait_timer.cancel()

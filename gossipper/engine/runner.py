@@ -327,7 +327,7 @@ class Run:
         max_calls = self.settings.generation.max_calls
         if max_calls and self.counters.calls_created >= max_calls:
             return None
-        first = next((s for s in self.scenario.steps if not isinstance(s, model.Label)), None)
+        first = self.scenario.steps[0] if self.scenario.steps else None
         if not isinstance(first, model.Recv) or first.request is None:
             return None
         context = self.factory.next_context(self.dispatcher.call_key(message.call_id), source)

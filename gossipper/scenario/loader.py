@@ -38,7 +38,7 @@ STEP_ATTRIBUTES: dict[str, frozenset[str]] = {
         | {"response", "request", "optional", "timeout", "ontimeout", "rrs", "auth", "regexp_match", "lost"}
     ),
     "pause": frozenset(_COMMON | _PAUSE),
-    "timewait": frozenset(_COMMON - {"next"} | {"milliseconds", "sanity_check"}),
+    "timewait": frozenset(_COMMON - {"next"} | _PAUSE),
     "nop": frozenset(_COMMON),
     "label": frozenset({"id"}),
     "sendCmd": frozenset(_COMMON | {"dest"}),
@@ -57,12 +57,9 @@ UNSUPPORTED_STEP_ATTRIBUTES: dict[tuple[str, str], str] = {
     ("recvCmd", "optional"): "optional 3PCC commands are not implemented",
     ("timewait", "next"): "SIPp refuses next labels in <timewait> too",
     **{
-        ("pause", attribute): "the generalized Pareto distribution is not implemented"
+        (element, attribute): "the generalized Pareto distribution is not implemented"
+        for element in ("pause", "timewait")
         for attribute in ("shape", "scale", "location")
-    },
-    **{
-        ("timewait", attribute): "gossipper's <timewait> takes a fixed milliseconds= only"
-        for attribute in _PAUSE - {"milliseconds", "sanity_check"} | {"shape", "scale", "location"}
     },
     **{
         (element, attribute): "gossipper applies it only to <send> and <recv>"
@@ -491,9 +488,8 @@ class _Loader:
         if variable is None:
             milliseconds, sampler = self.duration(node)
         self.flag(node, "sanity_check", True)
-        if node.tag == "timewait":
-            return model.Timewait(milliseconds=int(milliseconds or 0), **common)  # type: ignore[arg-type]
-        return model.Pause(
+        kind = model.Timewait if node.tag == "timewait" else model.Pause
+        return kind(
             milliseconds=None if milliseconds is None else int(milliseconds),
             variable=variable,
             sampler=sampler,

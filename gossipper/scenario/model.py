@@ -278,25 +278,18 @@ class Pause(Step):
 
 
 @dataclass
-class Timewait(Step):
-    milliseconds: int = 0
+class Timewait(Pause):
+    """SIPp's <timewait>: a pause in every respect (length, variable, distribution, -d), the
+    last step, kept for the peer's late retransmissions."""
 
     def label(self) -> str:
-        return f"[{self.milliseconds:>7} ms] timewait"
+        return f"{super().label()} timewait"
 
 
 @dataclass
 class Nop(Step):
     def label(self) -> str:
         return "[   NOP   ]"
-
-
-@dataclass
-class Label(Step):
-    name: str = ""
-
-    def label(self) -> str:
-        return f"label {self.name}"
 
 
 @dataclass

@@ -935,6 +935,39 @@ def test_a_pause_lasts_as_the_policy_says(
     assert host.counters.call_length.max_ms == pytest.approx((0.35 + expected_s) * 1000)
 
 
+def test_a_pauses_actions_run_as_it_starts_and_a_jump_among_them_decides_where_it_ends() -> None:
+    """call.cpp executeMessage: the pause is drawn, then executeAction runs at its start;
+    when it ends, next() goes on from where a jump put the call."""
+    # 0 INVITE, 1 recv 200, 2 ACK, 3 pause 1 s (log, jump to 5), 4 pause 30 s, 5 BYE, 6 recv 200
+    actions = '<action><log message="paused"/><jump value="5"/></action>'
+    host, call = start_call(
+        scenario(INVITE_ONCE, recv(200), ACK, f'\n  <pause milliseconds="1000">{actions}</pause>',
+                 '\n  <pause milliseconds="30000"/>', send_request("BYE", in_dialog=True), recv(200))
+    )  # fmt: skip
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.logs == [("log", "paused")]  # at the pause's start
+    host.advance(0.99)
+    assert host.sent_of("BYE") == []
+    finish_with_bye(host, call, at=1.1)
+
+
+@pytest.mark.parametrize(
+    ("timewait", "expected_s"), [("<timewait/>", 2.5), ('<timewait milliseconds="700"/>', 0.7)]
+)
+def test_a_timewait_lasts_as_a_pause_does(timewait: str, expected_s: float) -> None:
+    """scenario.cpp reads <timewait> as a <pause>: without a length of its own it waits -d."""
+    host, call = start_call(
+        scenario(INVITE_ONCE, recv(200), ACK, "\n  " + timewait), CallPolicy(pause_override_ms=2500)
+    )
+    host.advance(0.25)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    host.advance(expected_s - 0.01)
+    assert not call.finished
+    host.advance(0.02)
+    assert call.finished and host.ending.failure_class is None
+
+
 # ---------------------------------------------------------------------- 7. response codes by regexp
 # 0 INVITE, 1 recv response=PATTERN (regexp, optional), 2 recv 200, 3 ACK
 def _regexp_ringing(pattern: str) -> str:

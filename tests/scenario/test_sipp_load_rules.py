@@ -239,8 +239,8 @@ def test_attribute_values_take_sipps_backslash_escapes() -> None:
             "writes <Global> variable $g, which is not supported",
         ),
         (
-            '<recv request="INVITE"/>\n<timewait distribution="fixed" value="5"/>\n',
-            "<timewait> distribution=",
+            '<recv request="INVITE"/>\n<timewait distribution="gpareto" shape="1"/>\n',
+            "<timewait> shape= is not supported: the generalized Pareto",
         ),
         ("<scenario_extra/>\n", "unknown element <scenario_extra>"),
         (
