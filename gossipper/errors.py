@@ -36,6 +36,10 @@ class BindError(GossipperError):
     """A local socket could not be bound or listen (SIPp exits -2 for this)."""
 
 
+class ScenarioFatal(GossipperError):
+    """A scenario's <error> action: SIPp's ERROR() ends the whole run at once (exit 255)."""
+
+
 class PortRangeTooSmall(InvalidValue):
     """Streams that need more consecutive media ports than the allowed range holds."""
 

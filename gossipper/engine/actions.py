@@ -41,6 +41,7 @@ class ActionOutcome:
     failure_reason: str = ""
     stop_call: bool = False
     jump_to: int | None = None
+    fatal: str | None = None  # an <error> action's text: the whole run ends, as SIPp's ERROR()
 
 
 class ActionHost(Protocol):
@@ -168,14 +169,14 @@ def run_actions(
     message: SipMessage | None,
     jump_targets: Callable[[float], int],
 ) -> ActionOutcome:
-    """Run actions in order; the first failure or call stop ends the list."""
+    """Run actions in order; the first failure, call stop or fatal error ends the list."""
     call = host.context
     outcome = ActionOutcome()
     for action in actions:
         step = _run_one(host, call, action, message, jump_targets)
         if step.jump_to is not None:
             outcome.jump_to = step.jump_to
-        if step.failure or step.stop_call:
+        if step.failure or step.stop_call or step.fatal is not None:
             step.jump_to = outcome.jump_to
             return step
     return outcome
@@ -226,7 +227,7 @@ def _run_one(
         kind = type(action).__name__.lower()
         host.log(kind, host.render_text(action.message))
         if isinstance(action, model.Error):
-            return ActionOutcome(failure="scenario_error", failure_reason=host.render_text(action.message))
+            return ActionOutcome(fatal=host.render_text(action.message))
     elif isinstance(action, model.Exec):
         return _exec(host, action)
     elif isinstance(action, model.Jump):

@@ -21,9 +21,14 @@ class RunEnd:
         self.soft_stopping = False  # no new calls; the run ends when the last one does
         self.time_limit_hit = False
         self._decided: RunOutcome | None = None  # an ending that overrides the calls' results
+        self.fatal_message: str | None = None  # a scenario's <error>: the run ends in error
 
     def stopped_by_command(self) -> None:
         self._decided = RunOutcome.STOPPED_BY_COMMAND
+
+    def fatal(self, text: str) -> None:
+        if self.fatal_message is None:
+            self.fatal_message = text
 
     def timed_out_as_error(self) -> None:
         self._decided = RunOutcome.TIMED_OUT

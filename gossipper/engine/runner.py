@@ -27,7 +27,7 @@ from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMod
 from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
-from gossipper.errors import BindError, GossipperError, InvalidValue
+from gossipper.errors import BindError, GossipperError, InvalidValue, ScenarioFatal
 from gossipper.hep.sender import HepSender
 from gossipper.media.scale.preflight import ensure_open_files, raise_open_files_limit, socket_buffer_warnings
 from gossipper.outcome import RunOutcome
@@ -66,7 +66,11 @@ def run_scenario(settings: RunSettings, scenario: model.Scenario) -> RunOutcome:
     loop = _install_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(Run(settings, scenario, loop).main())
+        run = Run(settings, scenario, loop)
+        outcome = loop.run_until_complete(run.main())
+        if run.ending.fatal_message is not None:
+            raise ScenarioFatal(f"<error> action: {run.ending.fatal_message}")
+        return outcome
     finally:
         loop.close()
 
@@ -416,6 +420,13 @@ class Run:
         elif command == "stop_gracefully":
             self.ending.stopped_by_command()
             self.soft_stop()
+
+    def fatal_error(self, text: str) -> None:
+        """An <error> action: SIPp's ERROR() exits at once; run_scenario raises it once the
+        run has written its summary."""
+        self.trace_error(f"<error> action: {text}")
+        self.ending.fatal(text)
+        self.quit_now()
 
     def send_twin_command(self, call: Call, data: bytes) -> None:
         if self.twin is None:

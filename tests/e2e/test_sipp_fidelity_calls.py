@@ -306,6 +306,29 @@ def test_stop_call_and_stop_now_end_as_under_sipp(tmp_path: Path, sipp_uas: Sipp
         assert ours_sent == theirs_sent + (["BYE"] if command == "stop_now" else []), ours_sent
 
 
+@needs_sipp
+def test_an_error_action_ends_the_run_with_255_as_under_sipp(tmp_path: Path, sipp_uas: SippUas) -> None:
+    """call.cpp E_AT_LOG_ERROR: ERROR() ends the whole run at once, exit -1 (255); the message
+    is the run's one line. Both programs run the same scenario against the same UAS."""
+    server = sipp_uas("-sn", "uas", "-i", LOOPBACK, cwd=tmp_path)
+    error = '\n  <nop><action><error message="no route for [call_id]"/></action></nop>'
+    ack = _in_dialog("ACK", "sip:[service]@[remote_ip]:[remote_port]", 1)
+    body = _uac(*_ANSWERED, ack, error, '\n  <pause milliseconds="30000"/>')
+    scenario = _write(tmp_path, "error.xml", body)
+    summary = tmp_path / "error.json"
+    ours = run_gossipper(
+        "-sf", str(scenario), server.address, "-m", "1", *COMMON, "-summary_json", str(summary), timeout=30
+    )
+    port = str(free_port())
+    theirs = _sipp_run(
+        "-sf", str(scenario), server.address, "-i", LOOPBACK, "-p", port, "-m", "1", cwd=tmp_path
+    )
+    assert (ours.returncode, theirs.returncode) == (255, 255), (ours.stderr, theirs.stderr)
+    assert ours.stderr.strip().splitlines() == [ours.stderr.strip()]
+    assert "<error> action: no route for " in ours.stderr and "Traceback" not in ours.stderr
+    assert read_json(summary)["total_calls"] == 1  # the summary is still written
+
+
 def _sent_requests(trace: str) -> list[str]:
     """The methods of the requests a -trace_msg file shows (SIPp's and ours both put each
     message's first line at the start of a line)."""

@@ -135,6 +135,7 @@ class FakeHost:
         self.commands: list[str] = []
         self.internal_commands: list[str] = []
         self.twin_commands: list[bytes] = []
+        self.fatal_errors: list[str] = []
 
     # ------------------------------------------------------------------ CallHost
     def now(self) -> float:
@@ -173,6 +174,9 @@ class FakeHost:
 
     def internal_command(self, command: str) -> None:
         self.internal_commands.append(command)
+
+    def fatal_error(self, text: str) -> None:
+        self.fatal_errors.append(text)
 
     def send_twin_command(self, call: Call, data: bytes) -> None:
         self.twin_commands.append(data)

@@ -1181,6 +1181,16 @@ def test_a_tidy_abandon_cancels_a_ringing_call_and_still_counts_nothing() -> Non
     assert host.ended == [] and host.counters.calls_active == 1
 
 
+def test_an_error_action_ends_the_run_and_the_call_sends_nothing_more() -> None:
+    """call.cpp E_AT_LOG_ERROR: SIPp's ERROR() quits the whole run at once."""
+    error = '\n  <nop><action><error message="bad [call_id]"/></action></nop>'
+    host, call = start_call(scenario(INVITE_ONCE, recv(200), ACK, error, BYE, recv(200)))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert host.fatal_errors == [f"bad {CALL_ID}"]
+    assert host.sent_what() == ["INVITE", "ACK"]
+
+
 STOP_CALL = '<action><exec int_cmd="stop_call"/></action>'
 
 
