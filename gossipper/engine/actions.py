@@ -131,7 +131,7 @@ def _ereg_subject(call: CallContext, action: model.Ereg, message: SipMessage | N
         return None
     if action.search_in == "body":
         return message.body.decode("utf-8", errors="replace")
-    text = bytes(message).decode("utf-8", errors="replace")
+    text = (message.raw or bytes(message)).decode("utf-8", errors="replace")
     if action.search_in == "hdr":
         found = header_text(
             text, action.header or "", action.case_indep, action.occurrence, action.start_line

@@ -66,8 +66,10 @@ def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str
             return "" if value is None else format_variable(value)
 
         return variable
-    if token.startswith("last_"):
-        spec = token[5:]
+    plain = _OFFSET.match(token)
+    own_keyword = plain is not None and plain.group("name") in _NUMERIC.keys() | _TEXT.keys()
+    if token.startswith("last_") and not own_keyword:
+        spec = token[5:]  # [last_Header:]; [last_message] and [last_cseq_number] are keywords
         return lambda call: _last(call, spec)
     head, _, rest = token.partition(" ")
     if head.startswith("field"):
@@ -112,6 +114,21 @@ def to_uri(call: CallContext) -> str:
         end = to.find(">", start)
         return to[start + 1 : end] if end > start else ""
     return to.split(";", 1)[0].strip()
+
+
+def _last_cseq_number(call: CallContext) -> int:
+    """SIPp's [last_cseq_number]: the number of the last received CSeq, 0 without one."""
+    message = call.last_message
+    digits = _LEADING_DIGITS.match((message.header("CSeq") or "").strip()) if message is not None else None
+    return int(digits.group()) if digits else 0
+
+
+def _last_message(call: CallContext) -> str:
+    """SIPp's [last_message]: the last received message as it came."""
+    message = call.last_message
+    if message is None:
+        return ""
+    return (message.raw or bytes(message)).decode("utf-8", errors="replace")
 
 
 def next_url(call: CallContext) -> str:
@@ -169,6 +186,7 @@ _NUMERIC: dict[str, Callable[[CallContext], int]] = {
     "pid": lambda call: call.run.pid,
     "users": lambda call: call.run.keywords.users,
     "userid": lambda call: call.user_id,
+    "last_cseq_number": lambda call: _last_cseq_number(call),
 }
 _TEXT: dict[str, Callable[[CallContext], str]] = {
     "service": lambda call: call.run.keywords.service,
@@ -188,4 +206,5 @@ _TEXT: dict[str, Callable[[CallContext], str]] = {
     "clock_tick": lambda _call: str(int(time.monotonic() * 1000)),
     "sipp_version": lambda _call: "3.6.1-gossipper",
     "crypto_attribute": lambda call: call.run.crypto_attribute(call.call_id),
+    "last_message": lambda call: _last_message(call),
 }

@@ -37,6 +37,8 @@ SIMPLE_KEYWORDS = frozenset(
         "timestamp",
         "clock_tick",
         "sipp_version",
+        "last_cseq_number",
+        "last_message",
         "crypto_attribute",  # gossipper: the a=crypto line of -media_srtp, empty (line dropped) otherwise
     }
 )
@@ -47,8 +49,6 @@ UNSUPPORTED_KEYWORDS: dict[str, str] = {
     "rtpstream_video_port": "rtp_stream video is not implemented",
     "dynamic_id": "-base_id/-max_id dynamic ids are not implemented",
     "msg_index": "SIPp's message index is not implemented",
-    "last_cseq_number": "not implemented; use [last_CSeq:] with an ereg",
-    "last_message": "the last received message is not kept as text",
     "tdmmap": "-tdmmap is not implemented",
     "file": "[file name=...] message inclusion is not implemented",
     "fill": "[fill ...] is not implemented",

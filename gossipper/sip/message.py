@@ -106,6 +106,8 @@ class SipMessage:
     first_line: str
     headers: list[tuple[str, str]]
     body: bytes = b""
+    # The bytes it was parsed from, as they came: what SIPp's ereg searches (empty when built here).
+    raw: bytes = field(default=b"", repr=False, compare=False)
     # Built on the first lookup; messages are not edited after they are inspected.
     _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -134,7 +136,7 @@ class SipMessage:
         except UnicodeDecodeError as error:
             raise SipParseError(f"header section is not UTF-8 (byte {newline + 1 + error.start})") from None
         headers = _parse_headers(text) if head_end > newline else []
-        message = cls(first_line, headers, data[body_start:])
+        message = cls(first_line, headers, data[body_start:], raw=data)
         length = message.header("Content-Length")
         if length is not None:
             expected = _content_length(length)

@@ -222,3 +222,17 @@ def test_string_edits_and_clock_actions() -> None:
     assert (variables["a"], variables["s"], variables["b"]) == ("a b@c", "a%20b%40c", "x y@z")
     assert isinstance(variables["c"], float) and variables["c"] > 1.7e9 and 0 <= variables["d"] < 1e6  # type: ignore[operator]
     assert 1 <= variables["r"] <= 2  # type: ignore[operator]
+
+
+def test_msg_and_hdr_search_the_message_as_it_came() -> None:
+    """SIPp's ereg searches the received text itself: spacing, folding and case kept."""
+    raw = b"OPTIONS sip:x@h SIP/2.0\r\nX-Odd:tight\r\nCall-ID: c\r\nTo: <sip:x@h>\r\n\r\n"
+    host, outcome = run(
+        '<ereg regexp="X-Odd:(t[a-z]+)" search_in="msg" assign_to="a,b"/>', message=SipMessage.parse(raw)
+    )
+    assert outcome.failure is None and host.context.variables["b"] == "tight"
+    host, outcome = run(
+        '<ereg regexp="^:(.*)$" search_in="hdr" header="X-Odd" assign_to="a,b"/>',
+        message=SipMessage.parse(raw),
+    )
+    assert host.context.variables["b"] == "tight"

@@ -67,6 +67,17 @@ def test_last_headers_and_variables() -> None:
     assert resolve(call, "$unset") == ""
 
 
+def test_last_message_and_last_cseq_number_as_sipp() -> None:
+    """message.cpp: [last_message] is the received text as it came, [last_cseq_number] its
+    CSeq number (with offsets, 0 when none came)."""
+    call = _call()
+    assert (resolve(call, "last_message"), resolve(call, "last_cseq_number")) == ("", "0")
+    raw = b"BYE sip:a@b SIP/2.0\r\nCall-ID:c1\r\nCSeq:  41 BYE\r\nContent-Length: 0\r\n\r\n"
+    call.last_message = SipMessage.parse(raw)
+    assert resolve(call, "last_message") == raw.decode()
+    assert (resolve(call, "last_cseq_number"), resolve(call, "last_cseq_number+1")) == ("41", "42")
+
+
 def test_key_option_defines_keywords() -> None:
     call = _call(None, "-key", "custom", "value1")
     assert resolve(call, "custom") == "value1"
