@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 from gossipper.engine import authentication
 from gossipper.engine.context import CallContext, format_variable
+from gossipper.scenario.keywords import fill_arguments
 from gossipper.scenario.template import MessageTemplate
 
 AUTH_PLACEHOLDER = authentication.MARK  # in a rendered message: it needs the authentication step
@@ -63,7 +64,9 @@ def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str
 
         def variable(call: CallContext) -> str:
             value = call.variables.get(name)
-            return "" if value is None else format_variable(value)
+            if value is None or (isinstance(value, float) and value == 0):
+                return ""  # SIPp prints only a set variable, and a zero double counts as unset
+            return format_variable(value)
 
         return variable
     plain = _OFFSET.match(token)
@@ -78,6 +81,8 @@ def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str
         return lambda call: _field(call, head, arguments.get("file"), line)
     if head == "authentication":
         return _authentication(rest)
+    if head == "fill":
+        return _fill(fill_arguments(rest))
     if head in keys:
         value = keys[head]
         return lambda _call: value
@@ -169,6 +174,18 @@ def _authentication(arguments: str) -> Callable[[CallContext], str]:
         username.render_text(lambda token: resolve(call, token)),
         password.render_text(lambda token: resolve(call, token)),
     )
+
+
+def _fill(arguments: dict[str, str]) -> Callable[[CallContext], str]:
+    """SIPp's [fill]: text= (default X) repeated to the length the variable holds."""
+    text, name = arguments.get("text") or "X", arguments["variable"]
+
+    def fill(call: CallContext) -> str:
+        value = call.variables.get(name)
+        length = int(value) if isinstance(value, float) and value > 0 else 0  # a string reads 0
+        return (text * (length // len(text) + 1))[:length]
+
+    return fill
 
 
 def _render_text(call: CallContext, text: str) -> str:

@@ -51,7 +51,6 @@ UNSUPPORTED_KEYWORDS: dict[str, str] = {
     "msg_index": "SIPp's message index is not implemented",
     "tdmmap": "-tdmmap is not implemented",
     "file": "[file name=...] message inclusion is not implemented",
-    "fill": "[fill ...] is not implemented",
     **{
         f"crypto{name}{media}": "SIPp's per-suite SRTP keywords are not implemented; use [crypto_attribute]"
         for media in ("audio", "video")
@@ -86,6 +85,10 @@ def keyword_problem(token: str, keys: frozenset[str]) -> str | None:
         return None
     if _FIELD.match(head):
         return _argument_problem(rest, {"file", "line"}) or _nested_problem(rest, keys)
+    if head == "fill":
+        if not fill_arguments(rest).get("variable"):
+            return "[fill] needs variable= (the variable holding the length)"
+        return _argument_problem(rest, {"text", "variable"})
     if head == "authentication":
         if re.search(r"\baka_\w+=", rest):
             return "[authentication aka_...] is not supported: AKA authentication is not implemented"
@@ -96,6 +99,14 @@ def keyword_problem(token: str, keys: frozenset[str]) -> str | None:
     if match and match.group("name") in SIMPLE_KEYWORDS | {"len"}:
         return None
     return f"unknown keyword [{token}]"
+
+
+def fill_arguments(text: str) -> dict[str, str]:
+    """[fill text=T variable=V]: V's value is the length to fill with T repeated (T: "X")."""
+    return {
+        match.group(1): match.group(2) if match.group(2) is not None else match.group(3)
+        for match in re.finditer(r'(\w+)=(?:"([^"]*)"|(\S+))', text)
+    }
 
 
 def _nested_problem(arguments: str, keys: frozenset[str]) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gossipper.errors import FileProblem
 from gossipper.scenario import model
-from gossipper.scenario.keywords import keyword_problem
+from gossipper.scenario.keywords import fill_arguments, keyword_problem
 from gossipper.scenario.rtp_stream import parse_rtp_echo, parse_rtp_echo_switch, parse_rtp_stream
 from gossipper.scenario.template import MessageTemplate
 from gossipper.scenario.xmltree import Node, XmlSyntaxError, parse_xml
@@ -357,6 +357,9 @@ class _Loader:
                 self.check_injection(node, token)
             if token.startswith("$"):
                 self.variables.use(token[1:].strip(), node.line, f"<{node.tag}> [{token}]")
+            elif token.startswith("fill "):
+                filled = fill_arguments(token)["variable"]
+                self.variables.use(filled, node.line, f"<{node.tag}> [fill variable=]")
         return template
 
     def check_injection(self, node: Node, token: str) -> None:

@@ -65,6 +65,8 @@ def test_last_headers_and_variables() -> None:
     assert resolve(call, "$v") == "3.000000"
     assert resolve(call, "$s") == "text"
     assert resolve(call, "$unset") == ""
+    call.variables["zero"] = 0.0
+    assert resolve(call, "$zero") == ""  # call.cpp E_Message_Variable: isSet() is false for 0.0
 
 
 def test_last_message_and_last_cseq_number_as_sipp() -> None:
@@ -76,6 +78,16 @@ def test_last_message_and_last_cseq_number_as_sipp() -> None:
     call.last_message = SipMessage.parse(raw)
     assert resolve(call, "last_message") == raw.decode()
     assert (resolve(call, "last_cseq_number"), resolve(call, "last_cseq_number+1")) == ("41", "42")
+
+
+def test_fill_repeats_its_text_to_the_variables_length() -> None:
+    """call.cpp E_Message_Fill: text= (default X) repeated, the length a double variable's."""
+    call = _call()
+    call.variables["n"] = 5.0
+    assert resolve(call, "fill variable=n") == "XXXXX"
+    assert resolve(call, 'fill text="ab" variable=n') == "ababa"
+    call.variables["n"] = "7"
+    assert resolve(call, "fill variable=n") == ""
 
 
 def test_key_option_defines_keywords() -> None:

@@ -58,10 +58,19 @@ def test_a_variable_used_once_is_refused_with_its_line() -> None:
         '<recv request="INVITE"><action><ereg regexp="a" assign_to="_"/></action></recv>\n',
         # a <Global> declaration is one use
         '<Global variables="g"/>\n' + OPTIONS.format(user="[$g]"),
+        # [fill variable=] reads the variable
+        '<nop><action><assign assign_to="n" value="3"/></action></nop>\n'
+        + '<nop><action><log message="[fill variable=n]"/></action></nop>\n',
     ],
 )
 def test_two_uses_of_any_kind_load(uses: str) -> None:
     load('<recv request="INVITE"/>\n' + uses if not uses.startswith("<recv") else uses)
+
+
+def test_fill_needs_its_variable() -> None:
+    assert "[fill] needs variable=" in refused(
+        '<nop><action><log message="[fill text=ab]"/></action></nop>\n'
+    )
 
 
 def test_test_without_next_is_no_use_as_sipp_reads_it_only_with_next() -> None:
