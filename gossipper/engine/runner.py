@@ -23,7 +23,7 @@ from gossipper.engine.generator import CallGenerator
 from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
-from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode
+from gossipper.engine.settings import DefaultBehavior, RunSettings
 from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
@@ -296,7 +296,7 @@ class Run:
     def _new_client_call(self) -> None:
         assert self.factory is not None and self.endpoints.remote is not None
         context = self.factory.next_context(None, self.endpoints.remote)
-        if self.settings.transport.mode in (TransportMode.UDP_PER_CALL, TransportMode.TCP_PER_CALL):
+        if self.settings.transport.mode.per_call:
             self.loop.create_task(self._start_with_own_transport(context))
         else:
             self.factory.launch(context, self.endpoints.shared, is_server=False)
