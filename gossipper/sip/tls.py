@@ -71,11 +71,11 @@ def _context(settings: TlsSettings, protocol: ssl._SSLMethod) -> ssl.SSLContext:
             # -tls_version 1.0/1.1 is asked for on purpose, so let it through.
             context.set_ciphers("DEFAULT:@SECLEVEL=0")
         context.minimum_version = context.maximum_version = pinned
+    for setting, required in (("tls_cert", settings.cert_file), ("tls_key", settings.key_file)):
+        if not os.path.isfile(required):
+            raise FileProblem(f"{required}: no such file", setting=setting)
     try:
         context.load_cert_chain(settings.cert_file, settings.key_file, password=SIPP_KEY_PASSPHRASE)
-    except FileNotFoundError as error:
-        missing = error.filename or f"{settings.cert_file} or {settings.key_file}"
-        raise FileProblem(f"{missing}: no such file", setting=_file_setting(settings, missing)) from None
     except (ssl.SSLError, OSError) as error:
         raise FileProblem(
             f"{settings.cert_file} / {settings.key_file}: not a matching PEM certificate and key ({error})",
@@ -83,9 +83,10 @@ def _context(settings: TlsSettings, protocol: ssl._SSLMethod) -> ssl.SSLContext:
         ) from None
     verify = settings.ca_file is not None or settings.crl_file is not None
     context.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-    for setting, path in (("tls_ca", settings.ca_file), ("tls_crl", settings.crl_file)):
-        if path is None:
+    for setting, optional in (("tls_ca", settings.ca_file), ("tls_crl", settings.crl_file)):
+        if optional is None:
             continue
+        path = optional
         try:
             context.load_verify_locations(cafile=path)
         except (ssl.SSLError, OSError) as error:
@@ -97,6 +98,3 @@ def _context(settings: TlsSettings, protocol: ssl._SSLMethod) -> ssl.SSLContext:
         context.keylog_filename = keylog
     return context
 
-
-def _file_setting(settings: TlsSettings, path: str) -> str:
-    return "tls_key" if path == settings.key_file and path != settings.cert_file else "tls_cert"

@@ -40,7 +40,10 @@ OnMalformed = Callable[[str, bytes, Address], None]
 
 
 def socket_address(raw: Any) -> Address:
-    """(host, port) for both families: IPv6 socket addresses carry flow info and scope too."""
+    """(host, port) for both IP families: IPv6 socket addresses carry flow info and scope too.
+    A local (AF_UNIX) socket's name has no port: (name, 0)."""
+    if isinstance(raw, (str, bytes)):
+        return str(raw), 0
     return str(raw[0]), int(raw[1])
 
 
