@@ -11,6 +11,7 @@ import contextlib
 import ipaddress
 import os
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Protocol, TypeVar
 
@@ -54,6 +55,15 @@ def local_ip_toward(remote: Address | None) -> str:
 
 
 _Bound = TypeVar("_Bound")
+
+
+def _connect_failure(error: OSError) -> str:
+    """Why a connection failed, in words: an SSL error's errno is OpenSSL's, not the system's."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate verify failed: {error.verify_message}"
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed: {error.reason or error}"
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 class BoundListener(SipTransport, Protocol):
@@ -163,7 +173,7 @@ class SipEndpoints:
             host, port = self.remote
             raise InvalidValue(
                 f"cannot connect to {host}:{port} over {self.settings.mode.protocol_name}: "
-                f"{os.strerror(error.errno) if error.errno else error}",
+                f"{_connect_failure(error)}",
                 setting="remote_host",
             ) from None
 

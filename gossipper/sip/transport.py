@@ -22,6 +22,8 @@ from gossipper.sip.message import SipParseError, find_message_end
 Address = tuple[str, int]
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 LISTEN_BACKLOG = 1024
+RECEIVE_CHUNK = 65536
+CONNECT_READY_TIMEOUT_S = 10.0  # a TLS handshake or WebSocket upgrade that takes longer has failed
 
 
 class SipTransport(Protocol):
@@ -148,12 +150,68 @@ class SipFramer:
         return messages
 
 
+class TlsLayer:
+    """TLS over whatever carries the bytes, on memory BIOs: the same code for both sides and
+    both event loops, and every handshake failure is seen here (asyncio's TLS server would
+    drop a failed handshake without a word)."""
+
+    def __init__(self, context: ssl.SSLContext, server_side: bool, server_hostname: str | None) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+        self.handshaken = False
+
+    def advance(self) -> bool:
+        """Go on with the handshake; True once it is done. ssl.SSLError if it failed."""
+        if not self.handshaken:
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                return False
+            self.handshaken = True
+        return True
+
+    def receive(self, data: bytes) -> tuple[bytes, bool]:
+        """The plaintext this data completes, and whether the peer ended TLS (close_notify)."""
+        self._incoming.write(data)
+        if not self.advance():
+            return b"", False
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = self._tls.read(RECEIVE_CHUNK)
+            except ssl.SSLWantReadError:
+                return b"".join(chunks), False
+            except ssl.SSLZeroReturnError:
+                return b"".join(chunks), True
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+
+    def encrypt(self, data: bytes) -> None:
+        self._tls.write(data)
+
+    def end(self) -> None:
+        """Our close_notify, if the session is up."""
+        if self.handshaken:
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.unwrap()
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def output(self) -> bytes:
+        return self._outgoing.read()
+
+
 class StreamConnection(asyncio.Protocol):
     """One connection of a stream transport (TCP, TLS, WebSocket); replies go back on it.
 
-    An accepted TLS connection does its handshake here rather than in the server, so a
-    failed handshake is reported (asyncio's server would drop it without a word).
-    Subclasses say how received bytes become SIP messages and how a message is sent.
+    `ready` is done when the connection can carry SIP: at once for TCP, after the TLS
+    handshake for TLS, after the upgrade for WebSocket; a client waits for it. Subclasses
+    say how received bytes become SIP messages and how a message is sent.
     """
 
     is_reliable = True
@@ -163,65 +221,100 @@ class StreamConnection(asyncio.Protocol):
         on_message: OnMessage,
         on_malformed: OnMalformed,
         registry: dict[Address, StreamConnection] | None = None,
-        server_tls: ssl.SSLContext | None = None,
+        tls: TlsLayer | None = None,
         protocol_name: str = "TCP",
     ) -> None:
         self._on_message = on_message
         self._on_malformed = on_malformed
         self._registry = registry  # the accepting listener's table of open connections
-        self._server_tls = server_tls
+        self._tls = tls
         self._transport: asyncio.Transport | None = None
-        self._handshake: asyncio.Task[None] | None = None
-        self._early: list[bytes] = []  # TLS may hand over data before start_tls has returned
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.protocol_name = protocol_name
         self.local_address: Address = ("", 0)
         self.remote_address: Address = ("", 0)
         self.send_errors = 0
 
+    @property
+    def accepted(self) -> bool:
+        """A server side: accepted connections live in their listener's table."""
+        return self._registry is not None
+
+    @property
+    def tls_version(self) -> str | None:
+        return self._tls.version() if self._tls is not None else None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        raw = cast(asyncio.Transport, transport)
-        if self._server_tls is None:
-            self._established(raw)
-            return
-        raw.pause_reading()  # the ClientHello is start_tls's to read
-        self._handshake = asyncio.get_running_loop().create_task(self._secure(raw, self._server_tls))
-
-    async def _secure(self, raw: asyncio.Transport, context: ssl.SSLContext) -> None:
-        peer = socket_address(raw.get_extra_info("peername"))
-        try:
-            secured = await asyncio.get_running_loop().start_tls(raw, self, context, server_side=True)
-        except (OSError, ConnectionError) as error:
-            self._on_malformed(f"TLS handshake failed: {error}", b"", peer)
-            raw.close()
-            return
-        if secured is None:  # the peer went away during the handshake
-            raw.close()
-            return
-        self._established(secured)
-
-    def _established(self, transport: asyncio.Transport) -> None:
-        self._transport = transport
+        self._transport = cast(asyncio.Transport, transport)
         self.local_address = socket_address(transport.get_extra_info("sockname"))
         self.remote_address = socket_address(transport.get_extra_info("peername"))
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.proto in (0, socket.IPPROTO_TCP):
+        if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._registry is not None:
             self._registry[self.remote_address] = self
-        self.opened()
-        early, self._early = self._early, []
-        for data in early:
-            self.received(data)
+        if self._tls is None:
+            self.opened()
+            return
+        self._tls_step(b"")  # a client's ClientHello goes out now
 
     def opened(self) -> None:
-        """The connection (and its TLS, if any) is up: a subclass may start its own handshake."""
+        """The connection (and its TLS, if any) is up: by default it can carry SIP now; a
+        subclass with a handshake of its own calls set_ready once that is done."""
+        self.set_ready()
+
+    def set_ready(self, failure: Exception | None = None) -> None:
+        if self.ready.done():
+            return
+        if failure is None:
+            self.ready.set_result(None)
+        else:
+            self.ready.set_exception(failure)
+            self.ready.exception()  # a server side has nobody awaiting it: mark it seen
 
     def data_received(self, data: bytes) -> None:
-        if self._transport is None:
-            self._early.append(data)
+        if self._tls is None:
+            self.received(data)
             return
-        self.received(data)
+        self._tls_step(data)
+
+    def _tls_step(self, data: bytes) -> None:
+        tls = self._tls
+        assert tls is not None
+        was_up = tls.handshaken
+        try:
+            if data:
+                plaintext, ended = tls.receive(data)
+            else:
+                tls.advance()
+                plaintext, ended = b"", False
+        except ssl.SSLError as error:
+            self._flush_tls()  # the alert, so the peer learns why
+            self._tls_failed(error, was_up)
+            return
+        self._flush_tls()
+        if tls.handshaken and not was_up:
+            self.opened()
+        if plaintext:
+            self.received(plaintext)
+        if ended and self._transport is not None:
+            self._transport.close()
+
+    def _tls_failed(self, error: ssl.SSLError, was_up: bool) -> None:
+        what = "TLS error" if was_up else "TLS handshake failed"
+        if not self.ready.done() and not self.accepted:
+            self.set_ready(error)  # a client: the one awaiting the connection hears why
+        else:
+            self._on_malformed(f"{what}: {error}", b"", self.remote_address)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _flush_tls(self) -> None:
+        assert self._tls is not None
+        output = self._tls.output()
+        if output and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(output)
 
     def received(self, data: bytes) -> None:
         raise NotImplementedError
@@ -230,6 +323,7 @@ class StreamConnection(asyncio.Protocol):
         registry = self._registry
         if registry is not None and registry.get(self.remote_address) is self:
             del registry[self.remote_address]
+        self.set_ready(ConnectionError("connection closed before it was ready"))
 
     def write(self, data: bytes) -> None:
         transport = self._transport
@@ -237,8 +331,12 @@ class StreamConnection(asyncio.Protocol):
             self.send_errors += 1
             return
         try:
-            transport.write(data)
-        except (OSError, RuntimeError):
+            if self._tls is None:
+                transport.write(data)
+                return
+            self._tls.encrypt(data)
+            self._flush_tls()
+        except (OSError, RuntimeError, ssl.SSLError):
             self.send_errors += 1
 
     def send(self, data: bytes, remote: Address) -> None:
@@ -246,10 +344,12 @@ class StreamConnection(asyncio.Protocol):
         self.write(data)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-        elif self._handshake is not None:
-            self._handshake.cancel()
+        if self._transport is None:
+            return
+        if self._tls is not None and not self._transport.is_closing():
+            self._tls.end()
+            self._flush_tls()
+        self._transport.close()
 
 
 class TcpConnection(StreamConnection):
@@ -260,10 +360,10 @@ class TcpConnection(StreamConnection):
         on_message: OnMessage,
         on_malformed: OnMalformed,
         registry: dict[Address, StreamConnection] | None = None,
-        server_tls: ssl.SSLContext | None = None,
+        tls: TlsLayer | None = None,
         protocol_name: str = "TCP",
     ) -> None:
-        super().__init__(on_message, on_malformed, registry, server_tls, protocol_name)
+        super().__init__(on_message, on_malformed, registry, tls, protocol_name)
         self._framer = SipFramer()
 
     def received(self, data: bytes) -> None:
@@ -334,9 +434,15 @@ def bind_tcp_listener(
     """A TCP (or, given a server context, TLS) listener, bound but not yet listening."""
     name = "TCP" if tls is None else "TLS"
     sock = bound_socket(ip, port, socket.SOCK_STREAM, name)
-    return StreamListener(
-        sock, lambda registry: TcpConnection(on_message, on_malformed, registry, tls, name), name
-    )
+
+    def accept(registry: dict[Address, StreamConnection]) -> StreamConnection:
+        return TcpConnection(on_message, on_malformed, registry, server_tls_layer(tls), name)
+
+    return StreamListener(sock, accept, name)
+
+
+def server_tls_layer(context: ssl.SSLContext | None) -> TlsLayer | None:
+    return TlsLayer(context, server_side=True, server_hostname=None) if context is not None else None
 
 
 async def open_tcp_listener(
@@ -351,24 +457,26 @@ async def connect_stream(
     remote: Address,
     local_ip: str,
     local_port: int,
-    make_connection: Callable[[], StreamConnection],
+    make_connection: Callable[[TlsLayer | None], StreamConnection],
     tls: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
 ) -> StreamConnection:
-    """Connect out (then the TLS handshake, given a client context; SNI only for a host name).
-    BindError for the local side, OSError (refused, handshake failed) for the remote side."""
+    """Connect out and wait until the connection is ready (TLS handshake, WebSocket upgrade);
+    SNI only for a host name. BindError for the local side, OSError (refused, handshake
+    failed, too slow) for the remote side."""
     sock = bound_socket(local_ip, local_port, socket.SOCK_STREAM, "TCP" if tls is None else "TLS")
     loop = asyncio.get_running_loop()
+    layer = TlsLayer(tls, server_side=False, server_hostname=server_hostname) if tls is not None else None
     try:
         await loop.sock_connect(sock, remote)
-        if tls is None:
-            _, connection = await loop.create_connection(make_connection, sock=sock)
-        else:
-            _, connection = await loop.create_connection(
-                make_connection, sock=sock, ssl=tls, server_hostname=server_hostname or ""
-            )
+        _, connection = await loop.create_connection(lambda: make_connection(layer), sock=sock)
     except BaseException:
         sock.close()
+        raise
+    try:
+        await asyncio.wait_for(asyncio.shield(connection.ready), CONNECT_READY_TIMEOUT_S)
+    except BaseException:
+        connection.close()
         raise
     return connection
 
@@ -387,7 +495,7 @@ async def open_tcp_connection(
         remote,
         local_ip,
         local_port,
-        lambda: TcpConnection(on_message, on_malformed, protocol_name=name),
+        lambda layer: TcpConnection(on_message, on_malformed, tls=layer, protocol_name=name),
         tls,
         server_hostname,
     )

@@ -10,7 +10,6 @@ both ways.
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import ssl
 
@@ -28,12 +27,13 @@ from gossipper.sip.transport import (
     OnMessage,
     StreamConnection,
     StreamListener,
+    TlsLayer,
     bound_socket,
     connect_stream,
+    server_tls_layer,
 )
 
 SIP_SUBPROTOCOL = Subprotocol("sip")
-HANDSHAKE_TIMEOUT_S = 10.0
 MAX_MESSAGE_BYTES = 1 << 20
 
 
@@ -46,19 +46,21 @@ class WsConnection(StreamConnection):
         on_malformed: OnMalformed,
         ws: Protocol,
         registry: dict[Address, StreamConnection] | None = None,
-        server_tls: ssl.SSLContext | None = None,
+        tls: TlsLayer | None = None,
         protocol_name: str = "WS",
-        opened: asyncio.Future[None] | None = None,
     ) -> None:
-        super().__init__(on_message, on_malformed, registry, server_tls, protocol_name)
+        super().__init__(on_message, on_malformed, registry, tls, protocol_name)
         self._ws = ws
-        self._opened = opened  # client side: done when the upgrade is answered
         self._fragments: list[bytes] = []
 
     def opened(self) -> None:
+        """A client asks for the upgrade now and is ready when it is answered; a server
+        answers the upgrade when it comes."""
         if isinstance(self._ws, ClientProtocol):
             self._ws.send_request(self._ws.connect())
             self._flush()
+        else:
+            self.set_ready()
 
     def received(self, data: bytes) -> None:
         ws = self._ws
@@ -83,14 +85,8 @@ class WsConnection(StreamConnection):
             )
 
     def _upgrade_answered(self) -> None:
-        opened = self._opened
-        if opened is None or opened.done():
-            return
         failure = self._ws.handshake_exc
-        if failure is not None:
-            opened.set_exception(ConnectionError(f"WebSocket upgrade failed: {failure}"))
-        else:
-            opened.set_result(None)
+        self.set_ready(None if failure is None else ConnectionError(f"WebSocket upgrade failed: {failure}"))
 
     def _frame(self, frame: Frame) -> None:
         if frame.opcode not in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
@@ -124,8 +120,6 @@ class WsConnection(StreamConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._ws.receive_eof()
-        if self._opened is not None and not self._opened.done():
-            self._opened.set_exception(ConnectionError("connection closed during the WebSocket upgrade"))
 
     def close(self) -> None:
         ws = self._ws
@@ -144,7 +138,7 @@ def bind_ws_listener(
 
     def accept(registry: dict[Address, StreamConnection]) -> StreamConnection:
         ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES)
-        return WsConnection(on_message, on_malformed, ws, registry, tls, name)
+        return WsConnection(on_message, on_malformed, ws, registry, server_tls_layer(tls), name)
 
     return StreamListener(sock, accept, name)
 
@@ -161,20 +155,10 @@ async def open_ws_connection(
     """Connect and upgrade to WebSocket with subprotocol "sip"; OSError if either fails."""
     host = server_hostname or (f"[{remote[0]}]" if ":" in remote[0] else remote[0])
     uri = parse_uri(f"{'wss' if tls is not None else 'ws'}://{host}:{remote[1]}/")
-    opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    ws = ClientProtocol(uri, subprotocols=[SIP_SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES)
     name = "WS" if tls is None else "WSS"
-    connection = await connect_stream(
-        remote,
-        local_ip,
-        local_port,
-        lambda: WsConnection(on_message, on_malformed, ws, protocol_name=name, opened=opened),
-        tls,
-        server_hostname,
-    )
-    try:
-        await asyncio.wait_for(opened, HANDSHAKE_TIMEOUT_S)
-    except BaseException:
-        connection.close()
-        raise
-    return connection
+
+    def connection(layer: TlsLayer | None) -> StreamConnection:
+        ws = ClientProtocol(uri, subprotocols=[SIP_SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES)
+        return WsConnection(on_message, on_malformed, ws, tls=layer, protocol_name=name)
+
+    return await connect_stream(remote, local_ip, local_port, connection, tls, server_hostname)

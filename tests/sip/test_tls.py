@@ -114,8 +114,7 @@ def test_tls_version_pins_one_version(run: Runner, material: TlsMaterial) -> Non
         server = _contexts(material.good, version=1.2)
         connection, error, _, _ = await _call(server, _contexts(material.good, version=1.2))
         assert error is None and connection is not None
-        assert connection._transport is not None
-        assert connection._transport.get_extra_info("ssl_object").version() == "TLSv1.2"
+        assert connection.tls_version == "TLSv1.2"
         mismatch, error, malformed, _ = await _call(server, _contexts(material.good, version=1.3))
         assert mismatch is None and error is not None
         assert malformed.reports[0][0].startswith("TLS handshake failed")
