@@ -353,3 +353,27 @@ def test_sctp_interop_with_sipp_both_ways(transport: str, tmp_path: Path, proces
     other = tmp_path / "sipp_uac"
     other.mkdir()
     _sipp_uac_against_gossipper(other, processes, transport, LOOPBACK)
+
+
+@needs_sipp
+def test_tcp_from_local_port_against_sipp_uas(tmp_path: Path, processes: Processes) -> None:
+    """SIPp answers over the connection that arrived from -p, and the calls succeed."""
+    port = _start_uas(processes, tmp_path, "t1", LOOPBACK, sipp=True)
+    _assert_echoed(_run_uac(tmp_path, _host(LOOPBACK, port), "t1", LOOPBACK, "-p", str(free_port())))
+
+
+@pytest.mark.parametrize("transport", ["t1", "ws1"])
+def test_a_refused_connection_stops_the_uac_with_one_line(transport: str) -> None:
+    with socket.socket() as idle:
+        idle.bind((LOOPBACK, 0))
+        port = idle.getsockname()[1]
+        result = subprocess.run(
+            gossipper_command("-sn", "uac", f"{LOOPBACK}:{port}", "-t", transport, "-m", "1", "-nostdin"),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 255
+    name = "TCP" if transport == "t1" else "WS"
+    expected = f"gossipper: remote host: cannot connect to {LOOPBACK}:{port} over {name}: Connection refused"
+    assert result.stderr.strip() == expected
