@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import warnings
 from dataclasses import dataclass
 
 from gossipper.errors import FileProblem, InvalidValue
@@ -70,7 +71,9 @@ def _context(settings: TlsSettings, protocol: ssl._SSLMethod) -> ssl.SSLContext:
             # OpenSSL 3 refuses the old versions at its default security level; a pinned
             # -tls_version 1.0/1.1 is asked for on purpose, so let it through.
             context.set_ciphers("DEFAULT:@SECLEVEL=0")
-        context.minimum_version = context.maximum_version = pinned
+        with warnings.catch_warnings():  # Python deprecates 1.0/1.1; SIPp still offers them
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = context.maximum_version = pinned
     for setting, required in (("tls_cert", settings.cert_file), ("tls_key", settings.key_file)):
         if not os.path.isfile(required):
             raise FileProblem(f"{required}: no such file", setting=setting)

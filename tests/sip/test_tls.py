@@ -111,10 +111,15 @@ def test_crl_refuses_a_revoked_certificate(run: Runner, material: TlsMaterial) -
 @RUNNERS
 def test_tls_version_pins_one_version(run: Runner, material: TlsMaterial) -> None:
     async def scenario() -> None:
+        names = {1.0: "TLSv1", 1.1: "TLSv1.1", 1.2: "TLSv1.2", 1.3: "TLSv1.3"}
+        for version, name in names.items():
+            pinned = _contexts(material.good, version=version)
+            connection, error, _, _ = await _call(pinned, pinned)
+            assert error is None and connection is not None
+            assert connection.tls_version == name
+        negotiated, _, _, _ = await _call(_contexts(material.good), _contexts(material.good))
+        assert negotiated is not None and negotiated.tls_version == "TLSv1.3"
         server = _contexts(material.good, version=1.2)
-        connection, error, _, _ = await _call(server, _contexts(material.good, version=1.2))
-        assert error is None and connection is not None
-        assert connection.tls_version == "TLSv1.2"
         mismatch, error, malformed, _ = await _call(server, _contexts(material.good, version=1.3))
         assert mismatch is None and error is not None
         assert malformed.reports[0][0].startswith("TLS handshake failed")
