@@ -149,3 +149,30 @@ def test_missing_or_wrong_files_name_the_file_and_flag(tmp_path: Path, material:
     with pytest.raises(FileProblem, match=r"nothing\.pem") as caught:
         _contexts(material.good, ca_file=str(tmp_path / "nothing.pem"))
     assert caught.value.setting == "tls_ca"
+
+
+@RUNNERS
+def test_sni_names_the_host_and_keylog_file_receives_the_keys(
+    run: Runner, material: TlsMaterial, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keylog = tmp_path / "keys.log"
+    monkeypatch.setenv("SSLKEYLOGFILE", str(keylog))
+    contexts = _contexts(material.good)
+    names: list[str | None] = []
+    contexts.server.sni_callback = lambda _tls, name, _context: names.append(name)
+
+    async def scenario() -> None:
+        listener = await open_tcp_listener(LOOPBACK, 0, Inbox(), Malformed(), tls=contexts.server)
+        try:
+            for hostname in ("sip.gossipper.test", None):
+                connection = await open_tcp_connection(
+                    listener.local_address, LOOPBACK, Inbox(), Malformed(), tls=contexts.client,
+                    server_hostname=hostname,
+                )  # fmt: skip
+                connection.close()
+        finally:
+            listener.close()
+
+    run(scenario())
+    assert names == ["sip.gossipper.test", None]
+    assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keylog.read_text()
