@@ -30,6 +30,7 @@ from gossipper.media.codecs import lookup_codec
 from gossipper.media.settings import MediaSettings, StandaloneSettings
 from gossipper.media.streams import StreamDefaults
 from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
+from gossipper.sip.tls import TlsSettings
 
 
 def twin_settings(config: Config) -> TwinSettings:
@@ -68,6 +69,9 @@ def run_settings(config: Config) -> RunSettings:
             remote=(config.remote_host, config.remote_port) if config.remote_host is not None else None,
             send_to=config.remote_sending_address,
             twin=twin_settings(config),
+            tls=TlsSettings(
+                config.tls_cert, config.tls_key, config.tls_ca, config.tls_crl, config.tls_version
+            ),
         ),
         generation=GenerationSettings(
             rate=config.rate,

@@ -29,6 +29,11 @@ class Config:
     min_rtp_port: int | None = None  # -min_rtp_port
     max_rtp_port: int = 65535  # -max_rtp_port
     transport: str = "u1"  # -t
+    tls_cert: str = "cacert.pem"  # -tls_cert (SIPp's default, in the working directory)
+    tls_key: str = "cakey.pem"  # -tls_key
+    tls_ca: str | None = None  # -tls_ca
+    tls_crl: str | None = None  # -tls_crl
+    tls_version: float = 0.0  # -tls_version (0: negotiate)
     service: str = "service"  # -s
     twin_3pcc: tuple[str, int] | None = None  # -3pcc
     twin_master: str | None = None  # -master NAME (extended 3PCC)

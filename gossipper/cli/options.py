@@ -15,7 +15,8 @@ from typing import Any
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 
-TRANSPORTS = ("u1", "un", "t1", "tn")
+# SIPp's codes, then gossipper's WebSocket ones (ws/wss, one socket or one per call)
+TRANSPORTS = ("u1", "un", "t1", "tn", "l1", "ln", "s1", "sn", "ws1", "wsn", "wss1", "wssn")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
@@ -179,7 +180,12 @@ _OPTIONS: list[Option] = [
     Option("mp", 1, _set("media_port", parse_port), "Local media base port"),
     Option("min_rtp_port", 1, _set("min_rtp_port", parse_port), "Lowest local RTP port"),
     Option("max_rtp_port", 1, _set("max_rtp_port", parse_port), "Highest local RTP port"),
-    Option("t", 1, _set("transport", _transport), "Transport: u1, un, t1, tn"),
+    Option("t", 1, _set("transport", _transport), "Transport: u1 un t1 tn l1 ln s1 sn ws1 wsn wss1 wssn"),
+    Option("tls_cert", 1, _set("tls_cert"), "TLS certificate file (default cacert.pem)"),
+    Option("tls_key", 1, _set("tls_key"), "TLS private key file (default cakey.pem)"),
+    Option("tls_ca", 1, _set("tls_ca"), "TLS CA file: verify peers (default: no verification)"),
+    Option("tls_crl", 1, _set("tls_crl"), "TLS certificate revocation list: verify peers with it"),
+    Option("tls_version", 1, _set("tls_version", _float(0)), "TLS version 1.0-1.3 (default: negotiate)"),
     Option("s", 1, _set("service"), "Request-URI user part ([service])"),
     Option("3pcc", 1, _set("twin_3pcc", _addr()), "3PCC twin socket host:port"),
     Option("master", 1, _set("twin_master"), "Extended 3PCC: this instance is the master NAME"),

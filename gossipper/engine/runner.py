@@ -23,7 +23,7 @@ from gossipper.engine.generator import CallGenerator
 from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
-from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode
+from gossipper.engine.settings import DefaultBehavior, RunSettings
 from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
@@ -93,6 +93,7 @@ class Run:
         self.generator: CallGenerator | None = None
         self.factory: CallFactory | None = None
         self.calls_ended = 0
+        self._opening = 0  # -t ?n calls still connecting (a TLS or WebSocket handshake takes a while)
         self.done = asyncio.Event()
         self.ending = RunEnd()
         self.injection = Injection(list(settings.injection_files))
@@ -293,28 +294,34 @@ class Run:
         generator_done = self.generator is not None and self.generator.exhausted
         max_calls = self.settings.generation.max_calls
         uas_done = not self.is_uac and max_calls and self.calls_ended >= max_calls
-        if (active == 0 and (self.ending.soft_stopping or generator_done)) or uas_done:
+        idle = active == 0 and self._opening == 0
+        if (idle and (self.ending.soft_stopping or generator_done)) or uas_done:
             self.done.set()
 
     # ------------------------------------------------------------------ calls
     def _new_client_call(self) -> None:
         assert self.factory is not None and self.endpoints.remote is not None
         context = self.factory.next_context(None, self.endpoints.remote)
-        if self.settings.transport.mode in (TransportMode.UDP_PER_CALL, TransportMode.TCP_PER_CALL):
+        if self.settings.transport.mode.per_call:
+            self._opening += 1
             self.loop.create_task(self._start_with_own_transport(context))
         else:
             self.factory.launch(context, self.endpoints.shared, is_server=False)
 
     async def _start_with_own_transport(self, context: CallContext) -> None:
         assert self.factory is not None
+        opened: SipTransport | str  # the call's transport, or why it has none
         try:
-            transport = await self.endpoints.open_for_call(context.remote)
+            opened = await self.endpoints.open_for_call(context.remote)
         except BindError as error:
-            self._failed_to_start(context, str(error))
-            return
+            opened = str(error)
         except OSError as error:
-            self._failed_to_start(context, f"cannot connect to {context.remote}: {error}")
+            opened = f"cannot connect to {context.remote}: {error}"
+        self._opening -= 1
+        if isinstance(opened, str):
+            self._failed_to_start(context, opened)
             return
+        transport = opened
         context.local_port = int(transport.local_address[1])
         self.factory.launch(context, transport, is_server=False, owns_transport=True)
 

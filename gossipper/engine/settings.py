@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from gossipper.media.settings import MediaSettings
+from gossipper.sip.tls import TlsSettings
 
 Address = tuple[str, int]
 
@@ -26,21 +27,45 @@ class DefaultBehavior(Enum):
 
 
 class TransportMode(Enum):
-    """-t: which protocol, and one shared socket or one per call."""
+    """-t: which protocol, and one shared socket or one per call.
+
+    SIPp's own two-letter codes, plus gossipper's WebSocket ones: the transport's own
+    name then 1 or n, since SIPp's scheme has no free letter for two WebSocket kinds.
+    """
 
     UDP_SHARED = "u1"
     UDP_PER_CALL = "un"
     TCP_SHARED = "t1"
     TCP_PER_CALL = "tn"
+    TLS_SHARED = "l1"
+    TLS_PER_CALL = "ln"
+    SCTP_SHARED = "s1"
+    SCTP_PER_CALL = "sn"
+    WS_SHARED = "ws1"
+    WS_PER_CALL = "wsn"
+    WSS_SHARED = "wss1"
+    WSS_PER_CALL = "wssn"
 
     @property
     def reliable(self) -> bool:
-        return self in (TransportMode.TCP_SHARED, TransportMode.TCP_PER_CALL)
+        return self not in (TransportMode.UDP_SHARED, TransportMode.UDP_PER_CALL)
+
+    @property
+    def per_call(self) -> bool:
+        """A socket (or connection) of each call's own."""
+        return self.value.endswith("n")
 
     @property
     def protocol_name(self) -> str:
-        """As [transport] prints it."""
-        return "TCP" if self.reliable else "UDP"
+        """As [transport] and a Via print it."""
+        return _PROTOCOL_NAMES[self.value[:-1]]
+
+    @property
+    def secure(self) -> bool:
+        return self.value[:-1] in ("l", "wss")
+
+
+_PROTOCOL_NAMES = {"u": "UDP", "t": "TCP", "l": "TLS", "s": "SCTP", "ws": "WS", "wss": "WSS"}
 
 
 # SIPp's retransmission limits when -max_retrans is not given.
@@ -109,6 +134,7 @@ class TransportSettings:
     remote: Address | None = None  # the positional host[:port], unresolved
     send_to: Address | None = None  # -rsa: where packets go instead, unresolved
     twin: TwinSettings = field(default_factory=TwinSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)  # l1/ln and wss1/wssn
 
 
 @dataclass(frozen=True)

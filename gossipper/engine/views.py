@@ -79,7 +79,7 @@ class RunViews:
 
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None:
         if self.message_trace is not None:
-            kind = "TCP" if transport.is_reliable else "UDP"
+            kind = transport.protocol_name
             preposition = "to" if direction == "sent" else "from"
             self.message_trace.write(
                 f"{kind} message {direction} ({len(data)} bytes) {preposition} {peer[0]}:{peer[1]}:\n\n"

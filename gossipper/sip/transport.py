@@ -1,8 +1,10 @@
-"""SIP over UDP and TCP on asyncio protocols (uvloop when it is the running loop).
+"""SIP over UDP, TCP and TLS on asyncio protocols (uvloop when it is the running loop).
 
-Transports only move bytes: every datagram or framed TCP message goes to the
+Transports only move bytes: every datagram or framed stream message goes to the
 dispatcher's callback unparsed, and send failures are counted, never raised, because
-one unreachable peer must not stop a run of thousands of calls.
+one unreachable peer must not stop a run of thousands of calls. The stream kinds share
+the connection and listener bookkeeping here; WebSocket framing lives in
+`sip.websocket` and SCTP's message-per-send sockets in `sip.sctp`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
@@ -19,6 +22,8 @@ from gossipper.sip.message import SipParseError, find_message_end
 Address = tuple[str, int]
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 LISTEN_BACKLOG = 1024
+RECEIVE_CHUNK = 65536
+CONNECT_READY_TIMEOUT_S = 10.0  # a TLS handshake or WebSocket upgrade that takes longer has failed
 
 
 class SipTransport(Protocol):
@@ -26,6 +31,8 @@ class SipTransport(Protocol):
     def local_address(self) -> Address: ...
     @property
     def is_reliable(self) -> bool: ...
+    @property
+    def protocol_name(self) -> str: ...  # as SIPp's message trace names it: UDP, TCP, TLS, SCTP, WS, WSS
     def send(self, data: bytes, remote: Address) -> None: ...
     def close(self) -> None: ...
 
@@ -34,17 +41,22 @@ OnMessage = Callable[[bytes, Address, SipTransport], None]
 OnMalformed = Callable[[str, bytes, Address], None]
 
 
-def _address(raw: Any) -> Address:
-    """(host, port) for both families: IPv6 socket addresses carry flow info and scope too."""
+def socket_address(raw: Any) -> Address:
+    """(host, port) for both IP families: IPv6 socket addresses carry flow info and scope too.
+    A local (AF_UNIX) socket's name has no port: (name, 0)."""
+    if isinstance(raw, (str, bytes)):
+        return str(raw), 0
     return str(raw[0]), int(raw[1])
 
 
-def _bound_socket(ip: str, port: int, kind: socket.SocketKind, label: str) -> socket.socket:
+def bound_socket(ip: str, port: int, kind: socket.SocketKind, label: str, proto: int = 0) -> socket.socket:
+    """A non-blocking socket bound to ip:port (port 0: any); streams may share a port, as SIPp's
+    -t t1 connection shares -p with its listener."""
     try:
         family, _, _, _, address = socket.getaddrinfo(ip, port, type=kind, flags=socket.AI_PASSIVE)[0]
     except socket.gaierror as error:
         raise BindError(f"cannot bind {label} {ip}:{port}: {error.strerror}") from None
-    sock = socket.socket(family, kind)
+    sock = socket.socket(family, kind, proto)
     try:
         if kind == socket.SOCK_STREAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # restart despite TIME_WAIT
@@ -64,6 +76,7 @@ class UdpTransport(asyncio.DatagramProtocol):
     """One UDP socket: asyncio protocol and SipTransport in one object, to save a hop per packet."""
 
     is_reliable = False
+    protocol_name = "UDP"
 
     def __init__(self, on_message: OnMessage) -> None:
         self._on_message = on_message
@@ -73,10 +86,10 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
-        self.local_address = _address(transport.get_extra_info("sockname"))
+        self.local_address = socket_address(transport.get_extra_info("sockname"))
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self._on_message(data, _address(addr), self)
+        self._on_message(data, socket_address(addr), self)
 
     def error_received(self, exc: Exception) -> None:
         """Asynchronous send failures (ICMP unreachable, ENOBUFS) land here, not in send()."""
@@ -98,7 +111,7 @@ class UdpTransport(asyncio.DatagramProtocol):
 
 
 async def open_udp(ip: str, port: int, on_message: OnMessage) -> UdpTransport:
-    sock = _bound_socket(ip, port, socket.SOCK_DGRAM, "UDP")
+    sock = bound_socket(ip, port, socket.SOCK_DGRAM, "UDP")
     protocol = UdpTransport(on_message)
     try:
         await asyncio.get_running_loop().create_datagram_endpoint(lambda: protocol, sock=sock)
@@ -108,9 +121,98 @@ async def open_udp(ip: str, port: int, on_message: OnMessage) -> UdpTransport:
     return protocol
 
 
-# ---------------------------------------------------------------------- TCP
-class TcpConnection(asyncio.Protocol):
-    """One TCP connection, framed into SIP messages; replies go back on the same connection."""
+# ---------------------------------------------------------------------- streams
+class SipFramer:
+    """Cuts a byte stream into SIP messages by Content-Length (TCP, TLS, SCTP)."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """The whole messages the stream now holds; SipParseError (buffer dropped) if it is not SIP."""
+        buffer = self._buffer
+        buffer += data
+        messages: list[bytes] = []
+        while buffer:
+            if buffer[0] in (13, 10) and not buffer.strip(b"\r\n"):
+                buffer.clear()  # keep-alive CRLFs only
+                break
+            try:
+                end = find_message_end(buffer)
+            except SipParseError:
+                buffer.clear()
+                raise
+            if end is None:
+                break
+            message = bytes(buffer[:end])
+            del buffer[:end]
+            messages.append(message.lstrip(b"\r\n") if message[:1] in (b"\r", b"\n") else message)
+        return messages
+
+
+class TlsLayer:
+    """TLS over whatever carries the bytes, on memory BIOs: the same code for both sides and
+    both event loops, and every handshake failure is seen here (asyncio's TLS server would
+    drop a failed handshake without a word)."""
+
+    def __init__(self, context: ssl.SSLContext, server_side: bool, server_hostname: str | None) -> None:
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self._tls = context.wrap_bio(
+            self._incoming, self._outgoing, server_side=server_side, server_hostname=server_hostname
+        )
+        self.handshaken = False
+
+    def advance(self) -> bool:
+        """Go on with the handshake; True once it is done. ssl.SSLError if it failed."""
+        if not self.handshaken:
+            try:
+                self._tls.do_handshake()
+            except ssl.SSLWantReadError:
+                return False
+            self.handshaken = True
+        return True
+
+    def receive(self, data: bytes) -> tuple[bytes, bool]:
+        """The plaintext this data completes, and whether the peer ended TLS (close_notify)."""
+        self._incoming.write(data)
+        if not self.advance():
+            return b"", False
+        chunks: list[bytes] = []
+        while True:
+            try:
+                chunk = self._tls.read(RECEIVE_CHUNK)
+            except ssl.SSLWantReadError:
+                return b"".join(chunks), False
+            except ssl.SSLZeroReturnError:
+                return b"".join(chunks), True
+            if not chunk:
+                return b"".join(chunks), True
+            chunks.append(chunk)
+
+    def encrypt(self, data: bytes) -> None:
+        self._tls.write(data)
+
+    def end(self) -> None:
+        """Our close_notify, if the session is up."""
+        if self.handshaken:
+            with contextlib.suppress(ssl.SSLError):
+                self._tls.unwrap()
+
+    def version(self) -> str | None:
+        return self._tls.version()
+
+    def output(self) -> bytes:
+        return self._outgoing.read()
+
+
+class StreamConnection(asyncio.Protocol):
+    """One connection of a stream transport (TCP, TLS, WebSocket); replies go back on it.
+
+    `ready` is done when the connection can carry SIP: at once for TCP, after the TLS
+    handshake for TLS, after the upgrade for WebSocket; a client waits for it. Subclasses
+    say how received bytes become SIP messages and how a message is sent.
+    """
 
     is_reliable = True
 
@@ -118,86 +220,197 @@ class TcpConnection(asyncio.Protocol):
         self,
         on_message: OnMessage,
         on_malformed: OnMalformed,
-        registry: dict[Address, TcpConnection] | None = None,
+        registry: dict[Address, StreamConnection] | None = None,
+        tls: TlsLayer | None = None,
+        protocol_name: str = "TCP",
     ) -> None:
         self._on_message = on_message
         self._on_malformed = on_malformed
         self._registry = registry  # the accepting listener's table of open connections
+        self._tls = tls
         self._transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.protocol_name = protocol_name
         self.local_address: Address = ("", 0)
         self.remote_address: Address = ("", 0)
         self.send_errors = 0
 
+    @property
+    def accepted(self) -> bool:
+        """A server side: accepted connections live in their listener's table."""
+        return self._registry is not None
+
+    @property
+    def tls_version(self) -> str | None:
+        return self._tls.version() if self._tls is not None else None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self.local_address = _address(transport.get_extra_info("sockname"))
-        self.remote_address = _address(transport.get_extra_info("peername"))
+        self.local_address = socket_address(transport.get_extra_info("sockname"))
+        self.remote_address = socket_address(transport.get_extra_info("peername"))
         sock = transport.get_extra_info("socket")
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self._registry is not None:
             self._registry[self.remote_address] = self
+        if self._tls is None:
+            self.opened()
+            return
+        self._tls_step(b"")  # a client's ClientHello goes out now
+
+    def opened(self) -> None:
+        """The connection (and its TLS, if any) is up: by default it can carry SIP now; a
+        subclass with a handshake of its own calls set_ready once that is done."""
+        self.set_ready()
+
+    def set_ready(self, failure: Exception | None = None) -> None:
+        if self.ready.done():
+            return
+        if failure is None:
+            self.ready.set_result(None)
+        else:
+            self.ready.set_exception(failure)
+            self.ready.exception()  # a server side has nobody awaiting it: mark it seen
 
     def data_received(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        while buffer:
-            if buffer[0] in (13, 10) and not buffer.strip(b"\r\n"):
-                buffer.clear()  # keep-alive CRLFs only
-                return
-            try:
-                end = find_message_end(buffer)
-            except SipParseError as error:
-                self._on_malformed(str(error), bytes(buffer), self.remote_address)
-                buffer.clear()
-                self.close()
-                return
-            if end is None:
-                return
-            message = bytes(buffer[:end])
-            del buffer[:end]
-            if message[:1] in (b"\r", b"\n"):
-                message = message.lstrip(b"\r\n")
-            self._on_message(message, self.remote_address, self)
+        if self._tls is None:
+            self.received(data)
+            return
+        self._tls_step(data)
+
+    def _tls_step(self, data: bytes) -> None:
+        tls = self._tls
+        assert tls is not None
+        was_up = tls.handshaken
+        try:
+            if data:
+                plaintext, ended = tls.receive(data)
+            else:
+                tls.advance()
+                plaintext, ended = b"", False
+        except ssl.SSLError as error:
+            self._flush_tls()  # the alert, so the peer learns why
+            self._tls_failed(error, was_up)
+            return
+        self._flush_tls()
+        if tls.handshaken and not was_up:
+            self.opened()
+        if plaintext:
+            self.received(plaintext)
+        if ended and self._transport is not None:
+            self._transport.close()
+
+    def _tls_failed(self, error: ssl.SSLError, was_up: bool) -> None:
+        what = "TLS error" if was_up else "TLS handshake failed"
+        if not self.ready.done() and not self.accepted:
+            self.set_ready(error)  # a client: the one awaiting the connection hears why
+        else:
+            self._on_malformed(f"{what}: {error}", b"", self.remote_address)
+        if self._transport is not None:
+            self._transport.close()
+
+    def _flush_tls(self) -> None:
+        assert self._tls is not None
+        output = self._tls.output()
+        if output and self._transport is not None and not self._transport.is_closing():
+            self._transport.write(output)
+
+    def received(self, data: bytes) -> None:
+        raise NotImplementedError
 
     def connection_lost(self, exc: Exception | None) -> None:
         registry = self._registry
         if registry is not None and registry.get(self.remote_address) is self:
             del registry[self.remote_address]
+        self.set_ready(ConnectionError("connection closed before it was ready"))
 
-    def send(self, data: bytes, remote: Address) -> None:
-        """The connection has one peer, so the remote address is not needed."""
+    def write(self, data: bytes) -> None:
         transport = self._transport
         if transport is None or transport.is_closing():
             self.send_errors += 1
             return
         try:
-            transport.write(data)
-        except (OSError, RuntimeError):
+            if self._tls is None:
+                transport.write(data)
+                return
+            self._tls.encrypt(data)
+            self._flush_tls()
+        except (OSError, RuntimeError, ssl.SSLError):
             self.send_errors += 1
 
+    def send(self, data: bytes, remote: Address) -> None:
+        """The connection has one peer, so the remote address is not needed."""
+        self.write(data)
+
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
+        if self._transport is None:
+            return
+        if self._tls is not None and not self._transport.is_closing():
+            self._tls.end()
+            self._flush_tls()
+        self._transport.close()
 
 
-class TcpListener:
-    """A listening socket; sends reach a peer over the connection it opened to us."""
+class TcpConnection(StreamConnection):
+    """SIP straight on the byte stream (TCP and TLS), framed by Content-Length."""
+
+    def __init__(
+        self,
+        on_message: OnMessage,
+        on_malformed: OnMalformed,
+        registry: dict[Address, StreamConnection] | None = None,
+        tls: TlsLayer | None = None,
+        protocol_name: str = "TCP",
+    ) -> None:
+        super().__init__(on_message, on_malformed, registry, tls, protocol_name)
+        self._framer = SipFramer()
+
+    def received(self, data: bytes) -> None:
+        try:
+            messages = self._framer.feed(data)
+        except SipParseError as error:
+            self._on_malformed(str(error), data, self.remote_address)
+            self.close()
+            return
+        for message in messages:
+            self._on_message(message, self.remote_address, self)
+
+
+ConnectionMaker = Callable[[dict[Address, StreamConnection]], StreamConnection]
+
+
+class StreamListener:
+    """A listening socket; sends reach a peer over the connection it opened to us.
+
+    Bound first and listening only on listen(), so that a -t t1 client can connect out
+    from the same port in between, as SIPp does with -p.
+    """
 
     is_reliable = True
 
-    def __init__(self, on_message: OnMessage, on_malformed: OnMalformed) -> None:
-        self._on_message = on_message
-        self._on_malformed = on_malformed
+    def __init__(self, sock: socket.socket, make_connection: ConnectionMaker, protocol_name: str) -> None:
+        self._sock = sock
+        self._make_connection = make_connection
         self._server: asyncio.AbstractServer | None = None
-        self.connections: dict[Address, TcpConnection] = {}
-        self.local_address: Address = ("", 0)
+        self.protocol_name = protocol_name
+        self.connections: dict[Address, StreamConnection] = {}
+        self.local_address: Address = socket_address(sock.getsockname())
         self.send_errors = 0
 
-    def _accept(self) -> TcpConnection:
-        return TcpConnection(self._on_message, self._on_malformed, self.connections)
+    async def listen(self) -> None:
+        sock = self._sock
+        try:
+            sock.listen(LISTEN_BACKLOG)
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: self._make_connection(self.connections), sock=sock
+            )
+        except OSError as error:
+            sock.close()
+            ip, port = self.local_address
+            raise BindError(
+                f"cannot listen on {self.protocol_name} {ip}:{port}: {error.strerror or error}"
+            ) from None
 
     def send(self, data: bytes, remote: Address) -> None:
         connection = self.connections.get(remote)
@@ -209,23 +422,63 @@ class TcpListener:
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        else:
+            self._sock.close()
         for connection in list(self.connections.values()):
             connection.close()
 
 
+def bind_tcp_listener(
+    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, tls: ssl.SSLContext | None = None
+) -> StreamListener:
+    """A TCP (or, given a server context, TLS) listener, bound but not yet listening."""
+    name = "TCP" if tls is None else "TLS"
+    sock = bound_socket(ip, port, socket.SOCK_STREAM, name)
+
+    def accept(registry: dict[Address, StreamConnection]) -> StreamConnection:
+        return TcpConnection(on_message, on_malformed, registry, server_tls_layer(tls), name)
+
+    return StreamListener(sock, accept, name)
+
+
+def server_tls_layer(context: ssl.SSLContext | None) -> TlsLayer | None:
+    return TlsLayer(context, server_side=True, server_hostname=None) if context is not None else None
+
+
 async def open_tcp_listener(
-    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed
-) -> TcpListener:
-    sock = _bound_socket(ip, port, socket.SOCK_STREAM, "TCP")
-    listener = TcpListener(on_message, on_malformed)
-    try:
-        sock.listen(LISTEN_BACKLOG)
-        listener._server = await asyncio.get_running_loop().create_server(listener._accept, sock=sock)
-    except OSError as error:
-        sock.close()
-        raise BindError(f"cannot listen on TCP {ip}:{port}: {error.strerror or error}") from None
-    listener.local_address = _address(sock.getsockname())
+    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, tls: ssl.SSLContext | None = None
+) -> StreamListener:
+    listener = bind_tcp_listener(ip, port, on_message, on_malformed, tls)
+    await listener.listen()
     return listener
+
+
+async def connect_stream(
+    remote: Address,
+    local_ip: str,
+    local_port: int,
+    make_connection: Callable[[TlsLayer | None], StreamConnection],
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> StreamConnection:
+    """Connect out and wait until the connection is ready (TLS handshake, WebSocket upgrade);
+    SNI only for a host name. BindError for the local side, OSError (refused, handshake
+    failed, too slow) for the remote side."""
+    sock = bound_socket(local_ip, local_port, socket.SOCK_STREAM, "TCP" if tls is None else "TLS")
+    loop = asyncio.get_running_loop()
+    layer = TlsLayer(tls, server_side=False, server_hostname=server_hostname) if tls is not None else None
+    try:
+        await loop.sock_connect(sock, remote)
+        _, connection = await loop.create_connection(lambda: make_connection(layer), sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        await asyncio.wait_for(asyncio.shield(connection.ready), CONNECT_READY_TIMEOUT_S)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
 
 
 async def open_tcp_connection(
@@ -234,16 +487,15 @@ async def open_tcp_connection(
     on_message: OnMessage,
     on_malformed: OnMalformed,
     local_port: int = 0,
-) -> TcpConnection:
-    """Connect out; BindError for the local side, OSError (e.g. refused) for the remote side."""
-    sock = _bound_socket(local_ip, local_port, socket.SOCK_STREAM, "TCP")
-    loop = asyncio.get_running_loop()
-    try:
-        await loop.sock_connect(sock, remote)
-        _, connection = await loop.create_connection(
-            lambda: TcpConnection(on_message, on_malformed), sock=sock
-        )
-    except BaseException:
-        sock.close()
-        raise
-    return connection
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> StreamConnection:
+    name = "TCP" if tls is None else "TLS"
+    return await connect_stream(
+        remote,
+        local_ip,
+        local_port,
+        lambda layer: TcpConnection(on_message, on_malformed, tls=layer, protocol_name=name),
+        tls,
+        server_hostname,
+    )
