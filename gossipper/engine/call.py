@@ -235,6 +235,7 @@ class Call:
                 where = f"call {self.call_id}: step {self.index}"
                 self.host.trace_error(f"{where}: {verdict[1]} (an action of a send: no effect, as in SIPp)")
             elif outcome.stop_call and isinstance(step, model.Recv | model.RecvCmd):
+                self.host.counters.calls_rejected += 1
                 self._finish("scenario_error", "stopped by stop_call")
                 return False
             else:
@@ -665,10 +666,12 @@ class Call:
         if method == "PING":
             # SIPp's pingreply: answer, and the call ends neither failed nor successful.
             if policy.has(DefaultBehavior.PING_REPLY):
+                self.host.counters.auto_answered += 1
                 self._answer_ok(message)
                 self._finish(None, "ended by a PING", counted=False)
             return
         if method in AUTO_ANSWERED and policy.auto_answer:
+            self.host.counters.auto_answered += 1
             self._answer_ok(message)  # the call's last message stays what it was, as in SIPp
             return
         self._process_unexpected(message)
@@ -701,6 +704,8 @@ class Call:
         self._count_unexpected()
         step_index = self._unexpected_step()
         first_line = message.first_line
+        if not message.is_request:
+            self.host.counters.unexpected_response(message.status_code or 0)
         self.host.trace_error(
             f"unexpected message{why} for call {self.call_id} at step {step_index}: {first_line}"
         )

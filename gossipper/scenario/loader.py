@@ -180,8 +180,8 @@ class _Loader:
             "condexec": node.attrs.get("condexec"),
             "condexec_inverse": self.flag(node, "condexec_inverse"),
             "lost": lost,
-            "start_rtd": _names(node.attrs.get("start_rtd")),
-            "rtd": _names(node.attrs.get("rtd")),
+            "start_rtd": _rtd_names(node.attrs.get("start_rtd")),
+            "rtd": _rtd_names(node.attrs.get("rtd")),
             "repeat_rtd": self.flag(node, "repeat_rtd"),
             "timeout_ms": self.integer(node, "timeout", 0) or 0,
             "ontimeout": self.label_ref(node, "ontimeout"),
@@ -407,6 +407,11 @@ class _Loader:
 
 def _names(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _rtd_names(text: str | None) -> list[str]:
+    """SIPp's get_rtd: "true" is the RTD named 1 (its ResponseTime1 columns), "false" none."""
+    return [{"true": "1"}.get(name, name) for name in _names(text) if name != "false"]
 
 
 def parse_scenario(
