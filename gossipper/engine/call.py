@@ -157,6 +157,8 @@ class Call:
                 if not self._should_run(step):
                     self.index += 1
                     continue
+                if isinstance(step, model.Pause | model.Timewait | model.Nop | model.SendCmd):
+                    self.host.counters.count_message(step.counter)  # SIPp's do_bookkeeping
                 if isinstance(step, model.Send):
                     if not self._do_send(step):
                         return
@@ -289,6 +291,7 @@ class Call:
         for name in step.start_rtd:
             self.rtd_started[name] = now
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
+        counters.count_message(step.counter)
         self._cancel_retrans()
         if step.retrans_ms and not self.transport.is_reliable:
             self._retrans_count = 0
@@ -547,6 +550,7 @@ class Call:
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
         for name in step.start_rtd:
             self.rtd_started[name] = now
+        counters.count_message(step.counter)
         self.last_recv_hash = digest
         self.last_recv_index = index
         self.retrans_of_recv_hash = None

@@ -86,6 +86,9 @@ class Run:
         self.counters.ensure_steps(len(scenario.steps))
         for name in scenario.rtd_names:  # known up front so the -trace_stat header lists them
             self.counters.rtd_stat(name, scenario.response_time_repartition or DEFAULT_RTT_BUCKETS_MS)
+        for step in scenario.steps:  # so are the counter= counters, in order of first mention
+            if step.counter is not None:
+                self.counters.generic.setdefault(step.counter, 0)
         self.is_uac = scenario.is_uac
         self.generator: CallGenerator | None = None
         self.factory: CallFactory | None = None

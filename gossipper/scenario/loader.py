@@ -98,6 +98,13 @@ class _Loader:
         return bounds
 
     # ------------------------------------------------------------ attributes
+    def counter(self, node: Node) -> str | None:
+        """SIPp's get_counter: a counter name is not empty and holds neither "$" nor ","."""
+        name = node.attrs.get("counter")
+        if name is not None and (not name or "$" in name or "," in name):
+            raise self.fail(node.line, f'counter={name!r}: must be non-empty, without "$" or ","')
+        return name
+
     def required(self, node: Node, name: str) -> str:
         value = node.attrs.get(name)
         if value is None or value == "":
@@ -186,6 +193,7 @@ class _Loader:
             "timeout_ms": self.integer(node, "timeout", 0) or 0,
             "ontimeout": self.label_ref(node, "ontimeout"),
             "display": node.attrs.get("display"),
+            "counter": self.counter(node),
         }
 
     def send(self, node: Node, common: dict[str, object]) -> model.Step:

@@ -173,6 +173,11 @@ class RunCounters:
         self.calls_failed += 1
         self.failure_classes[failure_class] += 1
 
+    def count_message(self, counter: str | None) -> None:
+        """A message of a step with counter="name" was sent or taken."""
+        if counter is not None:
+            self.generic[counter] = self.generic.get(counter, 0) + 1
+
     def unexpected_response(self, status_code: int) -> None:
         if self.collect_error_codes:
             self.unexpected_codes.append(status_code)

@@ -50,6 +50,10 @@ def _lab_uac(directory: Path) -> Path:
     text = subprocess.run([SIPP, "-sd", "uac"], capture_output=True, text=True, check=False).stdout
     assert "<scenario" in text
     text = re.sub(r'<scenario name="[^"]*">', '<scenario name="../../escaped/name">', text)
+    # Generic counters, named and numeric (SIPp's GenericCounter7 columns).
+    text = text.replace('<send retrans="500">', '<send retrans="500" counter="invites">', 1)
+    text = text.replace('<recv response="200" rtd="true">', '<recv response="200" rtd="true" counter="7">')
+    assert 'counter="invites"' in text and 'counter="7"' in text
     path = directory / "lab_uac.xml"
     path.write_text(text)
     return path
@@ -106,6 +110,7 @@ def test_stat_and_counts_csv_are_sipps_for_the_same_scenario(tmp_path: Path, sip
     their_stat, our_stat = _rows(_only(theirs, "lab_uac_*_.csv")), _rows(_only(ours, "lab_uac_*_.csv"))
     assert our_stat[0] == their_stat[0]
     assert "ResponseTime1(C)" in our_stat[0] and our_stat[0][-1] == ""
+    assert {"invites(C)", "GenericCounter7(C)"} <= set(our_stat[0])
     header = our_stat[0]
     for row in our_stat[1:]:
         assert len(row) == len(header)
@@ -114,8 +119,15 @@ def test_stat_and_counts_csv_are_sipps_for_the_same_scenario(tmp_path: Path, sip
         dict(zip(header, our_stat[-1], strict=True)),
         dict(zip(header, their_stat[-1], strict=True)),
     )
-    for column in ("TotalCallCreated", "SuccessfulCall(C)", "FailedCall(C)", "OutgoingCall(C)"):
-        assert ours_last[column] == theirs_last[column] == (str(CALLS) if column != "FailedCall(C)" else "0")
+    for column in (
+        "TotalCallCreated",
+        "SuccessfulCall(C)",
+        "OutgoingCall(C)",
+        "invites(C)",
+        "GenericCounter7(C)",
+    ):
+        assert ours_last[column] == theirs_last[column] == str(CALLS), column
+    assert ours_last["FailedCall(C)"] == theirs_last["FailedCall(C)"] == "0"
     # Current SIPp prints the -r value with three decimals; 3.6.1 prints it bare.
     assert float(theirs_last["TargetRate"]) == 5 and ours_last["TargetRate"] == "5.000"
     assert re.fullmatch(r"\d\d:\d\d:\d\d:\d{3}000", ours_last["ResponseTime1(C)"])
