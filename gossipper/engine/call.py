@@ -343,7 +343,7 @@ class Call:
         if self._retrans_count >= self.policy.max_retrans(is_invite):
             self.host.counters.steps[sent.index].timeouts += 1
             reason = f"no answer after {self._retrans_count} retransmissions of step {sent.index}"
-            self._timed_out(self.scenario.steps[sent.index].ontimeout, reason)
+            self._timed_out(self.scenario.steps[sent.index].ontimeout, reason, retransmissions=True)
             return
         self._retrans_count += 1
         self.host.counters.retransmissions += 1
@@ -389,7 +389,7 @@ class Call:
         self.host.counters.steps[self.index].timeouts += 1
         self._timed_out(step.ontimeout, f"timeout while waiting at step {self.index}")
 
-    def _timed_out(self, ontimeout: str | None, reason: str) -> None:
+    def _timed_out(self, ontimeout: str | None, reason: str, retransmissions: bool = False) -> None:
         """A recv's wait or a send's retransmissions ran out: go to the ontimeout label, or
         fail the call. SIPp fails it too when the label has nothing after it."""
         if ontimeout is not None:
@@ -403,6 +403,7 @@ class Call:
                 return
             reason = f"{reason}; its ontimeout label {ontimeout!r} ends the scenario"
         self.host.counters.timeouts += 1
+        self.host.counters.calls_max_retrans += retransmissions  # SIPp's FailedMaxUDPRetrans
         self._abort("timeout", reason)
 
     def _start_pause(self, step: model.Pause | model.Timewait) -> None:

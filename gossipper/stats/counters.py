@@ -157,6 +157,7 @@ class RunCounters:
     media: MediaCounters = field(default_factory=MediaCounters)
     target_rate: float = 0.0  # SIPp's rate: calls per rate period asked of the generator
     target_users: int | None = None  # -users, which SIPp's TargetRate shows instead of the rate
+    calls_max_retrans: int = 0  # of the "timeout" failures, those whose retransmissions ran out
     calls_rejected: int = 0  # of calls_failed, those a stop_call ended at a recv (SIPp's rejectCall)
     auto_answered: int = 0  # unexpected PING, INFO/NOTIFY/OPTIONS/UPDATE (-aa) answered with 200
     warnings: int = 0  # entries of the error log (SIPp's WARNING)

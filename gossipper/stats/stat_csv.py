@@ -29,6 +29,11 @@ def _failures(failure_class: str) -> Getter:
     return lambda counters: counters.failure_classes[failure_class]
 
 
+def _recv_timeouts(counters: RunCounters) -> int:
+    """Our "timeout" class holds both of SIPp's: a recv's wait and UDP retransmissions running out."""
+    return counters.failure_classes["timeout"] - counters.calls_max_retrans
+
+
 def _send_errors(counters: RunCounters) -> int:
     return sum(counters.media.send_errors.values())
 
@@ -45,7 +50,7 @@ _OUTCOME_COLUMNS: tuple[tuple[str, Getter | None], ...] = (
     ("SuccessfulCall", attrgetter("calls_succeeded")),
     ("FailedCall", attrgetter("calls_failed")),
     ("FailedCannotSendMessage", _failures("transport_error")),
-    ("FailedMaxUDPRetrans", None),
+    ("FailedMaxUDPRetrans", attrgetter("calls_max_retrans")),
     ("FailedTcpConnect", None),
     ("FailedTcpClosed", None),
     ("FailedUnexpectedMessage", _failures("unexpected_sip")),
@@ -55,7 +60,7 @@ _OUTCOME_COLUMNS: tuple[tuple[str, Getter | None], ...] = (
     ("FailedRegexpShouldntMatch", None),
     ("FailedRegexpHdrNotFound", None),
     ("FailedOutboundCongestion", None),
-    ("FailedTimeoutOnRecv", _failures("timeout")),
+    ("FailedTimeoutOnRecv", _recv_timeouts),
     ("FailedTimeoutOnSend", None),
     ("FailedTestDoesntMatch", None),
     ("FailedTestShouldntMatch", None),

@@ -164,17 +164,12 @@ def test_stat_and_counts_csv_are_sipps_for_the_same_scenario(tmp_path: Path, sip
 def test_error_codes_and_calldebug_files_match_sipps(tmp_path: Path, sipp_uas: SippUas) -> None:
     (tmp_path / "rejecting.xml").write_text(REJECTING_UAS)
     uas = sipp_uas("-sf", str(tmp_path / "rejecting.xml"), "-i", LOOPBACK, cwd=tmp_path)
-    theirs, ours = _both(
-        tmp_path,
-        uas.port,
-        _lab_uac(tmp_path),
-        "-m",
-        "2",
-        "-r",
-        "10",
-        "-trace_error_codes",
-        "-trace_calldebug",
-    )
+    flags = ("-m", "2", "-r", "10", "-trace_error_codes", "-trace_calldebug", "-trace_stat")
+    theirs, ours = _both(tmp_path, uas.port, _lab_uac(tmp_path), *flags)
+    for directory in (theirs, ours):
+        stat = _rows(_only(directory, "lab_uac_*_.csv"))
+        last = dict(zip(stat[0], stat[-1], strict=True))
+        assert (last["FailedCall(C)"], last["FailedUnexpectedMessage(C)"]) == ("2", "2"), directory.name
     their_codes = _only(theirs, "lab_uac_*_error_codes.csv").read_text().splitlines()
     our_codes = _only(ours, "lab_uac_*_error_codes.csv").read_text().splitlines()
     row = DEFAULT_STAMP + r";\d\d:\d\d:\d\d:\d{6};((480,)*)"
@@ -305,3 +300,18 @@ def test_ringbuffer_and_max_log_size_are_refused_together(tmp_path: Path) -> Non
     assert result.stderr.strip().splitlines() == [
         "gossipper: -ringbuffer_size and -max_log_size: choose one (SIPp refuses both)"
     ]
+
+
+@needs_sipp
+def test_retransmissions_running_out_is_failed_max_udp_retrans(tmp_path: Path) -> None:
+    """Nobody answers: SIPp counts the call in FailedMaxUDPRetrans, not FailedTimeoutOnRecv."""
+    silent = f"{LOOPBACK}:{free_port()}"
+    for program in ("sipp", "gossipper"):
+        directory = tmp_path / program
+        directory.mkdir()
+        result = _run(program, directory, "-sn", "uac", silent, "-m", "1", "-max_retrans", "1", "-trace_stat")
+        assert result.returncode == 1, (program, result.stderr[-2000:])
+        stat = _rows(_only(directory, "uac_*_.csv"))
+        last = dict(zip(stat[0], stat[-1], strict=True))
+        failures = (last["FailedCall(C)"], last["FailedMaxUDPRetrans(C)"], last["FailedTimeoutOnRecv(C)"])
+        assert failures == ("1", "1", "0"), program

@@ -230,6 +230,9 @@ def test_generic_counters_rejected_auto_answered_and_warnings(tmp_path: os.PathL
     writer.write_header()
     counters.generic.update({"7": 2, "invites": 5})
     counters.calls_rejected, counters.auto_answered, counters.warnings = 1, 3, 4
+    counters.call_failed("timeout")
+    counters.call_failed("timeout")
+    counters.calls_max_retrans = 1
     writer.write_row(STARTED + 1)
     counters.generic["invites"] = 6
     writer.write_row(STARTED + 2)
@@ -241,6 +244,7 @@ def test_generic_counters_rejected_auto_answered_and_warnings(tmp_path: os.PathL
     assert (first["GenericCounter7(C)"], first["invites(P)"], second["invites(P)"]) == ("2", "5", "1")
     assert (first["FailedCallRejected(C)"], first["AutoAnswered(C)"], first["Warnings(C)"]) == ("1", "3", "4")
     assert second["Warnings(P)"] == "0"
+    assert (first["FailedMaxUDPRetrans(C)"], first["FailedTimeoutOnRecv(C)"]) == ("1", "1")
 
 
 def test_periodic_rtd_restarts_the_repartitions_at_each_row(tmp_path: os.PathLike[str]) -> None:
