@@ -315,3 +315,47 @@ def test_retransmissions_running_out_is_failed_max_udp_retrans(tmp_path: Path) -
         last = dict(zip(stat[0], stat[-1], strict=True))
         failures = (last["FailedCall(C)"], last["FailedMaxUDPRetrans(C)"], last["FailedTimeoutOnRecv(C)"])
         assert failures == ("1", "1", "0"), program
+
+
+@needs_sipp
+def test_stat_delimiter_periodic_rtd_and_rfc3339(tmp_path: Path, sipp_uas: SippUas) -> None:
+    """-stat_delimiter and -periodic_rtd as SIPp 3.6.1 has them; -rfc3339 (current SIPp only)
+    turns every date of the CSV and the short-message log into one RFC 3339 stamp."""
+    uas = sipp_uas("-sn", "uas", "-i", LOOPBACK, "-m", "10", cwd=tmp_path)
+    scenario = _lab_uac(tmp_path)
+    flags = ("-m", "4", "-r", "2", "-fd", "1", "-trace_stat", "-stat_delimiter", "|", "-periodic_rtd")
+    theirs, ours = _both(tmp_path, uas.port, scenario, *flags)
+    their_lines = _only(theirs, "lab_uac_*_.csv").read_text().splitlines()
+    our_lines = _only(ours, "lab_uac_*_.csv").read_text().splitlines()
+    assert our_lines[0] == their_lines[0] and our_lines[0].startswith("StartTime|LastResetTime|")
+
+    def samples_per_row(lines: list[str]) -> list[int]:
+        header = lines[0].split("|")
+        buckets = [index for index, name in enumerate(header) if name.startswith("ResponseTimeRepartition1_")]
+        return [sum(int(line.split("|")[index]) for index in buckets) for line in lines[1:]]
+
+    # Each row counts only its own period's samples, so over the rows they add up to the calls
+    # (4 calls over 1.5 s: the row at 1 s cannot have them all).
+    for lines in (their_lines, our_lines):
+        per_row = samples_per_row(lines)
+        assert sum(per_row) == 4 and max(per_row) < 4, per_row
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)"
+    rfc = tmp_path / "rfc3339"
+    rfc.mkdir()
+    result = _run(
+        "gossipper",
+        rfc,
+        "-sf",
+        str(scenario),
+        uas.address,
+        "-m",
+        "2",
+        "-trace_stat",
+        "-trace_shortmsg",
+        "-rfc3339",
+    )
+    assert result.returncode == 0, result.stderr
+    row = _rows(_only(rfc, "lab_uac_*_.csv"))[-1]
+    assert all(re.fullmatch(stamp, field) for field in row[:3]), row[:3]
+    for line in _only(rfc, "lab_uac_*_shortmessages.log").read_text().splitlines():
+        assert re.fullmatch(stamp, line.split("\t")[0]), line
