@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_port
-from tests.e2e.processes import SIPP, Processes, SippUas, gossipper_command, needs_sipp
+from tests.e2e.processes import SIPP, Processes, SippUas, gossipper_command, needs_sipp, wait_bound
 
 # A lab's copy of SIPp's uac (rtd="true", both repartitions), whose name= holds a path: the
 # files must still be named after the file, lab_uac_<pid>_..., in the working directory.
@@ -359,3 +359,24 @@ def test_stat_delimiter_periodic_rtd_and_rfc3339(tmp_path: Path, sipp_uas: SippU
     assert all(re.fullmatch(stamp, field) for field in row[:3]), row[:3]
     for line in _only(rfc, "lab_uac_*_shortmessages.log").read_text().splitlines():
         assert re.fullmatch(stamp, line.split("\t")[0]), line
+
+
+@needs_sipp
+def test_a_uas_stat_csv_header_is_sipps(tmp_path: Path, sipp_uas: SippUas, processes: Processes) -> None:
+    headers = []
+    for program in ("sipp", "gossipper"):
+        directory = tmp_path / program
+        directory.mkdir()
+        port = free_port()
+        if program == "sipp":
+            sipp_uas("-sn", "uas", "-i", LOOPBACK, "-m", "1", "-trace_stat", port=port, cwd=directory)
+        else:
+            command = gossipper_command(
+                "-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-m", "1", "-trace_stat"
+            )
+            server = processes.start([*command, "-nostdin"], cwd=directory)
+            wait_bound(port, process=server)
+        result = _run("sipp", tmp_path, "-sn", "uac", f"{LOOPBACK}:{port}", "-m", "1")
+        assert result.returncode == 0, result.stderr[-2000:]
+        headers.append(_rows(_only(directory, "uas_*_.csv"))[0])  # written as the UAS started
+    assert headers[1] == headers[0]
