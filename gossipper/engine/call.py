@@ -749,6 +749,7 @@ class Call:
             return
         self.context.last_message = message
         self.host.counters.steps[self.index].messages += 1
+        self.host.counters.count_message(step.counter)
         if self._wait_timer is not None:
             self._wait_timer.cancel()
             self._wait_timer = None
