@@ -7,6 +7,7 @@ user typed.
 
 from __future__ import annotations
 
+import os
 from types import MappingProxyType
 
 from gossipper.cli.config import Config
@@ -21,6 +22,7 @@ from gossipper.engine.settings import (
     HepSettings,
     KeywordSettings,
     RunSettings,
+    TraceSettings,
     TransportMode,
     TransportSettings,
     TwinSettings,
@@ -85,21 +87,7 @@ def run_settings(config: Config) -> RunSettings:
             global_timeout_ms=config.global_timeout_ms,
             timeout_is_error=config.timeout_error,
         ),
-        views=ViewSettings(
-            message_trace=config.trace_msg,
-            message_file=config.message_file,
-            error_trace=config.trace_err,
-            error_file=config.error_file,
-            log_trace=config.trace_logs,
-            log_file=config.log_file,
-            stat_csv=config.trace_stat,
-            stat_file=config.stat_file,
-            stat_period_s=config.stat_period_s,
-            screen_at_exit=config.trace_screen,
-            screen_file=config.screen_file,
-            summary_json=config.summary_json,
-            quiet=config.background,
-        ),
+        views=view_settings(config),
         control=ControlSettings(
             ip=config.control_ip or "127.0.0.1",
             port=config.control_port,
@@ -112,6 +100,46 @@ def run_settings(config: Config) -> RunSettings:
             else None
         ),
         injection_files=tuple(config.inject_files),
+    )
+
+
+def output_file_base(config: Config) -> str:
+    """What SIPp names its files after: the -sf file's basename less a ".xml" ending, else
+    the -sn name (uac when neither is given)."""
+    if config.scenario_file:
+        name = os.path.basename(config.scenario_file)
+        return name[: -len(".xml")] if name.endswith(".xml") else name
+    return config.scenario_name or "uac"
+
+
+def view_settings(config: Config) -> ViewSettings:
+    def trace(kind: str, enabled: bool, path: str | None) -> TraceSettings:
+        return TraceSettings(enabled, path, config.overwrite.get(kind, True))
+
+    return ViewSettings(
+        file_base=output_file_base(config),
+        messages=trace("message", config.trace_msg, config.message_file),
+        shortmessages=trace("shortmessage", config.trace_shortmsg, config.shortmessage_file),
+        errors=trace("error", config.trace_err, config.error_file),
+        logs=trace("log", config.trace_logs, config.log_file),
+        calldebug=trace("calldebug", config.trace_calldebug, config.calldebug_file),
+        screen=trace("screen", config.trace_screen, config.screen_file),
+        ringbuffer_files=config.ringbuffer_files,
+        ringbuffer_size=config.ringbuffer_size,
+        max_log_size=config.max_log_size,
+        stat_csv=config.trace_stat,
+        stat_file=config.stat_file,
+        stat_period_s=config.stat_period_s,
+        stat_delimiter=config.stat_delimiter,
+        periodic_rtd=config.periodic_rtd,
+        rfc3339=config.rfc3339,
+        counts_csv=config.trace_counts,
+        error_codes_csv=config.trace_error_codes,
+        rtt_csv=config.trace_rtt,
+        rtt_freq=config.rtt_freq,
+        media_columns=media_scale_wanted(config) or config.rtp_echo,
+        summary_json=config.summary_json,
+        quiet=config.background,
     )
 
 

@@ -83,6 +83,22 @@ class Config:
     trace_logs: bool = False
     log_file: str | None = None
     summary_json: str | None = None  # -summary_json
+    # --- output files: SIPp's stat and trace options (one block, see cli.options OUTPUT_OPTIONS) ---
+    stat_delimiter: str = ";"  # -stat_delimiter
+    periodic_rtd: bool = False  # -periodic_rtd
+    rfc3339: bool = False  # -rfc3339
+    trace_shortmsg: bool = False
+    shortmessage_file: str | None = None
+    trace_counts: bool = False
+    trace_error_codes: bool = False
+    trace_calldebug: bool = False
+    calldebug_file: str | None = None
+    rtt_freq: int = 200  # -rtt_freq: -trace_rtt samples per write
+    # -message_overwrite, -shortmessage_overwrite, ...: kind -> truncate at start (SIPp's default true)
+    overwrite: dict[str, bool] = field(default_factory=dict)
+    ringbuffer_files: int = 0
+    ringbuffer_size: int = 0
+    max_log_size: int = 0
     # --- media (SIPp) ---
     rtp_echo: bool = False
     rtp_payload: int = 0

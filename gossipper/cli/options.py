@@ -166,6 +166,51 @@ def _pair(attr: str) -> Callable[..., None]:
     return apply
 
 
+def parse_bool(flag: str, text: str) -> bool:
+    """SIPp's get_bool: true or false in any case, else an integer (0 is false)."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    try:
+        return parse_int(flag, text) != 0
+    except UsageError:
+        raise UsageError(f"{flag}: expected true or false, got {text!r}") from None
+
+
+def _overwrite(kind: str) -> Callable[..., None]:
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        config.overwrite[kind] = parse_bool(flag, values[0])
+
+    return apply
+
+
+def _delimiter(flag: str, text: str) -> str:
+    if not text:
+        raise UsageError(f"{flag}: the delimiter must not be empty")
+    return text
+
+
+# SIPp's tracing, logging and statistics files beyond the basic -trace_* flags.
+OUTPUT_OPTIONS: tuple[Option, ...] = (
+    Option("stat_delimiter", 1, _set("stat_delimiter", _delimiter), "Delimiter of the statistics files"),
+    Option("periodic_rtd", 0, _flag("periodic_rtd"), "Reset response-time repartitions at each -fd row"),
+    Option("rfc3339", 0, _flag("rfc3339"), "Write timestamps in RFC 3339 format"),
+    Option("trace_shortmsg", 0, _flag("trace_shortmsg"), "Log SIP messages one line each"),
+    Option("shortmessage_file", 1, _set("shortmessage_file"), "File for -trace_shortmsg"),
+    Option("trace_counts", 0, _flag("trace_counts"), "Write per-message counts to a CSV"),
+    Option("trace_error_codes", 0, _flag("trace_error_codes"), "Write unexpected status codes to a CSV"),
+    Option("trace_calldebug", 0, _flag("trace_calldebug"), "Log the history of each aborted call"),
+    Option("calldebug_file", 1, _set("calldebug_file"), "File for -trace_calldebug"),
+    Option("rtt_freq", 1, _set("rtt_freq", _int(1)), "-trace_rtt: write response times every N samples"),
+    *(
+        Option(f"{kind}_overwrite", 1, _overwrite(kind), f"Truncate the {kind} file at start (default true)")
+        for kind in ("message", "shortmessage", "error", "calldebug", "screen", "log")
+    ),
+    Option("ringbuffer_files", 1, _set("ringbuffer_files", _int(0)), "Rotated trace files to keep"),
+    Option("ringbuffer_size", 1, _set("ringbuffer_size", _int(0)), "Rotate trace files past N bytes"),
+    Option("max_log_size", 1, _set("max_log_size", _int(0)), "Stop a trace file past this many bytes"),
+)
+
 _OPTIONS: list[Option] = [
     # scenario
     Option("sn", 1, _set("scenario_name"), "Use a built-in scenario (uac, uas, invite_media_scale, ...)"),
@@ -235,6 +280,7 @@ _OPTIONS: list[Option] = [
     Option("trace_logs", 0, _flag("trace_logs"), "Write <log> actions to a file"),
     Option("log_file", 1, _set("log_file"), "File for -trace_logs"),
     Option("summary_json", 1, _set("summary_json"), "Write the final summary as JSON (- = stdout)"),
+    *OUTPUT_OPTIONS,
     # media (SIPp)
     Option("rtp_echo", 0, _flag("rtp_echo"), "Echo RTP received on the media port"),
     Option("rtp_payload", 1, _set("rtp_payload", _int(0, 127)), "RTP payload type for rtp_stream"),
@@ -308,5 +354,5 @@ def usage_text() -> str:
     lines = ["usage: gossipper sipp [options] [remote_host[:port]]", "", "options:"]
     for option in _OPTIONS:
         args = {0: "", 1: " VALUE", 2: " NAME VALUE"}[option.nargs]
-        lines.append(f"  -{option.name}{args}".ljust(30) + option.help)
+        lines.append(f"  -{option.name}{args}".ljust(29) + " " + option.help)
     return "\n".join(lines)

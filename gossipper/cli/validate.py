@@ -39,6 +39,8 @@ def validate(config: Config) -> None:
             raise UsageError(f"{flag}: must be 0.0..1.0, got {tolerance:g}")
     if config.min_rtp_port is not None and config.min_rtp_port > config.max_rtp_port:
         raise UsageError(f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}")
+    if config.ringbuffer_size and config.max_log_size:
+        raise UsageError("-ringbuffer_size and -max_log_size: choose one (SIPp refuses both)")
     if config.rate_period_ms <= 0:
         raise UsageError("-rp: rate period must be positive")
     if not (config.rtp_send or config.dump_scenario):

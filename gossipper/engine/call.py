@@ -156,6 +156,8 @@ class Call:
                 if not self._should_run(step):
                     self.index += 1
                     continue
+                if isinstance(step, model.Pause | model.Nop | model.SendCmd):
+                    self.host.counters.count_message(step.counter)  # SIPp's do_bookkeeping
                 if isinstance(step, model.Send):
                     if not self._do_send(step):
                         return
@@ -225,6 +227,7 @@ class Call:
                 where = f"call {self.call_id}: step {self.index}"
                 self.host.trace_error(f"{where}: {verdict[1]} (an action of a send: no effect, as in SIPp)")
             elif outcome.stop_call and isinstance(step, model.Recv | model.RecvCmd):
+                self.host.counters.calls_rejected += 1
                 self._finish("scenario_error", "stopped by stop_call")
                 return False
             else:
@@ -278,6 +281,7 @@ class Call:
         for name in step.start_rtd:
             self.rtd_started[name] = now
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
+        counters.count_message(step.counter)
         self._cancel_retrans()
         if step.retrans_ms and not self.transport.is_reliable:
             self._retrans_count = 0
@@ -329,7 +333,7 @@ class Call:
         if self._retrans_count >= self.policy.max_retrans(is_invite):
             self.host.counters.steps[sent.index].timeouts += 1
             reason = f"no answer after {self._retrans_count} retransmissions of step {sent.index}"
-            self._timed_out(self.scenario.steps[sent.index].ontimeout, reason)
+            self._timed_out(self.scenario.steps[sent.index].ontimeout, reason, retransmissions=True)
             return
         self._retrans_count += 1
         self.host.counters.retransmissions += 1
@@ -375,7 +379,7 @@ class Call:
         self.host.counters.steps[self.index].timeouts += 1
         self._timed_out(step.ontimeout, f"timeout while waiting at step {self.index}")
 
-    def _timed_out(self, ontimeout: str | None, reason: str) -> None:
+    def _timed_out(self, ontimeout: str | None, reason: str, retransmissions: bool = False) -> None:
         """A recv's wait or a send's retransmissions ran out: go to the ontimeout label, or
         fail the call. SIPp fails it too when the label has nothing after it."""
         if ontimeout is not None:
@@ -389,6 +393,7 @@ class Call:
                 return
             reason = f"{reason}; its ontimeout label {ontimeout!r} ends the scenario"
         self.host.counters.timeouts += 1
+        self.host.counters.calls_max_retrans += retransmissions  # SIPp's FailedMaxUDPRetrans
         self._abort("timeout", reason)
 
     def _start_pause(self, step: model.Pause) -> None:
@@ -534,6 +539,7 @@ class Call:
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
         for name in step.start_rtd:
             self.rtd_started[name] = now
+        counters.count_message(step.counter)
         self.last_recv_hash = digest
         self.last_recv_index = index
         self.retrans_of_recv_hash = None
@@ -654,11 +660,13 @@ class Call:
         if method == "PING":
             # SIPp's pingreply: answer, and the call ends neither failed nor successful.
             if policy.has(DefaultBehavior.PING_REPLY):
+                self.host.counters.auto_answered += 1
                 self._answer_ok(message)
                 self._abort_twin_call()
                 self._finish(None, "ended by a PING", counted=False)
             return
         if method in AUTO_ANSWERED and policy.auto_answer:
+            self.host.counters.auto_answered += 1
             self._answer_ok(message)  # the call's last message stays what it was, as in SIPp
             return
         self._process_unexpected(message)
@@ -691,6 +699,8 @@ class Call:
         self._count_unexpected()
         step_index = self._unexpected_step()
         first_line = message.first_line
+        if not message.is_request:
+            self.host.counters.unexpected_response(message.status_code or 0)
         self.host.trace_error(
             f"unexpected message{why} for call {self.call_id} at step {step_index}: {first_line}"
         )
@@ -736,6 +746,7 @@ class Call:
             return
         self.context.last_message = message
         self.host.counters.steps[self.index].messages += 1
+        self.host.counters.count_message(step.counter)
         if self._wait_timer is not None:
             self._wait_timer.cancel()
             self._wait_timer = None

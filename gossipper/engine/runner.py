@@ -11,6 +11,7 @@ import asyncio
 import gc
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from gossipper import __version__
@@ -89,6 +90,9 @@ class Run:
         self.counters.ensure_steps(len(scenario.steps))
         for name in scenario.rtd_names:  # known up front so the -trace_stat header lists them
             self.counters.rtd_stat(name, scenario.response_time_repartition or DEFAULT_RTT_BUCKETS_MS)
+        for step in scenario.steps:  # so are the counter= counters, in order of first mention
+            if step.counter is not None:
+                self.counters.generic.setdefault(step.counter, 0)
         self.is_uac = scenario.is_uac
         self.generator: CallGenerator | None = None
         self.factory: CallFactory | None = None
@@ -108,7 +112,17 @@ class Run:
         self.endpoints = SipEndpoints(
             settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
         )
-        self.views = RunViews(settings.views, scenario, self.counters, self._screen_header_fields)
+        generation = settings.generation
+        self.counters.target_rate = generation.rate
+        self.counters.target_users = generation.users or None
+        self.views = RunViews(
+            settings.views,
+            scenario,
+            self.counters,
+            self._screen_header_fields,
+            live_calls=self.dispatcher.calls.keys,
+            pause_sessions=self._pause_sessions,
+        )
         self.hep = (
             HepSender(settings.hep.address, settings.hep.capture_id, settings.hep.password)
             if settings.hep is not None
@@ -228,7 +242,7 @@ class Run:
             target = min(target, generation.rate_max)
         if target != generator.rate:
             generator.set_rate(target)
-        self.counters.current_rate = generator.calls_per_second
+        self.counters.target_rate = generator.rate
 
     def _global_timeout(self) -> None:
         """Current SIPp aborts the live calls at -timeout (3.6.1 let them finish); with
@@ -272,7 +286,7 @@ class Run:
     def set_rate(self, rate: float) -> None:
         if self.generator is not None:
             self.generator.set_rate(rate)
-            self.counters.current_rate = self.generator.calls_per_second
+            self.counters.target_rate = self.generator.rate
 
     def set_limit(self, limit: int) -> None:
         if self.generator is not None:
@@ -367,6 +381,7 @@ class Run:
         else:
             counters.call_failed(failure_class)
             self.trace_error(f"call {call.call_id} failed ({failure_class}): {reason}")
+        self.views.call_ended(call.call_id, failure_class)
         self.dispatcher.bury(call)
         if call.owns_transport:
             call.transport.close()
@@ -444,6 +459,15 @@ class Run:
     def abort_twin_call(self, call: Call) -> None:
         if self.twin is not None:
             self.twin.abort_call(call)
+
+    def _pause_sessions(self) -> dict[int, int]:
+        """-trace_counts' Pause_Sessions: how many live calls are in each pause now."""
+        steps = self.scenario.steps
+        return Counter(
+            call.index
+            for call in self.dispatcher.calls.values()
+            if call.index < len(steps) and isinstance(steps[call.index], model.Pause)
+        )
 
     # ------------------------------------------------------------------ ending
     def _screen_header_fields(self) -> dict[str, object]:

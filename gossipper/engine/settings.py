@@ -154,20 +154,42 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
-class ViewSettings:
-    """Which views of the counters exist and where their files go (None: the default name)."""
+class TraceSettings:
+    """One of SIPp's trace files: whether it is written, its name when given, and whether an
+    existing file is truncated at start (-*_overwrite, default true) or appended to."""
 
-    message_trace: bool = False
-    message_file: str | None = None
-    error_trace: bool = False
-    error_file: str | None = None
-    log_trace: bool = False
-    log_file: str | None = None
+    enabled: bool = False
+    path: str | None = None  # None: <file_base>_<pid>_<kind>.log
+    overwrite: bool = True
+
+
+@dataclass(frozen=True)
+class ViewSettings:
+    """Which views of the counters exist and where their files go (None: SIPp's default name)."""
+
+    # SIPp names its files after the -sf file (its basename, less ".xml") or the -sn name,
+    # never after the scenario's name= attribute, so a file never lands outside the cwd.
+    file_base: str = "uac"
+    messages: TraceSettings = TraceSettings()
+    shortmessages: TraceSettings = TraceSettings()
+    errors: TraceSettings = TraceSettings()
+    logs: TraceSettings = TraceSettings()
+    calldebug: TraceSettings = TraceSettings()
+    screen: TraceSettings = TraceSettings()  # enabled: -trace_screen, a dump at exit
+    ringbuffer_files: int = 0
+    ringbuffer_size: int = 0  # bytes; 0: no rotation
+    max_log_size: int = 0  # bytes; 0: no limit
     stat_csv: bool = False
     stat_file: str | None = None
     stat_period_s: float = 60.0
-    screen_at_exit: bool = False
-    screen_file: str | None = None
+    stat_delimiter: str = ";"
+    periodic_rtd: bool = False
+    rfc3339: bool = False
+    counts_csv: bool = False  # -trace_counts
+    error_codes_csv: bool = False  # -trace_error_codes
+    rtt_csv: bool = False  # -trace_rtt
+    rtt_freq: int = 200
+    media_columns: bool = False  # the run has media: gossipper's RTP columns follow SIPp's in the CSV
     summary_json: str | None = None  # "-": stdout
     quiet: bool = False  # background mode: no screen, no start lines
 

@@ -1,23 +1,74 @@
-"""The run's views of its counters and its trace files, chosen by the trace flags.
+"""The run's views of its counters and its output files, chosen by the trace flags.
 
-The engine reports events here; this module decides which views exist (screen,
--trace_stat CSV, -trace_msg/-trace_err/-trace_logs files, summary, JSON).
+The engine reports events here; this module decides which views exist (screen, the
+-trace_stat CSV, the counts, error-code and RTT CSVs, the message, short-message, error,
+log, call-debug and screen files, summary, JSON) and names each file as SIPp does, after
+the -sf file or the -sn name.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
-from gossipper.engine.settings import ViewSettings
+from gossipper.engine.settings import TraceSettings, ViewSettings
+from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
+from gossipper.stats.report_files import CountedStep, CountsCsv, ErrorCodesCsv, RttCsv, report_path
 from gossipper.stats.screen import ScreenHeader, ScreenRefresher
-from gossipper.stats.stat_csv import StatCsvWriter, default_stat_path
+from gossipper.stats.stat_csv import StatCsvLayout, StatCsvWriter, default_stat_path
 from gossipper.stats.summary import format_summary_text, write_summary_json
-from gossipper.stats.traces import TraceFile, default_trace_path
+from gossipper.stats.traces import (
+    ERRORS_PREAMBLE,
+    LogFile,
+    LogLimits,
+    call_id_of,
+    calldebug_entry,
+    calldebug_line,
+    default_log_path,
+    error_entry,
+    message_entry,
+    shortmessage_entry,
+)
+
+_MEDIA_ACTIONS = ("rtp_stream", "rtp", "play_pcap_audio", "play_pcap_video")
+
+
+def counted_steps(scenario: model.Scenario) -> list[CountedStep]:
+    """The scenario as -trace_counts lists it: SIPp numbers its messages (labels are no steps)
+    and writes no column for a nop."""
+    counted: list[CountedStep] = []
+    for number, step in enumerate(scenario.steps):
+        index = number
+        if isinstance(step, model.Send):
+            first = step.message.first_line.split(" ")
+            what = first[1] if first[0].startswith("SIP/") and len(first) > 1 else first[0]
+            counted.append(CountedStep(index, number, "send", what, timeout_column=step.retrans_ms > 0))
+        elif isinstance(step, model.Recv):
+            what = (
+                str(step.response)
+                if step.response is not None
+                else (step.request or step.response_regexp or "")
+            )
+            counted.append(CountedStep(index, number, "recv", what))
+        elif isinstance(step, model.Pause):
+            counted.append(CountedStep(index, number, "pause"))
+        elif isinstance(step, model.RecvCmd):
+            counted.append(CountedStep(index, number, "recvcmd"))
+        elif isinstance(step, model.SendCmd):
+            counted.append(CountedStep(index, number, "sendcmd"))
+    return counted
+
+
+def _has_media(scenario: model.Scenario) -> bool:
+    return any(
+        isinstance(action, model.Exec) and any(getattr(action, name) for name in _MEDIA_ACTIONS)
+        for step in scenario.steps
+        for action in step.actions
+    )
 
 
 class RunViews:
@@ -27,26 +78,72 @@ class RunViews:
         scenario: model.Scenario,
         counters: RunCounters,
         header_fields: Callable[[], dict[str, object]],
+        live_calls: Callable[[], Collection[str]] = frozenset,
+        pause_sessions: Callable[[], dict[int, int]] = dict,
     ) -> None:
         self.settings = settings
         self.counters = counters
         self._header_fields = header_fields
-        name = scenario.name
-        self.message_trace = self._trace(settings.message_trace, settings.message_file, name, "messages")
-        self.error_trace = self._trace(settings.error_trace, settings.error_file, name, "errors")
-        self.log_trace = self._trace(settings.log_trace, settings.log_file, name, "logs")
+        self._live_calls = live_calls
+        self._limits = LogLimits(settings.ringbuffer_files, settings.ringbuffer_size, settings.max_log_size)
+        self.message_trace = self._trace(settings.messages, "messages", "message_file")
+        self.shortmessage_trace = self._trace(settings.shortmessages, "shortmessages", "shortmessage_file")
+        self.log_trace = self._trace(settings.logs, "logs", "log_file")
+        self.calldebug_trace = self._trace(settings.calldebug, "calldebug", "calldebug_file")
+        self.screen_trace = self._trace(settings.screen, "screen", "screen_file")
+        self.error_trace: LogFile | None = None  # SIPp creates it at the first error
+        self._error_trace_failed = False
+        self._histories: dict[str, list[str]] = {}  # -trace_calldebug: call-id -> its lines so far
+        delimiter, rfc3339 = settings.stat_delimiter, settings.rfc3339
+        base = settings.file_base
         self.stat_csv: StatCsvWriter | None = None
         if settings.stat_csv:
-            self.stat_csv = StatCsvWriter(settings.stat_file or default_stat_path(name), counters)
+            layout = StatCsvLayout(
+                delimiter=delimiter,
+                rfc3339=rfc3339,
+                periodic_rtd=settings.periodic_rtd,
+                rtd_repartition=scenario.response_time_repartition is not None,
+                call_length_repartition=scenario.call_length_repartition is not None,
+                media_columns=settings.media_columns or _has_media(scenario),
+            )
+            self.stat_csv = StatCsvWriter(settings.stat_file or default_stat_path(base), counters, layout)
+        self.counts_csv = (
+            CountsCsv(
+                report_path(base, "counts.csv"),
+                counters,
+                counted_steps(scenario),
+                pause_sessions,
+                delimiter,
+                rfc3339,
+            )
+            if settings.counts_csv
+            else None
+        )
+        self.error_codes_csv = (
+            ErrorCodesCsv(report_path(base, "error_codes.csv"), counters, delimiter, rfc3339)
+            if settings.error_codes_csv
+            else None
+        )
+        self.rtt_csv: RttCsv | None = None
+        if settings.rtt_csv:
+            self.rtt_csv = RttCsv(
+                report_path(base, "rtt.csv"), counters.started_at, delimiter, settings.rtt_freq
+            )
+            for name, stat in counters.rtd.items():
+                stat.listener = self.rtt_csv.listener(name, time.time)
         interactive = not settings.quiet and sys.stdout.isatty()
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
         self._next_stat_row = 0.0
 
-    @staticmethod
-    def _trace(enabled: bool, path: str | None, scenario_name: str, kind: str) -> TraceFile | None:
-        if not enabled and path is None:
+    def _trace(self, trace: TraceSettings, kind: str, setting: str) -> LogFile | None:
+        if not trace.enabled and trace.path is None:
             return None
-        return TraceFile(path or default_trace_path(scenario_name, kind))
+        return self._open_log(trace, kind, setting)
+
+    def _open_log(self, trace: TraceSettings, kind: str, setting: str) -> LogFile:
+        base = self.settings.file_base
+        path = trace.path or default_log_path(base, kind)
+        return LogFile(path, base, kind, overwrite=trace.overwrite, limits=self._limits, setting=setting)
 
     def _header(self) -> ScreenHeader:
         fields = self._header_fields()
@@ -62,53 +159,119 @@ class RunViews:
             elapsed_s=self.counters.elapsed_s(),
         )
 
+    # ------------------------------------------------------------------ periodic rows
     def start(self) -> None:
+        """SIPp writes the statistics rows once as the traffic starts, so the files exist at once."""
+        now = time.time()
         if self.stat_csv is not None:
             self.stat_csv.write_header()
-            self._next_stat_row = time.time() + self.settings.stat_period_s
+        self._report(now)
+
+    def _report(self, now: float) -> None:
+        for report in (self.stat_csv, self.counts_csv, self.error_codes_csv):
+            if report is not None:
+                report.write_row(now)
+        self._next_stat_row = now + self.settings.stat_period_s
 
     def tick(self, now: float) -> None:
-        """Once a second: refresh the screen, write a CSV row when its period is due, flush."""
+        """Once a second: refresh the screen, write the -fd rows when due, forget the
+        call-debug history of calls that are gone."""
         self.screen.refresh(now)
-        if self.stat_csv is not None and now >= self._next_stat_row:
-            self.stat_csv.write_row(now)
-            self._next_stat_row = now + self.settings.stat_period_s
-        for trace in (self.message_trace, self.error_trace, self.log_trace):
-            if trace is not None:
-                trace.flush()
+        if now >= self._next_stat_row:
+            self._report(now)
+        if self._histories:
+            live = self._live_calls()
+            for call_id in [call_id for call_id in self._histories if call_id not in live]:
+                del self._histories[call_id]
 
+    # ------------------------------------------------------------------ events
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None:
+        if self.message_trace is None and self.shortmessage_trace is None and self.calldebug_trace is None:
+            return
+        now = time.time()
+        kind = transport.protocol_name
         if self.message_trace is not None:
-            kind = transport.protocol_name
-            preposition = "to" if direction == "sent" else "from"
-            self.message_trace.write(
-                f"{kind} message {direction} ({len(data)} bytes) {preposition} {peer[0]}:{peer[1]}:\n\n"
-                + data.decode("utf-8", errors="replace")
+            self.message_trace.write(message_entry(direction, kind, data, now))
+        if self.shortmessage_trace is not None:
+            self.shortmessage_trace.write(
+                shortmessage_entry(direction, data, now, self.settings.rfc3339, True)
             )
+        if self.calldebug_trace is not None:
+            call_id = call_id_of(data).rpartition("///")[2]
+            text = data.decode("utf-8", errors="replace")
+            line = (
+                f"Sending {kind} message for call {call_id}:\n{text}\n\n"
+                if direction == "sent"
+                else f"Processing {len(data)} byte incoming message for call-ID {call_id}:\n{text}\n\n"
+            )
+            self._histories.setdefault(call_id, []).append(calldebug_line(line, now, self.settings.rfc3339))
+
+    def call_ended(self, call_id: str, failure_class: str | None) -> None:
+        """-trace_calldebug: SIPp writes a call's history only when an unexpected message aborted it."""
+        history = self._histories.pop(call_id, None)
+        if self.calldebug_trace is None or history is None or failure_class != "unexpected_sip":
+            return
+        history.append(calldebug_line(f"Aborting call {call_id}.\n", time.time(), self.settings.rfc3339))
+        self.calldebug_trace.write(calldebug_entry(call_id, history))
 
     def trace_error(self, text: str) -> None:
-        if self.error_trace is not None:
-            self.error_trace.write(text)
+        """SIPp's WARNING: counted, and with -trace_err written to the error file."""
+        self.counters.warnings += 1
+        if not self.settings.errors.enabled and self.settings.errors.path is None:
+            return
+        trace = self._error_file()
+        if trace is not None:
+            trace.write(error_entry(text, time.time(), self.settings.rfc3339))
+
+    def _error_file(self) -> LogFile | None:
+        if self.error_trace is None and not self._error_trace_failed:
+            try:
+                self.error_trace = self._open_log(self.settings.errors, "errors", "error_file")
+            except FileProblem as error:
+                self._error_trace_failed = True
+                print(f"gossipper: {error.message}", file=sys.stderr)
+                return None
+            self.error_trace.write(ERRORS_PREAMBLE)
+        return self.error_trace
 
     def log(self, kind: str, text: str) -> None:
-        if self.log_trace is not None:
-            self.log_trace.write(text if kind == "log" else f"{kind}: {text}")
-        if kind in ("warning", "error") and self.error_trace is not None:
-            self.error_trace.write(f"{kind}: {text}")
+        """<log> goes to the -trace_logs file as it is; <warning> and <error> are SIPp's WARNING
+        and ERROR, which go to the error file."""
+        if kind == "log":
+            if self.log_trace is not None:
+                self.log_trace.write(f"{text}\n")
+        else:
+            self.trace_error(f"{kind}: {text}" if kind != "warning" else text)
 
     def dump_screen(self) -> None:
-        self.screen.dump(self.settings.screen_file or default_trace_path(self._header().scenario, "screen"))
+        """-trace_screen at exit, or SIGUSR2: SIPp opens the screen file on the first dump when
+        -trace_screen did not open it at start."""
+        if self.screen_trace is None:
+            try:
+                self.screen_trace = self._open_log(self.settings.screen, "screen", "screen_file")
+            except FileProblem as error:
+                print(f"gossipper: {error.message}", file=sys.stderr)
+                return
+        self.screen_trace.write(self.screen.render(time.time()) + "\n\n")
 
     def finish(self, tool_version: str) -> None:
         now = time.time()
-        if self.stat_csv is not None:
-            self.stat_csv.write_row(now)
-            self.stat_csv.close()
-        for trace in (self.message_trace, self.error_trace, self.log_trace):
+        self._report(now)
+        for report in (self.stat_csv, self.counts_csv, self.error_codes_csv, self.rtt_csv):
+            if report is not None:
+                report.close()
+        if self.settings.screen.enabled:
+            self.dump_screen()
+        for trace in (
+            self.message_trace,
+            self.shortmessage_trace,
+            self.log_trace,
+            self.calldebug_trace,
+            self.error_trace,
+            self.screen_trace,
+        ):
             if trace is not None:
                 trace.close()
-        if self.settings.screen_at_exit:
-            self.dump_screen()
         if not self.settings.quiet:
             self.screen.final(now)
         print(

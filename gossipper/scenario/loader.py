@@ -24,7 +24,18 @@ from gossipper.scenario.xmltree import Node, XmlSyntaxError, parse_xml
 # nothing here (docs/sipp-compatibility.md lists the same; tests keep the two equal).
 MESSAGE_ELEMENTS = ("send", "recv", "pause", "timewait", "nop", "sendCmd", "recvCmd")
 # Read for every message element by getCommonAttributes and getBookKeeping.
-_COMMON = {"next", "test", "chance", "condexec", "condexec_inverse", "display", "crlf", "hide", "hiderest"}
+_COMMON = {
+    "next",
+    "test",
+    "chance",
+    "condexec",
+    "condexec_inverse",
+    "display",
+    "crlf",
+    "hide",
+    "hiderest",
+    "counter",
+}
 _RTD = {"start_rtd", "rtd", "repeat_rtd"}
 _PAUSE = {"milliseconds", "variable", "distribution", "sanity_check"} | {
     "min", "max", "mean", "stdev", "value", "lambda", "k", "theta", "x_m", "n", "p",
@@ -47,7 +58,6 @@ STEP_ATTRIBUTES: dict[str, frozenset[str]] = {
 _NOT_RUN = "gossipper does not implement it"
 # (element, attribute) SIPp reads that gossipper refuses; "*" is every message element.
 UNSUPPORTED_STEP_ATTRIBUTES: dict[tuple[str, str], str] = {
-    ("*", "counter"): "per-scenario generic counters are not kept",
     ("*", "ignoresdp"): "SDP of every received message is used",
     ("send", "start_txn"): "transaction-based response matching is not implemented",
     ("send", "ack_txn"): "transaction-based response matching is not implemented",
@@ -293,6 +303,13 @@ class _Loader:
                 raise self.fail(node.line, f"<{node.tag}> {name}= is not supported: {reason}")
             raise self.fail(node.line, f"<{node.tag}> has unknown attribute {name}=")
 
+    def counter(self, node: Node) -> str | None:
+        """SIPp's get_counter: a counter name is not empty and holds neither "$" nor ","."""
+        name = node.attrs.get("counter")
+        if name is not None and (not name or "$" in name or "," in name):
+            raise self.fail(node.line, f'counter={name!r}: must be non-empty, without "$" or ","')
+        return name
+
     def required(self, node: Node, name: str) -> str:
         value = node.attrs.get(name)
         if value is None or value == "":
@@ -409,7 +426,7 @@ class _Loader:
             raise self.fail(node.line, f"<{node.tag}> lost={lost}: must be a percentage 0..100")
         for screen_only in ("hide", "hiderest"):  # SIPp's get_bool refuses a value it cannot read
             self.flag(node, screen_only)
-        rtd = _names(node.attrs.get("rtd"))
+        rtd = _rtd_names(node.attrs.get("rtd"))
         if "repeat_rtd" in node.attrs and not rtd:
             raise self.fail(node.line, f"<{node.tag}> repeat_rtd= needs rtd=")
         return {
@@ -421,12 +438,13 @@ class _Loader:
             "condexec": self.optional_variable(node, "condexec"),
             "condexec_inverse": self.flag(node, "condexec_inverse"),
             "lost": lost,
-            "start_rtd": _names(node.attrs.get("start_rtd")),
+            "start_rtd": _rtd_names(node.attrs.get("start_rtd")),
             "rtd": rtd,
             "repeat_rtd": self.flag(node, "repeat_rtd"),
             "timeout_ms": self.integer(node, "timeout", 0) or 0,
             "ontimeout": self.label_ref(node, "ontimeout"),
             "display": node.attrs.get("display"),
+            "counter": self.counter(node),
         }
 
     def message_text(self, node: Node, what: str) -> str:
@@ -754,6 +772,11 @@ class _Loader:
 
 def _names(text: str | None) -> list[str]:
     return [part.strip() for part in (text or "").split(",") if part.strip()]
+
+
+def _rtd_names(text: str | None) -> list[str]:
+    """SIPp's get_rtd: "true" is the RTD named 1 (its ResponseTime1 columns), "false" none."""
+    return [{"true": "1"}.get(name, name) for name in _names(text) if name != "false"]
 
 
 def parse_scenario(

@@ -211,6 +211,7 @@ class Step:
     timeout_ms: int = 0
     ontimeout: str | None = None
     display: str | None = None
+    counter: str | None = None  # counter="name": SIPp's generic counter of the messages that pass
 
     def label(self) -> str:
         """The row title of SIPp's scenario screen."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 FAILURE_CLASSES = (
@@ -38,12 +39,16 @@ class DurationStat:
     min_ms: float = 0.0
     max_ms: float = 0.0
     bucket_counts: list[int] = field(default_factory=list)
+    # -trace_rtt's hook: told of every sample as it is added
+    listener: Callable[[float], None] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.bucket_counts:
             self.bucket_counts = [0] * (len(self.bucket_bounds_ms) + 1)
 
     def add(self, value_ms: float) -> None:
+        if self.listener is not None:
+            self.listener(value_ms)
         if self.count == 0:
             self.min_ms = self.max_ms = value_ms
         else:
@@ -150,7 +155,16 @@ class RunCounters:
     invite_rtt: DurationStat = field(default_factory=DurationStat)
     rtd: dict[str, DurationStat] = field(default_factory=dict)
     media: MediaCounters = field(default_factory=MediaCounters)
-    current_rate: float = 0.0  # calls per second asked of the generator
+    target_rate: float = 0.0  # SIPp's rate: calls per rate period asked of the generator
+    target_users: int | None = None  # -users, which SIPp's TargetRate shows instead of the rate
+    calls_max_retrans: int = 0  # of the "timeout" failures, those whose retransmissions ran out
+    calls_rejected: int = 0  # of calls_failed, those a stop_call ended at a recv (SIPp's rejectCall)
+    auto_answered: int = 0  # unexpected PING, INFO/NOTIFY/OPTIONS/UPDATE (-aa) answered with 200
+    warnings: int = 0  # entries of the error log (SIPp's WARNING)
+    generic: dict[str, int] = field(default_factory=dict)  # counter="name": messages that passed
+    # -trace_error_codes: status codes of unexpected responses since its last row
+    collect_error_codes: bool = False
+    unexpected_codes: list[int] = field(default_factory=list)
 
     def ensure_steps(self, count: int) -> None:
         while len(self.steps) < count:
@@ -159,6 +173,15 @@ class RunCounters:
     def call_failed(self, failure_class: str) -> None:
         self.calls_failed += 1
         self.failure_classes[failure_class] += 1
+
+    def count_message(self, counter: str | None) -> None:
+        """A message of a step with counter="name" was sent or taken."""
+        if counter is not None:
+            self.generic[counter] = self.generic.get(counter, 0) + 1
+
+    def unexpected_response(self, status_code: int) -> None:
+        if self.collect_error_codes:
+            self.unexpected_codes.append(status_code)
 
     def rtd_stat(self, name: str, bounds: tuple[int, ...] = DEFAULT_RTT_BUCKETS_MS) -> DurationStat:
         stat = self.rtd.get(name)

@@ -6,8 +6,6 @@ forward; render() for a dump or the final screen shows the period in progress.
 
 from __future__ import annotations
 
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
@@ -93,14 +91,6 @@ class ScreenRefresher:
     def _draw(self, now: float) -> None:
         self.out.write(CLEAR_AND_HOME + self.render(now) + "\n")
         self.out.flush()
-
-    def dump(self, path: str) -> None:
-        """Append the screen to a file (-trace_screen, SIGUSR2); a bad path must not stop the run."""
-        try:
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(self.render(time.time()) + "\n\n")
-        except OSError as error:
-            print(f"gossipper: cannot write screen dump {path}: {error.strerror or error}", file=sys.stderr)
 
     def render(self, now: float) -> str:
         return "\n".join([*self._header_lines(now), "", *self._counter_lines(now), "", *self._step_lines()])

@@ -73,6 +73,7 @@ class FakeTransport:
 
     def __init__(self, is_reliable: bool = False, local_address: Address = LOCAL) -> None:
         self.is_reliable = is_reliable
+        self.protocol_name = "TCP" if is_reliable else "UDP"
         self.local_address = local_address
         self.closed = False
         self.sent: list[tuple[bytes, Address]] = []  # anything sent past the host (a call never should)

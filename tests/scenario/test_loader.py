@@ -112,6 +112,8 @@ BAD_CASES = [
     (b"<scenario>\n<pause distribution='normal' mean='5'/></scenario>", 2, "stdev="),
     (b"<scenario>\n  <send>\n</scenario>", 3, "XML error"),
     (b"<scenario></scenario>", 1, "no steps"),
+    (b"<scenario>\n<pause counter='a,b'/></scenario>", 2, "counter='a,b'"),
+    (b"<scenario>\n<pause counter=''/></scenario>", 2, "must be non-empty"),
     (
         b"<scenario>\n<nop><action><test assign_to='a' variable='b' compare='bigger' value='1'/>"
         b"</action></nop>"
@@ -136,3 +138,15 @@ def test_unreadable_file_names_flag_and_path(tmp_path: Path) -> None:
     with pytest.raises(FileProblem) as caught:
         load_scenario_file(str(tmp_path / "missing.xml"))
     assert re.search(r"-sf: cannot read scenario .*missing\.xml", describe(caught.value))
+
+
+def test_rtd_true_is_the_rtd_named_1_and_counters_are_kept() -> None:
+    """SIPp's get_rtd: rtd="true" is RTD 1 (ResponseTime1 in the CSV), "false" none."""
+    xml = (
+        b"<scenario><recv response='200' start_rtd='false' rtd='true' counter='ok'/>"
+        b"<recv response='180' rtd='setup'/></scenario>"
+    )
+    scenario = parse_scenario(xml, "rtd.xml")
+    first = scenario.steps[0]
+    assert (first.rtd, first.start_rtd, first.counter) == (["1"], [], "ok")
+    assert scenario.rtd_names == ["1", "setup"]

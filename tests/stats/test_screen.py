@@ -1,7 +1,4 @@
 import io
-import os
-
-import pytest
 
 from gossipper.stats.counters import RunCounters
 from gossipper.stats.screen import CLEAR_AND_HOME, ScreenHeader, ScreenRefresher
@@ -121,25 +118,3 @@ def test_labels_beyond_the_counted_steps_show_zeros() -> None:
     text = screen.render(STARTED + 1)
     assert numbers_after(text, "INVITE ---------->") == [7, 0, 0, 0]
     assert numbers_after(text, "ACK ---------->") == [0, 0, 0, 0]
-
-
-def test_dump_appends_the_screen(tmp_path: os.PathLike[str]) -> None:
-    target = os.path.join(tmp_path, "uac_1_screen.log")
-    screen = ScreenRefresher(make_counters(), LABELS, header, io.StringIO(), interactive=True)
-    screen.dump(target)
-    screen.dump(target)
-    with open(target) as handle:
-        content = handle.read()
-    assert content.count("INVITE ---------->") == 2
-    assert "\x1b" not in content
-
-
-def test_dump_to_unwritable_path_warns_on_one_line(
-    tmp_path: os.PathLike[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    target = os.path.join(tmp_path, "no-such-dir", "screen.log")
-    screen = ScreenRefresher(make_counters(), LABELS, header, io.StringIO(), interactive=False)
-    screen.dump(target)
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1
-    assert target in err

@@ -7,7 +7,7 @@ import pytest
 from gossipper.cli.errors import describe
 from gossipper.errors import FileProblem
 from gossipper.stats.counters import RunCounters
-from gossipper.stats.stat_csv import StatCsvWriter, default_stat_path
+from gossipper.stats.stat_csv import StatCsvLayout, StatCsvWriter, default_stat_path
 
 STARTED = 1_700_000_000.25
 
@@ -37,17 +37,19 @@ OUR_COLUMNS = (
     "rtp_late_packets(P);rtp_late_packets(C);"
 )
 
+WITH_EVERYTHING = StatCsvLayout(rtd_repartition=True, call_length_repartition=True, media_columns=True)
+
 DATE = re.compile(r"^(\d{4}-\d\d-\d\d)\t(\d\d:\d\d:\d\d\.\d{6})\t(\d{10})\.(\d{6})$")
 
 
-def read_table(path: str) -> tuple[list[str], list[dict[str, str]]]:
+def read_table(path: str, delimiter: str = ";") -> tuple[list[str], list[dict[str, str]]]:
     with open(path) as handle:
         lines = handle.read().splitlines()
-    assert all(line.endswith(";") for line in lines)
-    header = lines[0][:-1].split(";")
+    assert all(line.endswith(delimiter) for line in lines)
+    header = lines[0][: -len(delimiter)].split(delimiter)
     rows = []
     for line in lines[1:]:
-        values = line[:-1].split(";")
+        values = line[: -len(delimiter)].split(delimiter)
         assert len(values) == len(header)
         rows.append(dict(zip(header, values, strict=True)))
     return header, rows
@@ -61,7 +63,7 @@ def test_header_has_sipp_columns_first_then_ours(tmp_path: os.PathLike[str]) -> 
     path = os.path.join(tmp_path, "stat.csv")
     counters = RunCounters(started_at=STARTED)
     counters.rtd_stat("1")
-    writer = StatCsvWriter(path, counters)
+    writer = StatCsvWriter(path, counters, WITH_EVERYTHING)
     writer.write_header()
     writer.close()
     with open(path) as handle:
@@ -81,8 +83,8 @@ def test_header_has_sipp_columns_first_then_ours(tmp_path: os.PathLike[str]) -> 
 def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> None:
     path = os.path.join(tmp_path, "stat.csv")
     counters = RunCounters(started_at=STARTED)
-    counters.current_rate = 10.0
-    writer = StatCsvWriter(path, counters)
+    counters.target_rate = 10.0
+    writer = StatCsvWriter(path, counters, WITH_EVERYTHING)
     writer.write_header()
 
     counters.calls_created, counters.calls_succeeded, counters.calls_active = 20, 15, 5
@@ -129,7 +131,7 @@ def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> 
     assert (second["ElapsedTime(P)"], second["ElapsedTime(C)"]) == ("00:00:02", "00:00:04")
 
     assert (first["CallLength(P)"], first["CallLength(C)"]) == ("00:00:01:500000", "00:00:01:500000")
-    assert first["CallLengthStDev(C)"] == "00:00:00:500000"
+    assert first["CallLengthStDev(C)"] == "00:00:00:707000"  # the sample stddev, truncated to the ms
     assert (second["CallLength(P)"], second["CallLength(C)"]) == ("00:00:06:000000", "00:00:03:000000")
     assert second["CallLengthStDev(P)"] == "00:00:00:000000"
     assert third["CallLength(P)"] == "00:00:00:000000"
@@ -185,3 +187,95 @@ def test_unwritable_path_is_a_config_error_naming_stf(tmp_path: os.PathLike[str]
     with pytest.raises(FileProblem) as caught:
         StatCsvWriter(path, RunCounters())
     assert re.search(r"^-stf: cannot write .*no-such-dir/stat.csv: ", describe(caught.value))
+
+
+def test_a_signalling_run_has_only_sipps_columns(tmp_path: os.PathLike[str]) -> None:
+    """No repartition element in the scenario and no media: the header stops where SIPp's does."""
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    counters.rtd_stat("1")
+    writer = StatCsvWriter(path, counters)
+    writer.write_row(STARTED + 1)
+    writer.close()
+    header, _ = read_table(path)
+    assert ";".join(header) + ";" == (
+        SIPP_LEADING_COLUMNS
+        + "ResponseTime1(P);ResponseTime1(C);ResponseTime1StDev(P);ResponseTime1StDev(C);"
+        "CallLength(P);CallLength(C);CallLengthStDev(P);CallLengthStDev(C);"
+    )
+
+
+def test_delimiter_rfc3339_and_target_users(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    counters.target_rate, counters.target_users = 7.5, 40
+    writer = StatCsvWriter(path, counters, StatCsvLayout(delimiter="|,", rfc3339=True))
+    writer.write_row(STARTED + 1)
+    counters.target_users = None
+    writer.write_row(STARTED + 2)
+    writer.close()
+    header, rows = read_table(path, "|,")
+    assert header[:3] == ["StartTime", "LastResetTime", "CurrentTime"]
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)"
+    assert all(re.fullmatch(stamp, rows[0][name]) for name in header[:3]), rows[0]
+    assert rows[0]["StartTime"].split(".")[1].startswith("250000")
+    assert (rows[0]["TargetRate"], rows[1]["TargetRate"]) == ("40", "7.500")
+
+
+def test_generic_counters_rejected_auto_answered_and_warnings(tmp_path: os.PathLike[str]) -> None:
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    counters.generic.update({"7": 0, "invites": 0})
+    writer = StatCsvWriter(path, counters)
+    writer.write_header()
+    counters.generic.update({"7": 2, "invites": 5})
+    counters.calls_rejected, counters.auto_answered, counters.warnings = 1, 3, 4
+    counters.call_failed("timeout")
+    counters.call_failed("timeout")
+    counters.calls_max_retrans = 1
+    writer.write_row(STARTED + 1)
+    counters.generic["invites"] = 6
+    writer.write_row(STARTED + 2)
+    writer.close()
+    header, rows = read_table(path)
+    assert header[-4:] == ["GenericCounter7(P)", "GenericCounter7(C)", "invites(P)", "invites(C)"]
+    assert header.index("GenericCounter7(P)") == header.index("CallLengthStDev(C)") + 1
+    first, second = rows
+    assert (first["GenericCounter7(C)"], first["invites(P)"], second["invites(P)"]) == ("2", "5", "1")
+    assert (first["FailedCallRejected(C)"], first["AutoAnswered(C)"], first["Warnings(C)"]) == ("1", "3", "4")
+    assert second["Warnings(P)"] == "0"
+    assert (first["FailedMaxUDPRetrans(C)"], first["FailedTimeoutOnRecv(C)"]) == ("1", "1")
+
+
+def test_periodic_rtd_restarts_the_repartitions_at_each_row(tmp_path: os.PathLike[str]) -> None:
+    rows_by_mode = []
+    for periodic in (False, True):
+        path = os.path.join(tmp_path, f"stat-{periodic}.csv")
+        counters = RunCounters(started_at=STARTED)
+        rtd = counters.rtd_stat("1")
+        layout = StatCsvLayout(periodic_rtd=periodic, rtd_repartition=True, call_length_repartition=True)
+        writer = StatCsvWriter(path, counters, layout)
+        rtd.add(5)
+        rtd.add(15)
+        writer.write_row(STARTED + 1)
+        rtd.add(5)
+        writer.write_row(STARTED + 2)
+        writer.close()
+        rows_by_mode.append(read_table(path)[1])
+    cumulative, periodic_rows = rows_by_mode
+    assert [row["ResponseTimeRepartition1_<10"] for row in cumulative] == ["1", "2"]
+    assert [row["ResponseTimeRepartition1_<10"] for row in periodic_rows] == ["1", "1"]
+    assert [row["ResponseTimeRepartition1_<20"] for row in periodic_rows] == ["1", "0"]
+    assert periodic_rows[1]["ResponseTime1(C)"] == "00:00:00:008000"  # (5 + 15 + 5) / 3, truncated
+
+
+def test_single_sample_has_no_deviation(tmp_path: os.PathLike[str]) -> None:
+    """SIPp divides by zero here and prints a 2562047788015-hour deviation; we print zero."""
+    path = os.path.join(tmp_path, "stat.csv")
+    counters = RunCounters(started_at=STARTED)
+    counters.call_length.add(1234.9)
+    writer = StatCsvWriter(path, counters)
+    writer.write_row(STARTED + 1)
+    writer.close()
+    row = read_table(path)[1][0]
+    assert (row["CallLength(C)"], row["CallLengthStDev(C)"]) == ("00:00:01:234000", "00:00:00:000000")
