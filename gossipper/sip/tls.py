@@ -100,4 +100,3 @@ def _context(settings: TlsSettings, protocol: ssl._SSLMethod) -> ssl.SSLContext:
     if keylog:
         context.keylog_filename = keylog
     return context
-

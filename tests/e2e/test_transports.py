@@ -84,10 +84,30 @@ def _run_uac(cwd: Path, target: str, transport: str, ip: str, *extra: str) -> di
     summary, errors = cwd / "uac.json", cwd / "uac_errors.log"
     result = subprocess.run(
         gossipper_command(
-            "-sf", str(_wav_scenario(cwd)), target, "-t", transport, "-i", ip,
-            "-m", str(CALLS), "-r", "10", "-mp", str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
-            "-bg", "-nostdin", "-summary_json", str(summary), "-trace_err", "-error_file", str(errors),
-            "-trace_msg", "-message_file", str(cwd / "uac_messages.log"), *extra,
+            "-sf",
+            str(_wav_scenario(cwd)),
+            target,
+            "-t",
+            transport,
+            "-i",
+            ip,
+            "-m",
+            str(CALLS),
+            "-r",
+            "10",
+            "-mp",
+            str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
+            "-bg",
+            "-nostdin",
+            "-summary_json",
+            str(summary),
+            "-trace_err",
+            "-error_file",
+            str(errors),
+            "-trace_msg",
+            "-message_file",
+            str(cwd / "uac_messages.log"),
+            *extra,
         ),
         capture_output=True,
         text=True,
@@ -163,8 +183,9 @@ def test_an_untrusted_tls_uas_stops_the_uac_with_one_line(tmp_path: Path, proces
     _uas_certificates(material, tmp_path, "rogue")
     port = _start_uas(processes, tmp_path, "l1", LOOPBACK)
     result = subprocess.run(
-        gossipper_command("-sn", "uac", f"{LOOPBACK}:{port}", "-t", "l1", "-m", "1", "-nostdin",
-                          *_uac_tls_flags(material)),
+        gossipper_command(
+            "-sn", "uac", f"{LOOPBACK}:{port}", "-t", "l1", "-m", "1", "-nostdin", *_uac_tls_flags(material)
+        ),
         capture_output=True,
         text=True,
         timeout=60,
@@ -202,8 +223,18 @@ def test_the_one_connection_leaves_from_local_port(
         peer.settimeout(15)
         local_port = free_port()
         command = gossipper_command(
-            "-sn", "uac", f"{LOOPBACK}:{peer.getsockname()[1]}", "-t", transport, "-i", LOOPBACK,
-            "-p", str(local_port), "-m", "1", "-nostdin",
+            "-sn",
+            "uac",
+            f"{LOOPBACK}:{peer.getsockname()[1]}",
+            "-t",
+            transport,
+            "-i",
+            LOOPBACK,
+            "-p",
+            str(local_port),
+            "-m",
+            "1",
+            "-nostdin",
         )
         processes.start(command, cwd=tmp_path)
         connection, source = peer.accept()
@@ -242,8 +273,24 @@ def _sipp_uac(cwd: Path, target: str, transport: str, ip: str) -> None:
         )
     )
     result = subprocess.run(
-        [SIPP, "-sf", str(scenario), target, "-t", transport, "-i", ip, "-m", str(CALLS), "-r", "10",
-         "-mp", str(free_ports_below_ephemeral(2 * CALLS, start=24000)), "-nostdin", "-trace_err"],
+        [
+            SIPP,
+            "-sf",
+            str(scenario),
+            target,
+            "-t",
+            transport,
+            "-i",
+            ip,
+            "-m",
+            str(CALLS),
+            "-r",
+            "10",
+            "-mp",
+            str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
+            "-nostdin",
+            "-trace_err",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
@@ -292,9 +339,23 @@ def test_ipv6_scale_engine_streams_echoed(tmp_path: Path, processes: Processes) 
     port = _start_uas(processes, tmp_path, "u1", IPV6)
     summary = tmp_path / "uac.json"
     result = subprocess.run(
-        gossipper_command("-sn", "invite_media_scale", _host(IPV6, port), "-i", IPV6, "-m", str(CALLS),
-                          "-d", "2000", "-mp", str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
-                          "-bg", "-nostdin", "-summary_json", str(summary)),
+        gossipper_command(
+            "-sn",
+            "invite_media_scale",
+            _host(IPV6, port),
+            "-i",
+            IPV6,
+            "-m",
+            str(CALLS),
+            "-d",
+            "2000",
+            "-mp",
+            str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
+            "-bg",
+            "-nostdin",
+            "-summary_json",
+            str(summary),
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -322,8 +383,9 @@ def _sipp_has_tls() -> bool:
 
 
 needs_sipp_tls = pytest.mark.skipif(
-    not _sipp_has_tls(), reason="this SIPp is built without TLS ('To use a TLS transport you must compile "
-    "SIPp with OpenSSL'; Debian's sip-tester is)"
+    not _sipp_has_tls(),
+    reason="this SIPp is built without TLS ('To use a TLS transport you must compile "
+    "SIPp with OpenSSL'; Debian's sip-tester is)",
 )
 needs_kernel_sctp = pytest.mark.skipif(
     not kernel_has_sctp(), reason="this kernel has no SCTP (socket(IPPROTO_SCTP): Protocol not supported)"
