@@ -100,9 +100,40 @@ class Config:
     hep_addr: tuple[str, int] | None = None
     hep_id: int = 2001
     hep_pass: str | None = None
+    # --- SIPp's remaining options (sipp.cpp options_table): retransmissions, timers, runtime ---
+    max_invite_retrans: int | None = None  # -max_invite_retrans
+    max_non_invite_retrans: int | None = None  # -max_non_invite_retrans
+    retransmissions: bool = True  # -nr: off
+    t2_ms: int = 4000  # -T2
+    rtcheck: str = "full"  # -rtcheck full|loose
+    pause_msg_ign: bool = False  # -pause_msg_ign
+    lost_percent: float = 0.0  # -lost
+    deadcall_wait_ms: int = 33_000  # -deadcall_wait
+    rate_scale: float = 1.0  # -rate_scale
+    rate_interval_s: float | None = None  # -rate_interval (None: -fd)
+    rate_quit: bool = True  # -no_rate_quit: off
+    sleep_ms: int = 0  # -sleep
+    screen_period_s: float = 1.0  # -f
+    call_id_type: str = "default"  # -cid_type
+    dynamic_start: int = 10_000  # -dynamicStart
+    dynamic_max: int = 12_000  # -dynamicMax
+    dynamic_step: int = 4  # -dynamicStep
+    bind_local: bool = False  # -bind_local
+    bind_to_device: str | None = None  # -bind_to_device
+    buff_size: int = 65_536  # -buff_size
+    max_socket: int = 50_000  # -max_socket
+    skip_rlimit: bool = False  # -skip_rlimit
+    watchdog_interval_ms: int = 400  # -watchdog_interval (0: no watchdog)
+    watchdog_reset_ms: int = 600_000  # -watchdog_reset
+    watchdog_minor_threshold_ms: int = 500  # -watchdog_minor_threshold
+    watchdog_major_threshold_ms: int = 3000  # -watchdog_major_threshold
+    watchdog_minor_maxtriggers: int = 120  # -watchdog_minor_maxtriggers
+    watchdog_major_maxtriggers: int = 10  # -watchdog_major_maxtriggers
     # --- misc ---
     show_help: bool = False
     show_version: bool = False
+    # One line each for options accepted without effect here, printed before the run.
+    notices: list[str] = field(default_factory=list)
     # Flags given explicitly, so later stages can tell "default" from "chosen".
     given: set[str] = field(default_factory=set)
 

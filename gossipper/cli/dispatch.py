@@ -7,7 +7,9 @@ The engine and the scale engine are imported only when their mode runs, so -h, -
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
+from gossipper.cli.background import detach
 from gossipper.cli.compile import run_settings, standalone_settings
 from gossipper.cli.config import Config
 from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_STATUS
@@ -28,7 +30,17 @@ def run(config: Config) -> int:
         return EXIT_STATUS[run_standalone(standalone_settings(config))]
     from gossipper.engine.runner import run_scenario
 
-    outcome = run_scenario(run_settings(config), load_run_scenario(config))
+    settings, scenario = run_settings(config), load_run_scenario(config)
+    for notice in config.notices:
+        print(f"gossipper: {notice}", file=sys.stderr)
+
+    def run_sip(on_ready: Callable[[], None] | None) -> int:
+        return _exit_status(config, run_scenario(settings, scenario, on_ready))
+
+    return detach(run_sip) if config.background else run_sip(None)
+
+
+def _exit_status(config: Config, outcome: RunOutcome) -> int:
     if outcome is RunOutcome.TIMED_OUT:
         elapsed = config.global_timeout_ms / 1000
         print(f"gossipper: -timeout: run timed out after {elapsed:.3f} seconds", file=sys.stderr)

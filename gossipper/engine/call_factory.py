@@ -7,6 +7,11 @@ to it, tell media, start it) is this module's alone.
 
 from __future__ import annotations
 
+import random
+import re
+import secrets
+import time
+import uuid
 from collections.abc import Callable
 
 from gossipper.engine.call import Call, CallHost
@@ -15,6 +20,8 @@ from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.settings import Address, KeywordSettings
 from gossipper.sip.transport import SipTransport
 from gossipper.stats.counters import RunCounters
+
+_CALL_ID_CODES = re.compile(r"%(.?)", re.DOTALL)
 
 
 class CallFactory:
@@ -52,11 +59,23 @@ class CallFactory:
         return context
 
     def _format_call_id(self, number: int) -> str:
+        """-cid_type: SIPp's Call-ID modes; the default one expands -cid_str."""
+        kind, local_ip = self._keywords.call_id_type, self._run.local_ip
+        if kind == "uuid":
+            return f"{uuid.uuid4()}@{local_ip}"
+        if kind == "uuid-compact":
+            return f"{uuid.uuid4().hex}@{local_ip}"
+        if kind == "random":
+            return f"{number}-{secrets.token_hex(16)}@{local_ip}"
+        if kind == "timestamp":
+            return f"{time.time_ns() // 1000}-{number}-{self._run.pid}@{local_ip}"
         text = self._keywords.call_id_format
-        replacements = {"%u": str(number), "%p": str(self._run.pid), "%s": self._run.local_ip}
-        for key, value in replacements.items():
-            text = text.replace(key, value)
-        return text
+        return _CALL_ID_CODES.sub(lambda match: self._expand(match.group(1), number), text)
+
+    def _expand(self, code: str, number: int) -> str:
+        """SIPp's -cid_str codes; any other character after '%' (and '%%') stands for '%' alone."""
+        values = {"u": number, "p": self._run.pid, "s": self._run.local_ip, "r": random.randrange(2**31)}
+        return str(values.get(code, "%"))
 
     def launch(
         self,

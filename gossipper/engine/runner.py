@@ -27,6 +27,7 @@ from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMod
 from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
+from gossipper.engine.watchdog import Watchdog
 from gossipper.errors import BindError, GossipperError, InvalidValue
 from gossipper.hep.sender import HepSender
 from gossipper.media.scale.preflight import ensure_open_files, raise_open_files_limit, socket_buffer_warnings
@@ -61,12 +62,15 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run_scenario(settings: RunSettings, scenario: model.Scenario) -> RunOutcome:
+def run_scenario(
+    settings: RunSettings, scenario: model.Scenario, on_ready: Callable[[], None] | None = None
+) -> RunOutcome:
+    """Run to the end; on_ready is called once the run's sockets are open (for -bg)."""
     _tune_garbage_collector()
     loop = _install_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(Run(settings, scenario, loop).main())
+        return loop.run_until_complete(Run(settings, scenario, loop).main(on_ready))
     finally:
         loop.close()
 
@@ -99,6 +103,7 @@ class Run:
             self.trace_message,
             ping_reply=self.policy.has(DefaultBehavior.PING_REPLY),
             trim_call_id=self.policy.trim_call_id_prefix,
+            dead_call_wait_s=settings.dead_call_wait_s,
         )
         self.endpoints = SipEndpoints(
             settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
@@ -118,6 +123,10 @@ class Run:
         )
         self.twin: TwinChannel | None = None
         self.control = RunControl(self, settings.control)
+        self.watchdog = Watchdog(
+            loop, settings.watchdog, lambda text: self.views.log("warning", text), self._fail
+        )
+        self._fatal: str | None = None  # why the run must end as a fatal error (the watchdog's verdict)
 
     # ------------------------------------------------------------------ setup
     async def _setup(self) -> None:
@@ -166,9 +175,11 @@ class Run:
             print(f"gossipper: {warning}", file=sys.stderr)
 
     # ------------------------------------------------------------------ main
-    async def main(self) -> RunOutcome:
+    async def main(self, on_ready: Callable[[], None] | None = None) -> RunOutcome:
         try:
             self.media.preload(self.scenario)
+            if self.settings.generation.sleep_s:  # -sleep: SIPp waits before opening any socket
+                await asyncio.sleep(self.settings.generation.sleep_s)
             await self._setup()
         except GossipperError:
             self.endpoints.close()
@@ -176,7 +187,14 @@ class Run:
                 self.hep.close()
             raise
         self.views.start()
-        self.control.start(self.loop)
+        try:
+            self.control.start(self.loop)
+        except GossipperError:
+            self._finish_run()
+            raise
+        if on_ready is not None:
+            on_ready()
+        self.watchdog.start()
         install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
         generation = self.settings.generation
         if self.is_uac:
@@ -200,8 +218,16 @@ class Run:
             await asyncio.sleep(0)
         finally:
             housekeeping.cancel()
+            self.watchdog.stop()
             self._finish_run()
+        if self._fatal is not None:
+            raise GossipperError(self._fatal)
         return self.ending.outcome(self.counters)
+
+    def _fail(self, reason: str) -> None:
+        """A fatal error found while running (SIPp's ERROR): exit at once, as on SIGTERM."""
+        self._fatal = reason
+        self.quit_now()
 
     async def _housekeeping(self) -> None:
         while True:
@@ -219,11 +245,14 @@ class Run:
         elapsed = time.time() - self.counters.started_at
         steps = int(elapsed // max(generation.increase_period_s, 0.001))
         target = generation.rate + steps * generation.rate_increase
-        if generation.rate_max:
-            target = min(target, generation.rate_max)
+        capped = bool(generation.rate_max) and target > generation.rate_max
+        if capped:
+            target = generation.rate_max
         if target != generator.rate:
             generator.set_rate(target)
         self.counters.current_rate = generator.calls_per_second
+        if capped and generation.rate_quit and not self.ending.soft_stopping:
+            self.soft_stop()  # SIPp's ratetask: an increase past -rate_max quits, as 'q' does
 
     def _global_timeout(self) -> None:
         """Current SIPp aborts the live calls at -timeout (3.6.1 let them finish); with
@@ -358,7 +387,7 @@ class Run:
             self.trace_error(f"call {call.call_id} failed ({failure_class}): {reason}")
         self.dispatcher.bury(call)
         if call.owns_transport:
-            call.transport.close()
+            self.endpoints.release_for_call(call.transport)
         self._after_call_end()
 
     def _after_call_end(self) -> None:

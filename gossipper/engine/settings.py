@@ -66,6 +66,11 @@ class CallPolicy:
     auth_uri: str | None = None  # -auth_uri: the digest URI is sip:THIS, not sip:remote_ip:remote_port
     # SIPp's '///': a Call-ID "anything///[call_id]" names the call [call_id] (-callid_slash_ign: off)
     trim_call_id_prefix: bool = True
+    retransmissions: bool = True  # -nr: UDP sends are not retransmitted nor peer retransmissions detected
+    t2_ms: int = 4000  # -T2: the cap of a non-INVITE's retransmission interval
+    loose_retrans_check: bool = False  # -rtcheck loose: a retransmission is the same To, From, Call-ID, CSeq
+    lost_percent: float = 0.0  # -lost: messages lost on purpose where the step has no lost=
+    ignore_during_pause: bool = False  # -pause_msg_ign: a message reaching a call in a pause is dropped
 
     def max_retrans(self, is_invite: bool) -> int:
         return self.invite_max_retrans if is_invite else self.other_max_retrans
@@ -88,7 +93,11 @@ class KeywordSettings:
     keys: Mapping[str, str] = field(default_factory=dict)  # -key: [name] is this text
     variables: Mapping[str, str] = field(default_factory=dict)  # -set: every call starts with them
     base_cseq: int = 1
-    call_id_format: str = "%u-%p@%s"  # %u call number, %p pid, %s local ip
+    call_id_format: str = "%u-%p@%s"  # %u call number, %p pid, %s local ip, %r random, %% a '%'
+    call_id_type: str = "default"  # -cid_type: default (the format), uuid, uuid-compact, random, timestamp
+    dynamic_start: int = 10_000  # [dynamic_id]: first value, the step, and the top before it wraps
+    dynamic_step: int = 4
+    dynamic_max: int = 12_000
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,10 @@ class TransportSettings:
     remote: Address | None = None  # the positional host[:port], unresolved
     send_to: Address | None = None  # -rsa: where packets go instead, unresolved
     twin: TwinSettings = field(default_factory=TwinSettings)
+    bind_local: bool = False  # -bind_local: listen on the local IP only (with -i it always does)
+    bind_to_device: str | None = None  # -bind_to_device: SO_BINDTODEVICE on the SIP sockets
+    buffer_bytes: int | None = None  # -buff_size: SO_SNDBUF/SO_RCVBUF of the SIP sockets (None: 4 MiB)
+    max_sockets: int = 50_000  # -max_socket: -t un/tn calls share the open sockets beyond this
 
 
 @dataclass(frozen=True)
@@ -125,6 +138,8 @@ class GenerationSettings:
     users: int = 0  # -users: a fixed population of concurrent calls instead (0: not given)
     global_timeout_ms: int = 0  # 0: none
     timeout_is_error: bool = False
+    rate_quit: bool = True  # the run ends once -rate_increase would pass -rate_max (-no_rate_quit: off)
+    sleep_s: float = 0.0  # -sleep: wait this long before opening any socket
 
 
 @dataclass(frozen=True)
@@ -144,13 +159,28 @@ class ViewSettings:
     screen_file: str | None = None
     summary_json: str | None = None  # "-": stdout
     quiet: bool = False  # background mode: no screen, no start lines
+    screen_period_s: float = 1.0  # -f: screen refresh period (0: never refreshed)
 
 
 @dataclass(frozen=True)
 class ControlSettings:
-    ip: str = "127.0.0.1"
+    ip: str | None = None  # -ci: listen there and take commands from anyone; None: all, own host only
     port: int | None = None  # None: the first free of SIPp's range
     keyboard: bool = True
+    rate_scale: float = 1.0  # -rate_scale: what + and - add to the rate (* and / ten times it)
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    """SIPp's watchdog: a timer every interval; firing late is a minor or a major trip, and
+    too many trips (counted afresh after a quiet reset period) end the run as failed."""
+
+    interval_ms: int = 400  # 0: no watchdog
+    reset_ms: int = 600_000
+    minor_threshold_ms: int = 500
+    major_threshold_ms: int = 3000
+    minor_maxtriggers: int = 120
+    major_maxtriggers: int = 10
 
 
 @dataclass(frozen=True)
@@ -170,4 +200,6 @@ class RunSettings:
     control: ControlSettings = field(default_factory=ControlSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     hep: HepSettings | None = None
+    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
+    dead_call_wait_s: float = 33.0  # -deadcall_wait: how long an ended call still answers (0: not at all)
     injection_files: tuple[str, ...] = ()

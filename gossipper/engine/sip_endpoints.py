@@ -19,6 +19,7 @@ from gossipper.sip.transport import (
     open_tcp_connection,
     open_tcp_listener,
     open_udp,
+    os_sockets,
 )
 
 DEFAULT_SIP_PORT = 5060
@@ -60,10 +61,34 @@ class SipEndpoints:
         self.main: SipTransport | None = None  # the UDP socket every call shares (-t u1, un's listener)
         self.shared_tcp: SipTransport | None = None  # -t t1: the UAC's one connection
         self._closers: list[Callable[[], None]] = []
+        # -t un/tn: each call socket and how many live calls use it; past -max_socket new
+        # calls take turns on the open ones (SIPp's new_sipp_call_socket), closed with the last.
+        self._call_sockets: dict[SipTransport, int] = {}
+        self._next_shared = 0
 
     @property
     def bind_ip(self) -> str:
-        return self.settings.local_ip or ("::" if ":" in self.local_ip else "0.0.0.0")
+        if self.settings.local_ip or self.settings.bind_local:
+            return self.local_ip  # -i, or -bind_local's own address toward the peer
+        return "::" if ":" in self.local_ip else "0.0.0.0"
+
+    def _customize(self, transport: SipTransport) -> SipTransport:
+        """SIPp's sipp_customize_socket: -buff_size and -bind_to_device on each SIP socket."""
+        settings = self.settings
+        for sock in os_sockets(transport):
+            if settings.buffer_bytes is not None:
+                for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                    sock.setsockopt(socket.SOL_SOCKET, option, settings.buffer_bytes)
+            if settings.bind_to_device is not None:
+                try:
+                    device = settings.bind_to_device.encode()
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device)
+                except OSError as error:
+                    transport.close()
+                    raise BindError(
+                        f"cannot bind to device {settings.bind_to_device!r}: {error.strerror or error}"
+                    ).for_setting("bind_to_device") from None
+        return transport
 
     def resolve_remote(self) -> None:
         settings = self.settings
@@ -78,8 +103,8 @@ class SipEndpoints:
         """The run's listening socket, and for a -t t1 UAC its connection to the peer."""
         self.local_port = await self._open_main()
         if self.settings.mode is TransportMode.TCP_SHARED and is_uac and self.remote is not None:
-            self.shared_tcp = await open_tcp_connection(
-                self.remote, self.bind_ip, self._on_data, self._on_malformed
+            self.shared_tcp = self._customize(
+                await open_tcp_connection(self.remote, self.bind_ip, self._on_data, self._on_malformed)
             )
             self._closers.append(self.shared_tcp.close)
 
@@ -92,10 +117,12 @@ class SipEndpoints:
                 if settings.mode.reliable:
                     listener = await open_tcp_listener(self.bind_ip, port, self._on_data, self._on_malformed)
                     self._closers.append(listener.close)
+                    self._customize(listener)
                     return int(listener.local_address[1])
                 transport = await open_udp(self.bind_ip, port, self._on_data)
                 self.main = transport
                 self._closers.append(transport.close)
+                self._customize(transport)
                 return int(transport.local_address[1])
             except BindError as error:
                 last_error = error
@@ -110,10 +137,30 @@ class SipEndpoints:
         return transport
 
     async def open_for_call(self, remote: Address) -> SipTransport:
-        """-t un: a UDP socket of the call's own; -t tn: its own TCP connection (OSError if refused)."""
-        if self.settings.mode is TransportMode.UDP_PER_CALL:
-            return await open_udp(self.bind_ip, 0, self._on_data)
-        return await open_tcp_connection(remote, self.bind_ip, self._on_data, self._on_malformed)
+        """-t un: a UDP socket of the call's own; -t tn: its own TCP connection (OSError if refused).
+        Past -max_socket open ones, an open one in turn. Give each back with release_for_call."""
+        sockets = self._call_sockets
+        if len(sockets) + 1 >= self.settings.max_sockets and sockets:  # the main socket counts
+            transports = list(sockets)
+            transport = transports[self._next_shared % len(transports)]
+            self._next_shared += 1
+        elif self.settings.mode is TransportMode.UDP_PER_CALL:
+            transport = self._customize(await open_udp(self.bind_ip, 0, self._on_data))
+        else:
+            transport = self._customize(
+                await open_tcp_connection(remote, self.bind_ip, self._on_data, self._on_malformed)
+            )
+        sockets[transport] = sockets.get(transport, 0) + 1
+        return transport
+
+    def release_for_call(self, transport: SipTransport) -> None:
+        """A call that had its own socket ended: close the socket once no call uses it."""
+        users = self._call_sockets.get(transport, 1) - 1
+        if users > 0:
+            self._call_sockets[transport] = users
+            return
+        self._call_sockets.pop(transport, None)
+        transport.close()
 
     def add_closer(self, close: Callable[[], None]) -> None:
         self._closers.append(close)

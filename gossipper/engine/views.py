@@ -39,6 +39,7 @@ class RunViews:
         if settings.stat_csv:
             self.stat_csv = StatCsvWriter(settings.stat_file or default_stat_path(name), counters)
         interactive = not settings.quiet and sys.stdout.isatty()
+        self._next_screen = 0.0  # when the screen refreshes next (-f)
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
         self._next_stat_row = 0.0
 
@@ -68,8 +69,11 @@ class RunViews:
             self._next_stat_row = time.time() + self.settings.stat_period_s
 
     def tick(self, now: float) -> None:
-        """Once a second: refresh the screen, write a CSV row when its period is due, flush."""
-        self.screen.refresh(now)
+        """Once a second: refresh the screen every -f, write a CSV row when its period is due, flush."""
+        period = self.settings.screen_period_s
+        if period > 0 and now >= self._next_screen:
+            self.screen.refresh(now)
+            self._next_screen = now + period - 0.5  # ticks come once a second: a 1 s period refreshes each
         if self.stat_csv is not None and now >= self._next_stat_row:
             self.stat_csv.write_row(now)
             self._next_stat_row = now + self.settings.stat_period_s

@@ -36,6 +36,7 @@ SIMPLE_KEYWORDS = frozenset(
         "date",
         "timestamp",
         "clock_tick",
+        "dynamic_id",
         "sipp_version",
         "crypto_attribute",  # gossipper: the a=crypto line of -media_srtp, empty (line dropped) otherwise
     }

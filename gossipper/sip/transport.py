@@ -247,3 +247,14 @@ async def open_tcp_connection(
         sock.close()
         raise
     return connection
+
+
+def os_sockets(transport: object) -> list[socket.socket]:
+    """The kernel sockets under a transport, for options set after opening (-buff_size,
+    -bind_to_device): a UDP socket or TCP connection has one, a listener its listening ones."""
+    server = getattr(transport, "_server", None)
+    if server is not None:
+        return list(server.sockets)
+    inner = getattr(transport, "_transport", None)
+    sock = inner.get_extra_info("socket") if inner is not None else None
+    return [sock] if sock is not None else []
