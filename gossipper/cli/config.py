@@ -129,6 +129,7 @@ class Config:
     watchdog_major_threshold_ms: int = 3000  # -watchdog_major_threshold
     watchdog_minor_maxtriggers: int = 120  # -watchdog_minor_maxtriggers
     watchdog_major_maxtriggers: int = 10  # -watchdog_major_maxtriggers
+    random_base_ssrc: bool = False  # -random_base_ssrc: what it asks (random SSRCs) always holds here
     # --- misc ---
     show_help: bool = False
     show_version: bool = False

@@ -384,6 +384,42 @@ _OPTIONS += [
     Option("watchdog_major_maxtriggers", 1, _set("watchdog_major_maxtriggers", _int()), "Major trips"),
     Option("watchdog_minor_maxtriggers", 1, _set("watchdog_minor_maxtriggers", _int()), "Minor trips"),
     Option("f", 1, _set("screen_period_s", _seconds), "Screen refresh period (default 1 s)"),
+    Option("random_base_ssrc", 0, _flag("random_base_ssrc"), "Random RTP SSRCs (as gossipper always does)"),
+    Option(
+        "ip_field",
+        1,
+        _no_effect("it names the source IP field for -t ui, which gossipper does not offer", _int(0)),
+        "(-t ui only; no effect)",
+    ),
+    Option(
+        "mb",
+        1,
+        _no_effect("the RTP echo reads whole datagrams, never truncated to a buffer", _int(1)),
+        "(SIPp's RTP echo buffer; no effect)",
+    ),
+    Option(
+        "rtp_buffsize",
+        1,
+        _no_effect("RTP sockets keep the kernel's default buffers", _int(1)),
+        "(SIPp's RTP socket buffers; no effect)",
+    ),
+    *(
+        Option(name, nargs, _refuse(f"{what} is not implemented yet"), "(not yet)")
+        for name, nargs, what in (
+            ("rxsf", 1, "a second, receiving scenario (mixed mode)"),
+            ("rxrn", 1, "a second, receiving scenario (mixed mode)"),
+            ("rxinf", 1, "the injection file of a receiving scenario (mixed mode)"),
+            ("oocsf", 1, "an out-of-call scenario"),
+            ("oocsn", 1, "an out-of-call scenario"),
+            ("infindex", 2, "an index for <lookup>, which scenarios cannot use yet,"),
+            ("max_reconnect", 1, "reconnecting a lost TCP connection"),
+            ("reconnect_close", 1, "reconnecting a lost TCP connection"),
+            ("reconnect_sleep", 1, "reconnecting a lost TCP connection"),
+            ("send_timeout", 1, "a send timeout (sends never block: asyncio queues them)"),
+            ("sendbuffer_warn", 1, "a send buffer policy (sends never block: asyncio queues them)"),
+            ("srtpcheck_debug", 0, "an SRTP echo check log"),
+        )
+    ),
 ]
 
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}

@@ -40,6 +40,11 @@ class Watchdog:
             self._last_fire = self._last_trip = self._clock()
             self._handle = self._loop.call_later(self._settings.interval_ms / 1000, self.fire)
 
+    @property
+    def armed(self) -> bool:
+        """Whether its next firing is scheduled."""
+        return self._handle is not None
+
     def stop(self) -> None:
         if self._handle is not None:
             self._handle.cancel()

@@ -1,0 +1,115 @@
+"""Every option of SIPp's table (tests/cli/sipp_options.txt) is accepted by `gossipper sipp`.
+
+A SIPp option gossipper does not know fails here, so an option SIPp adds (regenerate the
+list from its sipp.cpp) or one lost by accident breaks CI. The few that cannot apply are
+refused with a one-line reason; the ones other work delivers are strict xfails, which fail
+as soon as they work, so the lists here shrink with them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from gossipper.cli.errors import UsageError
+from gossipper.cli.main import main
+from gossipper.cli.options import OPTIONS, parse_args
+
+OPTION_LIST = Path(__file__).with_name("sipp_options.txt")
+SIPP_SOURCE = Path("/work/sipp-src/src/sipp.cpp")  # present on a developer's machine only
+
+# Options that cannot apply to gossipper: refused, saying why.
+CANNOT_APPLY = {"plugin", "tdmmap"}
+# Options not implemented yet: refused, saying so.
+NOT_YET = {
+    "rxsf",
+    "rxrn",
+    "rxinf",
+    "oocsf",
+    "oocsn",
+    "infindex",
+    "max_reconnect",
+    "reconnect_close",
+    "reconnect_sleep",
+    "send_timeout",
+    "sendbuffer_warn",
+    "srtpcheck_debug",
+}
+# SIPp's tuning knobs of its own machinery: accepted with a one-line notice that they change nothing.
+NO_EFFECT = {"timer_resol", "max_recv_loops", "max_sched_loops", "rtp_threadtasks", "ip_field", "mb", "rtp_buffsize"}
+ELSEWHERE = "delivered by the transports/output-files work"
+DELIVERED_ELSEWHERE = {
+    *("tls_cert", "tls_key", "tls_ca", "tls_crl", "tls_version"),
+    *("multihome", "heartbeat", "assocmaxret", "pathmaxret", "pmtu", "gracefulclose"),
+    *("stat_delimiter", "rfc3339", "periodic_rtd", "trace_shortmsg", "trace_counts", "trace_error_codes"),
+    *("trace_calldebug", "rtt_freq", "ringbuffer_files", "ringbuffer_size", "max_log_size"),
+    *("shortmessage_file", "calldebug_file"),
+    *("message_overwrite", "shortmessage_overwrite", "error_overwrite", "calldebug_overwrite"),
+    *("screen_overwrite", "log_overwrite"),
+}
+
+
+def _sipp_options() -> list[tuple[str, list[str]]]:
+    rows = []
+    for line in OPTION_LIST.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, *values = line.split()
+            rows.append((name, values))
+    return rows
+
+
+def _params() -> list[object]:
+    params: list[object] = []
+    for name, values in _sipp_options():
+        marks = []
+        if name in DELIVERED_ELSEWHERE:
+            marks.append(pytest.mark.xfail(strict=True, reason=ELSEWHERE, raises=UsageError))
+        elif name in NOT_YET:
+            marks.append(pytest.mark.xfail(strict=True, reason="not implemented yet", raises=UsageError))
+        params.append(pytest.param(name, values, marks=marks, id=name))
+    return params
+
+
+@pytest.mark.parametrize(("name", "values"), _params())
+def test_sipp_option_is_accepted(name: str, values: list[str]) -> None:
+    if name in CANNOT_APPLY:
+        with pytest.raises(UsageError, match=f"^-{name}: not supported by gossipper: "):
+            parse_args([f"-{name}", *values])
+        return
+    config = parse_args([f"-{name}", *values])
+    assert name in config.given
+    notices = [notice for notice in config.notices if notice.startswith(f"-{name}: ")]
+    assert bool(notices) == (name in NO_EFFECT)
+
+
+@pytest.mark.parametrize("name", sorted(CANNOT_APPLY | NOT_YET))
+def test_refused_option_gives_one_line_and_exit_255(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    values = dict(_sipp_options())[name]
+    assert main(["sipp", f"-{name}", *values]) == 255
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"-{name}: not supported by gossipper" in err
+
+
+def test_lists_name_only_sipp_options() -> None:
+    """The lists above stay true to the table: no stale names."""
+    names = {name for name, _ in _sipp_options()}
+    assert CANNOT_APPLY | NOT_YET | NO_EFFECT | DELIVERED_ELSEWHERE <= names
+    assert len(names) == len(_sipp_options())
+
+
+@pytest.mark.skipif(not SIPP_SOURCE.exists(), reason="SIPp's source is not on this machine")
+def test_option_list_is_sipp_source_table() -> None:
+    source = SIPP_SOURCE.read_text()
+    table = source[source.index("options_table[] = {") : source.index("*find_option(")]
+    table = re.sub(r"^\s*//.*$", "", table, flags=re.MULTILINE)
+    names = dict.fromkeys(match for match in re.findall(r'\{\s*"([^"]+)"\s*,', table))
+    assert list(names) == [name for name, _ in _sipp_options()]
+
+
+def test_every_gossipper_only_option_is_documented_in_help() -> None:
+    from gossipper.cli.options import usage_text
+
+    text = usage_text()
+    assert all(f"-{name}" in text for name in OPTIONS)
