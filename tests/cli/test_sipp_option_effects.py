@@ -109,7 +109,9 @@ def test_deadcall_wait_zero_keeps_no_dead_calls() -> None:
 
     _host, call = start_call(ESTABLISHED)
     for wait, kept in ((0.0, 0), (33.0, 1)):
-        dispatcher = Dispatcher(RunCounters(), lambda *_: None, print, lambda *_: None, True, dead_call_wait_s=wait)
+        dispatcher = Dispatcher(
+            RunCounters(), lambda *_: None, print, lambda *_: None, True, dead_call_wait_s=wait
+        )
         dispatcher.bury(call)
         assert len(dispatcher.dead_calls) == kept
 
@@ -131,7 +133,7 @@ def test_max_socket_must_fit_the_open_files_limit() -> None:
     if hard == resource.RLIM_INFINITY:
         pytest.skip("no hard limit on open files here")
     too_many = str(hard + 1)
-    with pytest.raises(UsageError, match="-max_socket: .* do not fit the open files limit"):
+    with pytest.raises(UsageError, match=r"-max_socket: .* do not fit the open files limit"):
         max_sockets(parse_args(["-t", "un", "-max_socket", too_many]))
     assert max_sockets(parse_args(["-t", "un", "-max_socket", too_many, "-skip_rlimit"])) == hard + 1
     assert max_sockets(parse_args(["-t", "u1", "-max_socket", too_many])) == hard + 1  # one socket only
@@ -149,4 +151,3 @@ def test_transport_options_reach_the_endpoints() -> None:
 def test_watchdog_settings() -> None:
     watchdog = _settings("-watchdog_interval", "100", "-watchdog_major_maxtriggers", "2").watchdog
     assert (watchdog.interval_ms, watchdog.major_maxtriggers, watchdog.minor_threshold_ms) == (100, 2, 500)
-

@@ -1,0 +1,146 @@
+"""SIPp's options as a user runs them: README's -bg example as written, a -bg start that
+fails, the control socket's -ci, and -rate_max ending a run unless -no_rate_quit."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.e2e.processes import GossipperUas, read_json, run_gossipper
+
+README = Path(__file__).parents[2] / "README.md"
+BACKGROUND = re.compile(r"^Background mode - PID=\[(\d+)\]$")
+
+
+def _readme_bg_example() -> tuple[list[str], list[str]]:
+    """The first two commands of README's "Using it like SIPp" block: the -bg UAS, the UAC."""
+    text = README.read_text()
+    block = text[text.index("## Using it like SIPp") :].split("```sh\n", 1)[1].split("```", 1)[0]
+    lines = [shlex.split(line.split("#", 1)[0]) for line in block.splitlines()[:2]]
+    assert lines[0][-1] == "-bg" and "-bg" not in lines[1]
+    return lines[0], lines[1]
+
+
+def _as_run_here(words: list[str], port: int) -> list[str]:
+    """README's command with this checkout's interpreter and a free port for its 5070."""
+    assert words[0] == ".venv/bin/gossipper"
+    return [sys.executable, "-m", "gossipper", *(word.replace("5070", str(port)) for word in words[1:])]
+
+
+@pytest.fixture
+def background_pids() -> Iterator[list[int]]:
+    """PIDs of -bg runs the test started; each still alive at teardown is ended."""
+    pids: list[int] = []
+    yield pids
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            continue
+
+
+def _started_in_background(result: subprocess.CompletedProcess[str], pids: list[int]) -> int:
+    match = BACKGROUND.match(result.stdout.strip())
+    assert match, result.stdout + result.stderr
+    pid = int(match.group(1))
+    pids.append(pid)
+    assert result.returncode == 99  # SIPp's parent exits EXIT_OTHER
+    return pid
+
+
+def _wait_gone(pid: int, timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_readme_bg_uas_then_uac_works_as_written(background_pids: list[int]) -> None:
+    uas_words, uac_words = _readme_bg_example()
+    port = free_port()
+    started = time.monotonic()
+    uas = subprocess.run(_as_run_here(uas_words, port), capture_output=True, text=True, timeout=30)
+    assert time.monotonic() - started < 10  # returns at once, not when the UAS ends
+    pid = _started_in_background(uas, background_pids)
+    uac = subprocess.run(_as_run_here(uac_words, port), capture_output=True, text=True, timeout=60)
+    assert uac.returncode == 0, uac.stdout[-2000:] + uac.stderr
+    assert "Calls created: 500  successful: 500  failed: 0" in uac.stdout
+    os.kill(pid, signal.SIGUSR1)  # README's last step: the UAS ends gracefully
+    assert _wait_gone(pid)
+
+
+def test_a_bg_run_that_cannot_start_says_why_and_fails(background_pids: list[int]) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("0.0.0.0", 0))
+        port = taken.getsockname()[1]
+        result = run_gossipper("-sn", "uas", "-p", str(port), "-bg", timeout=30)
+    assert "Background mode" not in result.stdout
+    assert result.returncode == 254
+    assert result.stderr.count("\n") == 1 and f"-p: cannot bind UDP 0.0.0.0:{port}" in result.stderr
+
+
+def _wait_held(address: tuple[str, int], process: subprocess.Popen[str], timeout: float = 10.0) -> None:
+    """Until the process holds the UDP address (wait_bound probes 127.0.0.1 only)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(address)
+            except OSError:
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"{address} not bound; exit status {process.poll()}")
+
+
+def test_control_socket_with_ci_listens_only_there(
+    tmp_path: Path, gossipper_uas: GossipperUas, processes: object
+) -> None:
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK)
+    control_port = free_port()
+    summary = tmp_path / "uac.json"
+    command = [
+        sys.executable, "-m", "gossipper", "sipp", "-sn", "uac", uas.address, "-i", LOOPBACK, "-r", "5",
+        "-ci", "127.0.0.2", "-cp", str(control_port), "-nostdin", "-summary_json", str(summary),
+    ]  # fmt: skip
+    uac = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_held(("127.0.0.2", control_port), uac)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+            control.sendto(b"q", (LOOPBACK, control_port))  # not where -ci listens: nothing happens
+            time.sleep(1.0)
+            assert uac.poll() is None
+            control.sendto(b"q", ("127.0.0.2", control_port))
+        assert uac.wait(timeout=20) == 0
+    finally:
+        if uac.poll() is None:
+            uac.kill()
+            uac.wait()
+    assert read_json(summary)["failed_calls"] == 0
+
+
+def test_rate_max_ends_the_run_unless_no_rate_quit(gossipper_uas: GossipperUas) -> None:
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK)
+    common = ("-sn", "uac", uas.address, "-i", LOOPBACK, "-r", "2", "-rate_increase", "2", "-rate_max", "4")
+    started = time.monotonic()
+    result = run_gossipper(*common, "-rate_interval", "1", "-timeout", "8", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert time.monotonic() - started < 6  # 2 -> 4 cps, then past 4 at 2 s: quits as 'q' does
+    started = time.monotonic()
+    kept = run_gossipper(*common, "-rate_interval", "1", "-no_rate_quit", "-timeout", "4", timeout=30)
+    assert kept.returncode == 0, kept.stderr
+    assert time.monotonic() - started >= 4  # still calling when -timeout ends it
