@@ -18,6 +18,11 @@ class Config:
     scenario_file: str | None = None  # -sf
     dump_scenario: str | None = None  # -sd
     inject_files: list[str] = field(default_factory=list)  # -inf (repeatable)
+    ooc_scenario_file: str | None = None  # -oocsf: the out-of-call scenario of a client run
+    ooc_scenario_name: str | None = None  # -oocsn
+    rx_scenario_file: str | None = None  # -rxsf: mixed mode's receiving scenario
+    rx_scenario_name: str | None = None  # -rxrn
+    rx_inject_files: list[str] = field(default_factory=list)  # -rxinf (repeatable)
     # --- addressing ---
     remote_host: str | None = None  # positional host[:port]
     remote_port: int = 5060

@@ -329,6 +329,11 @@ _ASYNCIO = "asyncio's event loop schedules timers exactly and reads every ready 
 
 # The rest of SIPp's options table (sipp.cpp), in its order; what each does is in Config's comments.
 _OPTIONS += [
+    Option("rxsf", 1, _set("rx_scenario_file"), "Mixed mode: incoming calls run this XML scenario"),
+    Option("rxrn", 1, _set("rx_scenario_name"), "Mixed mode: incoming calls run this built-in"),
+    Option("oocsf", 1, _set("ooc_scenario_file"), "Out-of-call requests run this XML scenario"),
+    Option("oocsn", 1, _set("ooc_scenario_name"), "Out-of-call requests run this built-in"),
+    Option("rxinf", 1, _append("rx_inject_files"), "CSV injection file of the -rxsf scenario"),
     Option("bind_local", 0, _flag("bind_local"), "Bind the SIP socket to the local IP, not to all"),
     Option("bind_to_device", 1, _set("bind_to_device"), "Bind the SIP socket to a network device (root)"),
     Option("max_socket", 1, _set("max_socket", _int(1)), "Most sockets open at once with -t un/tn"),
@@ -406,11 +411,6 @@ _OPTIONS += [
     *(
         Option(name, nargs, _refuse(f"{what} is not implemented yet"), "(not yet)")
         for name, nargs, what in (
-            ("rxsf", 1, "a second, receiving scenario (mixed mode)"),
-            ("rxrn", 1, "a second, receiving scenario (mixed mode)"),
-            ("rxinf", 1, "the injection file of a receiving scenario (mixed mode)"),
-            ("oocsf", 1, "an out-of-call scenario"),
-            ("oocsn", 1, "an out-of-call scenario"),
             ("infindex", 2, "an index for <lookup>, which scenarios cannot use yet,"),
             ("max_reconnect", 1, "reconnecting a lost TCP connection"),
             ("reconnect_close", 1, "reconnecting a lost TCP connection"),

@@ -33,6 +33,7 @@ class CallFactory:
         dispatcher: Dispatcher,
         counters: RunCounters,
         media_call_started: Callable[[Call], None],
+        numbered_by: CallFactory | None = None,
     ) -> None:
         self._host = host
         self._run = run
@@ -41,11 +42,13 @@ class CallFactory:
         self._counters = counters
         self._media_call_started = media_call_started
         self.last_number = 0
+        # The factory whose numbers this one's calls take: call numbers are run-wide, as in SIPp.
+        self._numbering = numbered_by or self
 
     def next_context(self, call_id: str | None, remote: Address) -> CallContext:
         """The next call's context: its number, its Call-ID (the peer's, or ours), -set variables."""
-        self.last_number += 1
-        number = self.last_number
+        self._numbering.last_number += 1
+        number = self._numbering.last_number
         context = CallContext(
             run=self._run,
             number=number,

@@ -8,6 +8,7 @@ the host every call asks for its clock, its timers and its sends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import sys
 import time
@@ -22,6 +23,7 @@ from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.generator import CallGenerator
 from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
+from gossipper.engine.other_scenario import OtherScenario, OtherScenarioHost
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
 from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode
 from gossipper.engine.sip_endpoints import SipEndpoints
@@ -63,14 +65,17 @@ def _tune_garbage_collector() -> None:
 
 
 def run_scenario(
-    settings: RunSettings, scenario: model.Scenario, on_ready: Callable[[], None] | None = None
+    settings: RunSettings,
+    scenario: model.Scenario,
+    on_ready: Callable[[], None] | None = None,
+    other: OtherScenario | None = None,
 ) -> RunOutcome:
     """Run to the end; on_ready is called once the run's sockets are open (for -bg)."""
     _tune_garbage_collector()
     loop = _install_loop()
     asyncio.set_event_loop(loop)
     try:
-        return loop.run_until_complete(Run(settings, scenario, loop).main(on_ready))
+        return loop.run_until_complete(Run(settings, scenario, loop, other).main(on_ready))
     finally:
         loop.close()
 
@@ -79,9 +84,15 @@ class Run:
     """The host of every call of the run (the CallHost protocol), and what drives it to its end."""
 
     def __init__(
-        self, settings: RunSettings, scenario: model.Scenario, loop: asyncio.AbstractEventLoop
+        self,
+        settings: RunSettings,
+        scenario: model.Scenario,
+        loop: asyncio.AbstractEventLoop,
+        other: OtherScenario | None = None,
     ) -> None:
         self.settings = settings
+        self.other = other
+        self.other_factory: CallFactory | None = None
         self.policy = settings.policy
         self.scenario = scenario
         self.loop = loop
@@ -157,6 +168,19 @@ class Run:
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
         )
+        if self.other is not None:
+            host = OtherScenarioHost(self, self.other.scenario, self._other_call_ended)
+            other_run = dataclasses.replace(
+                run,
+                injection=Injection(list(self.other.injection_files))
+                if self.other.receiving
+                else run.injection,
+                token_resolvers={},
+            )
+            self.other_factory = CallFactory(
+                host, other_run, self.settings.keywords, self.dispatcher, host.counters,
+                self.media.call_started, numbered_by=self.factory,
+            )  # fmt: skip
         if self.scenario.uses_3pcc:
             self.twin = await TwinChannel.open(self, self.settings.transport.twin, self.scenario)
             endpoints.add_closer(self.twin.close)
@@ -351,6 +375,8 @@ class Run:
         self._after_call_end()
 
     def _new_server_call(self, message: SipMessage, source: Address, transport: SipTransport) -> Call | None:
+        if self.is_uac and self.other_factory is not None:
+            return self._new_other_call(message, source, transport)
         if self.is_uac or self.ending.soft_stopping or self.factory is None:
             return None
         max_calls = self.settings.generation.max_calls
@@ -362,6 +388,19 @@ class Run:
         context = self.factory.next_context(self.dispatcher.call_key(message.call_id), source)
         self.counters.calls_incoming += 1
         return self.factory.launch(context, transport, is_server=True)
+
+    def _new_other_call(self, message: SipMessage, source: Address, transport: SipTransport) -> Call | None:
+        """A client run's incoming request outside its calls: a call of the receiving
+        scenario (mixed mode), or of the out-of-call scenario (SIPp warns of each)."""
+        assert self.other is not None and self.other_factory is not None
+        if not self.other.receiving:
+            self.views.log("warning", f"out-of-call {message.method} message: using the out-of-call scenario")
+        factory = self.other_factory
+        context = factory.next_context(self.dispatcher.call_key(message.call_id), source)
+        return factory.launch(context, transport, is_server=True)
+
+    def _other_call_ended(self, call: Call) -> None:
+        self.dispatcher.bury(call)
 
     def call_for_twin(self, message: SipMessage) -> Call | None:
         """A 3PCC command: its call, or a new one when the scenario starts with recvCmd."""

@@ -151,3 +151,31 @@ def test_transport_options_reach_the_endpoints() -> None:
 def test_watchdog_settings() -> None:
     watchdog = _settings("-watchdog_interval", "100", "-watchdog_major_maxtriggers", "2").watchdog
     assert (watchdog.interval_ms, watchdog.major_maxtriggers, watchdog.minor_threshold_ms) == (100, 2, 500)
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["-sn", "uas", "-oocsn", "uas"], "-oocsf/-oocsn: a server run has no out-of-call messages"),
+        (["-sn", "uac", "-rxrn", "uac"], "-rxsf/-rxrn: the main scenario must be a client's"),
+        (["-sn", "uac", "-rxrn", "uas", "-oocsn", "uas"], "-oocsf/-oocsn: no effect with -rxsf/-rxrn"),
+        (["-sn", "uac", "-rxinf", "users.csv"], "-rxinf: needs -rxsf or -rxrn"),
+    ],
+)
+def test_second_scenarios_refused_where_they_cannot_work(flags: list[str], error: str) -> None:
+    from gossipper.cli.dispatch import load_other_scenario, load_run_scenario
+
+    config = parse_args(flags)
+    with pytest.raises(UsageError, match=re.escape(error)):
+        load_other_scenario(config, load_run_scenario(config))
+
+
+def test_rxrn_is_a_receiving_scenario_with_its_injection_files() -> None:
+    from gossipper.cli.dispatch import load_other_scenario, load_run_scenario
+
+    config = parse_args(["-sn", "uac", "-rxrn", "uas"])
+    other = load_other_scenario(config, load_run_scenario(config))
+    assert other is not None and other.receiving and other.scenario.name == "uas"
+    config = parse_args(["-sn", "uac", "-oocsn", "uas"])
+    other = load_other_scenario(config, load_run_scenario(config))
+    assert other is not None and not other.receiving

@@ -1,5 +1,6 @@
 """SIPp's options as a user runs them: README's -bg example as written, a -bg start that
-fails, the control socket's -ci, and -rate_max ending a run unless -no_rate_quit."""
+fails, the control socket's -ci, -rate_max ending a run unless -no_rate_quit, and the
+second scenarios: -oocsf's out-of-call calls and -rxrn's mixed mode."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from pathlib import Path
 import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_port
-from tests.e2e.processes import GossipperUas, read_json, run_gossipper
+from tests.e2e.processes import (
+    SIPP,
+    GossipperUas,
+    SippUas,
+    gossipper_command,
+    needs_sipp,
+    read_json,
+    run_gossipper,
+)
 
 README = Path(__file__).parents[2] / "README.md"
 BACKGROUND = re.compile(r"^Background mode - PID=\[(\d+)\]$")
@@ -144,3 +153,86 @@ def test_rate_max_ends_the_run_unless_no_rate_quit(gossipper_uas: GossipperUas) 
     kept = run_gossipper(*common, "-rate_interval", "1", "-no_rate_quit", "-timeout", "4", timeout=30)
     assert kept.returncode == 0, kept.stderr
     assert time.monotonic() - started >= 4  # still calling when -timeout ends it
+
+
+OOC_SCENARIO = """<?xml version="1.0"?>
+<scenario name="ooc answer">
+  <recv request="OPTIONS"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=ooc[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      X-Answered-By: the out-of-call scenario
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"""
+
+
+def _options_request(to_port: int, from_port: int, call_id: str) -> bytes:
+    return (
+        f"OPTIONS sip:x@127.0.0.1:{to_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{from_port};branch=z9hG4bK-ooc-{call_id}\r\n"
+        f"From: <sip:probe@127.0.0.1>;tag=probe\r\nTo: <sip:x@127.0.0.1>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_oocsf_answers_out_of_call_requests_of_a_client_run(
+    tmp_path: Path, gossipper_uas: GossipperUas, processes: object
+) -> None:
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK)
+    scenario = tmp_path / "ooc.xml"
+    scenario.write_text(OOC_SCENARIO)
+    uac_port = free_port()
+    command = gossipper_command(
+        "-sn", "uac", uas.address, "-i", LOOPBACK, "-p", str(uac_port),
+        "-r", "1", "-m", "3", "-nostdin", "-oocsf", str(scenario),
+    )  # fmt: skip
+    uac = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_held((LOOPBACK, uac_port), uac)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind((LOOPBACK, 0))
+            probe.settimeout(5)
+            probe.sendto(_options_request(uac_port, probe.getsockname()[1], "ooc-1"), (LOOPBACK, uac_port))
+            answer = probe.recv(4096).decode()
+        assert answer.startswith("SIP/2.0 200 OK") and "X-Answered-By: the out-of-call scenario" in answer
+        assert "Call-ID: ooc-1" in answer
+        assert uac.wait(timeout=30) == 0  # the out-of-call call counts apart from the run's three
+    finally:
+        if uac.poll() is None:
+            uac.kill()
+            uac.wait()
+
+
+@needs_sipp
+def test_rxrn_mixed_mode_calls_out_and_answers_sipp(sipp_uas: SippUas, processes: object) -> None:
+    """gossipper as SIPp's mixed mode: calls a SIPp UAS and answers a SIPp UAC at the same time."""
+    assert SIPP is not None
+    peer = sipp_uas("-sn", "uas", "-i", LOOPBACK)
+    mixed_port = free_port()
+    command = gossipper_command(
+        "-sn", "uac", peer.address, "-i", LOOPBACK, "-p", str(mixed_port), "-r", "1", "-m", "4", "-nostdin",
+        "-rxrn", "uas",
+    )  # fmt: skip
+    mixed = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_held((LOOPBACK, mixed_port), mixed)
+        caller = subprocess.run(
+            [SIPP, "-sn", "uac", f"{LOOPBACK}:{mixed_port}", "-i", LOOPBACK, "-m", "3", "-nostdin"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert caller.returncode == 0, caller.stdout[-2000:]  # all three of SIPp's calls answered
+        out, _ = mixed.communicate(timeout=60)
+        assert mixed.returncode == 0
+        assert "Calls created: 4  successful: 4  failed: 0" in out  # its own calls only, as SIPp counts
+    finally:
+        if mixed.poll() is None:
+            mixed.kill()
+            mixed.wait()
