@@ -56,7 +56,7 @@ class Config:
     timeout_error: bool = False  # -timeout_error
     recv_timeout_ms: int = 0  # -recv_timeout
     max_retrans: int = 5  # -max_retrans
-    default_behaviors: frozenset[str] = frozenset({"bye", "abortunexp", "pingreply"})
+    default_behaviors: frozenset[str] = frozenset({"bye", "abortunexp", "pingreply", "cseq"})  # SIPp's all
     auto_answer: bool = False  # -aa
     # --- variables ---
     keys: dict[str, str] = field(default_factory=dict)  # -key K V

@@ -134,16 +134,16 @@ def _transport(flag: str, text: str) -> str:
 
 
 def _behaviors(flag: str, text: str) -> frozenset[str]:
-    known = {"all", "none", "bye", "abortunexp", "pingreply", "cancel"}
+    known = {"all", "none", "bye", "abortunexp", "pingreply", "cancel", "cseq"}
     chosen: set[str] = set()
     for word in text.split(","):
         word = word.strip().lower()
         negate = word.startswith("-")
-        name = word.lstrip("-")
+        name = word.lstrip("-+")  # SIPp takes +name as name
         if name not in known:
             raise UsageError(f"{flag}: unknown behavior {name!r} (expected {', '.join(sorted(known))})")
         names = (
-            {"bye", "abortunexp", "pingreply", "cancel"}
+            {"bye", "abortunexp", "pingreply", "cancel", "cseq"}
             if name == "all"
             else (set() if name == "none" else {name})
         )

@@ -129,6 +129,7 @@ class Call:
         self._verdict: tuple[str | None, str] | None = None
         self._queued: tuple[SipMessage, int] | None = None  # for the recv after _unexp.main
         self._pause_ends_at = 0.0
+        self._invite_cseq_received: int | None = None  # -default_behaviors cseq checks ACKs against it
 
     # ------------------------------------------------------------------ running
     @property
@@ -441,6 +442,15 @@ class Call:
             self.transport = transport
         if self.policy.ignore_during_pause and isinstance(self._step(), model.Pause):
             return  # -pause_msg_ign: SIPp drops it before any matching
+        if (
+            message.method == "ACK"
+            and self.policy.has(DefaultBehavior.CHECK_ACK_CSEQ)
+            and message.cseq_number != self._invite_cseq_received
+        ):
+            reason = f"ACK CSeq {message.cseq_number} is not the INVITE's ({self._invite_cseq_received or 0})"
+            self.host.log("warning", f"call {self.call_id}: {reason}: call aborted")
+            self._finish("unexpected_sip", reason)  # SIPp's checkAckCSeq: no BYE, the call is deleted
+            return
         if self.is_server and self.index == 0 and self.last_recv_index < 0:
             self.context.remote = source
         digest = retransmission_digest(message, raw) if self.policy.loose_retrans_check else hash(raw)
@@ -601,6 +611,7 @@ class Call:
         if message.is_request:
             context.peer_tag = message.from_tag or context.peer_tag
             if message.method == "INVITE":
+                self._invite_cseq_received = message.cseq_number
                 self.remote_party = message.header("From")
                 self.last_invite = self.last_invite or message
             elif message.method == "ACK":

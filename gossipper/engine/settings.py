@@ -23,6 +23,7 @@ class DefaultBehavior(Enum):
     ABORT_UNEXPECTED = "abortunexp"  # an unexpected message fails the call
     PING_REPLY = "pingreply"  # answer OPTIONS, in and out of calls
     CANCEL = "cancel"
+    CHECK_ACK_CSEQ = "cseq"  # an ACK whose CSeq is not the received INVITE's fails the call
 
 
 class TransportMode(Enum):
@@ -53,7 +54,12 @@ class CallPolicy:
     """The rules every call of the run follows beyond its scenario's steps."""
 
     behaviors: frozenset[DefaultBehavior] = frozenset(
-        {DefaultBehavior.BYE, DefaultBehavior.ABORT_UNEXPECTED, DefaultBehavior.PING_REPLY}
+        {
+            DefaultBehavior.BYE,
+            DefaultBehavior.ABORT_UNEXPECTED,
+            DefaultBehavior.PING_REPLY,
+            DefaultBehavior.CHECK_ACK_CSEQ,
+        }
     )
     auto_answer: bool = False  # -aa: INFO, NOTIFY, OPTIONS, UPDATE get 200 OK
     invite_max_retrans: int = DEFAULT_INVITE_RETRANS

@@ -81,3 +81,25 @@ def test_pause_msg_ign_drops_what_reaches_a_paused_call() -> None:
         host.deliver(call, response_to(sent_invite(host), 200))
         host.deliver(call, response_to(sent_invite(host), 486))  # arrives during the pause
         assert host.counters.unexpected_messages == unexpected
+
+
+@pytest.mark.parametrize(
+    ("flags", "ack_cseq", "failure"),
+    [
+        ((), 1, None),
+        ((), 2, "unexpected_sip"),  # SIPp's default 'cseq' behavior: the call fails, nothing sent
+        (("-default_behaviors", "all,-cseq"), 2, None),
+    ],
+)
+def test_an_ack_with_another_cseq_than_the_invite_fails_the_call(
+    flags: tuple[str, ...], ack_cseq: int, failure: str | None
+) -> None:
+    from tests.engine.test_call import _caller_request, send_response
+
+    host, call = start_call(
+        scenario(recv("INVITE"), send_response(200, "OK"), recv("ACK")), _policy(*flags), is_server=True
+    )
+    host.deliver(call, _caller_request("INVITE"))
+    host.deliver(call, _caller_request("ACK", cseq=ack_cseq))
+    assert host.sent_what() == ["200"]
+    assert host.ending.failure_class == failure
