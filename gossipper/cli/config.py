@@ -18,6 +18,7 @@ class Config:
     scenario_file: str | None = None  # -sf
     dump_scenario: str | None = None  # -sd
     inject_files: list[str] = field(default_factory=list)  # -inf (repeatable)
+    inject_indexes: dict[str, str] = field(default_factory=dict)  # -infindex FILE FIELD
     ooc_scenario_file: str | None = None  # -oocsf: the out-of-call scenario of a client run
     ooc_scenario_name: str | None = None  # -oocsn
     rx_scenario_file: str | None = None  # -rxsf: mixed mode's receiving scenario

@@ -334,6 +334,7 @@ _OPTIONS += [
     Option("oocsf", 1, _set("ooc_scenario_file"), "Out-of-call requests run this XML scenario"),
     Option("oocsn", 1, _set("ooc_scenario_name"), "Out-of-call requests run this built-in"),
     Option("rxinf", 1, _append("rx_inject_files"), "CSV injection file of the -rxsf scenario"),
+    Option("infindex", 2, _pair("inject_indexes"), "Index an -inf file on a field: -infindex FILE N"),
     Option("bind_local", 0, _flag("bind_local"), "Bind the SIP socket to the local IP, not to all"),
     Option("bind_to_device", 1, _set("bind_to_device"), "Bind the SIP socket to a network device (root)"),
     Option("max_socket", 1, _set("max_socket", _int(1)), "Most sockets open at once with -t un/tn"),
@@ -411,7 +412,6 @@ _OPTIONS += [
     *(
         Option(name, nargs, _refuse(f"{what} is not implemented yet"), "(not yet)")
         for name, nargs, what in (
-            ("infindex", 2, "an index for <lookup>, which scenarios cannot use yet,"),
             ("max_reconnect", 1, "reconnecting a lost TCP connection"),
             ("reconnect_close", 1, "reconnecting a lost TCP connection"),
             ("reconnect_sleep", 1, "reconnecting a lost TCP connection"),

@@ -179,3 +179,17 @@ def test_rxrn_is_a_receiving_scenario_with_its_injection_files() -> None:
     config = parse_args(["-sn", "uac", "-oocsn", "uas"])
     other = load_other_scenario(config, load_run_scenario(config))
     assert other is not None and not other.receiving
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["-infindex", "users.csv", "0"], "-infindex: 'users.csv' is not a file given with -inf"),
+        (["-inf", "users.csv", "-infindex", "users.csv", "x"], "-infindex: invalid field 'x' for users.csv"),
+    ],
+)
+def test_infindex_checks_as_sipp(flags: list[str], error: str) -> None:
+    from gossipper.cli.validate import validate
+
+    with pytest.raises(UsageError, match=re.escape(error)):
+        validate(parse_args(flags))
