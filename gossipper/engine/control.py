@@ -36,12 +36,21 @@ class Controllable(Protocol):
     @property
     def rate(self) -> float: ...
 
+    @property
+    def users(self) -> int | None:
+        """-users' population, None for a rate-driven run."""
+        ...
+
 
 def apply_key(run: Controllable, key: str, rate_scale: float = 1.0) -> bool:
     """One keyboard key; False when the key means nothing."""
     steps = {"+": 1.0, "-": -1.0, "*": 10.0, "/": -10.0}
     if key in steps:
-        run.set_rate(max(0.0, run.rate + steps[key] * rate_scale))
+        users = run.users
+        if users is not None:  # SIPp: in -users mode the keys change the population
+            run.set_limit(max(0, int(users + steps[key] * rate_scale)))
+        else:
+            run.set_rate(max(0.0, run.rate + steps[key] * rate_scale))
     elif key == "p":
         run.pause_traffic()
     elif key == "q":

@@ -331,6 +331,12 @@ class Run:
     def rate(self) -> float:
         return self.generator.rate if self.generator is not None else 0.0
 
+    @property
+    def users(self) -> int | None:
+        if not self.settings.generation.users or self.generator is None:
+            return None
+        return self.generator.max_concurrent
+
     def pause_traffic(self) -> None:
         if self.generator is not None:
             self.generator.pause(not self.generator.paused)

@@ -76,9 +76,13 @@ def test_nd_turns_every_default_behavior_off() -> None:
 
 class _Rate:
     rate = 10.0
+    users: int | None = None
 
     def set_rate(self, rate: float) -> None:
         self.rate = rate
+
+    def set_limit(self, limit: int) -> None:
+        self.users = limit
 
 
 @pytest.mark.parametrize(("key", "expected"), [("+", 12.5), ("-", 7.5), ("*", 35.0), ("/", 0.0)])
@@ -87,6 +91,13 @@ def test_rate_scale_sizes_the_rate_keys(key: str, expected: float) -> None:
     scale = _settings("-rate_scale", "2.5").control.rate_scale
     assert apply_key(run, key, scale)  # type: ignore[arg-type]
     assert run.rate == expected
+
+
+def test_in_users_mode_the_keys_change_the_population() -> None:
+    run = _Rate()
+    run.users = 20
+    assert apply_key(run, "*", 0.5)  # type: ignore[arg-type]
+    assert (run.users, run.rate) == (25, 10.0)
 
 
 def test_rate_interval_defaults_to_fd() -> None:
