@@ -203,6 +203,9 @@ class Run:
         try:
             self.media.preload(self.scenario)
             if self.settings.generation.sleep_s:  # -sleep: SIPp waits before opening any socket
+                if on_ready is not None:
+                    on_ready()  # and -bg has returned by then: the sleep is the background run's
+                    on_ready = None
                 await asyncio.sleep(self.settings.generation.sleep_s)
             await self._setup()
         except GossipperError:
