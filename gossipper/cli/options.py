@@ -305,6 +305,14 @@ def _call_id_type(flag: str, text: str) -> str:
     return kind
 
 
+def _bool(flag: str, text: str) -> bool:
+    """SIPp's get_bool: true or false (any case), else an integer, 0 being false."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return parse_int(flag, text) != 0
+
+
 def _refuse(reason: str) -> Callable[..., None]:
     """An option of SIPp's table that cannot apply here: refused with the reason, never ignored."""
 
@@ -409,14 +417,26 @@ _OPTIONS += [
         _no_effect("RTP sockets keep the kernel's default buffers", _int(1)),
         "(SIPp's RTP socket buffers; no effect)",
     ),
+    Option(
+        "send_timeout",
+        1,
+        _no_effect(
+            "no send waits (asyncio queues what a socket cannot take yet), so none times out", _duration("ms")
+        ),
+        "(SIPp's congestion timeout; no effect)",
+    ),
+    Option(
+        "sendbuffer_warn",
+        1,
+        _no_effect("a failed send of a message outside the scenario is counted with the send errors", _bool),
+        "(SIPp's send failure policy; no effect)",
+    ),
     *(
         Option(name, nargs, _refuse(f"{what} is not implemented yet"), "(not yet)")
         for name, nargs, what in (
             ("max_reconnect", 1, "reconnecting a lost TCP connection"),
             ("reconnect_close", 1, "reconnecting a lost TCP connection"),
             ("reconnect_sleep", 1, "reconnecting a lost TCP connection"),
-            ("send_timeout", 1, "a send timeout (sends never block: asyncio queues them)"),
-            ("sendbuffer_warn", 1, "a send buffer policy (sends never block: asyncio queues them)"),
             ("srtpcheck_debug", 0, "an SRTP echo check log"),
         )
     ),

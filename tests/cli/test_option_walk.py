@@ -27,8 +27,6 @@ NOT_YET = {
     "max_reconnect",
     "reconnect_close",
     "reconnect_sleep",
-    "send_timeout",
-    "sendbuffer_warn",
     "srtpcheck_debug",
 }
 # SIPp's tuning knobs of its own machinery: accepted with a one-line notice that they change nothing.
@@ -40,6 +38,8 @@ NO_EFFECT = {
     "ip_field",
     "mb",
     "rtp_buffsize",
+    "send_timeout",
+    "sendbuffer_warn",
 }
 ELSEWHERE = "delivered by the transports/output-files work"
 DELIVERED_ELSEWHERE = {
