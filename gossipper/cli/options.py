@@ -482,5 +482,5 @@ def usage_text() -> str:
     lines = ["usage: gossipper sipp [options] [remote_host[:port]]", "", "options:"]
     for option in _OPTIONS:
         args = {0: "", 1: " VALUE", 2: " NAME VALUE"}[option.nargs]
-        lines.append(f"  -{option.name}{args}".ljust(30) + option.help)
+        lines.append(f"  -{option.name}{args}".ljust(29) + " " + option.help)
     return "\n".join(lines)
