@@ -32,7 +32,14 @@ def run(config: Config) -> int:
     if config.rtp_send:
         from gossipper.media.scale.standalone import run_standalone
 
-        return EXIT_STATUS[run_standalone(standalone_settings(config))]
+        standalone = standalone_settings(config)
+
+        def run_streams(on_ready: Callable[[], None] | None) -> int:
+            if on_ready is not None:
+                on_ready()  # no hook inside the stream engine: -bg returns as it starts
+            return EXIT_STATUS[run_standalone(standalone)]
+
+        return detach(run_streams) if config.background else run_streams(None)
     from gossipper.engine.runner import run_scenario
 
     settings, scenario = run_settings(config), load_run_scenario(config)
