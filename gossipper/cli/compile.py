@@ -105,6 +105,9 @@ def run_settings(config: Config) -> RunSettings:
             bind_to_device=config.bind_to_device,
             buffer_bytes=config.buff_size if "buff_size" in config.given else None,
             max_sockets=max_sockets(config),
+            max_reconnect=config.max_reconnect,
+            reconnect_close=config.reconnect_close,
+            reconnect_sleep_ms=config.reconnect_sleep_ms,
         ),
         generation=GenerationSettings(
             rate=config.rate,

@@ -128,6 +128,9 @@ class Config:
     bind_to_device: str | None = None  # -bind_to_device
     buff_size: int = 65_536  # -buff_size
     max_socket: int = 50_000  # -max_socket
+    max_reconnect: int = 0  # -max_reconnect
+    reconnect_close: bool = True  # -reconnect_close
+    reconnect_sleep_ms: int = 1000  # -reconnect_sleep
     skip_rlimit: bool = False  # -skip_rlimit
     watchdog_interval_ms: int = 400  # -watchdog_interval (0: no watchdog)
     watchdog_reset_ms: int = 600_000  # -watchdog_reset

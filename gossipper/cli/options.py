@@ -344,6 +344,11 @@ _OPTIONS += [
     Option("rxinf", 1, _append("rx_inject_files"), "CSV injection file of the -rxsf scenario"),
     Option("infindex", 2, _pair("inject_indexes"), "Index an -inf file on a field: -infindex FILE N"),
     Option("bind_local", 0, _flag("bind_local"), "Bind the SIP socket to the local IP, not to all"),
+    Option("max_reconnect", 1, _set("max_reconnect", _int(-1)), "-t t1: reconnections allowed (-1: any)"),
+    Option("reconnect_close", 1, _set("reconnect_close", _bool), "-t t1: calls fail when the peer closes"),
+    Option(
+        "reconnect_sleep", 1, _set("reconnect_sleep_ms", _duration("ms")), "-t t1: wait before reconnecting"
+    ),
     Option("bind_to_device", 1, _set("bind_to_device"), "Bind the SIP socket to a network device (root)"),
     Option("max_socket", 1, _set("max_socket", _int(1)), "Most sockets open at once with -t un/tn"),
     Option("plugin", 1, _refuse("it loads a C shared object into SIPp's own process"), "(SIPp only)"),
@@ -433,12 +438,7 @@ _OPTIONS += [
     ),
     *(
         Option(name, nargs, _refuse(f"{what} is not implemented yet"), "(not yet)")
-        for name, nargs, what in (
-            ("max_reconnect", 1, "reconnecting a lost TCP connection"),
-            ("reconnect_close", 1, "reconnecting a lost TCP connection"),
-            ("reconnect_sleep", 1, "reconnecting a lost TCP connection"),
-            ("srtpcheck_debug", 0, "an SRTP echo check log"),
-        )
+        for name, nargs, what in (("srtpcheck_debug", 0, "an SRTP echo check log"),)
     ),
 ]
 

@@ -796,6 +796,11 @@ class Call:
         self._send_abort_messages()
         self._finish(failure_class, reason)
 
+    def terminate(self, failure_class: str, reason: str) -> None:
+        """SIPp's call::terminate: the call fails where it stands, sending nothing (its
+        connection is gone)."""
+        self._finish(failure_class, reason)
+
     def abandon(self, tidy: bool = False) -> None:
         """The run quits under the call (stop_now, a signal): its timers and media stop and it
         is not counted, so it is still a current call in the final counters, as in SIPp.

@@ -138,6 +138,8 @@ class Run:
             loop, settings.watchdog, lambda text: self.views.log("warning", text), self._fail
         )
         self._fatal: str | None = None  # why the run must end as a fatal error (the watchdog's verdict)
+        self._reconnects_left = settings.transport.max_reconnect
+        self.endpoints.on_shared_lost = self._shared_connection_lost
 
     # ------------------------------------------------------------------ setup
     async def _setup(self) -> None:
@@ -250,6 +252,36 @@ class Run:
         if self._fatal is not None:
             raise GossipperError(self._fatal)
         return self.ending.outcome(self.counters)
+
+    def _shared_connection_lost(self) -> None:
+        """The peer closed -t t1's connection: SIPp's reset_connection. The calls on it fail
+        (-reconnect_close true), then it is reconnected after -reconnect_sleep while
+        -max_reconnect allows (SIPp's default 0: the run fails)."""
+        if self.done.is_set():
+            return
+        transport = self.settings.transport
+        if transport.reconnect_close:
+            shared = self.endpoints.shared_tcp
+            for call in [call for call in self.dispatcher.calls.values() if call.transport is shared]:
+                call.terminate("transport_error", "the peer closed the TCP connection")
+        if self._reconnects_left == 0:
+            self._fail("the peer closed the TCP connection and -max_reconnect allows no reconnection")
+            return
+        if self._reconnects_left > 0:
+            self._reconnects_left -= 1
+        self.loop.create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        await asyncio.sleep(self.settings.transport.reconnect_sleep_ms / 1000)
+        if self.done.is_set():
+            return
+        try:
+            await self.endpoints.reconnect_shared()
+        except OSError as error:
+            self.views.log("warning", f"could not reconnect the TCP connection: {error}")
+            self._shared_connection_lost()  # SIPp closes the calls and counts it as another reset
+            return
+        self.views.log("warning", "the TCP connection to the peer was reconnected")
 
     def _fail(self, reason: str) -> None:
         """A fatal error found while running (SIPp's ERROR): exit at once, as on SIGTERM."""

@@ -128,6 +128,11 @@ class TransportSettings:
     bind_to_device: str | None = None  # -bind_to_device: SO_BINDTODEVICE on the SIP sockets
     buffer_bytes: int | None = None  # -buff_size: SO_SNDBUF/SO_RCVBUF of the SIP sockets (None: 4 MiB)
     max_sockets: int = 50_000  # -max_socket: -t un/tn calls share the open sockets beyond this
+    # -t t1 client: when the peer closes the connection, the calls on it fail (-reconnect_close),
+    # then it is reconnected after -reconnect_sleep, -max_reconnect times (-1: always; 0: the run fails).
+    max_reconnect: int = 0
+    reconnect_close: bool = True
+    reconnect_sleep_ms: int = 1000
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from gossipper.sip.transport import (
     OnMalformed,
     OnMessage,
     SipTransport,
+    TcpConnection,
     open_tcp_connection,
     open_tcp_listener,
     open_udp,
@@ -47,6 +48,26 @@ def local_ip_toward(remote: Address | None) -> str:
             return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
 
+class SharedConnection:
+    """-t t1's one TCP connection as calls hold it: SIPp reconnects its socket in place
+    (-max_reconnect), so a call kept across a reconnection sends on the new connection."""
+
+    is_reliable = True
+
+    def __init__(self, connection: TcpConnection) -> None:
+        self.connection = connection
+
+    @property
+    def local_address(self) -> Address:
+        return self.connection.local_address
+
+    def send(self, data: bytes, remote: Address) -> None:
+        self.connection.send(data, remote)
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 class SipEndpoints:
     def __init__(self, settings: TransportSettings, on_data: OnMessage, on_malformed: OnMalformed) -> None:
         self.settings = settings
@@ -59,8 +80,10 @@ class SipEndpoints:
         self.local_ip = "127.0.0.1"
         self.local_port = 0
         self.main: SipTransport | None = None  # the UDP socket every call shares (-t u1, un's listener)
-        self.shared_tcp: SipTransport | None = None  # -t t1: the UAC's one connection
+        self.shared_tcp: SharedConnection | None = None  # -t t1: the UAC's one connection
         self._closers: list[Callable[[], None]] = []
+        self._closing = False  # the run closes its sockets: a connection lost now is no news
+        self.on_shared_lost: Callable[[], None] | None = None  # the peer closed -t t1's connection
         # -t un/tn: each call socket and how many live calls use it; past -max_socket new
         # calls take turns on the open ones (SIPp's new_sipp_call_socket), closed with the last.
         self._call_sockets: dict[SipTransport, int] = {}
@@ -103,10 +126,30 @@ class SipEndpoints:
         """The run's listening socket, and for a -t t1 UAC its connection to the peer."""
         self.local_port = await self._open_main()
         if self.settings.mode is TransportMode.TCP_SHARED and is_uac and self.remote is not None:
-            self.shared_tcp = self._customize(
-                await open_tcp_connection(self.remote, self.bind_ip, self._on_data, self._on_malformed)
-            )
+            self.shared_tcp = SharedConnection(await self._connect_shared())
             self._closers.append(self.shared_tcp.close)
+
+    async def _connect_shared(self) -> TcpConnection:
+        """-t t1's connection: what arrives on it is reported as the SharedConnection's."""
+        assert self.remote is not None
+
+        def on_data(data: bytes, source: Address, _connection: SipTransport) -> None:
+            assert self.shared_tcp is not None
+            self._on_data(data, source, self.shared_tcp)
+
+        connection = await open_tcp_connection(self.remote, self.bind_ip, on_data, self._on_malformed)
+        self._customize(connection)
+        connection.on_lost = self._shared_lost
+        return connection
+
+    def _shared_lost(self) -> None:
+        if not self._closing and self.on_shared_lost is not None:
+            self.on_shared_lost()
+
+    async def reconnect_shared(self) -> None:
+        """SIPp's reset_connection: a new connection in place of -t t1's lost one (OSError if refused)."""
+        assert self.shared_tcp is not None
+        self.shared_tcp.connection = await self._connect_shared()
 
     async def _open_main(self) -> int:
         settings = self.settings
@@ -166,6 +209,7 @@ class SipEndpoints:
         self._closers.append(close)
 
     def close(self) -> None:
+        self._closing = True
         for close in reversed(self._closers):
             with contextlib.suppress(OSError):
                 close()

@@ -128,6 +128,7 @@ class TcpConnection(asyncio.Protocol):
         self.local_address: Address = ("", 0)
         self.remote_address: Address = ("", 0)
         self.send_errors = 0
+        self.on_lost: Callable[[], None] | None = None  # told when the connection is gone
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -166,6 +167,8 @@ class TcpConnection(asyncio.Protocol):
         registry = self._registry
         if registry is not None and registry.get(self.remote_address) is self:
             del registry[self.remote_address]
+        if self.on_lost is not None:
+            self.on_lost()
 
     def send(self, data: bytes, remote: Address) -> None:
         """The connection has one peer, so the remote address is not needed."""

@@ -24,9 +24,6 @@ SIPP_SOURCE = Path("/work/sipp-src/src/sipp.cpp")  # present on a developer's ma
 CANNOT_APPLY = {"plugin", "tdmmap"}
 # Options not implemented yet: refused, saying so.
 NOT_YET = {
-    "max_reconnect",
-    "reconnect_close",
-    "reconnect_sleep",
     "srtpcheck_debug",
 }
 # SIPp's tuning knobs of its own machinery: accepted with a one-line notice that they change nothing.

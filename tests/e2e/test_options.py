@@ -236,3 +236,45 @@ def test_rxrn_mixed_mode_calls_out_and_answers_sipp(sipp_uas: SippUas, processes
         if mixed.poll() is None:
             mixed.kill()
             mixed.wait()
+
+
+def _closing_tcp_peer(accepted: list[int]) -> tuple[socket.socket, int]:
+    """A TCP 'peer' that takes each connection, reads its first request, and closes it."""
+    import threading
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind((LOOPBACK, 0))
+    listener.listen(8)
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            with connection:
+                connection.recv(65536)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, int(listener.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("flags", "connections"), [((), 1), (("-max_reconnect", "2", "-reconnect_sleep", "100"), 3)]
+)
+def test_a_t1_peer_closing_the_connection_fails_the_run_once_reconnects_are_spent(
+    flags: tuple[str, ...], connections: int
+) -> None:
+    accepted: list[int] = []
+    listener, port = _closing_tcp_peer(accepted)
+    with listener:
+        result = run_gossipper(
+            "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-t", "t1", "-m", "10", "-r", "5", *flags,
+            timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 255, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "gossipper: the peer closed the TCP connection and -max_reconnect allows no reconnection"
+    )
+    assert len(accepted) == connections  # the first connection, then one per reconnection
