@@ -106,6 +106,7 @@ def run_settings(config: Config) -> RunSettings:
             buffer_bytes=config.buff_size if "buff_size" in config.given else None,
             max_sockets=max_sockets(config),
             max_reconnect=config.max_reconnect,
+            ip_field=config.ip_field,
             reconnect_close=config.reconnect_close,
             reconnect_sleep_ms=config.reconnect_sleep_ms,
         ),

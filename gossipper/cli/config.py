@@ -129,6 +129,7 @@ class Config:
     buff_size: int = 65_536  # -buff_size
     max_socket: int = 50_000  # -max_socket
     max_reconnect: int = 0  # -max_reconnect
+    ip_field: int = 0  # -ip_field
     reconnect_close: bool = True  # -reconnect_close
     reconnect_sleep_ms: int = 1000  # -reconnect_sleep
     skip_rlimit: bool = False  # -skip_rlimit

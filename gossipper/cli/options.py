@@ -15,7 +15,7 @@ from typing import Any
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 
-TRANSPORTS = ("u1", "un", "t1", "tn")
+TRANSPORTS = ("u1", "un", "ui", "t1", "tn")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
@@ -404,12 +404,7 @@ _OPTIONS += [
     Option("watchdog_minor_maxtriggers", 1, _set("watchdog_minor_maxtriggers", _int()), "Minor trips"),
     Option("f", 1, _set("screen_period_s", _seconds), "Screen refresh period (default 1 s)"),
     Option("random_base_ssrc", 0, _flag("random_base_ssrc"), "Random RTP SSRCs (as gossipper always does)"),
-    Option(
-        "ip_field",
-        1,
-        _no_effect("it names the source IP field for -t ui, which gossipper does not offer", _int(0)),
-        "(-t ui only; no effect)",
-    ),
+    Option("ip_field", 1, _set("ip_field", _int(0)), "-t ui: the -inf field of each call's local IP"),
     Option(
         "mb",
         1,

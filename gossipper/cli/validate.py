@@ -39,6 +39,8 @@ def validate(config: Config) -> None:
             raise UsageError(f"{flag}: must be 0.0..1.0, got {tolerance:g}")
     if config.min_rtp_port is not None and config.min_rtp_port > config.max_rtp_port:
         raise UsageError(f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}")
+    if config.transport == "ui" and not config.inject_files:
+        raise UsageError("-t ui: needs -inf (its lines name the local addresses to send from)")
     for path, index in config.inject_indexes.items():
         _check_inject_index(config, path, index)
     if config.rate_period_ms <= 0:

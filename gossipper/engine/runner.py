@@ -150,7 +150,10 @@ class Run:
                 f"{self.scenario.name}: a client scenario needs a remote host "
                 "(gossipper sipp ... host[:port])"
             )
+        if self.settings.transport.mode is TransportMode.UDP_PER_IP:
+            endpoints.per_ip_addresses = self._injected_addresses()
         await endpoints.open(self.is_uac)
+        await endpoints.open_per_ip(self.is_uac)
         media = self.settings.media
         media_ip = media.ip or endpoints.local_ip
         self._check_media_capacity()
@@ -187,6 +190,14 @@ class Run:
             self.twin = await TwinChannel.open(self, self.settings.transport.twin, self.scenario)
             endpoints.add_closer(self.twin.close)
         self.media.start(media_ip)
+
+    def _injected_addresses(self) -> list[str]:
+        """-t ui: each line's -ip_field of the first -inf file, in order, once each."""
+        source, field = self.injection.files[0], self.settings.transport.ip_field
+        addresses = [source.field(line, field) for line in range(len(source.records))]
+        if not all(addresses):
+            raise InvalidValue(f"{source.path}: a line has no field {field} (-ip_field) to send from")
+        return list(dict.fromkeys(addresses))
 
     def _check_media_capacity(self) -> None:
         """A socket per live scale stream: check -l's worth, else take all the descriptors we may."""
@@ -392,6 +403,8 @@ class Run:
         context = self.factory.next_context(None, self.endpoints.remote)
         if self.settings.transport.mode in (TransportMode.UDP_PER_CALL, TransportMode.TCP_PER_CALL):
             self.loop.create_task(self._start_with_own_transport(context))
+        elif self.settings.transport.mode is TransportMode.UDP_PER_IP:
+            self.loop.create_task(self._start_from_injected_address(context))
         else:
             self.factory.launch(context, self.endpoints.shared, is_server=False)
 
@@ -407,6 +420,19 @@ class Run:
             return
         context.local_port = int(transport.local_address[1])
         self.factory.launch(context, transport, is_server=False, owns_transport=True)
+
+    async def _start_from_injected_address(self, context: CallContext) -> None:
+        """-t ui: the call sends from the socket of its -inf line's address."""
+        assert self.factory is not None
+        source = self.injection.files[0]
+        ip = source.field(context.injection_lines[source.path], self.settings.transport.ip_field)
+        try:
+            transport = await self.endpoints.socket_for_ip(ip)
+        except GossipperError as error:
+            self._failed_to_start(context, str(error))
+            return
+        context.local_port = int(transport.local_address[1])
+        self.factory.launch(context, transport, is_server=False)
 
     def _failed_to_start(self, context: CallContext, reason: str) -> None:
         self.counters.calls_created += 1

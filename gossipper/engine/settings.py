@@ -33,6 +33,7 @@ class TransportMode(Enum):
     UDP_PER_CALL = "un"
     TCP_SHARED = "t1"
     TCP_PER_CALL = "tn"
+    UDP_PER_IP = "ui"  # a UDP socket per local address, each call's from its -inf line (-ip_field)
 
     @property
     def reliable(self) -> bool:
@@ -131,6 +132,7 @@ class TransportSettings:
     # -t t1 client: when the peer closes the connection, the calls on it fail (-reconnect_close),
     # then it is reconnected after -reconnect_sleep, -max_reconnect times (-1: always; 0: the run fails).
     max_reconnect: int = 0
+    ip_field: int = 0  # -t ui: the field of the first -inf file that holds each line's local address
     reconnect_close: bool = True
     reconnect_sleep_ms: int = 1000
 

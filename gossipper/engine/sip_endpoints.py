@@ -87,10 +87,15 @@ class SipEndpoints:
         # -t un/tn: each call socket and how many live calls use it; past -max_socket new
         # calls take turns on the open ones (SIPp's new_sipp_call_socket), closed with the last.
         self._call_sockets: dict[SipTransport, int] = {}
+        # -t ui: the local addresses (the first -inf file's -ip_field, line by line) and their sockets
+        self.per_ip_addresses: list[str] = []
+        self._per_ip: dict[str, SipTransport] = {}
         self._next_shared = 0
 
     @property
     def bind_ip(self) -> str:
+        if self.per_ip_addresses:
+            return self.per_ip_addresses[0]  # -t ui: SIPp binds its main socket to the first line's
         if self.settings.local_ip or self.settings.bind_local:
             return self.local_ip  # -i, or -bind_local's own address toward the peer
         return "::" if ":" in self.local_ip else "0.0.0.0"
@@ -166,6 +171,8 @@ class SipEndpoints:
                 self.main = transport
                 self._closers.append(transport.close)
                 self._customize(transport)
+                if self.per_ip_addresses:
+                    self._per_ip[self.bind_ip] = transport
                 return int(transport.local_address[1])
             except BindError as error:
                 last_error = error
@@ -194,6 +201,24 @@ class SipEndpoints:
                 await open_tcp_connection(remote, self.bind_ip, self._on_data, self._on_malformed)
             )
         sockets[transport] = sockets.get(transport, 0) + 1
+        return transport
+
+    async def open_per_ip(self, is_uac: bool) -> None:
+        """-t ui: a server listens on every address of the file too, on the same port (SIPp)."""
+        if not is_uac:
+            for ip in self.per_ip_addresses:
+                await self.socket_for_ip(ip)
+
+    async def socket_for_ip(self, ip: str) -> SipTransport:
+        """-t ui: the socket of this local address, opened on the run's port the first time."""
+        transport = self._per_ip.get(ip)
+        if transport is None:
+            try:
+                transport = self._customize(await open_udp(ip, self.local_port, self._on_data))
+            except BindError as error:
+                raise error.for_setting("ip_field") from None
+            self._per_ip[ip] = transport
+            self._closers.append(transport.close)
         return transport
 
     def release_for_call(self, transport: SipTransport) -> None:

@@ -32,7 +32,6 @@ NO_EFFECT = {
     "max_recv_loops",
     "max_sched_loops",
     "rtp_threadtasks",
-    "ip_field",
     "mb",
     "rtp_buffsize",
     "send_timeout",
@@ -89,6 +88,20 @@ def test_refused_option_gives_one_line_and_exit_255(name: str, capsys: pytest.Ca
     assert main(["sipp", f"-{name}", *values]) == 255
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"-{name}: not supported by gossipper" in err
+
+
+@pytest.mark.parametrize(
+    "transport",
+    [
+        *("u1", "un", "ui", "t1", "tn"),
+        *(
+            pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=ELSEWHERE, raises=UsageError))
+            for name in ("l1", "ln", "s1", "sn")
+        ),
+    ],
+)
+def test_every_sipp_transport_is_accepted(transport: str) -> None:
+    assert parse_args(["-t", transport]).transport == transport
 
 
 def test_lists_name_only_sipp_options() -> None:

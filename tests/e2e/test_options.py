@@ -278,3 +278,28 @@ def test_a_t1_peer_closing_the_connection_fails_the_run_once_reconnects_are_spen
         "gossipper: the peer closed the TCP connection and -max_reconnect allows no reconnection"
     )
     assert len(accepted) == connections  # the first connection, then one per reconnection
+
+
+def test_t_ui_sends_each_call_from_its_injected_address(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
+    trace = tmp_path / "uas_messages.log"
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-trace_msg", "-message_file", str(trace))
+    addresses = tmp_path / "addresses.csv"
+    addresses.write_text("SEQUENTIAL\nalice;127.0.0.2\nbob;127.0.0.3\n")
+    result = run_gossipper(
+        "-sn", "uac", uas.address, "-t", "ui", "-inf", str(addresses), "-ip_field", "1", "-m", "4",
+        "-r", "20", timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-1500:] + result.stderr
+    uas.process.send_signal(signal.SIGUSR1)  # its traces are complete once it has ended
+    uas.process.wait(timeout=20)
+    sources = set(re.findall(r"UDP message received \(\d+ bytes\) from ([\d.]+):", trace.read_text()))
+    assert sources == {"127.0.0.2", "127.0.0.3"}
+
+
+def test_t_ui_needs_an_injection_file() -> None:
+    result = run_gossipper("-sn", "uac", f"{LOOPBACK}:5060", "-t", "ui", timeout=30)
+    assert result.returncode == 255
+    assert (
+        result.stderr.strip()
+        == "gossipper: -t ui: needs -inf (its lines name the local addresses to send from)"
+    )
