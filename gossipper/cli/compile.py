@@ -216,6 +216,8 @@ def _media(config: Config, defaults: StreamDefaults) -> MediaSettings:
         rtpcheck_debug=config.rtpcheck_debug,
         stream_defaults=defaults,
         quiet=config.background,
+        socket_buffer_bytes=config.rtp_buffer_bytes,
+        echo_buffer_bytes=config.echo_buffer_bytes,
     )
 
 

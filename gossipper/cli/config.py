@@ -130,6 +130,8 @@ class Config:
     max_socket: int = 50_000  # -max_socket
     max_reconnect: int = 0  # -max_reconnect
     ip_field: int = 0  # -ip_field
+    echo_buffer_bytes: int = 2048  # -mb
+    rtp_buffer_bytes: int | None = None  # -rtp_buffsize (SIPp's 65536 default is not forced here)
     reconnect_close: bool = True  # -reconnect_close
     reconnect_sleep_ms: int = 1000  # -reconnect_sleep
     skip_rlimit: bool = False  # -skip_rlimit

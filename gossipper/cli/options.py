@@ -405,18 +405,8 @@ _OPTIONS += [
     Option("f", 1, _set("screen_period_s", _seconds), "Screen refresh period (default 1 s)"),
     Option("random_base_ssrc", 0, _flag("random_base_ssrc"), "Random RTP SSRCs (as gossipper always does)"),
     Option("ip_field", 1, _set("ip_field", _int(0)), "-t ui: the -inf field of each call's local IP"),
-    Option(
-        "mb",
-        1,
-        _no_effect("the RTP echo reads whole datagrams, never truncated to a buffer", _int(1)),
-        "(SIPp's RTP echo buffer; no effect)",
-    ),
-    Option(
-        "rtp_buffsize",
-        1,
-        _no_effect("RTP sockets keep the kernel's default buffers", _int(1)),
-        "(SIPp's RTP socket buffers; no effect)",
-    ),
+    Option("mb", 1, _set("echo_buffer_bytes", _int(1)), "RTP echo buffer: the most an echo sends back"),
+    Option("rtp_buffsize", 1, _set("rtp_buffer_bytes", _int(1)), "RTP socket send and receive buffer size"),
     Option(
         "send_timeout",
         1,

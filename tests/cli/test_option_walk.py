@@ -32,8 +32,6 @@ NO_EFFECT = {
     "max_recv_loops",
     "max_sched_loops",
     "rtp_threadtasks",
-    "mb",
-    "rtp_buffsize",
     "send_timeout",
     "sendbuffer_warn",
 }
