@@ -421,9 +421,11 @@ _OPTIONS += [
         _no_effect("a failed send of a message outside the scenario is counted with the send errors", _bool),
         "(SIPp's send failure policy; no effect)",
     ),
-    *(
-        Option(name, nargs, _refuse(f"{what} is not implemented yet"), "(not yet)")
-        for name, nargs, what in (("srtpcheck_debug", 0, "an SRTP echo check log"),)
+    Option(
+        "srtpcheck_debug",
+        0,
+        _refuse("it traces the contexts of SIPp's own SRTP engine (JLSRTP); gossipper's SRTP is -media_srtp"),
+        "(SIPp only)",
     ),
 ]
 
