@@ -61,7 +61,7 @@ def _uac_command(tool: str, calls: int, rate: int, hold_s: float, workdir: Path)
     if tool == "gossipper":
         return gossipper_command(
             "-sn", "invite_media_scale", f"{LOOPBACK}:{UAS_PORT}",
-            "-d", str(int(hold_s * 1000)), "-mp", str(UAC_MEDIA_BASE), "-bg",
+            "-d", str(int(hold_s * 1000)), "-mp", str(UAC_MEDIA_BASE),
             "-summary_json", str(workdir / "summary.json"), *common,
         )  # fmt: skip
     write_pcmu_wav(workdir / "silence.wav")

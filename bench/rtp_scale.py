@@ -211,7 +211,6 @@ def gossipper_launch(streams: int, tool: str, workdir: Path) -> Launch:
         str(BASE_PORT),
         "-summary_json",
         str(summary),
-        "-bg",
         "-nostdin",
     )
     if tool == "native-iouring":

@@ -59,7 +59,7 @@ def _uac_command(tool: str, port: int, rate: int, calls: int, workdir: Path) -> 
         str(int(calls / rate * 4 + 60)),
     ]
     if tool == "gossipper":
-        return gossipper_command(*common, "-bg", "-summary_json", str(workdir / "summary.json"))
+        return gossipper_command(*common, "-summary_json", str(workdir / "summary.json"))
     return ["sipp", *common, "-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"]
 
 

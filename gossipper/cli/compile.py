@@ -7,7 +7,9 @@ user typed.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import resource
 from types import MappingProxyType
 
 from gossipper.cli.config import Config
@@ -27,12 +29,15 @@ from gossipper.engine.settings import (
     TransportSettings,
     TwinSettings,
     ViewSettings,
+    WatchdogSettings,
 )
 from gossipper.media.codecs import lookup_codec
 from gossipper.media.settings import MediaSettings, StandaloneSettings
 from gossipper.media.streams import StreamDefaults
 from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
 from gossipper.sip.tls import TlsSettings
+
+RLIMIT_RESERVE = 64  # descriptors kept for the main socket, media, trace files
 
 
 def twin_settings(config: Config) -> TwinSettings:
@@ -52,6 +57,30 @@ def twin_settings(config: Config) -> TwinSettings:
     )
 
 
+def max_sockets(config: Config) -> int:
+    """SIPp's open files check: with a socket per call (-t un/tn), -max_socket sockets must fit
+    under RLIMIT_NOFILE, raised toward its hard limit first. SIPp refuses its default 50000 on
+    a smaller limit; here only an explicit -max_socket is refused, the default shrinks to fit
+    (room kept for media and files). -skip_rlimit: nothing checked, nothing raised."""
+    if config.transport not in ("un", "tn") or config.skip_rlimit:
+        return config.max_socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = config.max_socket + RLIMIT_RESERVE
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        top = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (top, hard))
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY or config.max_socket <= soft - RLIMIT_RESERVE:
+        return config.max_socket
+    if "max_socket" in config.given:
+        raise UsageError(
+            f"-max_socket: {config.max_socket} sockets do not fit the open files limit ({soft}); "
+            "raise it with ulimit -n, lower -max_socket, or give -skip_rlimit"
+        )
+    return max(1, soft - RLIMIT_RESERVE)
+
+
 def run_settings(config: Config) -> RunSettings:
     """The settings of a SIP run (a validated Config)."""
     return RunSettings(
@@ -63,6 +92,10 @@ def run_settings(config: Config) -> RunSettings:
             variables=MappingProxyType(dict(config.globals_set)),
             base_cseq=config.base_cseq,
             call_id_format=config.call_id_format,
+            call_id_type=config.call_id_type,
+            dynamic_start=config.dynamic_start,
+            dynamic_step=config.dynamic_step,
+            dynamic_max=config.dynamic_max,
         ),
         transport=TransportSettings(
             mode=TransportMode(config.transport),
@@ -74,24 +107,37 @@ def run_settings(config: Config) -> RunSettings:
             tls=TlsSettings(
                 config.tls_cert, config.tls_key, config.tls_ca, config.tls_crl, config.tls_version
             ),
+            bind_local=config.bind_local,
+            bind_to_device=config.bind_to_device,
+            buffer_bytes=config.buff_size if "buff_size" in config.given else None,
+            max_sockets=max_sockets(config),
+            max_reconnect=config.max_reconnect,
+            ip_field=config.ip_field,
+            reconnect_close=config.reconnect_close,
+            reconnect_sleep_ms=config.reconnect_sleep_ms,
         ),
         generation=GenerationSettings(
             rate=config.rate,
             rate_period_ms=config.rate_period_ms,
             rate_increase=config.rate_increase,
             rate_max=config.rate_max,
-            increase_period_s=config.stat_period_s,
+            increase_period_s=(
+                config.rate_interval_s if config.rate_interval_s is not None else config.stat_period_s
+            ),
             max_calls=config.max_calls,
             max_concurrent=config.max_concurrent,
             users=config.users or 0,
             global_timeout_ms=config.global_timeout_ms,
             timeout_is_error=config.timeout_error,
+            rate_quit=config.rate_quit,
+            sleep_s=config.sleep_ms / 1000,
         ),
         views=view_settings(config),
         control=ControlSettings(
-            ip=config.control_ip or "127.0.0.1",
+            ip=config.control_ip,
             port=config.control_port,
             keyboard=not config.no_stdin and not config.background,
+            rate_scale=config.rate_scale,
         ),
         media=_media(config, _stream_defaults(config)),
         hep=(
@@ -100,6 +146,15 @@ def run_settings(config: Config) -> RunSettings:
             else None
         ),
         injection_files=tuple(config.inject_files),
+        watchdog=WatchdogSettings(
+            interval_ms=config.watchdog_interval_ms,
+            reset_ms=config.watchdog_reset_ms,
+            minor_threshold_ms=config.watchdog_minor_threshold_ms,
+            major_threshold_ms=config.watchdog_major_threshold_ms,
+            minor_maxtriggers=config.watchdog_minor_maxtriggers,
+            major_maxtriggers=config.watchdog_major_maxtriggers,
+        ),
+        dead_call_wait_s=config.deadcall_wait_ms / 1000,
     )
 
 
@@ -140,6 +195,7 @@ def view_settings(config: Config) -> ViewSettings:
         media_columns=media_scale_wanted(config) or config.rtp_echo,
         summary_json=config.summary_json,
         quiet=config.background,
+        screen_period_s=config.screen_period_s,
     )
 
 
@@ -192,21 +248,33 @@ def _media(config: Config, defaults: StreamDefaults) -> MediaSettings:
         rtpcheck_debug=config.rtpcheck_debug,
         stream_defaults=defaults,
         quiet=config.background,
+        socket_buffer_bytes=config.rtp_buffer_bytes,
+        echo_buffer_bytes=config.echo_buffer_bytes,
     )
 
 
+def _retrans_limit(config: Config, own: int | None, default: int) -> int:
+    """SIPp allows the smaller of -max_retrans and the transaction kind's own limit."""
+    limit = own if own is not None else default
+    return min(limit, config.max_retrans) if "max_retrans" in config.given else limit
+
+
 def _call_policy(config: Config) -> CallPolicy:
-    given = config.given
     return CallPolicy(
         behaviors=frozenset(DefaultBehavior(name) for name in config.default_behaviors),
         auto_answer=config.auto_answer,
-        invite_max_retrans=config.max_retrans if "max_retrans" in given else DEFAULT_INVITE_RETRANS,
-        other_max_retrans=config.max_retrans if "max_retrans" in given else DEFAULT_OTHER_RETRANS,
+        invite_max_retrans=_retrans_limit(config, config.max_invite_retrans, DEFAULT_INVITE_RETRANS),
+        other_max_retrans=_retrans_limit(config, config.max_non_invite_retrans, DEFAULT_OTHER_RETRANS),
         recv_timeout_ms=config.recv_timeout_ms,
-        pause_override_ms=config.pause_ms if "d" in given else None,
+        pause_override_ms=config.pause_ms if "d" in config.given else None,
         pause_fallback_ms=config.pause_ms,
         auth_username=config.auth_username or "",
         auth_password=config.auth_password if config.auth_password is not None else "password",
         auth_uri=config.auth_uri,
         trim_call_id_prefix=not config.callid_slash_ign,
+        retransmissions=config.retransmissions,
+        t2_ms=config.t2_ms,
+        loose_retrans_check=config.rtcheck == "loose",
+        lost_percent=config.lost_percent,
+        ignore_during_pause=config.pause_msg_ign,
     )

@@ -18,6 +18,12 @@ class Config:
     scenario_file: str | None = None  # -sf
     dump_scenario: str | None = None  # -sd
     inject_files: list[str] = field(default_factory=list)  # -inf (repeatable)
+    inject_indexes: dict[str, str] = field(default_factory=dict)  # -infindex FILE FIELD
+    ooc_scenario_file: str | None = None  # -oocsf: the out-of-call scenario of a client run
+    ooc_scenario_name: str | None = None  # -oocsn
+    rx_scenario_file: str | None = None  # -rxsf: mixed mode's receiving scenario
+    rx_scenario_name: str | None = None  # -rxrn
+    rx_inject_files: list[str] = field(default_factory=list)  # -rxinf (repeatable)
     # --- addressing ---
     remote_host: str | None = None  # positional host[:port]
     remote_port: int = 5060
@@ -56,7 +62,7 @@ class Config:
     timeout_error: bool = False  # -timeout_error
     recv_timeout_ms: int = 0  # -recv_timeout
     max_retrans: int = 5  # -max_retrans
-    default_behaviors: frozenset[str] = frozenset({"bye", "abortunexp", "pingreply"})
+    default_behaviors: frozenset[str] = frozenset({"bye", "abortunexp", "pingreply", "cseq"})  # SIPp's all
     auto_answer: bool = False  # -aa
     # --- variables ---
     keys: dict[str, str] = field(default_factory=dict)  # -key K V
@@ -121,9 +127,47 @@ class Config:
     hep_addr: tuple[str, int] | None = None
     hep_id: int = 2001
     hep_pass: str | None = None
+    # --- SIPp's remaining options (sipp.cpp options_table): retransmissions, timers, runtime ---
+    max_invite_retrans: int | None = None  # -max_invite_retrans
+    max_non_invite_retrans: int | None = None  # -max_non_invite_retrans
+    retransmissions: bool = True  # -nr: off
+    t2_ms: int = 4000  # -T2
+    rtcheck: str = "full"  # -rtcheck full|loose
+    pause_msg_ign: bool = False  # -pause_msg_ign
+    lost_percent: float = 0.0  # -lost
+    deadcall_wait_ms: int = 33_000  # -deadcall_wait
+    rate_scale: float = 1.0  # -rate_scale
+    rate_interval_s: float | None = None  # -rate_interval (None: -fd)
+    rate_quit: bool = True  # -no_rate_quit: off
+    sleep_ms: int = 0  # -sleep
+    screen_period_s: float = 1.0  # -f
+    call_id_type: str = "default"  # -cid_type
+    dynamic_start: int = 10_000  # -dynamicStart
+    dynamic_max: int = 12_000  # -dynamicMax
+    dynamic_step: int = 4  # -dynamicStep
+    bind_local: bool = False  # -bind_local
+    bind_to_device: str | None = None  # -bind_to_device
+    buff_size: int = 65_536  # -buff_size
+    max_socket: int = 50_000  # -max_socket
+    max_reconnect: int = 0  # -max_reconnect
+    ip_field: int = 0  # -ip_field
+    echo_buffer_bytes: int = 2048  # -mb
+    rtp_buffer_bytes: int | None = None  # -rtp_buffsize (SIPp's 65536 default is not forced here)
+    reconnect_close: bool = True  # -reconnect_close
+    reconnect_sleep_ms: int = 1000  # -reconnect_sleep
+    skip_rlimit: bool = False  # -skip_rlimit
+    watchdog_interval_ms: int = 400  # -watchdog_interval (0: no watchdog)
+    watchdog_reset_ms: int = 600_000  # -watchdog_reset
+    watchdog_minor_threshold_ms: int = 500  # -watchdog_minor_threshold
+    watchdog_major_threshold_ms: int = 3000  # -watchdog_major_threshold
+    watchdog_minor_maxtriggers: int = 120  # -watchdog_minor_maxtriggers
+    watchdog_major_maxtriggers: int = 10  # -watchdog_major_maxtriggers
+    random_base_ssrc: bool = False  # -random_base_ssrc: what it asks (random SSRCs) always holds here
     # --- misc ---
     show_help: bool = False
     show_version: bool = False
+    # One line each for options accepted without effect here, printed before the run.
+    notices: list[str] = field(default_factory=list)
     # Flags given explicitly, so later stages can tell "default" from "chosen".
     given: set[str] = field(default_factory=set)
 

@@ -8,8 +8,11 @@ errors end the process as SIPp's do while it reads its command line (exit 1).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from gossipper.cli.background import detach
 from gossipper.cli.compile import run_settings, standalone_settings
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
@@ -19,6 +22,9 @@ from gossipper.outcome import RunOutcome
 from gossipper.scenario.builtins import dump_builtin, load_builtin
 from gossipper.scenario.loader import load_scenario_file
 from gossipper.scenario.model import Scenario
+
+if TYPE_CHECKING:
+    from gossipper.engine.other_scenario import OtherScenario
 
 
 def dump_scenario(name: str, srtp: bool) -> int:
@@ -49,7 +55,14 @@ def run(config: Config, scenario: Scenario | None) -> int:
     if config.rtp_send:
         from gossipper.media.scale.standalone import run_standalone
 
-        return EXIT_STATUS[run_standalone(standalone_settings(config))]
+        standalone = standalone_settings(config)
+
+        def run_streams(on_ready: Callable[[], None] | None) -> int:
+            if on_ready is not None:
+                on_ready()  # no hook inside the stream engine: -bg returns as it starts
+            return EXIT_STATUS[run_standalone(standalone)]
+
+        return detach(run_streams) if config.background else run_streams(None)
     assert scenario is not None, "a SIP run is given its scenario"
     if scenario.creation_mode is None:
         # SIPp's computeSippMode, once the scenario is in place: a fatal error (exit -1).
@@ -59,8 +72,48 @@ def run(config: Config, scenario: Scenario | None) -> int:
         )
     from gossipper.engine.runner import run_scenario
 
-    outcome = run_scenario(run_settings(config), scenario)
+    settings = run_settings(config)
+    other = load_other_scenario(config, scenario)
+    for notice in config.notices:
+        print(f"gossipper: {notice}", file=sys.stderr)
+
+    def run_sip(on_ready: Callable[[], None] | None) -> int:
+        return _exit_status(config, run_scenario(settings, scenario, on_ready, other))
+
+    return detach(run_sip) if config.background else run_sip(None)
+
+
+def _exit_status(config: Config, outcome: RunOutcome) -> int:
     if outcome is RunOutcome.TIMED_OUT:
         elapsed = config.global_timeout_ms / 1000
         print(f"gossipper: -timeout: run timed out after {elapsed:.3f} seconds", file=sys.stderr)
     return EXIT_STATUS[outcome]
+
+
+def load_other_scenario(config: Config, main: Scenario) -> OtherScenario | None:
+    """SIPp's second scenario: -rxsf/-rxrn (mixed mode) or -oocsf/-oocsn, for a client run."""
+    from gossipper.engine.other_scenario import OtherScenario
+
+    receiving = _load(config, config.rx_scenario_file, config.rx_scenario_name)
+    out_of_call = _load(config, config.ooc_scenario_file, config.ooc_scenario_name)
+    if receiving is None and config.rx_inject_files:
+        raise UsageError("-rxinf: needs -rxsf or -rxrn (it feeds the receiving scenario)")
+    if receiving is not None and out_of_call is not None:
+        raise UsageError("-oocsf/-oocsn: no effect with -rxsf/-rxrn, where every new call is received")
+    if receiving is not None:
+        if not main.is_uac or receiving.is_uac:
+            raise UsageError("-rxsf/-rxrn: the main scenario must be a client's and the -rxsf one a server's")
+        return OtherScenario(receiving, receiving=True, injection_files=tuple(config.rx_inject_files))
+    if out_of_call is not None:
+        if not main.is_uac:
+            raise UsageError("-oocsf/-oocsn: a server run has no out-of-call messages (SIPp refuses it too)")
+        return OtherScenario(out_of_call, receiving=False)
+    return None
+
+
+def _load(config: Config, path: str | None, name: str | None) -> Scenario | None:
+    if path is not None and name is not None:
+        raise UsageError(f"{path}, {name}: give a second scenario once, as a file or a built-in")
+    if path is not None:
+        return load_scenario_file(path, frozenset(config.keys))
+    return load_builtin(name) if name is not None else None

@@ -13,7 +13,7 @@ from gossipper import __version__
 from gossipper.cli.demo import run_demo
 from gossipper.cli.dispatch import dump_scenario, load_run_scenario, run
 from gossipper.cli.errors import describe, exit_status
-from gossipper.cli.exit_codes import EXIT_ALL_CALLS_OK, EXIT_CALLS_FAILED, EXIT_FATAL
+from gossipper.cli.exit_codes import EXIT_CALLS_FAILED, EXIT_FATAL, EXIT_NO_CALLS
 from gossipper.cli.options import parse_args, usage_text
 from gossipper.cli.validate import validate
 from gossipper.errors import GossipperError
@@ -47,10 +47,10 @@ def _run_sipp(words: list[str]) -> int:
         config = parse_args(words)
         if config.show_help:
             print(usage_text())
-            return EXIT_ALL_CALLS_OK
+            return EXIT_NO_CALLS  # SIPp's -h and -v exit 99 (EXIT_OTHER), as -sd does
         if config.show_version:
             print(f"gossipper {__version__} (SIPp-compatible)")
-            return EXIT_ALL_CALLS_OK
+            return EXIT_NO_CALLS
         validate(config)
         if config.dump_scenario:
             return dump_scenario(config.dump_scenario, srtp=config.media_srtp)

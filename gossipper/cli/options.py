@@ -16,7 +16,7 @@ from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 
 # SIPp's codes, then gossipper's WebSocket ones (ws/wss, one socket or one per call)
-TRANSPORTS = ("u1", "un", "t1", "tn", "l1", "ln", "s1", "sn", "ws1", "wsn", "wss1", "wssn")
+TRANSPORTS = ("u1", "un", "ui", "t1", "tn", "l1", "ln", "s1", "sn", "ws1", "wsn", "wss1", "wssn")
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNIT_MS = {"ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
 
@@ -135,16 +135,16 @@ def _transport(flag: str, text: str) -> str:
 
 
 def _behaviors(flag: str, text: str) -> frozenset[str]:
-    known = {"all", "none", "bye", "abortunexp", "pingreply", "cancel"}
+    known = {"all", "none", "bye", "abortunexp", "pingreply", "cancel", "cseq"}
     chosen: set[str] = set()
     for word in text.split(","):
         word = word.strip().lower()
         negate = word.startswith("-")
-        name = word.lstrip("-")
+        name = word.lstrip("-+")  # SIPp takes +name as name
         if name not in known:
             raise UsageError(f"{flag}: unknown behavior {name!r} (expected {', '.join(sorted(known))})")
         names = (
-            {"bye", "abortunexp", "pingreply", "cancel"}
+            {"bye", "abortunexp", "pingreply", "cancel", "cseq"}
             if name == "all"
             else (set() if name == "none" else {name})
         )
@@ -312,6 +312,184 @@ _OPTIONS: list[Option] = [
     Option("v", 0, _flag("show_version"), "Print the version and exit"),
     Option("h", 0, _flag("show_help"), "Print this help and exit"),
     Option("help", 0, _flag("show_help"), "Print this help and exit"),
+]
+
+
+def _unset(attr: str) -> Callable[..., None]:
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        setattr(config, attr, False)
+
+    return apply
+
+
+def _no_defaults(config: Config, flag: str, values: list[str]) -> None:
+    config.default_behaviors = frozenset()
+
+
+def _choice(*names: str) -> Callable[[str, str], str]:
+    def convert(flag: str, text: str) -> str:
+        if text not in names:
+            raise UsageError(f"{flag}: unknown value {text!r} (expected {' or '.join(names)})")
+        return text
+
+    return convert
+
+
+CALL_ID_TYPES = {
+    "default": "default",
+    "format": "default",
+    "legacy": "default",
+    "uuid": "uuid",
+    "uuid-compact": "uuid-compact",
+    "uuidcompact": "uuid-compact",
+    "uuid32": "uuid-compact",
+    "random": "random",
+    "random-hex": "random",
+    "timestamp": "timestamp",
+    "time": "timestamp",
+}
+
+
+def _call_id_type(flag: str, text: str) -> str:
+    kind = CALL_ID_TYPES.get(text.lower())
+    if kind is None:
+        raise UsageError(f"{flag}: unknown Call-ID mode {text!r} (expected {', '.join(CALL_ID_TYPES)})")
+    return kind
+
+
+def _bool(flag: str, text: str) -> bool:
+    """SIPp's get_bool: true or false (any case), else an integer, 0 being false."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    return parse_int(flag, text) != 0
+
+
+def _refuse(reason: str) -> Callable[..., None]:
+    """An option of SIPp's table that cannot apply here: refused with the reason, never ignored."""
+
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        raise UsageError(f"{flag}: not supported by gossipper: {reason}")
+
+    return apply
+
+
+def _text(_flag: str, text: str) -> str:
+    return text
+
+
+def _no_effect(reason: str, convert: Callable[[str, str], Any]) -> Callable[..., None]:
+    """A tuning knob of SIPp's own machinery: its value is checked, and the run says once on
+    stderr that it changes nothing here and why (so a lab script keeps running, nothing silently)."""
+
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        convert(flag, values[0])
+        config.notices.append(f"{flag}: accepted, no effect in gossipper: {reason}")
+
+    return apply
+
+
+_ASYNCIO = "asyncio's event loop schedules timers exactly and reads every ready socket each turn"
+_SCTP_TUNING = "gossipper's SCTP associations keep the kernel's defaults (sysctl net.sctp.*)"
+
+# The rest of SIPp's options table (sipp.cpp), in its order; what each does is in Config's comments.
+_OPTIONS += [
+    Option("rxsf", 1, _set("rx_scenario_file"), "Mixed mode: incoming calls run this XML scenario"),
+    Option("rxrn", 1, _set("rx_scenario_name"), "Mixed mode: incoming calls run this built-in"),
+    Option("oocsf", 1, _set("ooc_scenario_file"), "Out-of-call requests run this XML scenario"),
+    Option("oocsn", 1, _set("ooc_scenario_name"), "Out-of-call requests run this built-in"),
+    Option("rxinf", 1, _append("rx_inject_files"), "CSV injection file of the -rxsf scenario"),
+    Option("infindex", 2, _pair("inject_indexes"), "Index an -inf file on a field: -infindex FILE N"),
+    Option("bind_local", 0, _flag("bind_local"), "Bind the SIP socket to the local IP, not to all"),
+    Option("max_reconnect", 1, _set("max_reconnect", _int(-1)), "-t t1: reconnections allowed (-1: any)"),
+    Option("reconnect_close", 1, _set("reconnect_close", _bool), "-t t1: calls fail when the peer closes"),
+    Option(
+        "reconnect_sleep", 1, _set("reconnect_sleep_ms", _duration("ms")), "-t t1: wait before reconnecting"
+    ),
+    Option("bind_to_device", 1, _set("bind_to_device"), "Bind the SIP socket to a network device (root)"),
+    Option("max_socket", 1, _set("max_socket", _int(1)), "Most sockets open at once with -t un/tn"),
+    Option("plugin", 1, _refuse("it loads a C shared object into SIPp's own process"), "(SIPp only)"),
+    Option("sleep", 1, _set("sleep_ms", _duration("s")), "Sleep this long at startup (default unit: s)"),
+    Option("skip_rlimit", 0, _flag("skip_rlimit"), "Do not check or raise the open files limit"),
+    Option("buff_size", 1, _set("buff_size", _int(1)), "SIP socket send and receive buffer size"),
+    Option("lost", 1, _set("lost_percent", _float(0)), "Lose this percent of messages (scenario lost= wins)"),
+    Option(
+        "tdmmap",
+        1,
+        _refuse("there are no TDM circuits to map (SIPp's TDM gateway tests)"),
+        "(SIPp only)",
+    ),
+    Option("dynamicStart", 1, _set("dynamic_start", _int()), "First [dynamic_id] (default 10000)"),
+    Option("dynamicMax", 1, _set("dynamic_max", _int()), "[dynamic_id] wraps above this (default 12000)"),
+    Option("dynamicStep", 1, _set("dynamic_step", _int()), "[dynamic_id] increment (default 4)"),
+    Option("cid_type", 1, _set("call_id_type", _call_id_type), "Call-ID mode: default, uuid, ..."),
+    Option("deadcall_wait", 1, _set("deadcall_wait_ms", _duration("ms")), "Keep ended calls this long"),
+    Option("nd", 0, _no_defaults, "No default behaviors (-default_behaviors none)"),
+    Option("pause_msg_ign", 0, _flag("pause_msg_ign"), "Ignore messages received during a pause"),
+    Option("rate_scale", 1, _set("rate_scale", _float()), "Rate step of the + - * / keys"),
+    Option("rate_interval", 1, _set("rate_interval_s", _seconds), "Period of -rate_increase (default -fd)"),
+    Option("no_rate_quit", 0, _unset("rate_quit"), "Keep running once -rate_max is reached"),
+    Option("max_invite_retrans", 1, _set("max_invite_retrans", _int(0)), "INVITE retransmissions"),
+    Option("max_non_invite_retrans", 1, _set("max_non_invite_retrans", _int(0)), "Other retransmissions"),
+    Option("nr", 0, _unset("retransmissions"), "No UDP retransmissions"),
+    Option("rtcheck", 1, _set("rtcheck", _choice("full", "loose")), "Retransmission detection"),
+    Option("T2", 1, _set("t2_ms", _duration("ms")), "Timer T2 (default 4000 ms)"),
+    Option("timer_resol", 1, _no_effect(_ASYNCIO, _duration("ms")), "(SIPp's timer wheel; no effect)"),
+    Option("multihome", 1, _no_effect(_SCTP_TUNING, _text), "(SCTP multihome address; not set)"),
+    Option("heartbeat", 1, _no_effect(_SCTP_TUNING, _int(0)), "(SCTP heartbeat interval; not set)"),
+    Option("assocmaxret", 1, _no_effect(_SCTP_TUNING, _int(0)), "(SCTP association retransmits; not set)"),
+    Option("pathmaxret", 1, _no_effect(_SCTP_TUNING, _int(0)), "(SCTP path retransmits; not set)"),
+    Option("pmtu", 1, _no_effect(_SCTP_TUNING, _int(0)), "(SCTP path MTU; not set)"),
+    Option("gracefulclose", 1, _no_effect(_SCTP_TUNING, _bool), "(SCTP SHUTDOWN or ABORT; not set)"),
+    Option("max_recv_loops", 1, _no_effect(_ASYNCIO, _int()), "(SIPp's receive loop; no effect)"),
+    Option("max_sched_loops", 1, _no_effect(_ASYNCIO, _int()), "(SIPp's call loop; no effect)"),
+    Option(
+        "rtp_threadtasks",
+        1,
+        _no_effect("RTP playback runs on the event loop or the scale engine, not in task threads", _int()),
+        "(SIPp's RTP threads; no effect)",
+    ),
+    Option("watchdog_interval", 1, _set("watchdog_interval_ms", _duration("ms")), "Watchdog period"),
+    Option("watchdog_reset", 1, _set("watchdog_reset_ms", _duration("ms")), "Watchdog trip counter reset"),
+    Option(
+        "watchdog_minor_threshold",
+        1,
+        _set("watchdog_minor_threshold_ms", _duration("ms")),
+        "Lateness of a minor trip",
+    ),
+    Option(
+        "watchdog_major_threshold",
+        1,
+        _set("watchdog_major_threshold_ms", _duration("ms")),
+        "Lateness of a major trip",
+    ),
+    Option("watchdog_major_maxtriggers", 1, _set("watchdog_major_maxtriggers", _int()), "Major trips"),
+    Option("watchdog_minor_maxtriggers", 1, _set("watchdog_minor_maxtriggers", _int()), "Minor trips"),
+    Option("f", 1, _set("screen_period_s", _seconds), "Screen refresh period (default 1 s)"),
+    Option("random_base_ssrc", 0, _flag("random_base_ssrc"), "Random RTP SSRCs (as gossipper always does)"),
+    Option("ip_field", 1, _set("ip_field", _int(0)), "-t ui: the -inf field of each call's local IP"),
+    Option("mb", 1, _set("echo_buffer_bytes", _int(1)), "RTP echo buffer: the most an echo sends back"),
+    Option("rtp_buffsize", 1, _set("rtp_buffer_bytes", _int(1)), "RTP socket send and receive buffer size"),
+    Option(
+        "send_timeout",
+        1,
+        _no_effect(
+            "no send waits (asyncio queues what a socket cannot take yet), so none times out", _duration("ms")
+        ),
+        "(SIPp's congestion timeout; no effect)",
+    ),
+    Option(
+        "sendbuffer_warn",
+        1,
+        _no_effect("a failed send of a message outside the scenario is counted with the send errors", _bool),
+        "(SIPp's send failure policy; no effect)",
+    ),
+    Option(
+        "srtpcheck_debug",
+        0,
+        _refuse("it traces the contexts of SIPp's own SRTP engine (JLSRTP); gossipper's SRTP is -media_srtp"),
+        "(SIPp only)",
+    ),
 ]
 
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}

@@ -41,12 +41,26 @@ def validate(config: Config) -> None:
         raise UsageError(f"-min_rtp_port: {config.min_rtp_port} is above -max_rtp_port {config.max_rtp_port}")
     if config.ringbuffer_size and config.max_log_size:
         raise UsageError("-ringbuffer_size and -max_log_size: choose one (SIPp refuses both)")
+    if config.transport == "ui" and not config.inject_files:
+        raise UsageError("-t ui: needs -inf (its lines name the local addresses to send from)")
+    for path, index in config.inject_indexes.items():
+        _check_inject_index(config, path, index)
     if config.rate_period_ms <= 0:
         raise UsageError("-rp: rate period must be positive")
     if not (config.rtp_send or config.dump_scenario):
         _check_media_ports_for_calls(config)
     if config.rtp_send:
         _check_stream_capacity(config)
+
+
+def _check_inject_index(config: Config, path: str, index: str) -> None:
+    """SIPp's -infindex checks: the file is one -inf names, the field a number. The index
+    serves <lookup>, an action gossipper's scenarios do not have (their loader refuses it),
+    so a command line that runs has no use for the index itself."""
+    if path not in config.inject_files:
+        raise UsageError(f"-infindex: {path!r} is not a file given with -inf")
+    if not index.isdigit():
+        raise UsageError(f"-infindex: invalid field {index!r} for {path} (expected a field number)")
 
 
 def _check_media_ports_for_calls(config: Config) -> None:

@@ -25,7 +25,6 @@ from gossipper.sip.message import SipMessage, SipParseError
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
-T2_MS = 4000  # RFC 3261's cap on a non-INVITE request's retransmission interval
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
 
 
@@ -129,6 +128,7 @@ class Call:
         self._queued: tuple[SipMessage, int] | None = None  # for the recv after _unexp.main
         self._pause_ends_at = 0.0
         self._paused_step: model.Pause | None = None
+        self._invite_cseq_received: int | None = None  # -default_behaviors cseq checks ACKs against it
 
     # ------------------------------------------------------------------ running
     @property
@@ -268,7 +268,7 @@ class Call:
                 return False
         self._record_sent(sent)
         counters = self.host.counters
-        if step.lost is not None and random.random() * 100 < step.lost:
+        if self._lost(step):
             counters.steps[self.index].messages += 1
         else:
             self._transmit(data)
@@ -283,7 +283,7 @@ class Call:
         self._stop_rtds(step.rtd, now, step.repeat_rtd)
         counters.count_message(step.counter)
         self._cancel_retrans()
-        if step.retrans_ms and not self.transport.is_reliable:
+        if step.retrans_ms and not self.transport.is_reliable and self.policy.retransmissions:
             self._retrans_count = 0
             self._retrans_delay_ms = step.retrans_ms
             self._retrans_timer = self.host.call_later(step.retrans_ms / 1000, self._retransmit)
@@ -341,7 +341,7 @@ class Call:
         self._transmit(sent.data)
         self._retrans_delay_ms = self._retrans_delay_ms * 2
         if not is_invite:
-            self._retrans_delay_ms = min(self._retrans_delay_ms, T2_MS)
+            self._retrans_delay_ms = min(self._retrans_delay_ms, self.policy.t2_ms)
         self._retrans_timer = self.host.call_later(self._retrans_delay_ms / 1000, self._retransmit)
 
     def _cancel_retrans(self) -> None:
@@ -439,10 +439,21 @@ class Call:
             return
         if transport.is_reliable:
             self.transport = transport
+        if self.policy.ignore_during_pause and isinstance(self._step(), model.Pause):
+            return  # -pause_msg_ign: SIPp drops it before any matching
+        if (
+            message.method == "ACK"
+            and self.policy.has(DefaultBehavior.CHECK_ACK_CSEQ)
+            and message.cseq_number != self._invite_cseq_received
+        ):
+            reason = f"ACK CSeq {message.cseq_number} is not the INVITE's ({self._invite_cseq_received or 0})"
+            self.host.log("warning", f"call {self.call_id}: {reason}: call aborted")
+            self._finish("unexpected_sip", reason)  # SIPp's checkAckCSeq: no BYE, the call is deleted
+            return
         if self.is_server and self.index == 0 and self.last_recv_index < 0:
             self.context.remote = source
-        digest = hash(raw)
-        if not transport.is_reliable and self._handle_retransmission(digest):
+        digest = retransmission_digest(message, raw) if self.policy.loose_retrans_check else hash(raw)
+        if not transport.is_reliable and self.policy.retransmissions and self._handle_retransmission(digest):
             return
         self._match(message, digest)
 
@@ -530,7 +541,7 @@ class Call:
         step = self.scenario.steps[index]
         assert isinstance(step, model.Recv)
         counters = self.host.counters
-        if step.lost is not None and random.random() * 100 < step.lost:
+        if self._lost(step):
             return
         counters.steps[index].messages += 1
         self._settle_retransmission(index, message)
@@ -560,6 +571,11 @@ class Call:
             self.index = self._next_index(step, index)
         self._advance()
 
+    def _lost(self, step: model.Send | model.Recv) -> bool:
+        """Lost on purpose: the step's lost= percentage, else -lost's."""
+        percent = step.lost if step.lost is not None else self.policy.lost_percent
+        return percent > 0 and random.random() * 100 < percent
+
     def _settle_retransmission(self, index: int, message: SipMessage) -> None:
         """SIPp's rule: a response, ACK, CANCEL, BYE or PRACK matched past the step being
         retransmitted ends its retransmissions, except that a provisional response to a
@@ -573,8 +589,8 @@ class Call:
             return
         if (message.status_code or 0) < 200 and message.cseq_method != "INVITE":
             self._cancel_retrans()
-            self._retrans_delay_ms = T2_MS
-            self._retrans_timer = self.host.call_later(T2_MS / 1000, self._retransmit)
+            self._retrans_delay_ms = self.policy.t2_ms
+            self._retrans_timer = self.host.call_later(self.policy.t2_ms / 1000, self._retransmit)
             return
         self._cancel_retrans()
 
@@ -589,6 +605,7 @@ class Call:
         if message.is_request:
             context.peer_tag = message.from_tag or context.peer_tag
             if message.method == "INVITE":
+                self._invite_cseq_received = message.cseq_number
                 self.remote_party = message.header("From")
                 self.last_invite = self.last_invite or message
             elif message.method == "ACK":
@@ -787,6 +804,11 @@ class Call:
         self._send_abort_messages()
         self._finish(failure_class, reason)
 
+    def terminate(self, failure_class: str, reason: str) -> None:
+        """SIPp's call::terminate: the call fails where it stands, sending nothing (its
+        connection is gone)."""
+        self._finish(failure_class, reason)
+
     def abandon(self, tidy: bool = False) -> None:
         """The run quits under the call (stop_now, a signal): its timers and media stop and it
         is not counted, so it is still a current call in the final counters, as in SIPp.
@@ -897,3 +919,14 @@ def _lacks_request_uri(data: bytes) -> bool:
     end = data.find(b"\r\n")
     words = (data[:end] if end >= 0 else data).split(b" ")
     return len(words) < 3 or not words[1]
+
+
+def retransmission_digest(message: SipMessage, raw: bytes) -> int:
+    """-rtcheck loose (RFC 2543 11.5): a request is the same one again when its To, From,
+    Call-ID and CSeq are; a response also keeps its status line and body."""
+    parts = [message.header(name) or "" for name in ("To", "From", "Call-ID", "CSeq")]
+    if not message.is_request:
+        head, _, body = raw.partition(b"\r\n\r\n")
+        parts.append(head.split(b"\r\n", 1)[0].decode("utf-8", errors="replace"))
+        parts.append(body.decode("utf-8", errors="replace"))
+    return hash("\0".join(parts))

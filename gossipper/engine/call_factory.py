@@ -7,6 +7,11 @@ to it, tell media, start it) is this module's alone.
 
 from __future__ import annotations
 
+import random
+import re
+import secrets
+import time
+import uuid
 from collections.abc import Callable
 
 from gossipper.engine.call import Call, CallHost
@@ -15,6 +20,8 @@ from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.settings import Address, KeywordSettings
 from gossipper.sip.transport import SipTransport
 from gossipper.stats.counters import RunCounters
+
+_CALL_ID_CODES = re.compile(r"%(.?)", re.DOTALL)
 
 
 class CallFactory:
@@ -26,6 +33,7 @@ class CallFactory:
         dispatcher: Dispatcher,
         counters: RunCounters,
         media_call_started: Callable[[Call], None],
+        numbered_by: CallFactory | None = None,
     ) -> None:
         self._host = host
         self._run = run
@@ -34,11 +42,13 @@ class CallFactory:
         self._counters = counters
         self._media_call_started = media_call_started
         self.last_number = 0
+        # The factory whose numbers this one's calls take: call numbers are run-wide, as in SIPp.
+        self._numbering = numbered_by or self
 
     def next_context(self, call_id: str | None, remote: Address) -> CallContext:
         """The next call's context: its number, its Call-ID (the peer's, or ours), -set variables."""
-        self.last_number += 1
-        number = self.last_number
+        self._numbering.last_number += 1
+        number = self._numbering.last_number
         context = CallContext(
             run=self._run,
             number=number,
@@ -52,11 +62,23 @@ class CallFactory:
         return context
 
     def _format_call_id(self, number: int) -> str:
+        """-cid_type: SIPp's Call-ID modes; the default one expands -cid_str."""
+        kind, local_ip = self._keywords.call_id_type, self._run.local_ip
+        if kind == "uuid":
+            return f"{uuid.uuid4()}@{local_ip}"
+        if kind == "uuid-compact":
+            return f"{uuid.uuid4().hex}@{local_ip}"
+        if kind == "random":
+            return f"{number}-{secrets.token_hex(16)}@{local_ip}"
+        if kind == "timestamp":
+            return f"{time.time_ns() // 1000}-{number}-{self._run.pid}@{local_ip}"
         text = self._keywords.call_id_format
-        replacements = {"%u": str(number), "%p": str(self._run.pid), "%s": self._run.local_ip}
-        for key, value in replacements.items():
-            text = text.replace(key, value)
-        return text
+        return _CALL_ID_CODES.sub(lambda match: self._expand(match.group(1), number), text)
+
+    def _expand(self, code: str, number: int) -> str:
+        """SIPp's -cid_str codes; any other character after '%' (and '%%') stands for '%' alone."""
+        values = {"u": number, "p": self._run.pid, "s": self._run.local_ip, "r": random.randrange(2**31)}
+        return str(values.get(code, "%"))
 
     def launch(
         self,

@@ -37,6 +37,15 @@ class RunContext:
     # Each [token] compiled once per run into the function that answers it for a call
     # (engine.keywords); a run's -key values decide what some tokens mean.
     token_resolvers: dict[str, Callable[[CallContext], str]] = field(default_factory=dict)
+    dynamic_id: int | None = None  # [dynamic_id]'s next value, shared by every call (None: not used yet)
+
+    def next_dynamic_id(self) -> int:
+        """SIPp's [dynamic_id]: -dynamicStart, then up by -dynamicStep, back to the start past -dynamicMax."""
+        keywords = self.keywords
+        value = keywords.dynamic_start if self.dynamic_id is None else self.dynamic_id
+        following = value + keywords.dynamic_step
+        self.dynamic_id = keywords.dynamic_start if following > keywords.dynamic_max else following
+        return value
 
     def media_port_for(self, call_number: int) -> int:
         """-mp base + 2 x (call_number - 1), wrapped so live calls do not share a port."""

@@ -1,22 +1,28 @@
 """Run control from outside: SIPp's keyboard keys and its UDP control socket.
 
-Keys: + / - change the rate by 1, * and / by 10, p pauses traffic, q quits softly,
-Q hard. The control socket (-ci/-cp, SIPp's default port 8888 and up) takes the same
-keys, or 'c' followed by a command such as 'cset rate 100' or 'cset limit 50'.
+Keys: + / - change the rate by 1, * and / by 10 (times -rate_scale), p pauses traffic,
+q quits softly, Q hard. The control socket takes the same keys, or 'c' followed by a
+command such as 'cset rate 100' or 'cset limit 50'. As SIPp's, it is UDP on 8888, or the
+first free of the 60 ports from there, on every address unless -ci names one; unlike
+SIPp's, when -ci does not, it takes commands only from this host's own addresses, so a
+run cannot be steered from elsewhere by default.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
+import socket
 import sys
 from typing import Protocol
 
 from gossipper.engine.settings import ControlSettings
+from gossipper.errors import BindError
 
 CONTROL_PORT_DEFAULT = 8888
-CONTROL_PORT_TRIES = 10
+CONTROL_PORT_TRIES = 60  # SIPp's setup_ctrl_socket: room for 60 instances on one host
 
 
 class Controllable(Protocol):
@@ -30,12 +36,21 @@ class Controllable(Protocol):
     @property
     def rate(self) -> float: ...
 
+    @property
+    def users(self) -> int | None:
+        """-users' population, None for a rate-driven run."""
+        ...
 
-def apply_key(run: Controllable, key: str) -> bool:
+
+def apply_key(run: Controllable, key: str, rate_scale: float = 1.0) -> bool:
     """One keyboard key; False when the key means nothing."""
     steps = {"+": 1.0, "-": -1.0, "*": 10.0, "/": -10.0}
     if key in steps:
-        run.set_rate(max(0.0, run.rate + steps[key]))
+        users = run.users
+        if users is not None:  # SIPp: in -users mode the keys change the population
+            run.set_limit(max(0, int(users + steps[key] * rate_scale)))
+        else:
+            run.set_rate(max(0.0, run.rate + steps[key] * rate_scale))
     elif key == "p":
         run.pause_traffic()
     elif key == "q":
@@ -66,11 +81,27 @@ def apply_command(run: Controllable, command: str) -> str | None:
     return f"control: unknown command {command!r} (expected 'set rate N', 'set limit N' or 'halt')"
 
 
+@functools.lru_cache(maxsize=256)
+def is_own_address(ip: str) -> bool:
+    """Whether ip is one of this host's addresses: the kernel lets a socket bind only to those."""
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.bind((ip, 0))
+        except OSError:
+            return False
+    return True
+
+
 class _ControlProtocol(asyncio.DatagramProtocol):
-    def __init__(self, run: Controllable) -> None:
+    def __init__(self, run: Controllable, settings: ControlSettings) -> None:
         self.run = run
+        self.settings = settings
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if self.settings.ip is None and not is_own_address(addr[0]):
+            self.run.trace_error(f"control: command from {addr[0]} refused (not this host; -ci opens it)")
+            return
         text = data.decode("utf-8", errors="replace").strip()
         if not text:
             return
@@ -78,7 +109,7 @@ class _ControlProtocol(asyncio.DatagramProtocol):
             error = apply_command(self.run, text[1:].strip())
             if error:
                 self.run.trace_error(error)
-        elif not apply_key(self.run, text[0]):
+        elif not apply_key(self.run, text[0], self.settings.rate_scale):
             self.run.trace_error(f"control: unknown key {text[0]!r}")
 
 
@@ -91,31 +122,51 @@ class RunControl:
         self._transport: asyncio.DatagramTransport | None = None
         self._terminal_state: list[object] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.port: int | None = None  # the control port bound
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind the control socket now (BindError if -cp's port is taken, as SIPp exits), then
+        serve it from the loop; without -cp a full range is only a warning."""
         self._loop = loop
-        loop.create_task(self._open_socket(self.settings.ip, self.settings.port))
+        sock = self._bind()
+        if sock is not None:
+            loop.create_task(self._serve(sock))
         if self.settings.keyboard and sys.stdin is not None and sys.stdin.isatty():
             self._start_keyboard(loop)
 
-    async def _open_socket(self, ip: str, port: int | None) -> None:
-        assert self._loop is not None
-        candidates = (
-            [port]
-            if port is not None
-            else range(CONTROL_PORT_DEFAULT, CONTROL_PORT_DEFAULT + CONTROL_PORT_TRIES)
-        )
+    def _bind(self) -> socket.socket | None:
+        ip, port = self.settings.ip, self.settings.port
+        host = ip if ip is not None else "0.0.0.0"
+        first = port if port is not None else CONTROL_PORT_DEFAULT
+        candidates = [port] if port is not None else range(first, first + CONTROL_PORT_TRIES)
+        try:
+            family = socket.getaddrinfo(host, first, type=socket.SOCK_DGRAM)[0][0]
+        except socket.gaierror as error:
+            raise BindError(f"-ci: unknown control address {host!r}: {error.strerror}") from None
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        reason = ""
         for candidate in candidates:
             try:
-                transport, _ = await self._loop.create_datagram_endpoint(
-                    lambda: _ControlProtocol(self.run), local_addr=(ip, candidate)
-                )
-            except OSError:
+                sock.bind((host, candidate))
+            except OSError as error:
+                reason = error.strerror or str(error)
                 continue
-            self._transport = transport
-            return
+            sock.setblocking(False)
+            self.port = candidate
+            return sock
+        sock.close()
         if port is not None:
-            self.run.trace_error(f"control socket: cannot bind {ip}:{port}")
+            raise BindError(f"-cp: cannot bind the control socket to UDP {host}:{port}: {reason}")
+        warning = f"control socket: no free UDP port in {first}-{first + CONTROL_PORT_TRIES - 1} on {host}"
+        self.run.trace_error(warning)
+        print(f"gossipper: warning: {warning}", file=sys.stderr)
+        return None
+
+    async def _serve(self, sock: socket.socket) -> None:
+        assert self._loop is not None
+        self._transport, _ = await self._loop.create_datagram_endpoint(
+            lambda: _ControlProtocol(self.run, self.settings), sock=sock
+        )
 
     def _start_keyboard(self, loop: asyncio.AbstractEventLoop) -> None:
         import termios
@@ -132,7 +183,7 @@ class RunControl:
     def _key_ready(self, fd: int) -> None:
         data = os.read(fd, 32).decode("utf-8", errors="replace")
         for key in data:
-            apply_key(self.run, key)
+            apply_key(self.run, key, self.settings.rate_scale)
 
     def close(self) -> None:
         if self._transport is not None:

@@ -37,6 +37,7 @@ class Dispatcher:
         trace_message: Callable[[str, bytes, Address, SipTransport], None],
         ping_reply: bool,
         trim_call_id: bool = True,
+        dead_call_wait_s: float = DEAD_CALL_WAIT_S,
     ) -> None:
         self.calls: dict[str, Call] = {}
         self.dead_calls: dict[str, DeadCall] = {}
@@ -46,6 +47,7 @@ class Dispatcher:
         self._trace_message = trace_message
         self._ping_reply = ping_reply
         self._trim_call_id = trim_call_id
+        self._dead_call_wait_s = dead_call_wait_s
 
     def call_key(self, call_id: str) -> str:
         """The Call-ID that names the call: SIPp lets a sender prefix [call_id] with any text
@@ -117,8 +119,10 @@ class Dispatcher:
         self.calls.pop(call.call_id, None)
         last = call.last_sent.data if call.last_sent is not None else None
         self.dead_calls.pop(call.call_id, None)  # re-buried: to the end, where its expiry belongs
+        if not self._dead_call_wait_s:
+            return  # -deadcall_wait 0: SIPp keeps no dead calls, late messages are out of call
         self.dead_calls[call.call_id] = DeadCall(
-            last, call.context.remote, call.transport, time.monotonic() + DEAD_CALL_WAIT_S
+            last, call.context.remote, call.transport, time.monotonic() + self._dead_call_wait_s
         )
 
     def expire_dead_calls(self, now: float) -> None:

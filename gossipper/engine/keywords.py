@@ -221,6 +221,7 @@ _TEXT: dict[str, Callable[[CallContext], str]] = {
     "date": lambda _call: time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
     "timestamp": lambda _call: time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()),
     "clock_tick": lambda _call: str(int(time.monotonic() * 1000)),
+    "dynamic_id": lambda call: str(call.run.next_dynamic_id()),
     "sipp_version": lambda _call: "3.6.1-gossipper",
     "crypto_attribute": lambda call: call.run.crypto_attribute(call.call_id),
     "last_message": lambda call: _last_message(call),

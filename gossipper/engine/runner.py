@@ -8,6 +8,7 @@ the host every call asks for its clock, its timers and its sends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import sys
 import time
@@ -23,11 +24,13 @@ from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.generator import CallGenerator
 from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
+from gossipper.engine.other_scenario import OtherScenario, OtherScenarioHost
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
-from gossipper.engine.settings import DefaultBehavior, RunSettings
+from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode
 from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
+from gossipper.engine.watchdog import Watchdog
 from gossipper.errors import BindError, GossipperError, InvalidValue, ScenarioFatal
 from gossipper.hep.sender import HepSender
 from gossipper.media.scale.preflight import ensure_open_files, raise_open_files_limit, socket_buffer_warnings
@@ -62,13 +65,19 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def run_scenario(settings: RunSettings, scenario: model.Scenario) -> RunOutcome:
+def run_scenario(
+    settings: RunSettings,
+    scenario: model.Scenario,
+    on_ready: Callable[[], None] | None = None,
+    other: OtherScenario | None = None,
+) -> RunOutcome:
+    """Run to the end; on_ready is called once the run's sockets are open (for -bg)."""
     _tune_garbage_collector()
     loop = _install_loop()
     asyncio.set_event_loop(loop)
     try:
-        run = Run(settings, scenario, loop)
-        outcome = loop.run_until_complete(run.main())
+        run = Run(settings, scenario, loop, other)
+        outcome = loop.run_until_complete(run.main(on_ready))
         if run.ending.fatal_message is not None:
             raise ScenarioFatal(f"<error> action: {run.ending.fatal_message}")
         return outcome
@@ -80,9 +89,15 @@ class Run:
     """The host of every call of the run (the CallHost protocol), and what drives it to its end."""
 
     def __init__(
-        self, settings: RunSettings, scenario: model.Scenario, loop: asyncio.AbstractEventLoop
+        self,
+        settings: RunSettings,
+        scenario: model.Scenario,
+        loop: asyncio.AbstractEventLoop,
+        other: OtherScenario | None = None,
     ) -> None:
         self.settings = settings
+        self.other = other
+        self.other_factory: CallFactory | None = None
         self.policy = settings.policy
         self.scenario = scenario
         self.loop = loop
@@ -108,6 +123,7 @@ class Run:
             self.trace_message,
             ping_reply=self.policy.has(DefaultBehavior.PING_REPLY),
             trim_call_id=self.policy.trim_call_id_prefix,
+            dead_call_wait_s=settings.dead_call_wait_s,
         )
         self.endpoints = SipEndpoints(
             settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
@@ -137,6 +153,12 @@ class Run:
         )
         self.twin: TwinChannel | None = None
         self.control = RunControl(self, settings.control)
+        self.watchdog = Watchdog(
+            loop, settings.watchdog, lambda text: self.views.log("warning", text), self._fail
+        )
+        self._fatal: str | None = None  # why the run must end as a fatal error (the watchdog's verdict)
+        self._reconnects_left = settings.transport.max_reconnect
+        self.endpoints.on_shared_lost = self._shared_connection_lost
 
     # ------------------------------------------------------------------ setup
     async def _setup(self) -> None:
@@ -147,7 +169,10 @@ class Run:
                 f"{self.scenario.name}: a client scenario needs a remote host "
                 "(gossipper sipp ... host[:port])"
             )
+        if self.settings.transport.mode is TransportMode.UDP_PER_IP:
+            endpoints.per_ip_addresses = self._injected_addresses()
         await endpoints.open(self.is_uac)
+        await endpoints.open_per_ip(self.is_uac)
         media = self.settings.media
         media_ip = media.ip or endpoints.local_ip
         self._check_media_capacity()
@@ -167,10 +192,31 @@ class Run:
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
         )
+        if self.other is not None:
+            host = OtherScenarioHost(self, self.other.scenario, self._other_call_ended)
+            other_run = dataclasses.replace(
+                run,
+                injection=Injection(list(self.other.injection_files))
+                if self.other.receiving
+                else run.injection,
+                token_resolvers={},
+            )
+            self.other_factory = CallFactory(
+                host, other_run, self.settings.keywords, self.dispatcher, host.counters,
+                self.media.call_started, numbered_by=self.factory,
+            )  # fmt: skip
         if self.scenario.uses_3pcc:
             self.twin = await TwinChannel.open(self, self.settings.transport.twin, self.scenario)
             endpoints.add_closer(self.twin.close)
         self.media.start(media_ip)
+
+    def _injected_addresses(self) -> list[str]:
+        """-t ui: each line's -ip_field of the first -inf file, in order, once each."""
+        source, field = self.injection.files[0], self.settings.transport.ip_field
+        addresses = [source.field(line, field) for line in range(len(source.records))]
+        if not all(addresses):
+            raise InvalidValue(f"{source.path}: a line has no field {field} (-ip_field) to send from")
+        return list(dict.fromkeys(addresses))
 
     def _check_media_capacity(self) -> None:
         """A socket per live scale stream: check -l's worth, else take all the descriptors we may."""
@@ -185,9 +231,14 @@ class Run:
             print(f"gossipper: {warning}", file=sys.stderr)
 
     # ------------------------------------------------------------------ main
-    async def main(self) -> RunOutcome:
+    async def main(self, on_ready: Callable[[], None] | None = None) -> RunOutcome:
         try:
             self.media.preload(self.scenario)
+            if self.settings.generation.sleep_s:  # -sleep: SIPp waits before opening any socket
+                if on_ready is not None:
+                    on_ready()  # and -bg has returned by then: the sleep is the background run's
+                    on_ready = None
+                await asyncio.sleep(self.settings.generation.sleep_s)
             await self._setup()
         except GossipperError:
             self.endpoints.close()
@@ -195,7 +246,14 @@ class Run:
                 self.hep.close()
             raise
         self.views.start()
-        self.control.start(self.loop)
+        try:
+            self.control.start(self.loop)
+        except GossipperError:
+            self._finish_run()
+            raise
+        if on_ready is not None:
+            on_ready()
+        self.watchdog.start()
         install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
         generation = self.settings.generation
         if self.is_uac:
@@ -219,8 +277,46 @@ class Run:
             await asyncio.sleep(0)
         finally:
             housekeeping.cancel()
+            self.watchdog.stop()
             self._finish_run()
+        if self._fatal is not None:
+            raise GossipperError(self._fatal)
         return self.ending.outcome(self.counters)
+
+    def _shared_connection_lost(self) -> None:
+        """The peer closed -t t1's connection: SIPp's reset_connection. The calls on it fail
+        (-reconnect_close true), then it is reconnected after -reconnect_sleep while
+        -max_reconnect allows (SIPp's default 0: the run fails)."""
+        if self.done.is_set():
+            return
+        transport = self.settings.transport
+        if transport.reconnect_close:
+            shared = self.endpoints.shared_tcp
+            for call in [call for call in self.dispatcher.calls.values() if call.transport is shared]:
+                call.terminate("transport_error", "the peer closed the TCP connection")
+        if self._reconnects_left == 0:
+            self._fail("the peer closed the TCP connection and -max_reconnect allows no reconnection")
+            return
+        if self._reconnects_left > 0:
+            self._reconnects_left -= 1
+        self.loop.create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        await asyncio.sleep(self.settings.transport.reconnect_sleep_ms / 1000)
+        if self.done.is_set():
+            return
+        try:
+            await self.endpoints.reconnect_shared()
+        except OSError as error:
+            self.views.log("warning", f"could not reconnect the TCP connection: {error}")
+            self._shared_connection_lost()  # SIPp closes the calls and counts it as another reset
+            return
+        self.views.log("warning", "the TCP connection to the peer was reconnected")
+
+    def _fail(self, reason: str) -> None:
+        """A fatal error found while running (SIPp's ERROR): exit at once, as on SIGTERM."""
+        self._fatal = reason
+        self.quit_now()
 
     async def _housekeeping(self) -> None:
         while True:
@@ -238,11 +334,14 @@ class Run:
         elapsed = time.time() - self.counters.started_at
         steps = int(elapsed // max(generation.increase_period_s, 0.001))
         target = generation.rate + steps * generation.rate_increase
-        if generation.rate_max:
-            target = min(target, generation.rate_max)
+        capped = bool(generation.rate_max) and target > generation.rate_max
+        if capped:
+            target = generation.rate_max
         if target != generator.rate:
             generator.set_rate(target)
         self.counters.target_rate = generator.rate
+        if capped and generation.rate_quit and not self.ending.soft_stopping:
+            self.soft_stop()  # SIPp's ratetask: an increase past -rate_max quits, as 'q' does
 
     def _global_timeout(self) -> None:
         """Current SIPp aborts the live calls at -timeout (3.6.1 let them finish); with
@@ -297,6 +396,12 @@ class Run:
     def rate(self) -> float:
         return self.generator.rate if self.generator is not None else 0.0
 
+    @property
+    def users(self) -> int | None:
+        if not self.settings.generation.users or self.generator is None:
+            return None
+        return self.generator.max_concurrent
+
     def pause_traffic(self) -> None:
         if self.generator is not None:
             self.generator.pause(not self.generator.paused)
@@ -319,6 +424,8 @@ class Run:
         if self.settings.transport.mode.per_call:
             self._opening += 1
             self.loop.create_task(self._start_with_own_transport(context))
+        elif self.settings.transport.mode is TransportMode.UDP_PER_IP:
+            self.loop.create_task(self._start_from_injected_address(context))
         else:
             self.factory.launch(context, self.endpoints.shared, is_server=False)
 
@@ -339,6 +446,19 @@ class Run:
         context.local_port = int(transport.local_address[1])
         self.factory.launch(context, transport, is_server=False, owns_transport=True)
 
+    async def _start_from_injected_address(self, context: CallContext) -> None:
+        """-t ui: the call sends from the socket of its -inf line's address."""
+        assert self.factory is not None
+        source = self.injection.files[0]
+        ip = source.field(context.injection_lines[source.path], self.settings.transport.ip_field)
+        try:
+            transport = await self.endpoints.socket_for_ip(ip)
+        except GossipperError as error:
+            self._failed_to_start(context, str(error))
+            return
+        context.local_port = int(transport.local_address[1])
+        self.factory.launch(context, transport, is_server=False)
+
     def _failed_to_start(self, context: CallContext, reason: str) -> None:
         self.counters.calls_created += 1
         self.counters.call_failed("transport_error")
@@ -347,6 +467,8 @@ class Run:
         self._after_call_end()
 
     def _new_server_call(self, message: SipMessage, source: Address, transport: SipTransport) -> Call | None:
+        if self.is_uac and self.other_factory is not None:
+            return self._new_other_call(message, source, transport)
         if self.is_uac or self.ending.soft_stopping or self.factory is None:
             return None
         max_calls = self.settings.generation.max_calls
@@ -358,6 +480,19 @@ class Run:
         context = self.factory.next_context(self.dispatcher.call_key(message.call_id), source)
         self.counters.calls_incoming += 1
         return self.factory.launch(context, transport, is_server=True)
+
+    def _new_other_call(self, message: SipMessage, source: Address, transport: SipTransport) -> Call | None:
+        """A client run's incoming request outside its calls: a call of the receiving
+        scenario (mixed mode), or of the out-of-call scenario (SIPp warns of each)."""
+        assert self.other is not None and self.other_factory is not None
+        if not self.other.receiving:
+            self.views.log("warning", f"out-of-call {message.method} message: using the out-of-call scenario")
+        factory = self.other_factory
+        context = factory.next_context(self.dispatcher.call_key(message.call_id), source)
+        return factory.launch(context, transport, is_server=True)
+
+    def _other_call_ended(self, call: Call) -> None:
+        self.dispatcher.bury(call)
 
     def call_for_twin(self, message: SipMessage) -> Call | None:
         """A 3PCC command: its call, or a new one when the scenario starts with recvCmd."""
@@ -384,7 +519,7 @@ class Run:
         self.views.call_ended(call.call_id, failure_class)
         self.dispatcher.bury(call)
         if call.owns_transport:
-            call.transport.close()
+            self.endpoints.release_for_call(call.transport)
         self._after_call_end()
 
     def _after_call_end(self) -> None:

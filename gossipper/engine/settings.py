@@ -24,6 +24,7 @@ class DefaultBehavior(Enum):
     ABORT_UNEXPECTED = "abortunexp"  # an unexpected message fails the call
     PING_REPLY = "pingreply"  # answer OPTIONS, in and out of calls
     CANCEL = "cancel"
+    CHECK_ACK_CSEQ = "cseq"  # an ACK whose CSeq is not the received INVITE's fails the call
 
 
 class TransportMode(Enum):
@@ -45,6 +46,7 @@ class TransportMode(Enum):
     WS_PER_CALL = "wsn"
     WSS_SHARED = "wss1"
     WSS_PER_CALL = "wssn"
+    UDP_PER_IP = "ui"  # a UDP socket per local address, each call's from its -inf line (-ip_field)
 
     @property
     def reliable(self) -> bool:
@@ -78,7 +80,12 @@ class CallPolicy:
     """The rules every call of the run follows beyond its scenario's steps."""
 
     behaviors: frozenset[DefaultBehavior] = frozenset(
-        {DefaultBehavior.BYE, DefaultBehavior.ABORT_UNEXPECTED, DefaultBehavior.PING_REPLY}
+        {
+            DefaultBehavior.BYE,
+            DefaultBehavior.ABORT_UNEXPECTED,
+            DefaultBehavior.PING_REPLY,
+            DefaultBehavior.CHECK_ACK_CSEQ,
+        }
     )
     auto_answer: bool = False  # -aa: INFO, NOTIFY, OPTIONS, UPDATE get 200 OK
     invite_max_retrans: int = DEFAULT_INVITE_RETRANS
@@ -91,6 +98,11 @@ class CallPolicy:
     auth_uri: str | None = None  # -auth_uri: the digest URI is sip:THIS, not sip:remote_ip:remote_port
     # SIPp's '///': a Call-ID "anything///[call_id]" names the call [call_id] (-callid_slash_ign: off)
     trim_call_id_prefix: bool = True
+    retransmissions: bool = True  # -nr: UDP sends are not retransmitted nor peer retransmissions detected
+    t2_ms: int = 4000  # -T2: the cap of a non-INVITE's retransmission interval
+    loose_retrans_check: bool = False  # -rtcheck loose: a retransmission is the same To, From, Call-ID, CSeq
+    lost_percent: float = 0.0  # -lost: messages lost on purpose where the step has no lost=
+    ignore_during_pause: bool = False  # -pause_msg_ign: a message reaching a call in a pause is dropped
 
     def max_retrans(self, is_invite: bool) -> int:
         return self.invite_max_retrans if is_invite else self.other_max_retrans
@@ -113,7 +125,11 @@ class KeywordSettings:
     keys: Mapping[str, str] = field(default_factory=dict)  # -key: [name] is this text
     variables: Mapping[str, str] = field(default_factory=dict)  # -set: every call starts with them
     base_cseq: int = 1
-    call_id_format: str = "%u-%p@%s"  # %u call number, %p pid, %s local ip
+    call_id_format: str = "%u-%p@%s"  # %u call number, %p pid, %s local ip, %r random, %% a '%'
+    call_id_type: str = "default"  # -cid_type: default (the format), uuid, uuid-compact, random, timestamp
+    dynamic_start: int = 10_000  # [dynamic_id]: first value, the step, and the top before it wraps
+    dynamic_step: int = 4
+    dynamic_max: int = 12_000
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,16 @@ class TransportSettings:
     send_to: Address | None = None  # -rsa: where packets go instead, unresolved
     twin: TwinSettings = field(default_factory=TwinSettings)
     tls: TlsSettings = field(default_factory=TlsSettings)  # l1/ln and wss1/wssn
+    bind_local: bool = False  # -bind_local: listen on the local IP only (with -i it always does)
+    bind_to_device: str | None = None  # -bind_to_device: SO_BINDTODEVICE on the SIP sockets
+    buffer_bytes: int | None = None  # -buff_size: SO_SNDBUF/SO_RCVBUF of the SIP sockets (None: 4 MiB)
+    max_sockets: int = 50_000  # -max_socket: -t un/tn calls share the open sockets beyond this
+    # -t t1 client: when the peer closes the connection, the calls on it fail (-reconnect_close),
+    # then it is reconnected after -reconnect_sleep, -max_reconnect times (-1: always; 0: the run fails).
+    max_reconnect: int = 0
+    ip_field: int = 0  # -t ui: the field of the first -inf file that holds each line's local address
+    reconnect_close: bool = True
+    reconnect_sleep_ms: int = 1000
 
 
 @dataclass(frozen=True)
@@ -151,6 +177,8 @@ class GenerationSettings:
     users: int = 0  # -users: a fixed population of concurrent calls instead (0: not given)
     global_timeout_ms: int = 0  # 0: none
     timeout_is_error: bool = False
+    rate_quit: bool = True  # the run ends once -rate_increase would pass -rate_max (-no_rate_quit: off)
+    sleep_s: float = 0.0  # -sleep: wait this long before opening any socket
 
 
 @dataclass(frozen=True)
@@ -192,13 +220,28 @@ class ViewSettings:
     media_columns: bool = False  # the run has media: gossipper's RTP columns follow SIPp's in the CSV
     summary_json: str | None = None  # "-": stdout
     quiet: bool = False  # background mode: no screen, no start lines
+    screen_period_s: float = 1.0  # -f: screen refresh period (0: never refreshed)
 
 
 @dataclass(frozen=True)
 class ControlSettings:
-    ip: str = "127.0.0.1"
+    ip: str | None = None  # -ci: listen there and take commands from anyone; None: all, own host only
     port: int | None = None  # None: the first free of SIPp's range
     keyboard: bool = True
+    rate_scale: float = 1.0  # -rate_scale: what + and - add to the rate (* and / ten times it)
+
+
+@dataclass(frozen=True)
+class WatchdogSettings:
+    """SIPp's watchdog: a timer every interval; firing late is a minor or a major trip, and
+    too many trips (counted afresh after a quiet reset period) end the run as failed."""
+
+    interval_ms: int = 400  # 0: no watchdog
+    reset_ms: int = 600_000
+    minor_threshold_ms: int = 500
+    major_threshold_ms: int = 3000
+    minor_maxtriggers: int = 120
+    major_maxtriggers: int = 10
 
 
 @dataclass(frozen=True)
@@ -218,4 +261,6 @@ class RunSettings:
     control: ControlSettings = field(default_factory=ControlSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
     hep: HepSettings | None = None
+    watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
+    dead_call_wait_s: float = 33.0  # -deadcall_wait: how long an ended call still answers (0: not at all)
     injection_files: tuple[str, ...] = ()

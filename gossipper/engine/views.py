@@ -132,6 +132,7 @@ class RunViews:
             for name, stat in counters.rtd.items():
                 stat.listener = self.rtt_csv.listener(name, time.time)
         interactive = not settings.quiet and sys.stdout.isatty()
+        self._next_screen = 0.0  # when the screen refreshes next (-f)
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
         self._next_stat_row = 0.0
 
@@ -174,9 +175,12 @@ class RunViews:
         self._next_stat_row = now + self.settings.stat_period_s
 
     def tick(self, now: float) -> None:
-        """Once a second: refresh the screen, write the -fd rows when due, forget the
+        """Once a second: refresh the screen every -f, write the -fd rows when due, forget the
         call-debug history of calls that are gone."""
-        self.screen.refresh(now)
+        period = self.settings.screen_period_s
+        if period > 0 and now >= self._next_screen:
+            self.screen.refresh(now)
+            self._next_screen = now + period - 0.5  # ticks come once a second: a 1 s period refreshes each
         if now >= self._next_stat_row:
             self._report(now)
         if self._histories:

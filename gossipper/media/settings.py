@@ -28,6 +28,8 @@ class MediaSettings:
     rtcp_interval_s: float = RTCP_INTERVAL_S  # classic path: one SR/RR per stream this often
     stream_defaults: StreamDefaults = field(default_factory=lambda: StreamDefaults(CODECS["PCMU/8000"]))
     quiet: bool = False  # no start line (background mode)
+    socket_buffer_bytes: int | None = None  # -rtp_buffsize: RTP sockets' SO_SNDBUF/SO_RCVBUF
+    echo_buffer_bytes: int = 2048  # -mb: what an echo sends back of a packet, as SIPp's echo buffer
 
     @property
     def port_span(self) -> int:

@@ -234,6 +234,7 @@ class StreamConnection(asyncio.Protocol):
         self.local_address: Address = ("", 0)
         self.remote_address: Address = ("", 0)
         self.send_errors = 0
+        self.on_lost: Callable[[], None] | None = None  # told when the connection is gone
 
     @property
     def accepted(self) -> bool:
@@ -324,6 +325,8 @@ class StreamConnection(asyncio.Protocol):
         if registry is not None and registry.get(self.remote_address) is self:
             del registry[self.remote_address]
         self.set_ready(ConnectionError("connection closed before it was ready"))
+        if self.on_lost is not None:
+            self.on_lost()
 
     def write(self, data: bytes) -> None:
         transport = self._transport
@@ -499,3 +502,14 @@ async def open_tcp_connection(
         tls,
         server_hostname,
     )
+
+
+def os_sockets(transport: object) -> list[socket.socket]:
+    """The kernel sockets under a transport, for options set after opening (-buff_size,
+    -bind_to_device): a UDP socket or TCP connection has one, a listener its listening ones."""
+    server = getattr(transport, "_server", None)
+    if server is not None:
+        return list(server.sockets)
+    inner = getattr(transport, "_transport", None)
+    sock = inner.get_extra_info("socket") if inner is not None else None
+    return [sock] if sock is not None else []

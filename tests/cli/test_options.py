@@ -64,9 +64,10 @@ def test_bad_flags_give_one_line_and_exit_1(
 
 
 def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["sipp", "-h"]) == 0
+    """Both exit 99 (sipp.cpp EXIT_OTHER), as Debian's sipp does."""
+    assert main(["sipp", "-h"]) == 99
     assert "-rtp_streams" in capsys.readouterr().out
-    assert main(["sipp", "-v"]) == 0
+    assert main(["sipp", "-v"]) == 99
     assert "gossipper" in capsys.readouterr().out
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from gossipper.cli.ports import LOOPBACK, free_port
 from tests.e2e.processes import GossipperUac, GossipperUas, Server, read_json, run_gossipper
 
-COMMON = ("-i", LOOPBACK, "-bg")
+COMMON = ("-i", LOOPBACK)
 
 
 def _server(gossipper_uas: GossipperUas, name: str, calls: int, summary: Path, *extra: str) -> Server:

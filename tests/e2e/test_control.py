@@ -20,7 +20,7 @@ def _uac(
     bound: int | None = None,
 ) -> tuple[subprocess.Popen[str], Path]:
     """A UAC calling a gossipper UAS at 5 cps, in the background; where its summary goes."""
-    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-bg")
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK)
     summary = tmp_path / "uac.json"
     uac = gossipper_uac(
         "-sn",
@@ -30,7 +30,6 @@ def _uac(
         LOOPBACK,
         "-r",
         "5",
-        "-bg",
         "-summary_json",
         str(summary),
         *uac_extra,

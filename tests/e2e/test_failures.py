@@ -49,7 +49,7 @@ class DropFirstInviteProxy:
 
 
 def test_retransmission_recovers_a_lost_invite(tmp_path: Path, gossipper_uas: GossipperUas) -> None:
-    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-m", "1", "-bg")
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-m", "1")
     proxy = DropFirstInviteProxy(uas.port)
     try:
         summary = tmp_path / "uac.json"
@@ -61,7 +61,6 @@ def test_retransmission_recovers_a_lost_invite(tmp_path: Path, gossipper_uas: Go
             LOOPBACK,
             "-m",
             "1",
-            "-bg",
             "-summary_json",
             str(summary),
         )
@@ -90,7 +89,6 @@ def test_dead_peer_times_out_after_retransmissions(tmp_path: Path) -> None:
             "1",
             "-max_retrans",
             "2",
-            "-bg",
             "-summary_json",
             str(summary),
         )
@@ -125,7 +123,6 @@ def test_malformed_datagrams_are_counted_and_calls_continue(
         LOOPBACK,
         "-m",
         str(calls),
-        "-bg",
         "-trace_err",
         "-error_file",
         str(tmp_path / "errors.log"),
@@ -135,7 +132,7 @@ def test_malformed_datagrams_are_counted_and_calls_continue(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
         for datagram in MALFORMED:
             attacker.sendto(datagram, (LOOPBACK, uas.port))
-    result = run_gossipper("-sn", "uac", uas.address, "-i", LOOPBACK, "-m", str(calls), "-r", "20", "-bg")
+    result = run_gossipper("-sn", "uac", uas.address, "-i", LOOPBACK, "-m", str(calls), "-r", "20")
     assert result.returncode == 0, result.stderr
     assert uas.wait(timeout=30) == 0
     data = read_json(uas_summary)
@@ -150,7 +147,7 @@ def test_timeout_ends_the_run_with_97_or_with_255_under_timeout_error() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind((LOOPBACK, 0))
         port = probe.getsockname()[1]
-    common = ("-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-bg", "-timeout", "1")
+    common = ("-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-timeout", "1")
     plain = run_gossipper(*common, timeout=30)
     assert plain.returncode == 97, plain.stderr
     assert "timed out" not in plain.stderr

@@ -26,7 +26,6 @@ def test_uac_to_uas(transport: str, tmp_path: Path, gossipper_uas: GossipperUas)
         transport,
         "-m",
         str(CALLS),
-        "-bg",
         "-summary_json",
         str(uas_summary),
         kind=kind,
@@ -44,7 +43,6 @@ def test_uac_to_uas(transport: str, tmp_path: Path, gossipper_uas: GossipperUas)
         str(CALLS),
         "-r",
         "50",
-        "-bg",
         "-summary_json",
         str(summary),
     )

@@ -83,7 +83,6 @@ def test_invite_media_scale_against_sipp_uas(tmp_path: Path, processes: Processe
                 str(HOLD_MS),
                 "-mp",
                 str(OUR_MEDIA_BASE),
-                "-bg",
                 "-summary_json",
                 str(summary),
                 namespace=namespace,
@@ -184,7 +183,6 @@ def _uas(
         LOOPBACK,
         "-m",
         str(calls),
-        "-bg",
         "-summary_json",
         str(tmp_path / "uas.json"),
         *extra,
@@ -206,7 +204,6 @@ def _uac(tmp_path: Path, uas: Server, calls: int, *extra: str) -> tuple[int, dic
         "50",
         "-mp",
         str(free_ports_below_ephemeral(2 * calls, start=24000)),
-        "-bg",
         "-summary_json",
         str(summary),
         "-trace_err",
@@ -243,7 +240,6 @@ def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path, gossipper_u
         str(free_ports_below_ephemeral(2 * calls)),
         "-m",
         str(calls),
-        "-bg",
     )
     code, data, _ = _uac(tmp_path, uas, calls, "-d", "2000")
     assert uas.wait(timeout=30) == 0
@@ -296,7 +292,6 @@ def test_pause_and_resume_in_a_custom_scenario(
         "1",
         "-mp",
         str(free_ports_below_ephemeral(2)),
-        "-bg",
         "-summary_json",
         str(summary),
     )

@@ -31,7 +31,7 @@ from tests.e2e.processes import (
     run_gossipper,
 )
 
-COMMON = ("-i", LOOPBACK, "-bg")
+COMMON = ("-i", LOOPBACK)
 
 _INVITE = """
   <send retrans="500">

@@ -47,7 +47,6 @@ def _run_uac(
         "2",
         "-r",
         "10",
-        "-bg",
         "-summary_json",
         str(tmp_path / "uac.json"),
         "-nostdin",
@@ -187,7 +186,6 @@ def _echoed_by_gossipper_uas(
         str(free_ports_below_ephemeral(4, start=27000)),
         "-m",
         "1",
-        "-bg",
         "-summary_json",
         str(tmp_path / "uas.json"),
         "-trace_err",
@@ -313,7 +311,7 @@ def test_ilbc_and_h264_keep_their_own_interval_without_rtp_freq(tmp_path: Path) 
         try:
             command = gossipper_command(
                 "-rtp_send", "-rtp_addr", f"{LOOPBACK}:{sink.getsockname()[1]}", "-rtp_codec", codec,
-                "-rtp_dur", "600", "-mp", str(free_ports_below_ephemeral(2, start=30000)), "-bg", "-nostdin",
+                "-rtp_dur", "600", "-mp", str(free_ports_below_ephemeral(2, start=30000)), "-nostdin",
             )  # fmt: skip
             result = subprocess.run(command, capture_output=True, text=True, timeout=30)
             assert result.returncode == 0, result.stderr

@@ -90,7 +90,7 @@ def test_rsa_moves_packets_but_not_the_request_uri(tmp_path: Path, sipp_uas: Sip
     summary = tmp_path / "uac.json"
     result = run_gossipper(
         "-sn", "uac", f"{LOOPBACK}:{named_port}", "-rsa", sipp.address, "-i", LOOPBACK,
-        "-m", "3", "-r", "10", "-bg", "-summary_json", str(summary),
+        "-m", "3", "-r", "10", "-summary_json", str(summary),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert sipp.wait(timeout=30) == 0
@@ -133,7 +133,7 @@ def _command(side: Side, run_dir: Path, role: str, port: int, extra: tuple[str, 
         assert SIPP is not None
         trace = ("-trace_msg", "-message_file", str(run_dir / f"{role}.log"))
         return [SIPP, *side.scenario, *common, *trace, "-nostdin"]
-    summary = ("-summary_json", str(run_dir / f"{role}.json"), "-bg")
+    summary = ("-summary_json", str(run_dir / f"{role}.json"))
     # SIPp holds media ports from 6000 up on this host: gossipper's media goes elsewhere.
     media = ("-mp", str(free_ports_below_ephemeral(16)))
     return gossipper_command(*side.scenario, *common, *summary, *media, "-nostdin")
@@ -378,7 +378,7 @@ def _run_users(
     result = run_gossipper(
         "-sf", str(_gossipper_user_scenario(tmp_path / "users.xml", authorization, setup)), sipp.address,
         "-inf", str(_users_csv(tmp_path / "users.csv", passwords)),
-        "-i", LOOPBACK, "-m", str(len(USERS)), "-l", "1", "-r", "10", "-bg",
+        "-i", LOOPBACK, "-m", str(len(USERS)), "-l", "1", "-r", "10",
         "-summary_json", str(tmp_path / "users.json"), "-mp", str(free_ports_below_ephemeral(4)),
     )  # fmt: skip
     return result, sipp

@@ -47,7 +47,6 @@ def test_gossipper_uac_against_sipp_uas(tmp_path: Path, sipp_uas: SippUas) -> No
         str(CALLS),
         "-r",
         str(RATE),
-        "-bg",
         "-summary_json",
         str(summary),
     )
@@ -68,7 +67,7 @@ def test_sipp_uac_against_gossipper_uas(
     tmp_path: Path, gossipper_uas: GossipperUas, sipp_uac: SippUac
 ) -> None:
     summary = tmp_path / "uas.json"
-    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-m", str(CALLS), "-bg", "-summary_json", str(summary))
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-m", str(CALLS), "-summary_json", str(summary))
     stat_file = tmp_path / "sipp_uac.csv"
     sipp = sipp_uac(
         "-sn",

@@ -247,6 +247,8 @@ class ClassicMedia:
             cname=f"gossipper-{os.getpid()}@{self.media_ip}",
             on_receive_end=lambda stats, source: self._receive_ended(call_id, stats, source, local),
             rtcp_interval_s=self.settings.rtcp_interval_s,
+            buffer_bytes=self.settings.socket_buffer_bytes,
+            echo_limit=self.settings.echo_buffer_bytes,
         )
         try:
             session.open()

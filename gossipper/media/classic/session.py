@@ -84,8 +84,12 @@ class MediaSession:
         cname: str,
         on_receive_end: ReceiveEnded,
         rtcp_interval_s: float,
+        buffer_bytes: int | None = None,
+        echo_limit: int = 2048,
     ) -> None:
         self.local = local
+        self._buffer_bytes = buffer_bytes  # -rtp_buffsize
+        self._echo_limit = echo_limit  # -mb: SIPp echoes what its buffer of this size received
         self.peer: Address | None = None  # where our RTP goes; RTCP goes to the next port
         self.video_peer: Address | None = None  # where a video pattern goes (the peer's m=video)
         self.echo = False
@@ -116,9 +120,9 @@ class MediaSession:
 
     def open(self) -> None:
         """Bind RTP and RTCP now (OSError if taken); the endpoints come up on the loop."""
-        rtp = _bound_socket(self.local)
+        rtp = _bound_socket(self.local, self._buffer_bytes)
         try:
-            rtcp = _bound_socket((self.local[0], self.local[1] + 1))
+            rtcp = _bound_socket((self.local[0], self.local[1] + 1), self._buffer_bytes)
         except OSError:
             rtp.close()
             raise
@@ -300,7 +304,7 @@ class MediaSession:
         if self._checks:
             start = header.header_length
             self._check_echo(header.ssrc, header.sequence, plain[start : start + octets])
-        if self.echo and self._send_rtp(plain, octets, source):
+        if self.echo and self._send_rtp(plain[: self._echo_limit], octets, source):
             self._totals.echoed_packets += 1
 
     def _check_echo(self, ssrc: int, sequence: int, payload: bytes) -> None:
@@ -392,10 +396,13 @@ class MediaSession:
             self._rtcp.sendto(data, (self.peer[0], self.peer[1] + 1))
 
 
-def _bound_socket(address: Address) -> socket.socket:
+def _bound_socket(address: Address, buffer_bytes: int | None = None) -> socket.socket:
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if buffer_bytes is not None:
+            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
         sock.bind(address)
         sock.setblocking(False)
     except OSError:
