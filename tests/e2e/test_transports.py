@@ -73,7 +73,7 @@ def _start_uas(
         assert SIPP is not None
         command = [SIPP, *args, "-nostdin"]
     else:
-        command = gossipper_command(*args, "-m", str(CALLS), "-bg", "-nostdin")
+        command = gossipper_command(*args, "-m", str(CALLS), "-nostdin")
     process = processes.start(command, stdout=subprocess.DEVNULL, cwd=cwd)
     _wait_held(process, ip, port, _proto(transport))
     return port
@@ -97,7 +97,6 @@ def _run_uac(cwd: Path, target: str, transport: str, ip: str, *extra: str) -> di
             "10",
             "-mp",
             str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
-            "-bg",
             "-nostdin",
             "-summary_json",
             str(summary),
@@ -351,7 +350,6 @@ def test_ipv6_scale_engine_streams_echoed(tmp_path: Path, processes: Processes) 
             "2000",
             "-mp",
             str(free_ports_below_ephemeral(2 * CALLS, start=24000)),
-            "-bg",
             "-nostdin",
             "-summary_json",
             str(summary),
