@@ -50,7 +50,7 @@ class TransportMode(Enum):
 
     @property
     def reliable(self) -> bool:
-        return self not in (TransportMode.UDP_SHARED, TransportMode.UDP_PER_CALL)
+        return not self.value.startswith("u")  # u1, un and ui are UDP
 
     @property
     def per_call(self) -> bool:

@@ -374,7 +374,10 @@ class _Loader:
                 self.check_injection(node, token)
             if token.startswith("$"):
                 self.variables.use(token[1:].strip(), node.line, f"<{node.tag}> [{token}]")
-            elif token.startswith("fill "):
+            elif "[$" in token:  # [authentication password="[$pw]"], [field0 line="[$n]"]
+                for inner in re.findall(r"\[\$([^\[\]]+)\]", token):
+                    self.variables.use(inner.strip(), node.line, f"<{node.tag}> [{token}]")
+            if token.startswith("fill "):
                 filled = fill_arguments(token)["variable"]
                 self.variables.use(filled, node.line, f"<{node.tag}> [fill variable=]")
         return template
