@@ -9,6 +9,7 @@ from __future__ import annotations
 from gossipper.cli.compile import media_scale_wanted
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
+from gossipper.engine.settings import MAX_CALLS_PER_SECOND, rate_ceiling
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
 from gossipper.media.scale.preflight import check_port_range, ensure_open_files
 from gossipper.media.settings import media_port_span
@@ -47,6 +48,12 @@ def validate(config: Config) -> None:
         _check_inject_index(config, path, index)
     if config.rate_period_ms <= 0:
         raise UsageError("-rp: rate period must be positive")
+    for flag, rate in (("-r", config.rate), ("-rate_max", config.rate_max)):
+        if rate > rate_ceiling(config.rate_period_ms):
+            raise UsageError(
+                f"{flag}: {rate:g} calls per {config.rate_period_ms:g} ms is above gossipper's ceiling of "
+                f"{MAX_CALLS_PER_SECOND:g} calls per second"
+            )
     if not (config.rtp_send or config.dump_scenario):
         _check_media_ports_for_calls(config)
     if config.rtp_send:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import math
 import os
 import socket
 import sys
 from typing import Protocol
 
-from gossipper.engine.settings import ControlSettings
+from gossipper.engine.settings import MAX_CALLS_PER_SECOND, ControlSettings
 from gossipper.errors import BindError
 
 CONTROL_PORT_DEFAULT = 8888
@@ -37,6 +38,11 @@ class Controllable(Protocol):
     def rate(self) -> float: ...
 
     @property
+    def rate_ceiling(self) -> float:
+        """The most calls per rate period a command may ask for (settings.rate_ceiling)."""
+        ...
+
+    @property
     def users(self) -> int | None:
         """-users' population, None for a rate-driven run."""
         ...
@@ -50,7 +56,7 @@ def apply_key(run: Controllable, key: str, rate_scale: float = 1.0) -> bool:
         if users is not None:  # SIPp: in -users mode the keys change the population
             run.set_limit(max(0, int(users + steps[key] * rate_scale)))
         else:
-            run.set_rate(max(0.0, run.rate + steps[key] * rate_scale))
+            run.set_rate(min(run.rate_ceiling, max(0.0, run.rate + steps[key] * rate_scale)))
     elif key == "p":
         run.pause_traffic()
     elif key == "q":
@@ -70,7 +76,14 @@ def apply_command(run: Controllable, command: str) -> str | None:
             value = float(words[2])
         except ValueError:
             return f"control: {words[1]} needs a number, got {words[2]!r}"
+        if not math.isfinite(value) or value < 0:
+            return f"control: {words[1]} needs a finite number of at least 0, got {words[2]!r}"
         if words[1] == "rate":
+            if value > run.rate_ceiling:
+                return (
+                    f"control: rate {value:g} is above gossipper's ceiling of {run.rate_ceiling:g} "
+                    f"calls per rate period ({MAX_CALLS_PER_SECOND:g} calls per second); rate unchanged"
+                )
             run.set_rate(value)
         else:
             run.set_limit(int(value))

@@ -26,7 +26,7 @@ from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
 from gossipper.engine.other_scenario import OtherScenario, OtherScenarioHost
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
-from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode
+from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode, rate_ceiling
 from gossipper.engine.sip_endpoints import SipEndpoints
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
@@ -337,6 +337,7 @@ class Run:
         capped = bool(generation.rate_max) and target > generation.rate_max
         if capped:
             target = generation.rate_max
+        target = min(target, self.rate_ceiling)
         if target != generator.rate:
             generator.set_rate(target)
         self.counters.target_rate = generator.rate
@@ -386,6 +387,10 @@ class Run:
         if self.generator is not None:
             self.generator.set_rate(rate)
             self.counters.target_rate = self.generator.rate
+
+    @property
+    def rate_ceiling(self) -> float:
+        return rate_ceiling(self.settings.generation.rate_period_ms)
 
     def set_limit(self, limit: int) -> None:
         if self.generator is not None:

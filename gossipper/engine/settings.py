@@ -163,6 +163,16 @@ class TransportSettings:
     reconnect_sleep_ms: int = 1000
 
 
+# The most calls a second one run may be asked for: ten times SIPp's best on one core, so
+# never a real test's limit, while 1e9 (a typo, or a script's bug) is refused up front.
+MAX_CALLS_PER_SECOND = 100_000.0
+
+
+def rate_ceiling(rate_period_ms: float) -> float:
+    """MAX_CALLS_PER_SECOND in calls per rate period, the unit of -r and 'cset rate'."""
+    return MAX_CALLS_PER_SECOND * rate_period_ms / 1000.0
+
+
 @dataclass(frozen=True)
 class GenerationSettings:
     """How the UAC creates calls."""

@@ -39,6 +39,11 @@ def test_ipv6_host_port() -> None:
     ("argv", "names"),
     [
         (["-r", "fast"], "-r"),
+        (["127.0.0.1", "-r", "1e9"], "-r: 1e+09 calls per 1000 ms is above gossipper's ceiling"),
+        (["127.0.0.1", "-r", "200", "-rp", "1"], "-r: 200 calls per 1 ms is above"),
+        (["127.0.0.1", "-r", "inf"], "-r: expected a finite number"),
+        (["127.0.0.1", "-r", "nan"], "-r: expected a finite number"),
+        (["127.0.0.1", "-r", "-5"], "-r: must be at least 0"),
         (["-t", "x9"], "-t"),
         (["-bogus"], "-bogus"),
         (["-p", "70000"], "-p"),

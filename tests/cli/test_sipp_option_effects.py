@@ -12,7 +12,7 @@ from gossipper.cli.compile import RLIMIT_RESERVE, max_sockets, run_settings
 from gossipper.cli.errors import UsageError
 from gossipper.cli.options import parse_args
 from gossipper.engine.call_factory import CallFactory
-from gossipper.engine.control import apply_key
+from gossipper.engine.control import apply_command, apply_key
 from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.keywords import resolve
 from gossipper.engine.settings import RunSettings
@@ -76,6 +76,7 @@ def test_nd_turns_every_default_behavior_off() -> None:
 
 class _Rate:
     rate = 10.0
+    rate_ceiling = 100_000.0
     users: int | None = None
 
     def set_rate(self, rate: float) -> None:
@@ -91,6 +92,34 @@ def test_rate_scale_sizes_the_rate_keys(key: str, expected: float) -> None:
     scale = _settings("-rate_scale", "2.5").control.rate_scale
     assert apply_key(run, key, scale)  # type: ignore[arg-type]
     assert run.rate == expected
+
+
+def test_a_key_never_takes_the_rate_past_the_ceiling() -> None:
+    run = _Rate()
+    run.rate = run.rate_ceiling - 5
+    assert apply_key(run, "*", 1.0)  # type: ignore[arg-type]
+    assert run.rate == run.rate_ceiling
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        ("set rate 1e9", "above gossipper's ceiling of 100000 calls per rate period"),
+        ("set rate inf", "needs a finite number of at least 0"),
+        ("set rate nan", "needs a finite number of at least 0"),
+        ("set rate -3", "needs a finite number of at least 0"),
+        ("set limit nan", "needs a finite number of at least 0"),
+        ("set limit 1e400", "needs a finite number of at least 0"),
+        ("set rate fast", "needs a number"),
+    ],
+)
+def test_absurd_control_values_are_refused_and_change_nothing(command: str, error: str) -> None:
+    """Issue #14: one datagram must never raise in the loop, stop generation or flood it."""
+    run = _Rate()
+    assert error in (apply_command(run, command) or "")  # type: ignore[arg-type]
+    assert (run.rate, run.users) == (10.0, None)
+    assert apply_command(run, "set rate 250") is None  # type: ignore[arg-type]
+    assert run.rate == 250.0
 
 
 def test_in_users_mode_the_keys_change_the_population() -> None:

@@ -54,6 +54,24 @@ def test_control_socket_changes_rate_and_quits(
     assert int(data["total_calls"]) >= 100  # 5 cps alone makes about 15
 
 
+def test_absurd_control_rates_are_refused_and_calls_go_on(
+    tmp_path: Path, gossipper_uas: GossipperUas, gossipper_uac: GossipperUac
+) -> None:
+    """Issue #14 item 3: 'cset rate inf', 'nan', '1e9' or '-1' change nothing and raise nothing;
+    the run keeps making calls at its rate and quits cleanly, its summary written."""
+    control_port = free_port()
+    uac, summary = _uac(tmp_path, gossipper_uas, gossipper_uac, "-cp", str(control_port), bound=control_port)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as control:
+        time.sleep(1)
+        for value in (b"inf", b"nan", b"1e9", b"-1"):
+            control.sendto(b"cset rate " + value, (LOOPBACK, control_port))
+        time.sleep(2)
+        control.sendto(b"q", (LOOPBACK, control_port))
+    assert uac.wait(timeout=20) == 0
+    data = read_json(summary)
+    assert data["failed_calls"] == 0 and 5 <= int(data["total_calls"]) <= 40  # still about 5 cps
+
+
 def test_sigusr1_ends_gracefully(
     tmp_path: Path, gossipper_uas: GossipperUas, gossipper_uac: GossipperUac
 ) -> None:

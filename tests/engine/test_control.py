@@ -23,6 +23,7 @@ from gossipper.errors import BindError
 class _Run:
     def __init__(self) -> None:
         self.rate = 10.0
+        self.rate_ceiling = 100_000.0
         self.users: int | None = None
         self.errors: list[str] = []
         self.stopped = False
