@@ -16,7 +16,6 @@ import socket
 from collections import deque
 
 from gossipper.errors import BindError, InvalidValue
-from gossipper.sip.message import SipParseError
 from gossipper.sip.transport import (
     LISTEN_BACKLOG,
     Address,
@@ -90,14 +89,8 @@ class MessageConnection:
         if not data:
             self.close()
             return
-        try:
-            messages = self._framer.feed(data)
-        except SipParseError as error:
-            self._on_malformed(str(error), data, self.remote_address)
+        if not self._framer.deliver(data, self.remote_address, self, self._on_message, self._on_malformed):
             self.close()
-            return
-        for message in messages:
-            self._on_message(message, self.remote_address, self)
 
     def send(self, data: bytes, remote: Address) -> None:
         if self._closed:

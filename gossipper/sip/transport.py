@@ -149,6 +149,25 @@ class SipFramer:
             messages.append(message.lstrip(b"\r\n") if message[:1] in (b"\r", b"\n") else message)
         return messages
 
+    def deliver(
+        self,
+        data: bytes,
+        remote: Address,
+        sender: SipTransport,
+        on_message: OnMessage,
+        on_malformed: OnMalformed,
+    ) -> bool:
+        """Hand on each whole message; False when the stream is not SIP: that is reported, and
+        the caller closes the connection, whose framing is lost."""
+        try:
+            messages = self.feed(data)
+        except SipParseError as error:
+            on_malformed(str(error), data, remote)
+            return False
+        for message in messages:
+            on_message(message, remote, sender)
+        return True
+
 
 class TlsLayer:
     """TLS over whatever carries the bytes, on memory BIOs: the same code for both sides and
@@ -370,14 +389,8 @@ class TcpConnection(StreamConnection):
         self._framer = SipFramer()
 
     def received(self, data: bytes) -> None:
-        try:
-            messages = self._framer.feed(data)
-        except SipParseError as error:
-            self._on_malformed(str(error), data, self.remote_address)
+        if not self._framer.deliver(data, self.remote_address, self, self._on_message, self._on_malformed):
             self.close()
-            return
-        for message in messages:
-            self._on_message(message, self.remote_address, self)
 
 
 ConnectionMaker = Callable[[dict[Address, StreamConnection]], StreamConnection]
