@@ -3,6 +3,7 @@ with -inf users, the built-ins in both directions, -sd output SIPp loads, and 3P
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 from collections import Counter
@@ -497,7 +498,21 @@ def test_extended_3pcc_master_and_slave_with_sipp(
     tmp_path: Path, processes: Processes, master: str, slave: str
 ) -> None:
     """-master m and -slave s1 with -slave_cfg: each listens on its own line's address and
-    sends on its own connection to the other; the slave starts first, as SIPp wants."""
+    sends on its own connection to the other; the slave starts first, as SIPp wants.
+
+    Debian's SIPp 3.6.1 now and then aborts on its own assertion (socket.cpp pollset_process,
+    "Assertion `sock' failed") as its 3PCC peer closes at the end; that run is its crash, not
+    a result, so it is played once more in a fresh directory, and every check still holds."""
+    for attempt in range(2):
+        run_dir = tmp_path / f"run{attempt}"
+        run_dir.mkdir()
+        if _extended_run(run_dir, processes, master, slave):
+            return
+    pytest.fail("SIPp aborted on its own socket assertion in both runs")
+
+
+def _extended_run(tmp_path: Path, processes: Processes, master: str, slave: str) -> bool:
+    """One extended-3PCC run with all its checks; False only when SIPp itself aborted."""
     calls = 5
     endpoints = _servers_a_and_b(processes, tmp_path, calls)
     addresses = {"s1": free_port(), "m": free_port()}
@@ -523,14 +538,20 @@ def test_extended_3pcc_master_and_slave_with_sipp(
         stdout=subprocess.DEVNULL,
         cwd=tmp_path,
     )  # fmt: skip
+    sipp_process = master_process if master == "sipp" else slave_process
     for name, process in (("master", master_process), ("slave", slave_process)):
-        assert process.wait(timeout=60) == 0, f"{name}: {process.stderr and process.stderr.read()}"
+        status = process.wait(timeout=60)
+        errors = process.stderr.read() if process.stderr else ""
+        if process is sipp_process and status == -signal.SIGABRT and "Assertion `sock' failed" in errors:
+            return False
+        assert status == 0, f"{name}: {errors}"
     for role in ("a", "b"):
         assert endpoints[role][1].wait(timeout=30) == 0, role
     gossipper_role = "ca" if master == "gossipper" else "cb"
     assert _summary_counts(tmp_path / f"{gossipper_role}.json") == (calls, 0)
     for role in ("a", "b"):
         assert sipp_flow(tmp_path / f"{role}.log")["received ACK"] == calls, role
+    return True
 
 
 # ---------------------------------------------------------------- out-of-call built-ins
