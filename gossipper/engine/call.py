@@ -16,7 +16,7 @@ from typing import Protocol
 from gossipper.engine import authentication, default_messages
 from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_number
 from gossipper.engine.context import CallContext
-from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, resolve
+from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, render_message, resolve
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.media.sdp import sdp_of_body
 from gossipper.scenario import model
@@ -238,7 +238,7 @@ class Call:
 
     # ------------------------------------------------------------------ sending
     def render(self, template: model.MessageTemplate) -> bytes:
-        return template.render(lambda token: resolve(self.context, token))
+        return render_message(self.context, template)
 
     def render_text(self, template: model.MessageTemplate) -> str:
         return template.render_text(lambda token: resolve(self.context, token))

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from gossipper.engine.injection import Injection
 from gossipper.engine.settings import KeywordSettings
+from gossipper.scenario.template import BoundTemplate
 from gossipper.sip.message import SipMessage
 
 VariableValue = str | float | bool
@@ -37,6 +38,8 @@ class RunContext:
     # Each [token] compiled once per run into the function that answers it for a call
     # (engine.keywords); a run's -key values decide what some tokens mean.
     token_resolvers: dict[str, Callable[[CallContext], str]] = field(default_factory=dict)
+    # Each <send> template bound to those resolvers, by id: the scenario holds them all run long.
+    bound_templates: dict[int, BoundTemplate] = field(default_factory=dict)
     dynamic_id: int | None = None  # [dynamic_id]'s next value, shared by every call (None: not used yet)
 
     def next_dynamic_id(self) -> int:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from gossipper.engine import authentication
-from gossipper.engine.context import CallContext, format_variable
+from gossipper.engine.context import CallContext, RunContext, format_variable
 from gossipper.scenario.keywords import fill_arguments
 from gossipper.scenario.template import MessageTemplate
 
@@ -51,10 +51,25 @@ def header_lines(call: CallContext, name: str, value_only: bool) -> str:
 
 def resolve(call: CallContext, token: str) -> str:
     """The text that replaces [token] in a message sent by this call."""
-    answer = call.run.token_resolvers.get(token)
+    return resolver(call.run, token)(call)
+
+
+def resolver(run: RunContext, token: str) -> Callable[[CallContext], str]:
+    """The function that answers [token] for any call of the run, compiled on first use."""
+    answer = run.token_resolvers.get(token)
     if answer is None:
-        answer = call.run.token_resolvers[token] = _compile(token.strip(), call.run.keywords.keys)
-    return answer(call)
+        answer = run.token_resolvers[token] = _compile(token.strip(), run.keywords.keys)
+    return answer
+
+
+def render_message(call: CallContext, template: MessageTemplate) -> bytes:
+    """The wire bytes of a <send> for this call; each template is bound to the run's
+    resolvers once, since every call renders the same few templates again and again."""
+    run = call.run
+    bound = run.bound_templates.get(id(template))
+    if bound is None:
+        bound = run.bound_templates[id(template)] = template.bind(lambda token: resolver(run, token))
+    return bound.render(call)
 
 
 def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str]:

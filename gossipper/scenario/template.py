@@ -8,9 +8,11 @@ come from a resolver the engine passes in, which keeps this module free of call 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 # A keyword, or an [authentication ...] or [fieldN ...] whose arguments hold keywords of their
 # own, bare or quoted as SIPp wants them: [authentication username="[field0]" password=[$pw]].
@@ -84,18 +86,111 @@ def _fill(parts: tuple[str, ...], resolve: Resolver) -> str:
     return "".join(out)
 
 
-def _fill_lines(lines: tuple[tuple[str, ...], ...], resolve: Resolver, keep_first: bool) -> str:
-    """Lines joined by CRLF, minus those made only of keywords that all came out empty.
+@dataclass(frozen=True)
+class _Chunk:
+    """Consecutive lines rendered as one join: literal pieces with the tokens' places marked.
 
-    SIPp drops such a line (e.g. [routes] without a route set, [last_X:] when the last
-    message had no X) instead of sending an empty line that would end the headers.
-    """
-    kept = []
+    A line made only of keywords is a chunk of its own, because SIPp drops it when every
+    keyword came out empty (e.g. [routes] without a route set, [last_X:] when the last
+    message had no X) instead of sending an empty line that would end the headers."""
+
+    pieces: tuple[str, ...]  # the tokens' own text stands at the slot positions
+    slots: tuple[tuple[int, str], ...]  # (position in pieces, token)
+    droppable: bool
+
+
+def _chunks(lines: tuple[tuple[str, ...], ...], keep_first: bool) -> tuple[_Chunk, ...]:
+    chunks: list[_Chunk] = []
+    pending: list[str] = []  # pieces of the chunk being gathered, CRLFs between its lines
+    slots: list[tuple[int, str]] = []
+    started = False  # a chunk is open, even if its lines so far are empty
+
+    def close(droppable: bool) -> None:
+        chunks.append(_Chunk(tuple(pending), tuple(slots), droppable))
+        pending.clear()
+        slots.clear()
+
     for index, line in enumerate(lines):
-        text = _fill(line, resolve)
-        if text or len(line) == 1 or (keep_first and index == 0) or any(line[0::2]):
-            kept.append(text)
-    return "\r\n".join(kept)
+        droppable = len(line) > 1 and not any(line[0::2]) and not (keep_first and index == 0)
+        if droppable and started:
+            close(droppable=False)
+            started = False
+        if started:
+            pending.append("\r\n")
+        started = True
+        for position, part in enumerate(line):
+            if position % 2 and not part.startswith(_LEN_MARK):
+                slots.append((len(pending), part))
+                pending.append(part)
+            elif part:
+                pending.append(part)
+        if droppable:
+            close(droppable=True)
+            started = False
+    if started:
+        close(droppable=False)
+    return tuple(chunks)
+
+
+Slot = Callable[[Any], str]
+_BoundChunk = tuple[list[str], tuple[tuple[int, Slot], ...], bool]  # pieces, filled slots, droppable
+
+
+class BoundTemplate:
+    """A template whose tokens are tied once to the functions that answer them.
+
+    Every message of every call is rendered from one of these, so the per-message work
+    is filling slots and joining, with no token lookup or line scanning."""
+
+    __slots__ = ("_body", "_head")
+
+    def __init__(self, template: MessageTemplate, slot_for: Callable[[str], Slot]) -> None:
+        def bound(chunks: tuple[_Chunk, ...]) -> tuple[_BoundChunk, ...]:
+            return tuple(
+                (
+                    list(chunk.pieces),
+                    tuple((index, slot_for(token)) for index, token in chunk.slots),
+                    chunk.droppable,
+                )
+                for chunk in chunks
+            )
+
+        self._head = bound(template.head_chunks)
+        self._body = bound(template.body_chunks) if template.body_chunks is not None else None
+
+    @staticmethod
+    def _section(chunks: tuple[_BoundChunk, ...], context: Any) -> str:
+        kept = []
+        for pieces, slots, droppable in chunks:
+            if slots:
+                pieces = pieces.copy()
+                for index, slot in slots:
+                    pieces[index] = slot(context)
+            text = "".join(pieces)
+            if text or not droppable:
+                kept.append(text)
+        return "\r\n".join(kept)
+
+    def render(self, context: Any) -> bytes:
+        """The wire bytes: keywords replaced, lines a keyword left empty dropped, [len] = body size."""
+        head = self._section(self._head, context)
+        if self._body is None:
+            return _with_lengths(head, b"", "")
+        body = self._section(self._body, context)
+        return _with_lengths(head, body.encode(*_WIRE), "\r\n\r\n")
+
+
+def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
+    if _LEN_MARK in head or _LEN_MARK.encode() in body:
+        size = len(body)
+
+        def length(match: re.Match[str]) -> str:
+            # SIPp writes the length into five reserved columns ("%5u"): "Content-Length:     0".
+            return f"{size + int(match.group(1) or 0):5d}"
+
+        head = _LEN_VALUE.sub(length, head)
+        body = _LEN_VALUE.sub(length, body.decode(*_WIRE)).encode(*_WIRE)
+    return head.encode(*_WIRE) + separator.encode() + body
 
 
 @dataclass(frozen=True)
@@ -132,26 +227,21 @@ class MessageTemplate:
             return text
         return text + "\r\n\r\n" + "\r\n".join(_fill(line, resolve) for line in self.body_lines)
 
+    @functools.cached_property
+    def head_chunks(self) -> tuple[_Chunk, ...]:
+        return _chunks(self.head_lines, keep_first=True)
+
+    @functools.cached_property
+    def body_chunks(self) -> tuple[_Chunk, ...] | None:
+        return _chunks(self.body_lines, keep_first=False) if self.body_lines is not None else None
+
+    def bind(self, slot_for: Callable[[str], Slot]) -> BoundTemplate:
+        """Tokens tied to their answers once, for a template rendered over and over."""
+        return BoundTemplate(self, slot_for)
+
     def render(self, resolve: Resolver) -> bytes:
-        """The wire bytes: keywords replaced, lines a keyword left empty dropped, [len] = body size."""
-        head = _fill_lines(self.head_lines, resolve, keep_first=True)
-        if self.body_lines is None:
-            return self._with_lengths(head, b"", "")
-        body = _fill_lines(self.body_lines, resolve, keep_first=False)
-        return self._with_lengths(head, body.encode(*_WIRE), "\r\n\r\n")
-
-    @staticmethod
-    def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
-        if _LEN_MARK in head or _LEN_MARK.encode() in body:
-            size = len(body)
-
-            def length(match: re.Match[str]) -> str:
-                # SIPp writes the length into five reserved columns ("%5u"): "Content-Length:     0".
-                return f"{size + int(match.group(1) or 0):5d}"
-
-            head = _LEN_VALUE.sub(length, head)
-            body = _LEN_VALUE.sub(length, body.decode(*_WIRE)).encode(*_WIRE)
-        return head.encode(*_WIRE) + separator.encode() + body
+        """The wire bytes for one rendering, each token answered by resolve."""
+        return self.bind(lambda token: lambda _context: resolve(token)).render(None)
 
 
 def _request_method(text: str) -> str | None:
