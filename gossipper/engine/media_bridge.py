@@ -49,6 +49,9 @@ class MediaBridge:
         self.media_ip = "127.0.0.1"
         self.ports = MediaPorts(settings.base_port, settings.port_span, warn or self._warn)
         self._streams: set[str] = set()
+        # Probing a pair costs two binds per call; it is only worth it when our own calls bind
+        # media ports (SIPp probes in rtpstream_get_localport, i.e. for rtp_stream alone).
+        self._binds_media = settings.scale
 
     def _warn(self, text: str) -> None:
         if not self.settings.quiet:
@@ -56,13 +59,21 @@ class MediaBridge:
 
     def media_port(self, call_id: str, preferred: int) -> int:
         """The call's [media_port]: `preferred` (its slot) unless that pair is in use."""
+        if not self._binds_media:
+            return preferred
         return self.ports.port_for(call_id, preferred, self.media_ip)
 
     def preload(self, scenario: model.Scenario) -> None:
         """Load the scenario's media files now, so a bad file fails the run before any call."""
-        self.classic.preload(
-            action for step in scenario.steps for action in step.actions if isinstance(action, model.Exec)
-        )
+        media = [
+            action
+            for step in scenario.steps
+            for action in step.actions
+            if isinstance(action, model.Exec)
+            and (action.rtp is not None or action.play_pcap_audio or action.play_pcap_video)
+        ]
+        self._binds_media = self._binds_media or bool(media)
+        self.classic.preload(media)
 
     def start(self, media_ip: str) -> None:
         self.media_ip = media_ip
