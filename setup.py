@@ -1,7 +1,7 @@
-"""Build hook for the optional native scale-engine core.
+"""Build hook for the optional native cores: the RTP scale engine and SIP header indexing.
 
-The extension is optional on purpose: where it cannot compile (no compiler,
-non-Linux), the package still installs and the pure-Python backend runs.
+The extensions are optional on purpose: where one cannot compile (no compiler,
+non-Linux), the package still installs and its pure-Python twin runs.
 """
 
 from setuptools import Extension, setup
@@ -13,7 +13,7 @@ class OptionalBuildExt(build_ext):
         try:
             super().run()
         except Exception as exc:  # any compiler failure means "no native core"
-            print(f"warning: native scale core not built ({exc}); pure-Python backend will run")
+            print(f"warning: native cores not built ({exc}); the pure-Python backends will run")
 
     def build_extension(self, ext: Extension) -> None:
         try:
@@ -31,7 +31,12 @@ setup(
             include_dirs=["gossipper/media/scale"],
             depends=["gossipper/media/scale/scalecore.h"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
-        )
+        ),
+        Extension(
+            "gossipper.sip._sipcore",
+            sources=["gossipper/sip/_sipcore.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall"],
+        ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

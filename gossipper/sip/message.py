@@ -9,7 +9,10 @@ SipParseError, so one bad datagram can never take down the receive path.
 
 from __future__ import annotations
 
+import functools
+import os
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_HEADER_BYTES = 64 * 1024
@@ -35,6 +38,10 @@ _COMPACT = {
 }
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _WSP = " \t"
+BACKEND_ENV = "GOSSIPPER_SIP_BACKEND"  # python: the pure-Python header indexer even with the native one
+HeaderIndex = dict[str, list[str]]  # canonical name -> every value, in order
+Indexed = tuple[list[tuple[str, str]], HeaderIndex]
+IndexHeaders = Callable[[bytes, int, int], Indexed]
 _rng = random.Random()  # private: a scenario seeding `random` must not make branches repeat
 
 
@@ -43,8 +50,17 @@ class SipParseError(ValueError):
 
 
 def _canonical(name: str) -> str:
+    known = _CANONICAL.get(name)
+    if known is not None:
+        return known
     lower = name.lower()
-    return _COMPACT.get(lower, lower)
+    canonical = _COMPACT.get(lower, lower)
+    if len(_CANONICAL) < 4096:  # the names code asks for, and peers send, are few
+        _CANONICAL[name] = canonical
+    return canonical
+
+
+_CANONICAL: dict[str, str] = {}
 
 
 def _blank_line(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
@@ -109,7 +125,7 @@ class SipMessage:
     # The bytes it was parsed from, as they came: what SIPp's ereg searches (empty when built here).
     raw: bytes = field(default=b"", repr=False, compare=False)
     # Built on the first lookup; messages are not edited after they are inspected.
-    _index: dict[str, list[str]] | None = field(default=None, init=False, repr=False, compare=False)
+    _index: HeaderIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, data: bytes) -> SipMessage:
@@ -131,12 +147,9 @@ class SipMessage:
         if blank is None:
             raise SipParseError("no blank line after headers")
         head_end, body_start = blank
-        try:
-            text = data[newline + 1 : head_end].decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise SipParseError(f"header section is not UTF-8 (byte {newline + 1 + error.start})") from None
-        headers = _parse_headers(text) if head_end > newline else []
+        headers, index = _index_headers(data, newline + 1, head_end) if head_end > newline else ([], {})
         message = cls(first_line, headers, data[body_start:], raw=data)
+        message._index = index
         length = message.header("Content-Length")
         if length is not None:
             expected = _content_length(length)
@@ -146,7 +159,7 @@ class SipMessage:
         return message
 
     # ------------------------------------------------------------------ headers
-    def _lookup(self) -> dict[str, list[str]]:
+    def _lookup(self) -> HeaderIndex:
         index = self._index
         if index is None:
             index = {}
@@ -164,7 +177,7 @@ class SipMessage:
         return list(self._lookup().get(_canonical(name), ()))
 
     # ------------------------------------------------------------------ dialog fields
-    @property
+    @functools.cached_property
     def call_id(self) -> str:
         return self.header("Call-ID") or ""
 
@@ -174,7 +187,7 @@ class SipMessage:
         number = parts[0] if parts else ""
         return int(number) if number.isascii() and number.isdigit() and len(number) <= 10 else 0
 
-    @property
+    @functools.cached_property
     def cseq_method(self) -> str:
         parts = (self.header("CSeq") or "").split()
         return parts[1] if len(parts) > 1 else ""
@@ -195,7 +208,7 @@ class SipMessage:
         return None if value is None else _header_param(value.split(",", 1)[0], "branch")
 
     # ------------------------------------------------------------------ start line
-    @property
+    @functools.cached_property  # read again and again per message; messages are not edited
     def is_request(self) -> bool:
         return bool(self.first_line) and not self.first_line.startswith("SIP/2.0 ")
 
@@ -208,7 +221,7 @@ class SipMessage:
         parts = self.first_line.split(" ")
         return parts[1] if self.is_request and len(parts) > 1 else None
 
-    @property
+    @functools.cached_property
     def status_code(self) -> int | None:
         code = self.first_line[8:11]
         if self.is_request or not (code.isascii() and code.isdigit()):
@@ -226,7 +239,11 @@ class SipMessage:
         return "\r\n".join(lines).encode("utf-8") + self.body
 
 
-def _parse_headers(text: str) -> list[tuple[str, str]]:
+def _python_index_headers(data: bytes, start: int, end: int) -> Indexed:
+    try:
+        text = data[start:end].decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise SipParseError(f"header section is not UTF-8 (byte {start + error.start})") from None
     headers: list[tuple[str, str]] = []
     for line in text.split("\n"):
         if line[-1:] == "\r":
@@ -242,7 +259,28 @@ def _parse_headers(text: str) -> list[tuple[str, str]]:
         if not (colon and name):
             raise SipParseError(f"header line without a name and colon: {line[:80]!r}")
         headers.append((name, value.strip(_WSP)))
-    return headers
+    index: HeaderIndex = {}
+    for name, value in headers:
+        index.setdefault(_canonical(name), []).append(value)
+    return headers, index
+
+
+def _native_or_python(native: Callable[[bytes, int, int], Indexed | None]) -> IndexHeaders:
+    def index_headers(data: bytes, start: int, end: int) -> Indexed:
+        return native(data, start, end) or _python_index_headers(data, start, end)
+
+    return index_headers
+
+
+def _choose_index_headers() -> tuple[str, IndexHeaders]:
+    """The native indexer when it is built, unless GOSSIPPER_SIP_BACKEND=python asks otherwise."""
+    if os.environ.get(BACKEND_ENV, "").strip().lower() == "python":
+        return "python", _python_index_headers
+    try:
+        from gossipper.sip._sipcore import index_headers
+    except ImportError:
+        return "python", _python_index_headers
+    return "native", _native_or_python(index_headers)
 
 
 def find_message_end(buffer: bytes | bytearray) -> int | None:
@@ -296,3 +334,6 @@ def generate_branch() -> str:
 
 def generate_tag() -> str:
     return f"{_rng.getrandbits(64):016x}"
+
+
+BACKEND, _index_headers = _choose_index_headers()  # which one parses: tests run both

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gossipper.sip import message as message_module
 from gossipper.sip.message import (
     MAX_HEADER_BYTES,
     SipMessage,
@@ -15,6 +16,8 @@ from gossipper.sip.message import (
     generate_tag,
     make_response,
 )
+
+pytestmark = pytest.mark.usefixtures("sip_backend")  # every test, once per header indexer
 
 SDP = (
     b"v=0\r\n"
@@ -331,3 +334,45 @@ def test_find_message_end_splits_concatenations(messages: list[bytes], keepalive
             del buffer[:end]
     assert found == messages
     assert not buffer.strip(b"\r\n")
+
+
+_header_text = st.text(st.sampled_from("ab:;= \t\r\nÄ\x00Xl"), max_size=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(section=_header_text | st.binary(max_size=60))
+def test_both_indexers_agree_on_any_header_section(section: str | bytes) -> None:
+    """Whatever the bytes, the native indexer gives the Python one's headers and index, or
+    hands the section to it (so the error text is the same)."""
+    try:
+        from gossipper.sip._sipcore import index_headers
+    except ImportError:
+        pytest.skip("the native SIP core is not built")
+    data = b"SIP/2.0 200 OK\r\n" + (section.encode() if isinstance(section, str) else section)
+    start, end = 16, len(data)
+    native = index_headers(data, start, end)
+    try:
+        expected = message_module._python_index_headers(data, start, end)
+    except SipParseError:
+        assert native is None
+        return
+    assert native is None or native == expected
+
+
+def test_the_native_indexer_answers_a_real_message_itself() -> None:
+    try:
+        from gossipper.sip._sipcore import index_headers
+    except ImportError:
+        pytest.skip("the native SIP core is not built")
+    end = INVITE.index(b"\r\n\r\n")
+    start = INVITE.index(b"\n") + 1
+    result = index_headers(INVITE, start, end)
+    assert result is not None
+    headers, index = result
+    assert headers[0] == ("Via", "SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-4242-1-0")
+    assert index["via"] == [headers[0][1]] and "content-length" in index
+    folded = b"X\r\ni: abc\r\nCALL-ID :  x \r\n\t y\r\nL: 0"
+    assert index_headers(folded, 3, len(folded)) == (
+        [("i", "abc"), ("CALL-ID", "x y"), ("L", "0")],
+        {"call-id": ["abc", "x y"], "content-length": ["0"]},
+    )
