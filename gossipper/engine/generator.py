@@ -2,7 +2,9 @@
 
 Calls are created against a schedule (created so far vs. rate x elapsed) rather than
 one timer per call, so a late tick catches up and a rate change re-bases the schedule,
-as SIPp's call generation task does.
+as SIPp's call generation task does. A tick creates for a bounded time only, so that
+answers, timers and signals are served between bursts whatever the rate, and a
+RateGovernor may cap the rate when the loop is CPU-bound (engine/governor.py).
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import math
 import time
 from collections.abc import Callable
 
+from gossipper.engine.governor import WINDOW_S, GovernorClock, RateGovernor
+
 MIN_TICK_S = 0.001
 MAX_TICK_S = 0.05
+MAX_TICK_WORK_S = 0.01  # creating calls for longer than this starves the receive path
 
 
 class CallGenerator:
@@ -26,6 +31,8 @@ class CallGenerator:
         max_concurrent: int,
         create_call: Callable[[], None],
         active_calls: Callable[[], int],
+        governed: bool = True,
+        on_window: Callable[[RateGovernor], None] | None = None,
     ) -> None:
         self._loop = loop
         self._period_s = period_ms / 1000.0
@@ -40,6 +47,12 @@ class CallGenerator:
         self._base_time = time.monotonic()
         self._base_created = 0
         self._handle: asyncio.TimerHandle | None = None
+        self.governor = RateGovernor() if governed else None
+        self._clock: GovernorClock | None = None
+        self._window_created = 0
+        self._window_due = 0.0
+        self._window_handle: asyncio.TimerHandle | None = None
+        self._on_window = on_window
 
     @property
     def rate(self) -> float:
@@ -48,7 +61,15 @@ class CallGenerator:
 
     @property
     def calls_per_second(self) -> float:
+        """The offered rate, as asked (-r, the keys, the control socket)."""
         return self._rate / self._period_s if self._period_s else 0.0
+
+    @property
+    def creating_cps(self) -> float:
+        """The rate calls are created at: the offered one, or the governor's cap below it."""
+        offered = self.calls_per_second
+        cap = self.governor.cap_cps if self.governor is not None else None
+        return offered if cap is None else min(offered, cap)
 
     @property
     def exhausted(self) -> bool:
@@ -68,12 +89,35 @@ class CallGenerator:
     def start(self) -> None:
         self._base_time = time.monotonic()
         self._reschedule(0.0)
+        if self.governor is not None:
+            self._clock = GovernorClock()
+            self._schedule_window()
 
     def stop(self) -> None:
         self.stopped = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        for handle in (self._handle, self._window_handle):
+            if handle is not None:
+                handle.cancel()
+        self._handle = self._window_handle = None
+
+    def _schedule_window(self) -> None:
+        self._window_due = time.monotonic() + WINDOW_S
+        self._window_created = 0
+        self._window_handle = self._loop.call_later(WINDOW_S, self._end_window)
+
+    def _end_window(self) -> None:
+        assert self.governor is not None and self._clock is not None
+        window = self._clock.window(self._window_created, self._window_due)
+        before = self.creating_cps
+        if not self.paused:
+            self.governor.observe(window, self.calls_per_second, before)
+        if self.creating_cps != before:
+            self._rebase()
+            self._reschedule(0.0)
+        if self._on_window is not None:
+            self._on_window(self.governor)
+        if not self.exhausted:
+            self._schedule_window()
 
     def _rebase(self) -> None:
         self._base_time = time.monotonic()
@@ -82,7 +126,7 @@ class CallGenerator:
     def _due(self, now: float) -> int:
         if self.paused:
             return 0
-        expected = self._base_created + math.floor(self.calls_per_second * (now - self._base_time) + 1e-9) + 1
+        expected = self._base_created + math.floor(self.creating_cps * (now - self._base_time) + 1e-9) + 1
         due = expected - self.created
         if self.max_calls > 0:
             due = min(due, self.max_calls - self.created)
@@ -95,17 +139,22 @@ class CallGenerator:
         if self.exhausted:
             return
         now = time.monotonic()
-        for _ in range(self._due(now)):
+        stop_at = now + MAX_TICK_WORK_S
+        for count in range(1, self._due(now) + 1):
             self.created += 1
+            self._window_created += 1
             self._create_call()
             if self.exhausted:
+                return
+            if count % 8 == 0 and time.monotonic() > stop_at:
+                self._reschedule(0.0)  # the rest are still due: created after the loop has turned once
                 return
         if self.max_concurrent > 0 and self._active_calls() >= self.max_concurrent:
             return  # notify_call_ended wakes us when a slot frees up
         self._reschedule(self._next_delay(now))
 
     def _next_delay(self, now: float) -> float:
-        cps = self.calls_per_second
+        cps = self.creating_cps
         if self.paused or cps <= 0:
             return MAX_TICK_S
         next_call_at = self._base_time + (self.created - self._base_created) / cps

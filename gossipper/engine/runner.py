@@ -22,6 +22,7 @@ from gossipper.engine.context import CallContext, RunContext
 from gossipper.engine.control import RunControl
 from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.generator import CallGenerator
+from gossipper.engine.governor import RateGovernor
 from gossipper.engine.injection import Injection
 from gossipper.engine.media_bridge import MediaBridge
 from gossipper.engine.other_scenario import OtherScenario, OtherScenarioHost
@@ -265,7 +266,9 @@ class Run:
                 generation.users or generation.max_concurrent,
                 self._new_client_call,
                 lambda: self.counters.calls_active,
+                on_window=self._governed,
             )
+            self.counters.offered_cps = self.generator.calls_per_second
             self.generator.start()
         if generation.global_timeout_ms:
             self.loop.call_later(generation.global_timeout_ms / 1000, self._global_timeout)
@@ -341,6 +344,7 @@ class Run:
         if target != generator.rate:
             generator.set_rate(target)
         self.counters.target_rate = generator.rate
+        self.counters.offered_cps = generator.calls_per_second
         if capped and generation.rate_quit and not self.ending.soft_stopping:
             self.soft_stop()  # SIPp's ratetask: an increase past -rate_max quits, as 'q' does
 
@@ -387,6 +391,17 @@ class Run:
         if self.generator is not None:
             self.generator.set_rate(rate)
             self.counters.target_rate = self.generator.rate
+            self.counters.offered_cps = self.generator.calls_per_second
+
+    def _governed(self, governor: RateGovernor) -> None:
+        """After each governor window: what the screen and the summary say about the cap."""
+        counters = self.counters
+        counters.rate_cap_cps = governor.cap_cps
+        counters.throttled_s = governor.throttled_s
+        if governor.reason is not None and governor.reason != counters.throttle_reason:
+            if counters.throttle_reason is None:
+                self.views.log("warning", f"call creation slowed: {governor.reason}")
+            counters.throttle_reason = governor.reason
 
     @property
     def rate_ceiling(self) -> float:

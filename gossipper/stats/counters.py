@@ -157,6 +157,10 @@ class RunCounters:
     media: MediaCounters = field(default_factory=MediaCounters)
     target_rate: float = 0.0  # SIPp's rate: calls per rate period asked of the generator
     target_users: int | None = None  # -users, which SIPp's TargetRate shows instead of the rate
+    offered_cps: float = 0.0  # the rate asked for, in calls per second
+    rate_cap_cps: float | None = None  # the governor's cap on creation now (None: the offered rate)
+    throttle_reason: str | None = None  # why creation was last capped (None: never was)
+    throttled_s: float = 0.0  # how long creation ran under a cap
     calls_max_retrans: int = 0  # of the "timeout" failures, those whose retransmissions ran out
     calls_rejected: int = 0  # of calls_failed, those a stop_call ended at a recv (SIPp's rejectCall)
     auto_answered: int = 0  # unexpected PING, INFO/NOTIFY/OPTIONS/UPDATE (-aa) answered with 200

@@ -113,7 +113,14 @@ class ScreenRefresher:
             f"measured {measured_cps:.3f} cps",
             f"  Elapsed: {header.elapsed_s:.2f} s   Max calls: {_limit(header.max_calls)}   "
             f"Max concurrent: {_limit(header.max_concurrent)}",
+            *self._throttle_lines(),
         ]
+
+    def _throttle_lines(self) -> list[str]:
+        counters = self.counters
+        if counters.rate_cap_cps is None:
+            return []
+        return [f"  Throttled: {counters.throttle_reason}"]
 
     def _counter_lines(self, now: float) -> list[str]:
         counters = self.counters

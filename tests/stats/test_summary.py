@@ -27,6 +27,9 @@ def filled_counters() -> RunCounters:
     counters.messages_received = 90
     counters.out_of_call_messages = 6
     counters.dead_call_messages = 8
+    counters.offered_cps = 3.0
+    counters.throttle_reason = "CPU-bound: the event loop used 97% of a core; creating 2 of 3 calls/s"
+    counters.throttled_s = 4.25
     counters.call_length.add(100)
     counters.call_length.add(300)
     counters.invite_rtt.add(5)
@@ -67,6 +70,10 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "active_calls",
         "success_ratio",
         "calls_per_second",
+        "offered_rate_cps",
+        "achieved_rate_cps",
+        "throttle_reason",
+        "throttled_s",
         "retransmits",
         "timeouts",
         "call_length",
@@ -86,6 +93,9 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
     assert doc["started_at"] == "2023-11-14T22:13:20.000Z"
     assert doc["finished_at"] == "2023-11-14T22:13:30.500Z"
     assert doc["duration_ms"] == 10_500
+    assert (doc["offered_rate_cps"], doc["achieved_rate_cps"]) == (3.0, 2.0)  # 21 calls in 10.5 s
+    assert doc["throttle_reason"] == "CPU-bound: the event loop used 97% of a core; creating 2 of 3 calls/s"
+    assert doc["throttled_s"] == 4.25
     assert (doc["total_calls"], doc["success_calls"], doc["failed_calls"], doc["active_calls"]) == (
         21,
         15,
