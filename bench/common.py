@@ -15,6 +15,7 @@ import signal
 import struct
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,7 @@ class Sample:
 
 
 def sample(pid: int) -> Sample:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+    cpu = cpu_seconds(pid)
     rows = [
         line.split()
         for line in Path(f"/proc/{pid}/net/snmp").read_text().splitlines()
@@ -97,6 +96,33 @@ def window(first: Sample, last: Sample) -> tuple[float, float | None]:
     return per_second, cpu_per_million
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (its threads included, its children not), from
+    /proc/PID/stat; a zombie's stat still holds its final times."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces and ')'
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+
+
+def run_and_measure_cpu(command: list[str], timeout: float, **popen_kwargs: object) -> tuple[int, float]:
+    """Run command to its end; its return code and the CPU seconds it used in all.
+
+    The child is waited for without being reaped (waitid with WNOWAIT), so that its
+    /proc/PID/stat still holds its final times when read; it is reaped after. Past timeout
+    seconds it is killed (return code -SIGKILL); the CPU it used until then is still read.
+    """
+    process = subprocess.Popen(command, **popen_kwargs)  # type: ignore[call-overload]
+    killer = threading.Timer(timeout, process.kill)  # kill() of an unreaped zombie is harmless
+    killer.start()
+    try:
+        os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        cpu_s = cpu_seconds(process.pid)
+    finally:
+        killer.cancel()
+        returncode = process.wait()
+    return returncode, cpu_s
+
+
 def threads_and_rss_mb(pid: int) -> tuple[int, float]:
     values = dict(
         line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
@@ -112,6 +138,27 @@ def last_sipp_stat_row(path: Path) -> dict[str, str]:
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle, delimiter=";"))
     return dict(zip(rows[0], rows[-1], strict=False))
+
+
+def sipp_duration_s(value: str) -> float:
+    """A SIPp duration field: "HH:MM:SS" (ElapsedTime) or "HH:MM:SS:uuuuuu" (ResponseTime,
+    CallLength; the last part is microseconds)."""
+    parts = value.strip().split(":")
+    seconds = int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2])
+    return seconds + (int(parts[3]) / 1e6 if len(parts) > 3 else 0.0)
+
+
+def sipp_elapsed_s(row: dict[str, str]) -> float:
+    """Seconds from a SIPp -trace_stat row's StartTime to its CurrentTime.
+
+    ElapsedTime(C) has whole seconds only ("00:00:02" for a 2.009 s run), too coarse for a
+    rate over a short run; StartTime and CurrentTime end with an epoch in microseconds
+    ("2026-12-02<TAB>20:24:17.912630<TAB>1796243057.912630"), so those are used when present.
+    """
+    try:
+        return float(row["CurrentTime"].split()[-1]) - float(row["StartTime"].split()[-1])
+    except (KeyError, IndexError, ValueError):
+        return sipp_duration_s(row["ElapsedTime(C)"])
 
 
 def write_pcmu_wav(path: Path, seconds: int = 10) -> None:

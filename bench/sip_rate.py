@@ -1,10 +1,23 @@
 """Highest clean call rate of the uac scenario against `sipp -sn uas`: gossipper vs SIPp.
 
 For each UAC (gossipper, then SIPp's own uac) the rate climbs step by step; a step
-passes when every call succeeds and the achieved rate is within 5% of the target.
+passes when no call fails and the achieved rate is within 5% of the offered one.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
-    .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...]
+    .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...] [--tools gossipper,sipp]
+
+Every step is measured the same way for both tools, and printed in a per-step table:
+
+- achieved cps: successful calls per second of the run as the tool itself reports it
+  (gossipper's -summary_json: success_calls / duration_ms; SIPp's -trace_stat CSV:
+  SuccessfulCall(C) over StartTime..CurrentTime), so that the interpreter's start-up is not
+  counted against the rate it kept;
+- failed and retransmissions: from the same reports (SIPp: FailedCall(C), Retransmissions(C));
+- CPU us/call: the UAC's user + system CPU from /proc/PID/stat, read when it has exited but
+  is not yet reaped, less what the same command costs for a single call (`-m 1 -r 1`, its
+  start-up, measured once per tool and printed), divided by the calls it made.
+
+bench.overload reuses run_uac, measure_startup and climb to load the UAC past its ceiling.
 """
 
 from __future__ import annotations
@@ -16,32 +29,67 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from bench.common import gossipper_command, last_sipp_stat_row, markdown_header
+from bench.common import (
+    gossipper_command,
+    last_sipp_stat_row,
+    markdown_header,
+    run_and_measure_cpu,
+    sipp_elapsed_s,
+)
 from gossipper.cli.ports import LOOPBACK, free_port
 
 DEFAULT_RATES = (100, 200, 400, 600, 800, 1000, 1200, 1500, 2000, 2500, 3000, 4000)
+TOOLS = ("gossipper", "sipp")
 
 
 @dataclass
-class StepResult:
-    target: int
-    calls: int
+class Run:
+    """One UAC run, as the tool reports it, plus the CPU it used (/proc)."""
+
+    tool: str
+    offered: int  # -r, calls/s
+    calls: int  # -m
+    created: int
+    success: int
     failed: int
-    achieved: float
+    retransmissions: int
+    elapsed_s: float  # the tool's own run time
+    cpu_s: float
+    returncode: int
+    summary: dict[str, Any] = field(default_factory=dict)  # gossipper's -summary_json
+
+    @property
+    def achieved(self) -> float:
+        """Successful calls per second."""
+        return self.success / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def success_ratio(self) -> float:
+        return self.success / self.created if self.created else 0.0
 
     @property
     def passed(self) -> bool:
-        return self.failed == 0 and self.achieved >= 0.95 * self.target
+        return self.failed == 0 and self.achieved >= 0.95 * self.offered
+
+    def cpu_us_per_call(self, startup_cpu_s: float) -> float | None:
+        return (self.cpu_s - startup_cpu_s) / self.created * 1e6 if self.created else None
 
 
 def _pinned(cpu: int, command: list[str]) -> list[str]:
     return ["taskset", "-c", str(cpu), *command] if shutil.which("taskset") else command
 
 
-def _uac_command(tool: str, port: int, rate: int, calls: int, workdir: Path) -> list[str]:
+def default_timeout_s(rate: int, calls: int) -> int:
+    """-timeout for a climb step: a step that cannot finish (lost final answers under
+    overload) fails, not hangs."""
+    return int(calls / rate * 4 + 60)
+
+
+def _uac_command(tool: str, port: int, rate: int, calls: int, timeout_s: int, workdir: Path) -> list[str]:
     common = [
         "-sn",
         "uac",
@@ -55,26 +103,39 @@ def _uac_command(tool: str, port: int, rate: int, calls: int, workdir: Path) -> 
         "-l",
         str(max(100, rate * 2)),
         "-nostdin",
-        "-timeout",  # a step that cannot finish (lost final answers under overload) fails, not hangs
-        str(int(calls / rate * 4 + 60)),
+        "-timeout",
+        str(timeout_s),
     ]
     if tool == "gossipper":
         return gossipper_command(*common, "-summary_json", str(workdir / "summary.json"))
     return ["sipp", *common, "-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"]
 
 
-def _outcome(tool: str, workdir: Path) -> tuple[int, float]:
-    """Failed calls and the call rate the UAC itself reports over its run, so that the
-    interpreter's start-up (gossipper) is not counted against the rate it kept."""
-    if tool == "gossipper":
+def _read_report(run: Run, workdir: Path) -> None:
+    """Fill run's counts from the tool's own report."""
+    if run.tool == "gossipper":
         summary = json.loads((workdir / "summary.json").read_text())
-        return int(summary["failed_calls"]), float(summary["calls_per_second"])
+        run.summary = summary
+        run.created = int(summary["total_calls"])
+        run.success = int(summary["success_calls"])
+        run.failed = int(summary["failed_calls"])
+        run.retransmissions = int(summary["retransmits"])
+        run.elapsed_s = int(summary["duration_ms"]) / 1000
+        return
     final = last_sipp_stat_row(workdir / "uac.csv")
-    return int(final["FailedCall(C)"]), float(final["CallRate(C)"])
+    run.created = int(final["TotalCallCreated"])
+    run.success = int(final["SuccessfulCall(C)"])
+    run.failed = int(final["FailedCall(C)"])
+    run.retransmissions = int(final["Retransmissions(C)"])
+    run.elapsed_s = sipp_elapsed_s(final)
 
 
-def run_step(tool: str, rate: int, seconds: float) -> StepResult:
-    calls = int(rate * seconds)
+def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> Run:
+    """One run of tool's uac (CPU 0) against a fresh `sipp -sn uas` (CPU 1): calls at rate.
+
+    A run whose report cannot be read, or that crashed or was killed, counts every call as
+    failed."""
+    timeout_s = timeout_s if timeout_s is not None else default_timeout_s(rate, calls)
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -87,60 +148,111 @@ def run_step(tool: str, rate: int, seconds: float) -> StepResult:
         time.sleep(0.3)
         started = time.monotonic()
         try:
-            returncode = subprocess.run(
-                _pinned(0, _uac_command(tool, port, rate, calls, workdir)),
+            returncode, cpu_s = run_and_measure_cpu(
+                _pinned(0, _uac_command(tool, port, rate, calls, timeout_s, workdir)),
+                timeout=timeout_s + 60,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd=workdir,
-                timeout=seconds * 10 + 120,
-            ).returncode
-        except subprocess.TimeoutExpired:
-            returncode = -1
-        elapsed = time.monotonic() - started
-        uas.terminate()
-        uas.wait(timeout=10)
+            )
+        finally:
+            uas.terminate()
+            uas.wait(timeout=10)
+        run = Run(tool, rate, calls, 0, 0, calls, 0, time.monotonic() - started, cpu_s, returncode)
         try:
-            failed, achieved = _outcome(tool, workdir)
+            _read_report(run, workdir)
         except (OSError, ValueError, KeyError, IndexError):
-            failed, achieved = calls, calls / elapsed if elapsed else 0.0
+            run.failed = calls
         if returncode not in (0, 1):
-            failed = calls
-    return StepResult(rate, calls, failed, achieved)
+            run.failed = max(run.failed, calls - run.success)
+    return run
 
 
-def highest_rate(tool: str, rates: list[int], seconds: float) -> tuple[int, list[StepResult]]:
+def measure_startup(tools: list[str]) -> dict[str, float]:
+    """Each tool's start-up CPU seconds (the same command with `-m 1 -r 1`), printed once."""
+    startup = {tool: run_uac(tool, 1, 1).cpu_s for tool in tools}
+    print("start-up CPU: " + ", ".join(f"{tool} {cpu:.2f} s" for tool, cpu in startup.items()), flush=True)
+    return startup
+
+
+def format_cpu(run: Run, startup: dict[str, float]) -> str:
+    cpu = run.cpu_us_per_call(startup.get(run.tool, 0.0))
+    return "-" if cpu is None else f"{cpu:.0f}"
+
+
+def climb(tool: str, rates: list[int], seconds: float, startup: dict[str, float]) -> tuple[int, list[Run]]:
+    """Rates in turn until a step fails: the highest clean rate (0 when none) and every step."""
     best = 0
-    results = []
+    runs = []
     for rate in rates:
-        result = run_step(tool, rate, seconds)
-        results.append(result)
+        run = run_uac(tool, rate, int(rate * seconds))
+        runs.append(run)
         print(
-            f"  {tool:9} target {rate:5} cps: {result.calls} calls, {result.failed} failed, "
-            f"achieved {result.achieved:7.1f} cps -> {'ok' if result.passed else 'FAIL'}",
+            f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
+            f"{run.retransmissions} retransmissions, achieved {run.achieved:7.1f} cps, "
+            f"CPU {format_cpu(run, startup)} us/call -> {'ok' if run.passed else 'FAIL'}",
             flush=True,
         )
-        if not result.passed:
+        if not run.passed:
             break
         best = rate
-    return best, results
+    return best, runs
+
+
+def step_table(runs: list[Run], startup: dict[str, float]) -> str:
+    header = markdown_header(
+        "tool", "offered cps", "calls", "achieved cps", "failed", "retransmissions", "CPU us/call"
+    )
+    rows = [
+        f"| {run.tool} | {run.offered} | {run.created} | {run.achieved:.1f} | {run.failed} "
+        f"| {run.retransmissions} | {format_cpu(run, startup)} |"
+        for run in runs
+    ]
+    return "\n".join([header, *rows])
+
+
+def parse_tools(value: str) -> list[str]:
+    tools = [tool.strip() for tool in value.split(",") if tool.strip()]
+    unknown = sorted(set(tools) - set(TOOLS))
+    if unknown or not tools:
+        raise argparse.ArgumentTypeError(f"choose among {','.join(TOOLS)} (got {value!r})")
+    return tools
+
+
+def parse_rates(value: str) -> list[int]:
+    return [int(rate) for rate in value.split(",") if rate.strip()]
+
+
+def sipp_missing(bench: str) -> bool:
+    if shutil.which("sipp") is None:
+        print(f"bench/{bench}: SIPp (Debian sip-tester) is required", file=sys.stderr)
+        return True
+    return False
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each rate step")
-    parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
+    parser.add_argument("--rates", type=parse_rates, default=list(DEFAULT_RATES))
+    parser.add_argument("--tools", type=parse_tools, default=list(TOOLS), help="gossipper,sipp")
     args = parser.parse_args()
-    if shutil.which("sipp") is None:
-        print("bench/sip_rate: SIPp (Debian sip-tester) is required", file=sys.stderr)
+    if sipp_missing("sip_rate"):
         return 2
-    rates = [int(r) for r in args.rates.split(",")]
-    best = {tool: highest_rate(tool, rates, args.seconds)[0] for tool in ("gossipper", "sipp")}
+    startup = measure_startup(args.tools)
+    best: dict[str, int] = {}
+    runs: list[Run] = []
+    for tool in args.tools:
+        best[tool], steps = climb(tool, args.rates, args.seconds, startup)
+        runs.extend(steps)
+    print()
+    print(step_table(runs, startup))
     print()
     print(markdown_header("UAC (pinned to 1 core)", "highest clean rate (cps)"))
     for tool, rate in best.items():
         print(f"| {tool} | {rate} |")
-    ratio = best["gossipper"] / best["sipp"] if best["sipp"] else 0.0
-    print(f"\ngossipper / SIPp = {ratio:.2f} (target >= 0.50)")
+    if "gossipper" in best and "sipp" in best:
+        ratio = best["gossipper"] / best["sipp"] if best["sipp"] else 0.0
+        print(f"\ngossipper / SIPp = {ratio:.2f} (target >= 0.50)")
     return 0
 
 
