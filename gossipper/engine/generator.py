@@ -31,7 +31,6 @@ class CallGenerator:
         max_concurrent: int,
         create_call: Callable[[], None],
         active_calls: Callable[[], int],
-        governed: bool = True,
         on_window: Callable[[RateGovernor], None] | None = None,
     ) -> None:
         self._loop = loop
@@ -47,9 +46,9 @@ class CallGenerator:
         self._base_time = time.monotonic()
         self._base_created = 0
         self._handle: asyncio.TimerHandle | None = None
-        self.governor = RateGovernor() if governed else None
+        self.governor = RateGovernor()
         self._clock: GovernorClock | None = None
-        self._window_created = 0
+        self._window_start_created = 0  # self.created when the window opened
         self._window_due = 0.0
         self._window_handle: asyncio.TimerHandle | None = None
         self._on_window = on_window
@@ -68,7 +67,7 @@ class CallGenerator:
     def creating_cps(self) -> float:
         """The rate calls are created at: the offered one, or the governor's cap below it."""
         offered = self.calls_per_second
-        cap = self.governor.cap_cps if self.governor is not None else None
+        cap = self.governor.cap_cps
         return offered if cap is None else min(offered, cap)
 
     @property
@@ -89,9 +88,8 @@ class CallGenerator:
     def start(self) -> None:
         self._base_time = time.monotonic()
         self._reschedule(0.0)
-        if self.governor is not None:
-            self._clock = GovernorClock()
-            self._schedule_window()
+        self._clock = GovernorClock()
+        self._schedule_window()
 
     def stop(self) -> None:
         self.stopped = True
@@ -102,12 +100,12 @@ class CallGenerator:
 
     def _schedule_window(self) -> None:
         self._window_due = time.monotonic() + WINDOW_S
-        self._window_created = 0
+        self._window_start_created = self.created
         self._window_handle = self._loop.call_later(WINDOW_S, self._end_window)
 
     def _end_window(self) -> None:
-        assert self.governor is not None and self._clock is not None
-        window = self._clock.window(self._window_created, self._window_due)
+        assert self._clock is not None
+        window = self._clock.window(self.created - self._window_start_created, self._window_due)
         before = self.creating_cps
         if not self.paused:
             self.governor.observe(window, self.calls_per_second, before)
@@ -142,7 +140,6 @@ class CallGenerator:
         stop_at = now + MAX_TICK_WORK_S
         for count in range(1, self._due(now) + 1):
             self.created += 1
-            self._window_created += 1
             self._create_call()
             if self.exhausted:
                 return

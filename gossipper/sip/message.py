@@ -162,10 +162,7 @@ class SipMessage:
     def _lookup(self) -> HeaderIndex:
         index = self._index
         if index is None:
-            index = {}
-            for name, value in self.headers:
-                index.setdefault(_canonical(name), []).append(value)
-            self._index = index
+            index = self._index = _index_of(self.headers)
         return index
 
     def header(self, name: str) -> str | None:
@@ -259,10 +256,14 @@ def _python_index_headers(data: bytes, start: int, end: int) -> Indexed:
         if not (colon and name):
             raise SipParseError(f"header line without a name and colon: {line[:80]!r}")
         headers.append((name, value.strip(_WSP)))
+    return headers, _index_of(headers)
+
+
+def _index_of(headers: list[tuple[str, str]]) -> HeaderIndex:
     index: HeaderIndex = {}
     for name, value in headers:
         index.setdefault(_canonical(name), []).append(value)
-    return headers, index
+    return index
 
 
 def _native_or_python(native: Callable[[bytes, int, int], Indexed | None]) -> IndexHeaders:

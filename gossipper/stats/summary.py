@@ -76,6 +76,7 @@ def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
     now = time.time()
     finished_at = counters.finished_at if counters.finished_at is not None else now
     elapsed_s = counters.elapsed_s(now)
+    created_cps = counters.calls_created / elapsed_s if elapsed_s > 0 else 0.0
     return {
         "schema_version": SCHEMA_VERSION,
         "tool_version": tool_version,
@@ -87,9 +88,9 @@ def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
         "failed_calls": counters.calls_failed,
         "active_calls": counters.calls_active,
         "success_ratio": _success_ratio(counters),
-        "calls_per_second": counters.calls_created / elapsed_s if elapsed_s > 0 else 0.0,
+        "calls_per_second": created_cps,
         "offered_rate_cps": counters.offered_cps,
-        "achieved_rate_cps": counters.calls_created / elapsed_s if elapsed_s > 0 else 0.0,
+        "achieved_rate_cps": created_cps,
         "throttle_reason": counters.throttle_reason,
         "throttled_s": round(counters.throttled_s, 3),
         "retransmits": counters.retransmissions,
