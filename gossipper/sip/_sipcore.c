@@ -1,5 +1,8 @@
-/* Native header indexing for gossipper.sip.message: one pass over a message's header
- * section that builds both the (name, value) list and the index by canonical name.
+/* The SIP receive and send path's native core: header indexing for gossipper.sip.message,
+ * and batched UDP datagram I/O (recvmmsg/sendmmsg) for gossipper.sip.transport.
+ *
+ * Header indexing is one pass over a message's header section that builds both the
+ * (name, value) list and the index by canonical name.
  *
  * It is the receive path's single biggest Python cost at high call rates (every
  * response is split, stripped, lower-cased and indexed), and it is plain byte work.
@@ -8,9 +11,16 @@
  * that are not UTF-8) makes it return None, and the Python version then answers,
  * with its exact error text, so both backends behave identically.
  */
+#define _GNU_SOURCE
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 /* RFC 3261 compact forms and the common extension ones, as message._COMPACT. */
 static const char *compact_name(char c) {
@@ -102,21 +112,15 @@ fail:
     return NULL;
 }
 
-static PyObject *index_headers(PyObject *self, PyObject *args) {
-    Py_buffer data;
-    Py_ssize_t start, end;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "y*nn", &data, &start, &end)) return NULL;
+/* The header lines of buf[start:end] as ((name, value) list, index by canonical name);
+ * Py_None (a new reference) when the Python version must decide; NULL on error. */
+static PyObject *index_section(const char *buf, Py_ssize_t start, Py_ssize_t end) {
     PyObject *headers = NULL, *canonical = NULL, *index = NULL, *result = NULL;
-    if (start < 0 || end > data.len || start > end) {
-        PyErr_SetString(PyExc_ValueError, "header section outside the message");
-        goto done;
-    }
     headers = PyList_New(0);
     canonical = PyList_New(0);
     if (headers == NULL || canonical == NULL) goto done;
-    const char *cursor = (const char *)data.buf + start;
-    const char *section_end = (const char *)data.buf + end;
+    const char *cursor = buf + start;
+    const char *section_end = buf + end;
     for (;;) {
         const char *newline = memchr(cursor, '\n', (size_t)(section_end - cursor));
         const char *line_end = newline != NULL ? newline : section_end;
@@ -171,8 +175,398 @@ done:
     Py_XDECREF(headers);
     Py_XDECREF(canonical);
     Py_XDECREF(index);
+    return result;
+}
+
+static PyObject *index_headers(PyObject *self, PyObject *args) {
+    Py_buffer data;
+    Py_ssize_t start, end;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nn", &data, &start, &end)) return NULL;
+    PyObject *result = NULL;
+    if (start < 0 || end > data.len || start > end)
+        PyErr_SetString(PyExc_ValueError, "header section outside the message");
+    else
+        result = index_section((const char *)data.buf, start, end);
     PyBuffer_Release(&data);
     return result;
+}
+
+/* ---------------------------------------------------------------- whole messages
+ *
+ * parse_message does all of message.SipMessage.parse for a well-formed message in one
+ * call: start line, blank line, headers, Content-Length and the facts every receiver
+ * reads at once (request or response, status, method, Call-ID, CSeq method). Whatever
+ * is not plainly well formed (leading CRLFs, bytes that are not UTF-8, a bad start line,
+ * no blank line, a bad or unmet Content-Length) returns None, and the Python parser
+ * decides and words the error, so the two agree on every input.
+ */
+static const char *find_bytes(const char *from, const char *to, const char *needle, size_t size) {
+    if (to - from < (Py_ssize_t)size) return NULL;
+    return memmem(from, (size_t)(to - from), needle, size);
+}
+
+static int is_token_char(unsigned char c) {
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
+    return c != 0 && strchr("-.!%*_+`'~", c) != NULL;
+}
+
+/* 1 for a request line message._check_start_line accepts, 2 for a status line, 0 otherwise. */
+static int start_line_kind(const char *line, Py_ssize_t size, int *status) {
+    if (size >= 8 && memcmp(line, "SIP/2.0 ", 8) == 0) {
+        if (size < 11) return 0;
+        for (int i = 8; i < 11; i++)
+            if (line[i] < '0' || line[i] > '9') return 0;
+        if (line[8] < '1' || line[8] > '6') return 0;
+        if (size > 11 && line[11] != ' ') return 0;
+        *status = (line[8] - '0') * 100 + (line[9] - '0') * 10 + (line[10] - '0');
+        return 2;
+    }
+    const char *first_space = memchr(line, ' ', (size_t)size);
+    if (first_space == NULL || first_space == line) return 0;
+    const char *second_space = memchr(first_space + 1, ' ', (size_t)(line + size - first_space - 1));
+    if (second_space == NULL || second_space == first_space + 1) return 0;
+    const char *version = second_space + 1;
+    if (line + size - version != 7 || memcmp(version, "SIP/2.0", 7) != 0) return 0;
+    for (const char *c = line; c < first_space; c++)
+        if (!is_token_char((unsigned char)*c)) return 0;
+    return 1;
+}
+
+/* Content-Length as message._content_length reads it; -1 when Python must decide. */
+static long content_length_of(PyObject *value) {
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    if (text == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    const char *start = text, *end = text + size;
+    while (start < end && (*start == ' ' || *start == '\t' || *start == '\r')) start++;
+    while (end > start && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r')) end--;
+    if (end == start || end - start > 9) return -1;
+    long length = 0;
+    for (const char *c = start; c < end; c++) {
+        if (*c < '0' || *c > '9') return -1;
+        length = length * 10 + (*c - '0');
+    }
+    return length;
+}
+
+static PyObject *first_value(PyObject *index, const char *name) {
+    PyObject *values = PyDict_GetItemString(index, name); /* borrowed */
+    if (values == NULL || PyList_GET_SIZE(values) == 0) return NULL;
+    return PyList_GET_ITEM(values, 0);
+}
+
+/* The CSeq's method as str.split() finds it, for an ASCII value; NULL when Python decides. */
+static PyObject *cseq_method_of(PyObject *cseq) {
+    if (cseq == NULL) return PyUnicode_FromString("");
+    if (!PyUnicode_IS_ASCII(cseq)) return NULL;
+    const char *text = (const char *)PyUnicode_DATA(cseq);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(cseq), i = 0;
+#define CSEQ_SPACE(c) ((c) == ' ' || (c) == '\t' || (c) == '\r' || (c) == '\n' || (c) == '\v' || (c) == '\f' || \
+                       ((c) >= 0x1c && (c) <= 0x1f))
+    while (i < size && CSEQ_SPACE(text[i])) i++;
+    while (i < size && !CSEQ_SPACE(text[i])) i++;
+    while (i < size && CSEQ_SPACE(text[i])) i++;
+    Py_ssize_t start = i;
+    while (i < size && !CSEQ_SPACE(text[i])) i++;
+#undef CSEQ_SPACE
+    return PyUnicode_FromStringAndSize(text + start, i - start);
+}
+
+#define MAX_CONTENT_LENGTH (16L * 1024 * 1024) /* message.MAX_CONTENT_LENGTH */
+
+static PyObject *parse_message(PyObject *self, PyObject *arg) {
+    (void)self;
+    if (!PyBytes_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "parse_message takes bytes");
+        return NULL;
+    }
+    const char *data = PyBytes_AS_STRING(arg);
+    Py_ssize_t size = PyBytes_GET_SIZE(arg);
+    if (size == 0 || data[0] == '\r' || data[0] == '\n') Py_RETURN_NONE;
+    const char *end = data + size;
+    const char *newline = memchr(data, '\n', (size_t)size);
+    if (newline == NULL) Py_RETURN_NONE;
+    const char *line_end = newline;
+    while (line_end > data && line_end[-1] == '\r') line_end--;
+    int status = 0;
+    int kind = start_line_kind(data, line_end - data, &status);
+    if (kind == 0) Py_RETURN_NONE;
+    /* message._blank_line from the first line's end: a bare "\n\n" before the first "\n\r\n" wins */
+    const char *crlf = find_bytes(newline, end, "\n\r\n", 3);
+    const char *lf = find_bytes(newline, crlf != NULL ? crlf + 2 : end, "\n\n", 2);
+    const char *head_end, *body;
+    if (lf != NULL) {
+        head_end = lf;
+        body = lf + 2;
+    } else if (crlf != NULL) {
+        head_end = crlf;
+        body = crlf + 3;
+    } else {
+        Py_RETURN_NONE;
+    }
+    PyObject *first_line = PyUnicode_DecodeUTF8(data, line_end - data, NULL);
+    if (first_line == NULL) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    PyObject *indexed;
+    if (head_end > newline) {
+        indexed = index_section(data, newline + 1 - data, head_end - data);
+    } else {
+        PyObject *headers = PyList_New(0), *index = PyDict_New();
+        indexed = headers != NULL && index != NULL ? PyTuple_Pack(2, headers, index) : NULL;
+        Py_XDECREF(headers);
+        Py_XDECREF(index);
+    }
+    if (indexed == NULL || indexed == Py_None) {
+        Py_DECREF(first_line);
+        return indexed;
+    }
+    PyObject *index = PyTuple_GET_ITEM(indexed, 1);
+    Py_ssize_t body_size = end - body;
+    PyObject *length = first_value(index, "content-length");
+    if (length != NULL) {
+        long expected = content_length_of(length);
+        if (expected < 0 || expected > MAX_CONTENT_LENGTH || expected > body_size) {
+            Py_DECREF(first_line);
+            Py_DECREF(indexed);
+            Py_RETURN_NONE;
+        }
+        body_size = expected;
+    }
+    PyObject *call_id = first_value(index, "call-id");
+    PyObject *cseq_method = cseq_method_of(first_value(index, "cseq"));
+    PyObject *method = kind == 1 ? PyUnicode_DecodeUTF8(data, (const char *)memchr(data, ' ', (size_t)size) - data,
+                                                        NULL)
+                                 : PyUnicode_FromString("");
+    PyObject *result = NULL;
+    if (method != NULL) {
+        PyObject *status_code = kind == 2 ? PyLong_FromLong(status) : Py_None;
+        if (kind != 2) Py_INCREF(status_code);
+        result = Py_BuildValue("(NOOy#OsNNO)", first_line, PyTuple_GET_ITEM(indexed, 0), index, body,
+                               body_size, kind == 1 ? Py_True : Py_False, "", status_code, method,
+                               cseq_method != NULL ? cseq_method : Py_None);
+        first_line = NULL; /* stolen by N */
+    }
+    Py_XDECREF(first_line);
+    Py_XDECREF(cseq_method);
+    Py_DECREF(indexed);
+    if (result == NULL) return NULL;
+    /* the Call-ID, or "" as message.call_id answers without one */
+    PyObject *call_id_value = call_id != NULL ? call_id : PyUnicode_FromString("");
+    if (call_id == NULL && call_id_value == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    if (call_id != NULL) Py_INCREF(call_id_value);
+    if (PyTuple_SetItem(result, 5, call_id_value) < 0) {
+        Py_DECREF(result);
+        return NULL;
+    }
+    return result;
+}
+
+/* ---------------------------------------------------------------- batched UDP I/O
+ *
+ * A UDP SIP socket at thousands of calls per second receives and sends a datagram per
+ * message; one system call and one event-loop callback per datagram cost more than the
+ * message's handling once the loop is busy. recv_batch takes every datagram waiting (up
+ * to BATCH_MAX) in one recvmmsg, send_batch hands a turn's queued sends to the kernel in
+ * one sendmmsg. Both run on the event loop's thread, with the GIL held and MSG_DONTWAIT,
+ * so the receive buffers can be shared by every socket of the process.
+ */
+#define BATCH_MAX 64
+#define DATAGRAM_MAX 65536
+#define NOT_NUMERIC (-1) /* send_batch: a destination to resolve in Python */
+
+static char *receive_space; /* BATCH_MAX datagrams; pages the kernel never writes stay unused */
+
+/* Most datagrams come from the one peer: its address tuple is made once and reused. */
+static struct sockaddr_storage last_source;
+static socklen_t last_source_size;
+static PyObject *last_source_tuple;
+
+static PyObject *address_tuple(const struct sockaddr_storage *source, socklen_t size) {
+    if (last_source_tuple != NULL && size == last_source_size && memcmp(source, &last_source, size) == 0) {
+        Py_INCREF(last_source_tuple);
+        return last_source_tuple;
+    }
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE + 2] = "";
+    int port = 0;
+    if (source->ss_family == AF_INET) {
+        const struct sockaddr_in *v4 = (const struct sockaddr_in *)source;
+        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof(host));
+        port = ntohs(v4->sin_port);
+    } else if (source->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)source;
+        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof(host));
+        port = ntohs(v6->sin6_port);
+        if (v6->sin6_scope_id != 0) { /* a link-local peer: "fe80::1%eth0", as Python names it */
+            size_t used = strlen(host);
+            char name[IF_NAMESIZE];
+            if (if_indextoname(v6->sin6_scope_id, name) != NULL)
+                snprintf(host + used, sizeof(host) - used, "%%%s", name);
+            else
+                snprintf(host + used, sizeof(host) - used, "%%%u", v6->sin6_scope_id);
+        }
+    }
+    PyObject *tuple = Py_BuildValue("(si)", host, port);
+    if (tuple == NULL) return NULL;
+    Py_XSETREF(last_source_tuple, tuple);
+    Py_INCREF(tuple);
+    memcpy(&last_source, source, size);
+    last_source_size = size;
+    return tuple;
+}
+
+static PyObject *recv_batch(PyObject *self, PyObject *args) {
+    int fd, limit;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "ii", &fd, &limit)) return NULL;
+    if (limit < 1 || limit > BATCH_MAX) limit = BATCH_MAX;
+    if (receive_space == NULL) {
+        receive_space = malloc((size_t)BATCH_MAX * DATAGRAM_MAX);
+        if (receive_space == NULL) return PyErr_NoMemory();
+    }
+    struct mmsghdr headers[BATCH_MAX];
+    struct iovec vectors[BATCH_MAX];
+    struct sockaddr_storage sources[BATCH_MAX];
+    memset(headers, 0, sizeof(headers[0]) * (size_t)limit);
+    for (int i = 0; i < limit; i++) {
+        vectors[i].iov_base = receive_space + (size_t)i * DATAGRAM_MAX;
+        vectors[i].iov_len = DATAGRAM_MAX;
+        headers[i].msg_hdr.msg_iov = &vectors[i];
+        headers[i].msg_hdr.msg_iovlen = 1;
+        headers[i].msg_hdr.msg_name = &sources[i];
+        headers[i].msg_hdr.msg_namelen = sizeof(sources[i]);
+    }
+    int received = recvmmsg(fd, headers, (unsigned int)limit, MSG_DONTWAIT, NULL);
+    if (received < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return PyList_New(0);
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject *batch = PyList_New(received);
+    if (batch == NULL) return NULL;
+    for (int i = 0; i < received; i++) {
+        PyObject *data = PyBytes_FromStringAndSize(vectors[i].iov_base, headers[i].msg_len);
+        PyObject *source = data != NULL ? address_tuple(&sources[i], headers[i].msg_hdr.msg_namelen) : NULL;
+        PyObject *pair = source != NULL ? PyTuple_Pack(2, data, source) : NULL;
+        Py_XDECREF(data);
+        Py_XDECREF(source);
+        if (pair == NULL) {
+            Py_DECREF(batch);
+            return NULL;
+        }
+        PyList_SET_ITEM(batch, i, pair);
+    }
+    return batch;
+}
+
+/* The last destination's socket address, kept: a run sends to one peer, over and over. */
+static PyObject *last_destination_host;
+static long last_destination_port = -1;
+static struct sockaddr_storage last_destination;
+static socklen_t last_destination_size;
+
+/* 1 and the address filled in; 0 when the host is not a numeric address; -1 on error. */
+static int destination_of(PyObject *address, struct sockaddr_storage *out, socklen_t *size) {
+    PyObject *host, *port_object;
+    if (!PyTuple_Check(address) || PyTuple_GET_SIZE(address) < 2) {
+        PyErr_SetString(PyExc_TypeError, "destination must be a (host, port) tuple");
+        return -1;
+    }
+    host = PyTuple_GET_ITEM(address, 0);
+    port_object = PyTuple_GET_ITEM(address, 1);
+    long port = PyLong_AsLong(port_object);
+    if (port == -1 && PyErr_Occurred()) return -1;
+    if (!PyUnicode_Check(host)) {
+        PyErr_SetString(PyExc_TypeError, "destination host must be a str");
+        return -1;
+    }
+    if (port < 0 || port > 65535) return 0; /* Python's sendto words the error */
+    if (last_destination_host != NULL && port == last_destination_port &&
+        (host == last_destination_host || PyUnicode_Compare(host, last_destination_host) == 0)) {
+        memcpy(out, &last_destination, last_destination_size);
+        *size = last_destination_size;
+        return 1;
+    }
+    const char *text = PyUnicode_AsUTF8(host);
+    if (text == NULL) return -1;
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)out;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *size = sizeof(*v4);
+    } else if (strchr(text, '%') == NULL && inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *size = sizeof(*v6);
+    } else {
+        return 0; /* a name, or a scoped address: Python resolves it */
+    }
+    Py_INCREF(host);
+    Py_XSETREF(last_destination_host, host);
+    last_destination_port = port;
+    memcpy(&last_destination, out, *size);
+    last_destination_size = *size;
+    return 1;
+}
+
+static PyObject *send_batch(PyObject *self, PyObject *args) {
+    int fd;
+    PyObject *queue;
+    Py_ssize_t start;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "iO!n", &fd, &PyList_Type, &queue, &start)) return NULL;
+    Py_ssize_t count = PyList_GET_SIZE(queue);
+    if (start < 0) start = 0;
+    struct mmsghdr headers[BATCH_MAX];
+    struct iovec vectors[BATCH_MAX];
+    struct sockaddr_storage destinations[BATCH_MAX];
+    while (start < count) {
+        int prepared = 0, stop_code = 0;
+        while (prepared < BATCH_MAX && start + prepared < count) {
+            PyObject *item = PyList_GET_ITEM(queue, start + prepared);
+            if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(item, 0))) {
+                PyErr_SetString(PyExc_TypeError, "queue items must be (bytes, (host, port))");
+                return NULL;
+            }
+            socklen_t size = 0;
+            int known = destination_of(PyTuple_GET_ITEM(item, 1), &destinations[prepared], &size);
+            if (known < 0) return NULL;
+            if (known == 0) {
+                stop_code = NOT_NUMERIC;
+                break;
+            }
+            PyObject *data = PyTuple_GET_ITEM(item, 0);
+            vectors[prepared].iov_base = PyBytes_AS_STRING(data);
+            vectors[prepared].iov_len = (size_t)PyBytes_GET_SIZE(data);
+            memset(&headers[prepared], 0, sizeof(headers[prepared]));
+            headers[prepared].msg_hdr.msg_iov = &vectors[prepared];
+            headers[prepared].msg_hdr.msg_iovlen = 1;
+            headers[prepared].msg_hdr.msg_name = &destinations[prepared];
+            headers[prepared].msg_hdr.msg_namelen = size;
+            prepared++;
+        }
+        int sent = 0;
+        while (sent < prepared) {
+            int done = sendmmsg(fd, headers + sent, (unsigned int)(prepared - sent), MSG_DONTWAIT);
+            if (done < 0) {
+                if (errno == EINTR) continue;
+                return Py_BuildValue("(ni)", start + sent, errno); /* that datagram's error */
+            }
+            sent += done;
+        }
+        start += sent;
+        if (stop_code != 0) return Py_BuildValue("(ni)", start, stop_code);
+    }
+    return Py_BuildValue("(ni)", start, 0);
 }
 
 static PyMethodDef methods[] = {
@@ -180,11 +574,22 @@ static PyMethodDef methods[] = {
      "index_headers(data, start, end) -> (headers, index) or None: the header lines of "
      "data[start:end] as (name, value) pairs and by canonical name; None when the Python "
      "version must decide."},
+    {"parse_message", parse_message, METH_O,
+     "parse_message(data) -> (first_line, headers, index, body, is_request, call_id, status_code, "
+     "method, cseq_method) or None: a well-formed message in one pass; None when the Python "
+     "parser must decide (cseq_method None: Python works it out)."},
+    {"recv_batch", recv_batch, METH_VARARGS,
+     "recv_batch(fd, limit) -> [(data, (host, port)), ...]: the datagrams waiting on a "
+     "non-blocking UDP socket, at most limit (<= 64) of them, in one recvmmsg."},
+    {"send_batch", send_batch, METH_VARARGS,
+     "send_batch(fd, queue, start) -> (next, code): sends queue[start:] ((data, (host, port)) "
+     "pairs) with sendmmsg; code 0 when all went, an errno for the datagram at next, or -1 "
+     "when its destination is not a numeric address."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_sipcore", "Native header indexing for gossipper.sip.message.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_sipcore", "Native SIP core: header indexing and batched UDP datagram I/O.", -1, methods,
     NULL, NULL, NULL, NULL,
 };
 

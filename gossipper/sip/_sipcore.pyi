@@ -1,5 +1,13 @@
-"""Types of the native header indexer (_sipcore.c); None means the Python version decides."""
+"""Types of the native SIP core (_sipcore.c): parsing (None: the Python version decides), UDP batches."""
 
 def index_headers(
     data: bytes, start: int, end: int, /
 ) -> tuple[list[tuple[str, str]], dict[str, list[str]]] | None: ...
+def recv_batch(fd: int, limit: int, /) -> list[tuple[bytes, tuple[str, int]]]: ...
+def send_batch(fd: int, queue: list[tuple[bytes, tuple[str, int]]], start: int, /) -> tuple[int, int]: ...
+def parse_message(
+    data: bytes, /
+) -> (
+    tuple[str, list[tuple[str, str]], dict[str, list[str]], bytes, bool, str, int | None, str, str | None]
+    | None
+): ...

@@ -42,6 +42,11 @@ BACKEND_ENV = "GOSSIPPER_SIP_BACKEND"  # python: the pure-Python header indexer 
 HeaderIndex = dict[str, list[str]]  # canonical name -> every value, in order
 Indexed = tuple[list[tuple[str, str]], HeaderIndex]
 IndexHeaders = Callable[[bytes, int, int], Indexed]
+# first line, headers, index, body, is_request, call_id, status_code, method, cseq_method (None: unknown)
+ParseWhole = Callable[
+    [bytes],
+    tuple[str, list[tuple[str, str]], HeaderIndex, bytes, bool, str, int | None, str, str | None] | None,
+]
 _rng = random.Random()  # private: a scenario seeding `random` must not make branches repeat
 
 
@@ -130,6 +135,25 @@ class SipMessage:
     @classmethod
     def parse(cls, data: bytes) -> SipMessage:
         """One whole message: a datagram, or one message cut from a stream by find_message_end."""
+        parsed = _parse_whole(data) if _parse_whole is not None else None
+        if parsed is None:
+            return cls._parse_python(data)
+        first_line, headers, index, body, is_request, call_id, status_code, method, cseq_method = parsed
+        message = cls(first_line, headers, body, raw=data)
+        message._index = index
+        # what every receiver reads at once, known from the one pass: cached as the properties would
+        facts = message.__dict__
+        facts["is_request"] = is_request
+        facts["call_id"] = call_id
+        facts["status_code"] = status_code
+        facts["method"] = method
+        if cseq_method is not None:
+            facts["cseq_method"] = cseq_method
+        return message
+
+    @classmethod
+    def _parse_python(cls, data: bytes) -> SipMessage:
+        """The reference parser: every message the native one declines, and every error's words."""
         if not data:
             raise SipParseError("empty message")
         if data[:1] in (b"\r", b"\n"):
@@ -209,7 +233,7 @@ class SipMessage:
     def is_request(self) -> bool:
         return bool(self.first_line) and not self.first_line.startswith("SIP/2.0 ")
 
-    @property
+    @functools.cached_property
     def method(self) -> str:
         return self.first_line.split(" ", 1)[0] if self.is_request else ""
 
@@ -273,15 +297,15 @@ def _native_or_python(native: Callable[[bytes, int, int], Indexed | None]) -> In
     return index_headers
 
 
-def _choose_index_headers() -> tuple[str, IndexHeaders]:
-    """The native indexer when it is built, unless GOSSIPPER_SIP_BACKEND=python asks otherwise."""
+def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None]:
+    """The native parser and indexer when built, unless GOSSIPPER_SIP_BACKEND=python asks otherwise."""
     if os.environ.get(BACKEND_ENV, "").strip().lower() == "python":
-        return "python", _python_index_headers
+        return "python", _python_index_headers, None
     try:
-        from gossipper.sip._sipcore import index_headers
+        from gossipper.sip._sipcore import index_headers, parse_message
     except ImportError:
-        return "python", _python_index_headers
-    return "native", _native_or_python(index_headers)
+        return "python", _python_index_headers, None
+    return "native", _native_or_python(index_headers), parse_message
 
 
 def find_message_end(buffer: bytes | bytearray) -> int | None:
@@ -337,4 +361,4 @@ def generate_tag() -> str:
     return f"{_rng.getrandbits(64):016x}"
 
 
-BACKEND, _index_headers = _choose_index_headers()  # which one parses: tests run both
+BACKEND, _index_headers, _parse_whole = _choose_parsers()  # which one parses: tests run both

@@ -359,6 +359,86 @@ def test_both_indexers_agree_on_any_header_section(section: str | bytes) -> None
     assert native is None or native == expected
 
 
+_message_text = st.text(
+    st.sampled_from("SIP/2.0 1INVITE sip:a@b;:= \t\r\nÄ\x00\x1cXlCcontent-length"), max_size=90
+)
+_valid_prefix = st.sampled_from(
+    [
+        b"",
+        b"SIP/2.0 200 OK\r\n",
+        b"INVITE sip:a@b SIP/2.0\r\n",
+        b"\r\nBYE sip:x SIP/2.0\n",
+        b"SIP/2.0 180\r\n",
+    ]
+)
+_header_lines = st.lists(
+    st.sampled_from(
+        [
+            b"Call-ID: abc",
+            b"i:  x@y ",
+            b"CSeq: 1 INVITE",
+            b"CSeq:\t7\x1cBYE",
+            b"CSeq: 2 ACK\xc3\x84",
+            b"Content-Length: 4",
+            b"l: 0",
+            b"Content-Length: 99",
+            b"Content-Length: x",
+            b"Content-Length:  0000000004\r",
+            b" folded",
+            b"To: <sip:b>;tag=1",
+            b"\xff: bad",
+        ]
+    ),
+    max_size=6,
+)
+
+
+def _outcome(data: bytes) -> object:
+    try:
+        message = SipMessage.parse(data)
+    except SipParseError as error:
+        return ("error", str(error))
+    return (
+        message.first_line, message.headers, message.body, message.is_request, message.call_id,
+        message.status_code, message.method, message.cseq_method, message.cseq_number, message.to_tag,
+    )  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    data=_message_text.map(str.encode)
+    | st.binary(max_size=90)
+    | st.tuples(
+        _valid_prefix, _header_lines, st.sampled_from([b"\r\n\r\n", b"\n\n", b"\r\n"]), st.binary(max_size=8)
+    ).map(lambda parts: parts[0] + b"\r\n".join(parts[1]) + parts[2] + parts[3])
+)
+def test_native_and_python_parsers_agree_on_any_message(data: bytes) -> None:
+    """Whatever the bytes, the native whole-message parser gives what the Python one gives:
+    the same fields, or (by handing the message over) the same error."""
+    try:
+        from gossipper.sip._sipcore import parse_message
+    except ImportError:
+        pytest.skip("the native SIP core is not built")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(message_module, "_parse_whole", None)
+        patch.setattr(message_module, "_index_headers", message_module._python_index_headers)
+        expected = _outcome(data)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(message_module, "_parse_whole", parse_message)
+        native = _outcome(data)
+    assert native == expected
+
+
+def test_the_native_parser_answers_a_real_message_itself() -> None:
+    try:
+        from gossipper.sip._sipcore import parse_message
+    except ImportError:
+        pytest.skip("the native SIP core is not built")
+    parsed = parse_message(INVITE)
+    assert parsed is not None
+    assert parsed[4] is True and parsed[7] == "INVITE" and parsed[8] == "INVITE"
+
+
 def test_the_native_indexer_answers_a_real_message_itself() -> None:
     try:
         from gossipper.sip._sipcore import index_headers
