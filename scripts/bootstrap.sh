@@ -8,6 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip setuptools wheel
-.venv/bin/python -m pip install --quiet -e ".[dev]"
-# Build the native core in place so the editable install imports it.
+# The C cores and the mypyc-compiled SIP engine are built once, in place, where the editable
+# install imports them from (GOSSIPPER_COMPILE=0 spares pip's own build the mypyc step).
+GOSSIPPER_COMPILE=0 .venv/bin/python -m pip install --quiet -e ".[dev]"
 .venv/bin/python setup.py --quiet build_ext --inplace >/dev/null

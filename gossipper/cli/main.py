@@ -6,6 +6,7 @@ traceback reaches a lab script's log.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -63,4 +64,11 @@ def _run_sipp(words: list[str]) -> int:
 
 
 def console_main() -> None:
-    sys.exit(main())
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # the reader went away (`gossipper sipp -sd uac | head`): what it wanted it got
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        status = EXIT_NO_CALLS
+    sys.exit(status)

@@ -42,6 +42,7 @@ class CallFactory:
         self._counters = counters
         self._media_call_started = media_call_started
         self.last_number = 0
+        self._call_id_pieces: list[str | bool] | None = None  # -cid_str, compiled on first use
         # The factory whose numbers this one's calls take: call numbers are run-wide, as in SIPp.
         self._numbering = numbered_by or self
 
@@ -72,13 +73,12 @@ class CallFactory:
             return f"{number}-{secrets.token_hex(16)}@{local_ip}"
         if kind == "timestamp":
             return f"{time.time_ns() // 1000}-{number}-{self._run.pid}@{local_ip}"
-        text = self._keywords.call_id_format
-        return _CALL_ID_CODES.sub(lambda match: self._expand(match.group(1), number), text)
-
-    def _expand(self, code: str, number: int) -> str:
-        """SIPp's -cid_str codes; any other character after '%' (and '%%') stands for '%' alone."""
-        values = {"u": number, "p": self._run.pid, "s": self._run.local_ip, "r": random.randrange(2**31)}
-        return str(values.get(code, "%"))
+        if self._call_id_pieces is None:
+            self._call_id_pieces = _call_id_pieces(self._keywords.call_id_format, self._run)
+        return "".join(
+            piece if isinstance(piece, str) else str(number if piece else random.randrange(2**31))
+            for piece in self._call_id_pieces
+        )
 
     def launch(
         self,
@@ -96,3 +96,21 @@ class CallFactory:
         self._media_call_started(call)
         call.start()
         return call
+
+
+def _call_id_pieces(text: str, run: RunContext) -> list[str | bool]:
+    """SIPp's -cid_str, worked out once: its text and the run's codes (%p, %s) as literal
+    pieces, True where the call's number (%u) goes and False where a random number (%r)
+    does; any other character after '%' (and '%%') stands for '%' alone."""
+    pieces: list[str | bool] = []
+    position = 0
+    for match in _CALL_ID_CODES.finditer(text):
+        pieces.append(text[position : match.start()])
+        code = match.group(1)
+        if code in ("u", "r"):
+            pieces.append(code == "u")
+        else:
+            pieces.append({"p": str(run.pid), "s": run.local_ip}.get(code, "%"))
+        position = match.end()
+    pieces.append(text[position:])
+    return pieces

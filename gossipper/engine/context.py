@@ -41,6 +41,7 @@ class RunContext:
     # Each <send> template bound to those resolvers, by id: the scenario holds them all run long.
     bound_templates: dict[int, BoundTemplate] = field(default_factory=dict)
     dynamic_id: int | None = None  # [dynamic_id]'s next value, shared by every call (None: not used yet)
+    calls_share_port: bool = True  # False when calls may send from sockets of their own (-t un, tn, ui)
 
     def next_dynamic_id(self) -> int:
         """SIPp's [dynamic_id]: -dynamicStart, then up by -dynamicStep, back to the start past -dynamicMax."""

@@ -68,8 +68,32 @@ def render_message(call: CallContext, template: MessageTemplate) -> bytes:
     run = call.run
     bound = run.bound_templates.get(id(template))
     if bound is None:
-        bound = run.bound_templates[id(template)] = template.bind(lambda token: resolver(run, token))
+        bound = run.bound_templates[id(template)] = template.bind(
+            lambda token: resolver(run, token), lambda token: run_constant(run, token)
+        )
     return bound.render(call)
+
+
+# Keywords whose value is the run's, never a call's: [local_ip], [service], [transport], ...
+_RUN_WIDE = frozenset(
+    {"service", "local_ip", "local_ip_type", "media_ip", "media_ip_type", "transport", "pid", "sipp_version"}
+)
+
+
+def run_constant(run: RunContext, token: str) -> str | None:
+    """[token]'s text when every call of the run gets the same (None otherwise), so that a
+    template can hold it as literal text. [local_port] is one unless calls have sockets of
+    their own; a -key value always is."""
+    token = token.strip()
+    if token in run.keywords.keys:
+        return run.keywords.keys[token]
+    match = _OFFSET.match(token)
+    if match is None:
+        return None
+    name = match.group("name")
+    if name in _RUN_WIDE or (name == "local_port" and run.calls_share_port):
+        return resolver(run, token)(CallContext(run=run, number=0, call_id="", remote=("", 0)))
+    return None
 
 
 def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str]:

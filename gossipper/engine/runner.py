@@ -12,6 +12,7 @@ import dataclasses
 import gc
 import sys
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable
 
@@ -42,6 +43,7 @@ from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import DEFAULT_RTT_BUCKETS_MS, RunCounters
 
 HOUSEKEEPING_S = 1.0
+TIMER_SLACK_S = 0.001
 
 
 def _install_loop() -> asyncio.AbstractEventLoop:
@@ -174,7 +176,7 @@ class Run:
             endpoints.per_ip_addresses = self._injected_addresses()
         await endpoints.open(self.is_uac)
         await endpoints.open_per_ip(self.is_uac)
-        media = self.settings.media
+        media, mode = self.settings.media, self.settings.transport.mode
         media_ip = media.ip or endpoints.local_ip
         self._check_media_capacity()
         run = RunContext(
@@ -189,6 +191,7 @@ class Run:
             crypto_attribute=self.media.crypto_attribute,
             choose_media_port=self.media.media_port,
             remote_host=endpoints.remote_host,
+            calls_share_port=not (mode.per_call or mode is TransportMode.UDP_PER_IP),
         )
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
@@ -255,6 +258,7 @@ class Run:
         if on_ready is not None:
             on_ready()
         self.watchdog.start()
+        self.loop.set_exception_handler(self._internal_error)
         install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
         generation = self.settings.generation
         if self.is_uac:
@@ -315,6 +319,19 @@ class Run:
             self._shared_connection_lost()  # SIPp closes the calls and counts it as another reset
             return
         self.views.log("warning", "the TCP connection to the peer was reconnected")
+
+    def _internal_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+        """A bug of ours raised out of a callback: the run stops as on a fatal error, with the
+        traceback in the error log (-trace_err) and the summary written, instead of going on with a
+        callback (call creation, a timer) silently gone and never ending."""
+        error = context.get("exception")
+        text = context.get("message", "unhandled exception")
+        if isinstance(error, BaseException):
+            details = "".join(traceback.format_exception(error)).rstrip()
+            self.trace_error(f"internal error: {text}\n{details}")
+            text = f"{type(error).__name__}: {error}"
+        if self._fatal is None:
+            self._fail(f"internal error, the run stopped: {text} (-trace_err writes the traceback)")
 
     def _fail(self, reason: str) -> None:
         """A fatal error found while running (SIPp's ERROR): exit at once, as on SIGTERM."""
@@ -552,7 +569,9 @@ class Run:
         return time.monotonic()
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
-        return self.loop.call_later(delay_s, callback)
+        # uvloop counts timers from its loop time, whole milliseconds read when the turn began,
+        # so a timer may fire up to 1 ms before delay_s has passed: a pause would end early.
+        return self.loop.call_later(delay_s + TIMER_SLACK_S if delay_s > 0 else 0.0, callback)
 
     def transmit(self, data: bytes, transport: SipTransport, destination: Address) -> None:
         transport.send(data, destination)

@@ -142,21 +142,35 @@ class BoundTemplate:
     Every message of every call is rendered from one of these, so the per-message work
     is filling slots and joining, with no token lookup or line scanning."""
 
-    __slots__ = ("_body", "_head")
+    __slots__ = ("_body", "_has_length", "_head")
 
-    def __init__(self, template: MessageTemplate, slot_for: Callable[[str], Slot]) -> None:
+    def __init__(
+        self,
+        template: MessageTemplate,
+        slot_for: Callable[[str], Slot],
+        constant_for: Callable[[str], str | None] = lambda _token: None,
+    ) -> None:
         def bound(chunks: tuple[_Chunk, ...]) -> tuple[_BoundChunk, ...]:
-            return tuple(
-                (
-                    list(chunk.pieces),
-                    tuple((index, slot_for(token)) for index, token in chunk.slots),
-                    chunk.droppable,
-                )
-                for chunk in chunks
-            )
+            result = []
+            for chunk in chunks:
+                pieces, slots = list(chunk.pieces), []
+                for index, token in chunk.slots:
+                    constant = constant_for(token)
+                    if constant is None:
+                        slots.append((index, slot_for(token)))
+                    else:  # the same for every call of the run: written in once
+                        pieces[index] = constant
+                result.append((pieces, tuple(slots), chunk.droppable))
+            return tuple(result)
 
         self._head = bound(template.head_chunks)
         self._body = bound(template.body_chunks) if template.body_chunks is not None else None
+        self._has_length = any(
+            piece.startswith(_LEN_MARK)
+            for chunks in (self._head, self._body or ())
+            for pieces, _, _ in chunks
+            for piece in pieces
+        )
 
     @staticmethod
     def _section(chunks: tuple[_BoundChunk, ...], context: Any) -> str:
@@ -175,9 +189,11 @@ class BoundTemplate:
         """The wire bytes: keywords replaced, lines a keyword left empty dropped, [len] = body size."""
         head = self._section(self._head, context)
         if self._body is None:
-            return _with_lengths(head, b"", "")
-        body = self._section(self._body, context)
-        return _with_lengths(head, body.encode(*_WIRE), "\r\n\r\n")
+            return _with_lengths(head, b"", "") if self._has_length else head.encode(*_WIRE)
+        body = self._section(self._body, context).encode(*_WIRE)
+        if not self._has_length:
+            return head.encode(*_WIRE) + b"\r\n\r\n" + body
+        return _with_lengths(head, body, "\r\n\r\n")
 
 
 def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
@@ -235,9 +251,12 @@ class MessageTemplate:
     def body_chunks(self) -> tuple[_Chunk, ...] | None:
         return _chunks(self.body_lines, keep_first=False) if self.body_lines is not None else None
 
-    def bind(self, slot_for: Callable[[str], Slot]) -> BoundTemplate:
-        """Tokens tied to their answers once, for a template rendered over and over."""
-        return BoundTemplate(self, slot_for)
+    def bind(
+        self, slot_for: Callable[[str], Slot], constant_for: Callable[[str], str | None] = lambda _token: None
+    ) -> BoundTemplate:
+        """Tokens tied to their answers once, for a template rendered over and over; a token
+        constant_for answers is the same for every rendering and is written in at once."""
+        return BoundTemplate(self, slot_for, constant_for)
 
     def render(self, resolve: Resolver) -> bytes:
         """The wire bytes for one rendering, each token answered by resolve."""

@@ -9,11 +9,10 @@ SipParseError, so one bad datagram can never take down the receive path.
 
 from __future__ import annotations
 
-import functools
-import os
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+
+from gossipper import pure_python_sip
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # framing gives up rather than buffer without bound
@@ -38,7 +37,6 @@ _COMPACT = {
 }
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _WSP = " \t"
-BACKEND_ENV = "GOSSIPPER_SIP_BACKEND"  # python: the pure-Python header indexer even with the native one
 HeaderIndex = dict[str, list[str]]  # canonical name -> every value, in order
 Indexed = tuple[list[tuple[str, str]], HeaderIndex]
 IndexHeaders = Callable[[bytes, int, int], Indexed]
@@ -120,17 +118,43 @@ def _header_param(value: str, param: str) -> str | None:
     return None
 
 
-@dataclass
-class SipMessage:
-    """One SIP message; headers keep their spelling and order so that it round-trips."""
+_UNKNOWN = "\x00not worked out"  # a fact not read yet: told apart by identity, never by value
 
-    first_line: str
-    headers: list[tuple[str, str]]
-    body: bytes = b""
-    # The bytes it was parsed from, as they came: what SIPp's ereg searches (empty when built here).
-    raw: bytes = field(default=b"", repr=False, compare=False)
-    # Built on the first lookup; messages are not edited after they are inspected.
-    _index: HeaderIndex | None = field(default=None, init=False, repr=False, compare=False)
+
+class SipMessage:
+    """One SIP message; headers keep their spelling and order so that it round-trips.
+
+    The facts every receiver reads (request or response, method, status, Call-ID, CSeq
+    method, tags) are worked out once, on first reading, or given by the native parser as
+    it parses; messages are not edited after they are inspected."""
+
+    def __init__(
+        self, first_line: str, headers: list[tuple[str, str]], body: bytes = b"", raw: bytes = b""
+    ) -> None:
+        self.first_line = first_line
+        self.headers = headers
+        self.body = body
+        # The bytes it was parsed from, as they came: what SIPp's ereg searches (empty when built here).
+        self.raw = raw
+        self._index: HeaderIndex | None = None  # built on the first lookup
+        self._start_known = False
+        self._is_request = False
+        self._method = ""
+        self._status_code: int | None = None
+        self._call_id = _UNKNOWN
+        self._cseq_method = _UNKNOWN
+        self._from_tag: str | None = _UNKNOWN
+        self._to_tag: str | None = _UNKNOWN
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SipMessage):
+            return NotImplemented
+        return (self.first_line, self.headers, self.body) == (other.first_line, other.headers, other.body)
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value and not frozen, as a dataclass
+
+    def __repr__(self) -> str:
+        return f"SipMessage(first_line={self.first_line!r}, headers={self.headers!r}, body={self.body!r})"
 
     @classmethod
     def parse(cls, data: bytes) -> SipMessage:
@@ -139,16 +163,15 @@ class SipMessage:
         if parsed is None:
             return cls._parse_python(data)
         first_line, headers, index, body, is_request, call_id, status_code, method, cseq_method = parsed
-        message = cls(first_line, headers, body, raw=data)
+        message = cls(first_line, headers, body, data)
         message._index = index
-        # what every receiver reads at once, known from the one pass: cached as the properties would
-        facts = message.__dict__
-        facts["is_request"] = is_request
-        facts["call_id"] = call_id
-        facts["status_code"] = status_code
-        facts["method"] = method
+        message._start_known = True  # what every receiver reads at once, known from the one pass
+        message._is_request = is_request
+        message._method = method
+        message._status_code = status_code
+        message._call_id = call_id
         if cseq_method is not None:
-            facts["cseq_method"] = cseq_method
+            message._cseq_method = cseq_method
         return message
 
     @classmethod
@@ -172,7 +195,7 @@ class SipMessage:
             raise SipParseError("no blank line after headers")
         head_end, body_start = blank
         headers, index = _index_headers(data, newline + 1, head_end) if head_end > newline else ([], {})
-        message = cls(first_line, headers, data[body_start:], raw=data)
+        message = cls(first_line, headers, data[body_start:], data)
         message._index = index
         length = message.header("Content-Length")
         if length is not None:
@@ -198,9 +221,12 @@ class SipMessage:
         return list(self._lookup().get(_canonical(name), ()))
 
     # ------------------------------------------------------------------ dialog fields
-    @functools.cached_property
+    @property
     def call_id(self) -> str:
-        return self.header("Call-ID") or ""
+        value = self._call_id
+        if value is _UNKNOWN:
+            value = self._call_id = self.header("Call-ID") or ""
+        return value
 
     @property
     def cseq_number(self) -> int:
@@ -208,20 +234,29 @@ class SipMessage:
         number = parts[0] if parts else ""
         return int(number) if number.isascii() and number.isdigit() and len(number) <= 10 else 0
 
-    @functools.cached_property
+    @property
     def cseq_method(self) -> str:
-        parts = (self.header("CSeq") or "").split()
-        return parts[1] if len(parts) > 1 else ""
+        value = self._cseq_method
+        if value is _UNKNOWN:
+            parts = (self.header("CSeq") or "").split()
+            value = self._cseq_method = parts[1] if len(parts) > 1 else ""
+        return value
 
     @property
     def from_tag(self) -> str | None:
-        value = self.header("From")
-        return None if value is None else _header_param(value, "tag")
+        value = self._from_tag
+        if value is _UNKNOWN:
+            header = self.header("From")
+            value = self._from_tag = None if header is None else _header_param(header, "tag")
+        return value
 
     @property
     def to_tag(self) -> str | None:
-        value = self.header("To")
-        return None if value is None else _header_param(value, "tag")
+        value = self._to_tag
+        if value is _UNKNOWN:
+            header = self.header("To")
+            value = self._to_tag = None if header is None else _header_param(header, "tag")
+        return value
 
     @property
     def top_via_branch(self) -> str | None:
@@ -229,25 +264,36 @@ class SipMessage:
         return None if value is None else _header_param(value.split(",", 1)[0], "branch")
 
     # ------------------------------------------------------------------ start line
-    @functools.cached_property  # read again and again per message; messages are not edited
-    def is_request(self) -> bool:
-        return bool(self.first_line) and not self.first_line.startswith("SIP/2.0 ")
+    def _read_start_line(self) -> None:
+        line = self.first_line
+        self._is_request = bool(line) and not line.startswith("SIP/2.0 ")
+        self._method = line.split(" ", 1)[0] if self._is_request else ""
+        code = line[8:11]
+        self._status_code = int(code) if not self._is_request and code.isascii() and code.isdigit() else None
+        self._start_known = True
 
-    @functools.cached_property
+    @property
+    def is_request(self) -> bool:
+        if not self._start_known:
+            self._read_start_line()
+        return self._is_request
+
+    @property
     def method(self) -> str:
-        return self.first_line.split(" ", 1)[0] if self.is_request else ""
+        if not self._start_known:
+            self._read_start_line()
+        return self._method
 
     @property
     def request_uri(self) -> str | None:
         parts = self.first_line.split(" ")
         return parts[1] if self.is_request and len(parts) > 1 else None
 
-    @functools.cached_property
+    @property
     def status_code(self) -> int | None:
-        code = self.first_line[8:11]
-        if self.is_request or not (code.isascii() and code.isdigit()):
-            return None
-        return int(code)
+        if not self._start_known:
+            self._read_start_line()
+        return self._status_code
 
     @property
     def reason(self) -> str:
@@ -298,8 +344,8 @@ def _native_or_python(native: Callable[[bytes, int, int], Indexed | None]) -> In
 
 
 def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None]:
-    """The native parser and indexer when built, unless GOSSIPPER_SIP_BACKEND=python asks otherwise."""
-    if os.environ.get(BACKEND_ENV, "").strip().lower() == "python":
+    """The native parser and indexer when built, unless GOSSIPPER_SIP_BACKEND=python."""
+    if pure_python_sip():
         return "python", _python_index_headers, None
     try:
         from gossipper.sip._sipcore import index_headers, parse_message

@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
+from gossipper import pure_python_sip
 from gossipper.errors import BindError
-from gossipper.sip.message import BACKEND_ENV, SipParseError, find_message_end
+from gossipper.sip.message import SipParseError, find_message_end
 
 Address = tuple[str, int]
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
@@ -183,7 +183,7 @@ class BatchedUdpTransport:
             start, code = self._send_batch(self._fd, queue, start)
             if code == 0:
                 break
-            if code in (errno.EAGAIN, errno.EWOULDBLOCK, errno.ENOBUFS) and not self._closed:
+            if code in (errno.EAGAIN, errno.EWOULDBLOCK) and not self._closed:
                 del queue[:start]
                 self._waiting_writable = True
                 self._loop.add_writer(self._fd, self._writable)
@@ -224,7 +224,7 @@ class BatchedUdpTransport:
 
 def _choose_native_io() -> tuple[Callable[..., Any], Callable[..., Any]] | None:
     """The native batched datagram I/O when built, unless GOSSIPPER_SIP_BACKEND=python."""
-    if os.environ.get(BACKEND_ENV, "").strip().lower() == "python":
+    if pure_python_sip():
         return None
     try:
         from gossipper.sip._sipcore import recv_batch, send_batch

@@ -27,7 +27,9 @@ def _settings(*flags: str) -> RunSettings:
 def _call_ids(*flags: str, count: int = 2) -> list[str]:
     settings = _settings(*flags)
     run = make_context(keywords=settings.keywords).run
-    factory = CallFactory(None, run, settings.keywords, None, RunCounters(), lambda _call: None)  # type: ignore[arg-type]
+    counters = RunCounters()
+    dispatcher = Dispatcher(counters, lambda *_: None, lambda _text: None, lambda *_: None, False)
+    factory = CallFactory(None, run, settings.keywords, dispatcher, counters, lambda _call: None)  # type: ignore[arg-type]
     return [factory.next_context(None, ("127.0.0.2", 5060)).call_id for _ in range(count)]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -154,3 +156,46 @@ def test_timeout_ends_the_run_with_97_or_with_255_under_timeout_error() -> None:
     as_error = run_gossipper(*common, "-timeout_error", timeout=30)
     assert as_error.returncode == 255, as_error.stderr
     assert "gossipper: -timeout: run timed out after 1.000 seconds" in as_error.stderr.splitlines()
+
+
+FAULTY_VIEWS = """
+import sys
+from gossipper.engine.views import RunViews
+def broken(self, call_id, failure_class):
+    raise RuntimeError("a bug in the views")
+RunViews.call_ended = broken
+from gossipper.cli.main import console_main
+sys.argv = ["gossipper", "sipp", *sys.argv[1:]]
+console_main()
+"""
+
+
+def test_a_bug_raised_in_a_callback_stops_the_run_in_one_line_with_its_summary(
+    tmp_path: Path, gossipper_uas: GossipperUas
+) -> None:
+    """An exception escaping into the event loop (here a fault planted in the views, which every
+    ended call reaches from a socket callback) must not leave a run that never ends: it stops
+    as on a fatal error, exit 255, one line on stderr, the traceback in -trace_err's file, and
+    the summary written."""
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK)
+    summary, errors = tmp_path / "uac.json", tmp_path / "errors.log"
+    command = [sys.executable, "-c", FAULTY_VIEWS, "-sn", "uac", uas.address, "-i", LOOPBACK, "-m", "50"]
+    command += [
+        "-r",
+        "100",
+        "-nostdin",
+        "-summary_json",
+        str(summary),
+        "-trace_err",
+        "-error_file",
+        str(errors),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 255, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "gossipper: internal error, the run stopped: RuntimeError: a bug in the views"
+    )
+    assert "Traceback" not in result.stderr
+    assert "Traceback" in errors.read_text() and "a bug in the views" in errors.read_text()
+    assert read_json(summary)["total_calls"] >= 1

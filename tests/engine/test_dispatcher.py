@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import itertools
-from types import SimpleNamespace
-from typing import Any, cast
 
 import pytest
 
 from gossipper.engine import dispatcher as dispatcher_module
+from gossipper.engine.call import Call, SentMessage
 from gossipper.engine.dispatcher import DEAD_CALL_WAIT_S, Dispatcher
 from gossipper.stats.counters import RunCounters
+from tests.engine.fake_host import FakeHost, FakeTransport, load, make_context, start_call
 
 
-def _ended_call(call_id: str) -> Any:
-    sent = SimpleNamespace(data=f"BYE of {call_id}".encode())
-    return SimpleNamespace(
-        call_id=call_id, last_sent=sent, context=SimpleNamespace(remote=("127.0.0.1", 5060)), transport=None
-    )
+def _ended_call(call_id: str) -> Call:
+    """A real call (the engine may be compiled, and then takes nothing else) that sent a BYE last."""
+    host = FakeHost(load("<scenario><recv response='200'/></scenario>"))
+    call = Call(host, make_context(call_id=call_id), FakeTransport(), is_server=False)
+    call.last_sent = SentMessage(f"BYE of {call_id}".encode(), 0, "BYE")
+    return call
 
 
 def test_dead_calls_expire_in_burial_order_and_a_reburied_call_moves_to_the_end(
@@ -27,8 +28,8 @@ def test_dead_calls_expire_in_burial_order_and_a_reburied_call_moves_to_the_end(
     monkeypatch.setattr(dispatcher_module.time, "monotonic", lambda: next(clock))
     dispatcher = Dispatcher(RunCounters(), lambda *_: None, lambda _text: None, lambda *_: None, False)
     for call_id in ("a", "b", "c"):
-        dispatcher.bury(cast(Any, _ended_call(call_id)))  # buried at 100, 101, 102
-    dispatcher.bury(cast(Any, _ended_call("a")))  # again at 103: now the youngest record
+        dispatcher.bury(_ended_call(call_id))  # buried at 100, 101, 102
+    dispatcher.bury(_ended_call("a"))  # again at 103: now the youngest record
     assert list(dispatcher.dead_calls) == ["b", "c", "a"]
     assert dispatcher.dead_calls["a"].last_sent == b"BYE of a"
 
@@ -67,12 +68,12 @@ def test_a_prefixed_call_id_reaches_its_call_unless_callid_slash_ign(callid_slas
     dispatcher = Dispatcher(
         counters, lambda *_: None, errors.append, lambda *_: None, False, trim_call_id=not callid_slash_ign
     )
-    received: list[str] = []
-    call = SimpleNamespace(on_message=lambda message, *_: received.append(message.call_id))
-    dispatcher.calls["1-4242@127.0.0.1"] = cast(Any, call)
-    dispatcher.on_data(_response("edge-42///1-4242@127.0.0.1"), ("127.0.0.2", 5060), cast(Any, None))
+    _host, call = start_call("<scenario><recv response='200'/></scenario>")
+    dispatcher.calls["1-4242@127.0.0.1"] = call
+    dispatcher.on_data(_response("edge-42///1-4242@127.0.0.1"), ("127.0.0.2", 5060), FakeTransport())
+    last = call.context.last_message
     if callid_slash_ign:
-        assert received == [] and counters.out_of_call_messages == 1
+        assert last is None and counters.out_of_call_messages == 1
     else:
-        assert received == ["edge-42///1-4242@127.0.0.1"]  # the message itself keeps its Call-ID
-        assert counters.out_of_call_messages == 0
+        assert last is not None and last.call_id == "edge-42///1-4242@127.0.0.1"  # it keeps its Call-ID
+        assert call.finished and counters.out_of_call_messages == 0

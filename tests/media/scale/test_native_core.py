@@ -414,15 +414,17 @@ def test_packets_leave_at_most_half_a_tick_early_or_a_busy_workers_run_ahead(
     less than 0.4 ms before its next tick sends that one at once rather than sleep, so under
     load a packet may leave up to 0.9 ms early, never more; an idle worker never runs ahead.
     Of the heavy loads tried, one at least makes a batch end within 0.4 ms of the next tick
-    on any machine this runs on (about 0.5 to 1 ms of sending here)."""
+    on any machine this runs on (the loads rise until one does)."""
     core = make_core(mode, workers=1)
     slack = 50_000  # ns: converting the kernel's wall-clock arrival time to CLOCK_MONOTONIC
     assert max(_how_early_probes_leave(core, 0)) <= HALF_TICK_NS + slack
     ran_ahead = False
-    for heavy_streams in (60, 100, 140):
+    for heavy_streams in (60, 100, 140, 200, 280, 400, 560):
         earliest = max(_how_early_probes_leave(core, heavy_streams))
         assert earliest <= RUN_AHEAD_NS + HALF_TICK_NS + slack, heavy_streams
         ran_ahead |= earliest > HALF_TICK_NS + slack
+        if ran_ahead:
+            break
     assert ran_ahead
     assert core.stats()["errors"] == {}
 
