@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
 
 from gossipper.engine import authentication, default_messages
@@ -26,6 +25,7 @@ from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
+_CARRY_ON = ActionOutcome()  # what a step without actions asks: read, never changed
 
 
 class Timer(Protocol):
@@ -66,15 +66,15 @@ class CallHost(Protocol):
         ...
 
 
-@dataclass
 class SentMessage:
     """A message as it went out. Parsed only when something reads its fields: most ACKs
     and BYEs never are, and parsing every one back is a cost per call (bench/sip_rate.py)."""
 
-    data: bytes
-    index: int
-    method: str | None  # the request method the template names; None for a response
-    parsed: SipMessage | None = None
+    def __init__(self, data: bytes, index: int, method: str | None, parsed: SipMessage | None = None) -> None:
+        self.data = data
+        self.index = index
+        self.method = method  # the request method the template names; None for a response
+        self.parsed = parsed
 
     @property
     def message(self) -> SipMessage:
@@ -203,7 +203,7 @@ class Call:
 
     def _actions(self, step: model.Step, message: SipMessage | None) -> ActionOutcome:
         if not step.actions:
-            return ActionOutcome()
+            return _CARRY_ON
         return run_actions(self, step.actions, message, self._jump_target)
 
     def _jump_target(self, value: float) -> int:

@@ -57,28 +57,39 @@ class RunContext:
         return self.media_base_port + 2 * slot
 
 
-@dataclass
 class CallContext:
-    """One call's variables, addresses and memory of the last messages."""
+    """One call's variables, addresses and memory of the last messages.
 
-    run: RunContext
-    number: int
-    call_id: str
-    remote: tuple[str, int]
-    user_id: int = 0
-    cseq: int = 0  # [cseq]: incremented before each new request (not ACK, CANCEL)
-    send_index: int = 0  # scenario index of the message being rendered ([branch])
-    variables: dict[str, VariableValue] = field(default_factory=dict)
-    last_message: SipMessage | None = None
-    peer_tag: str | None = None
-    route_set: list[str] | None = None
-    next_url: str | None = None
-    remote_sdp: bytes | None = None  # the peer's last SDP body: where its RTP goes
-    challenge: tuple[str, str] | None = None  # (header name to answer with, challenge value)
-    answered_challenge: tuple[str, str] | None = None  # the challenge nonce_count counts answers to
-    nonce_count: int = 0
-    injection_lines: dict[str, int] = field(default_factory=dict)
-    local_port: int | None = None  # per-call socket (-t un/tn), else the run's port
+    A plain class, not a dataclass: one is made per call, and a dataclass's generated
+    __init__ stays interpreted Python even where this module is compiled."""
+
+    def __init__(
+        self,
+        run: RunContext,
+        number: int,
+        call_id: str,
+        remote: tuple[str, int],
+        user_id: int = 0,
+        cseq: int = 0,
+    ) -> None:
+        self.run = run
+        self.number = number
+        self.call_id = call_id
+        self.remote = remote
+        self.user_id = user_id
+        self.cseq = cseq  # [cseq]: incremented before each new request (not ACK, CANCEL)
+        self.send_index = 0  # scenario index of the message being rendered ([branch])
+        self.variables: dict[str, VariableValue] = {}
+        self.last_message: SipMessage | None = None
+        self.peer_tag: str | None = None
+        self.route_set: list[str] | None = None
+        self.next_url: str | None = None
+        self.remote_sdp: bytes | None = None  # the peer's last SDP body: where its RTP goes
+        self.challenge: tuple[str, str] | None = None  # (header name to answer with, challenge value)
+        self.answered_challenge: tuple[str, str] | None = None  # the challenge nonce_count counts answers to
+        self.nonce_count = 0
+        self.injection_lines: dict[str, int] = {}
+        self.local_port: int | None = None  # per-call socket (-t un/tn), else the run's port
 
     @property
     def shown_remote(self) -> tuple[str, int]:

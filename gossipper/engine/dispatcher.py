@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from gossipper.engine.call import Call
 from gossipper.engine.default_messages import ok_for
@@ -20,12 +19,14 @@ from gossipper.stats.counters import RunCounters
 DEAD_CALL_WAIT_S = 33.0  # SIPp's -deadcall_wait default
 
 
-@dataclass
 class DeadCall:
-    last_sent: bytes | None
-    remote: Address
-    transport: SipTransport
-    expires_at: float
+    def __init__(
+        self, last_sent: bytes | None, remote: Address, transport: SipTransport, expires_at: float
+    ) -> None:
+        self.last_sent = last_sent
+        self.remote = remote
+        self.transport = transport
+        self.expires_at = expires_at
 
 
 class Dispatcher:

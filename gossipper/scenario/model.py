@@ -11,7 +11,6 @@ import random
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from gossipper.media.streams import RtpStreamAction
 from gossipper.scenario.template import MessageTemplate
@@ -79,9 +78,9 @@ class Ereg(Action):
     assign_to: tuple[str, ...]
     variable: str | None = None  # search_in="var": the variable searched
 
-    @cached_property
+    @property
     def pattern(self) -> re.Pattern[str]:
-        return compile_posix(self.regexp)
+        return _compiled(self.regexp, posix=True)
 
 
 @dataclass(frozen=True)
@@ -242,13 +241,11 @@ class Recv(Step):
     rrs: bool = False
     auth: bool = False
 
-    @cached_property
-    def _pattern(self) -> re.Pattern[str]:
-        return re.compile(self.request if self.request is not None else self.response_regexp or "")
-
     def pattern(self) -> re.Pattern[str]:
         """The regexp of regexp_match="true": over the method, or over the status code."""
-        return self._pattern
+        return _compiled(
+            self.request if self.request is not None else self.response_regexp or "", posix=False
+        )
 
     @property
     def expects_response(self) -> bool:
@@ -319,6 +316,7 @@ class Scenario:
     response_time_repartition: tuple[int, ...] | None = None
     call_length_repartition: tuple[int, ...] | None = None
     global_variables: frozenset[str] = frozenset()  # <Global variables=...>: the names -set may set
+    _rtd_names: list[str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def creation_mode(self) -> str | None:
@@ -345,13 +343,15 @@ class Scenario:
     def uses_3pcc(self) -> bool:
         return any(isinstance(step, SendCmd | RecvCmd) for step in self.steps)
 
-    @cached_property
+    @property
     def rtd_names(self) -> list[str]:
         """Response-time timers, in order of first mention; each starts with the call unless restarted."""
-        names: dict[str, None] = {}
-        for step in self.steps:
-            names.update(dict.fromkeys([*step.start_rtd, *step.rtd]))
-        return list(names)
+        if self._rtd_names is None:  # every new call asks
+            names: dict[str, None] = {}
+            for step in self.steps:
+                names.update(dict.fromkeys([*step.start_rtd, *step.rtd]))
+            self._rtd_names = list(names)
+        return self._rtd_names
 
     def step_labels(self) -> list[str]:
         return [step.display or step.label() for step in self.steps]
@@ -400,3 +400,15 @@ def _negative_binomial(n: float, p: float) -> float:
         count += 1
         product *= random.random()
     return float(count)
+
+
+# Each regexp compiled once per run: a property of a frozen step cannot keep it, and the
+# compiled engine would work a cached_property out again on every read.
+_PATTERNS: dict[tuple[str, bool], re.Pattern[str]] = {}
+
+
+def _compiled(regexp: str, posix: bool) -> re.Pattern[str]:
+    pattern = _PATTERNS.get((regexp, posix))
+    if pattern is None:
+        pattern = _PATTERNS[(regexp, posix)] = compile_posix(regexp) if posix else re.compile(regexp)
+    return pattern
