@@ -5,6 +5,7 @@ passes when no call fails and the achieved rate is within 5% of the offered one.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
     .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...] [--tools gossipper,sipp]
+        [--scenario uac|uac_ereg]
 
 Every step is measured the same way for both tools, and printed in a per-step table:
 
@@ -89,10 +90,18 @@ def default_timeout_s(rate: int, calls: int) -> int:
     return int(calls / rate * 4 + 60)
 
 
-def _uac_command(tool: str, port: int, rate: int, calls: int, timeout_s: int, workdir: Path) -> list[str]:
+SCENARIOS = {
+    "uac": ["-sn", "uac"],
+    # the uac with an ereg on the 200 OK and its captures in the BYE's headers
+    "uac_ereg": ["-sf", str(Path(__file__).parent / "scenarios" / "uac_ereg.xml")],
+}
+
+
+def _uac_command(
+    tool: str, port: int, rate: int, calls: int, timeout_s: int, workdir: Path, scenario: str = "uac"
+) -> list[str]:
     common = [
-        "-sn",
-        "uac",
+        *SCENARIOS[scenario],
         f"{LOOPBACK}:{port}",
         "-i",
         LOOPBACK,
@@ -130,7 +139,7 @@ def _read_report(run: Run, workdir: Path) -> None:
     run.elapsed_s = sipp_elapsed_s(final)
 
 
-def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> Run:
+def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scenario: str = "uac") -> Run:
     """One run of tool's uac (CPU 0) against a fresh `sipp -sn uas` (CPU 1): calls at rate.
 
     A run whose report cannot be read, or that crashed or was killed, counts every call as
@@ -149,7 +158,7 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
         started = time.monotonic()
         try:
             returncode, cpu_s = run_and_measure_cpu(
-                _pinned(0, _uac_command(tool, port, rate, calls, timeout_s, workdir)),
+                _pinned(0, _uac_command(tool, port, rate, calls, timeout_s, workdir, scenario)),
                 timeout=timeout_s + 60,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
@@ -168,9 +177,9 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
     return run
 
 
-def measure_startup(tools: list[str]) -> dict[str, float]:
+def measure_startup(tools: list[str], scenario: str = "uac") -> dict[str, float]:
     """Each tool's start-up CPU seconds (the same command with `-m 1 -r 1`), printed once."""
-    startup = {tool: run_uac(tool, 1, 1).cpu_s for tool in tools}
+    startup = {tool: run_uac(tool, 1, 1, scenario=scenario).cpu_s for tool in tools}
     print("start-up CPU: " + ", ".join(f"{tool} {cpu:.2f} s" for tool, cpu in startup.items()), flush=True)
     return startup
 
@@ -180,12 +189,14 @@ def format_cpu(run: Run, startup: dict[str, float]) -> str:
     return "-" if cpu is None else f"{cpu:.0f}"
 
 
-def climb(tool: str, rates: list[int], seconds: float, startup: dict[str, float]) -> tuple[int, list[Run]]:
+def climb(
+    tool: str, rates: list[int], seconds: float, startup: dict[str, float], scenario: str = "uac"
+) -> tuple[int, list[Run]]:
     """Rates in turn until a step fails: the highest clean rate (0 when none) and every step."""
     best = 0
     runs = []
     for rate in rates:
-        run = run_uac(tool, rate, int(rate * seconds))
+        run = run_uac(tool, rate, int(rate * seconds), scenario=scenario)
         runs.append(run)
         print(
             f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
@@ -230,21 +241,39 @@ def sipp_missing(bench: str) -> bool:
     return False
 
 
+def cpu_side_by_side(runs: list[Run], startup: dict[str, float]) -> str:
+    """CPU per call of both tools at each offered rate both ran cleanly: the goal is <= 2x."""
+    by_rate: dict[int, dict[str, float]] = {}
+    for run in runs:
+        cpu = run.cpu_us_per_call(startup.get(run.tool, 0.0))
+        if run.passed and cpu is not None:
+            by_rate.setdefault(run.offered, {})[run.tool] = cpu
+    header = markdown_header("offered cps", "gossipper us/call", "sipp us/call", "gossipper / sipp")
+    rows = [
+        f"| {rate} | {cpus['gossipper']:.0f} | {cpus['sipp']:.0f} | {cpus['gossipper'] / cpus['sipp']:.2f} |"
+        for rate, cpus in sorted(by_rate.items())
+        if "gossipper" in cpus and "sipp" in cpus and cpus["sipp"] > 0
+    ]
+    return "\n".join([header, *rows])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each rate step")
     parser.add_argument("--rates", type=parse_rates, default=list(DEFAULT_RATES))
     parser.add_argument("--tools", type=parse_tools, default=list(TOOLS), help="gossipper,sipp")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="uac", help="what each call runs")
     args = parser.parse_args()
     if sipp_missing("sip_rate"):
         return 2
-    startup = measure_startup(args.tools)
+    startup = measure_startup(args.tools, args.scenario)
     best: dict[str, int] = {}
     runs: list[Run] = []
     for tool in args.tools:
-        best[tool], steps = climb(tool, args.rates, args.seconds, startup)
+        best[tool], steps = climb(tool, args.rates, args.seconds, startup, args.scenario)
         runs.extend(steps)
     print()
+    print(f"scenario: {args.scenario}")
     print(step_table(runs, startup))
     print()
     print(markdown_header("UAC (pinned to 1 core)", "highest clean rate (cps)"))
@@ -252,7 +281,9 @@ def main() -> int:
         print(f"| {tool} | {rate} |")
     if "gossipper" in best and "sipp" in best:
         ratio = best["gossipper"] / best["sipp"] if best["sipp"] else 0.0
-        print(f"\ngossipper / SIPp = {ratio:.2f} (target >= 0.50)")
+        print(f"\ngossipper / SIPp = {ratio:.2f} (target >= 0.75)")
+        print()
+        print(cpu_side_by_side(runs, startup))
     return 0
 
 

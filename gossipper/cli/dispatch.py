@@ -17,6 +17,7 @@ from gossipper.cli.compile import run_settings, standalone_settings
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 from gossipper.cli.exit_codes import EXIT_NO_CALLS, EXIT_STATUS
+from gossipper.cli.validate import check_media_ports_for_calls
 from gossipper.errors import FileProblem
 from gossipper.outcome import RunOutcome
 from gossipper.scenario.builtins import dump_builtin, load_builtin
@@ -47,6 +48,7 @@ def load_run_scenario(config: Config) -> Scenario | None:
         # SIPp's -set only fills a variable the scenario declares in <Global>.
         if name not in scenario.global_variables:
             raise UsageError(f"-set {name}: the scenario declares no <Global variables=...> named {name!r}")
+    check_media_ports_for_calls(config, scenario)
     return scenario
 
 

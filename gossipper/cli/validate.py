@@ -13,6 +13,7 @@ from gossipper.engine.settings import MAX_CALLS_PER_SECOND, rate_ceiling
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
 from gossipper.media.scale.preflight import check_port_range, ensure_open_files
 from gossipper.media.settings import media_port_span
+from gossipper.scenario.model import Scenario
 
 
 def validate(config: Config) -> None:
@@ -54,8 +55,6 @@ def validate(config: Config) -> None:
                 f"{flag}: {rate:g} calls per {config.rate_period_ms:g} ms is above gossipper's ceiling of "
                 f"{MAX_CALLS_PER_SECOND:g} calls per second"
             )
-    if not (config.rtp_send or config.dump_scenario):
-        _check_media_ports_for_calls(config)
     if config.rtp_send:
         _check_stream_capacity(config)
 
@@ -70,8 +69,12 @@ def _check_inject_index(config: Config, path: str, index: str) -> None:
         raise UsageError(f"-infindex: invalid field {index!r} for {path} (expected a field number)")
 
 
-def _check_media_ports_for_calls(config: Config) -> None:
-    """Each live call holds a media port of its own, so the range must hold -l calls."""
+def check_media_ports_for_calls(config: Config, scenario: Scenario) -> None:
+    """Where the calls open media sockets (rtp_stream, pcap play, -rtp_echo), each live call
+    holds a media port pair of its own, so the range must hold -l calls. Calls that only
+    write [media_port] into their SDP open nothing, as SIPp's, and are not limited."""
+    if not (config.rtp_echo or scenario.media_actions()):
+        return
     base, top = config.media_base_port, config.max_rtp_port
     span = media_port_span(base, top)
     if config.max_concurrent > span:

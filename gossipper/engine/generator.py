@@ -49,6 +49,8 @@ class CallGenerator:
         self.governor = RateGovernor()
         self._clock: GovernorClock | None = None
         self._window_start_created = 0  # self.created when the window opened
+        self.ended = 0  # calls that ended (notify_call_ended)
+        self._window_start_ended = 0
         self._window_due = 0.0
         self._window_handle: asyncio.TimerHandle | None = None
         self._on_window = on_window
@@ -86,6 +88,7 @@ class CallGenerator:
             self._reschedule(0.0)
 
     def start(self) -> None:
+        self.governor.start(self.calls_per_second)
         self._base_time = time.monotonic()
         self._reschedule(0.0)
         self._clock = GovernorClock()
@@ -101,11 +104,14 @@ class CallGenerator:
     def _schedule_window(self) -> None:
         self._window_due = time.monotonic() + WINDOW_S
         self._window_start_created = self.created
+        self._window_start_ended = self.ended
         self._window_handle = self._loop.call_later(WINDOW_S, self._end_window)
 
     def _end_window(self) -> None:
         assert self._clock is not None
-        window = self._clock.window(self.created - self._window_start_created, self._window_due)
+        window = self._clock.window(
+            self.created - self._window_start_created, self._window_due, self.ended - self._window_start_ended
+        )
         before = self.creating_cps
         if not self.paused:
             self.governor.observe(window, self.calls_per_second, before)
@@ -165,6 +171,11 @@ class CallGenerator:
         self._handle = self._loop.call_later(delay, self._tick)
 
     def notify_call_ended(self) -> None:
-        """A slot under -l freed up: try to create the calls the schedule owes."""
+        """A call ended: counted for the governor, and its slot under -l may be taken."""
+        self.ended += 1
+        self.wake()
+
+    def wake(self) -> None:
+        """A slot under -l freed up (or -l rose): try to create the calls the schedule owes."""
         if not self.exhausted and self.max_concurrent > 0 and self._handle is None:
             self._reschedule(0.0)

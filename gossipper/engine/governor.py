@@ -16,13 +16,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-WINDOW_S = 0.5
+WINDOW_S = 0.2  # short: under overload each window lets the socket overflow before it acts
 BUSY_OVERLOADED = 0.90  # loop thread's CPU share of a window that counts as saturated
 LATE_OVERLOADED_S = 0.25  # a window timer this late means callbacks are queueing
 BUSY_HEADROOM = 0.75  # below this share (and on time), the cap may rise
 TARGET_SHARE = 0.80  # the share of a core a capped run aims at
 BACKOFF = 0.8  # still saturated at the cap: the backlog needs a lower one
 RAISE = 1.1
+# A run offered more than this starts creating at it and doubles each window the loop keeps
+# up (TCP's slow start): a core offered many times what it can carry from the first moment
+# sends a burst of INVITEs that overflows both sides' sockets, and the calls whose every
+# retransmission meets the same synchronized burst fail after 32 s.
+SLOW_START_CPS = 5000.0
 
 
 @dataclass
@@ -33,6 +38,7 @@ class Window:
     cpu_s: float
     created: int
     late_s: float
+    ended: int = -1  # calls that ended in the window (-1: not counted)
 
     @property
     def busy(self) -> float:
@@ -46,15 +52,35 @@ class RateGovernor:
         self.cap_cps: float | None = None  # None: creating at the offered rate
         self.reason: str | None = None  # why the last cap was set, for the screen and the JSON
         self.throttled_s = 0.0
+        self.starting = False  # in slow start: the cap doubles while the loop keeps up
+
+    def start(self, offered_cps: float) -> float | None:
+        """The cap a run begins with: SLOW_START_CPS when more is offered, else none."""
+        if offered_cps > SLOW_START_CPS:
+            self.cap_cps, self.starting = SLOW_START_CPS, True
+        return self.cap_cps
 
     def observe(self, window: Window, offered_cps: float, creating_cps: float) -> float | None:
         """The new cap after this window (None: no cap); the caller applies it."""
         busy = window.busy
+        saturated = busy >= BUSY_OVERLOADED or window.late_s >= LATE_OVERLOADED_S
+        if self.starting and self.cap_cps is not None and not saturated:
+            if busy < BUSY_HEADROOM:
+                doubled = self.cap_cps * 2
+                self.cap_cps = None if doubled >= offered_cps else doubled
+                self.starting = self.cap_cps is not None
+            return self.cap_cps
+        self.starting = False
         if self.cap_cps is not None:
             self.throttled_s += window.wall_s
-        saturated = busy >= BUSY_OVERLOADED or window.late_s >= LATE_OVERLOADED_S
         if saturated and window.created > 0 and creating_cps > 0:
             sustainable = TARGET_SHARE * window.created / window.cpu_s if window.cpu_s > 0 else creating_cps
+            if window.ended >= 0 and window.cpu_s > 0:
+                # Calls created in a burst cost little until their answers come back: what the
+                # loop completed is the better measure (not below half the other, as a loop
+                # that had just begun completes few of what it started)
+                completed = TARGET_SHARE * window.ended / window.cpu_s
+                sustainable = min(sustainable, max(completed, sustainable / 2))
             cap = min(sustainable, creating_cps * BACKOFF if self.cap_cps is not None else sustainable)
             cap = max(1.0, min(cap, offered_cps))
             if cap < offered_cps:
@@ -81,9 +107,9 @@ class GovernorClock:
         self._wall, self._cpu = wall, cpu
         self._last_wall, self._last_cpu = wall(), cpu()
 
-    def window(self, created: int, due_at: float) -> Window:
+    def window(self, created: int, due_at: float, ended: int = -1) -> Window:
         """The window since the last call; due_at: when the window's timer should have fired."""
         wall, cpu = self._wall(), self._cpu()
-        window = Window(wall - self._last_wall, cpu - self._last_cpu, created, max(0.0, wall - due_at))
+        window = Window(wall - self._last_wall, cpu - self._last_cpu, created, max(0.0, wall - due_at), ended)
         self._last_wall, self._last_cpu = wall, cpu
         return window

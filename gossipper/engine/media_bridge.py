@@ -65,13 +65,7 @@ class MediaBridge:
 
     def preload(self, scenario: model.Scenario) -> None:
         """Load the scenario's media files now, so a bad file fails the run before any call."""
-        media = [
-            action
-            for step in scenario.steps
-            for action in step.actions
-            if isinstance(action, model.Exec)
-            and (action.rtp is not None or action.play_pcap_audio or action.play_pcap_video)
-        ]
+        media = scenario.media_actions()
         self._binds_media = self._binds_media or bool(media)
         self.classic.preload(media)
 

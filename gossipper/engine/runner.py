@@ -427,7 +427,7 @@ class Run:
     def set_limit(self, limit: int) -> None:
         if self.generator is not None:
             self.generator.max_concurrent = limit
-            self.generator.notify_call_ended()
+            self.generator.wake()
 
     @property
     def rate(self) -> float:

@@ -353,6 +353,16 @@ class Scenario:
             self._rtd_names = list(names)
         return self._rtd_names
 
+    def media_actions(self) -> list[Exec]:
+        """The <exec> actions that open media sockets for a call (rtp_stream, pcap play)."""
+        return [
+            action
+            for step in self.steps
+            for action in step.actions
+            if isinstance(action, Exec)
+            and (action.rtp is not None or action.play_pcap_audio or action.play_pcap_video)
+        ]
+
     def step_labels(self) -> list[str]:
         return [step.display or step.label() for step in self.steps]
 

@@ -148,30 +148,37 @@ class BatchedUdpTransport:
         self._queue: list[tuple[bytes, Address]] = []
         self._flush_due = False
         self._waiting_writable = False
+        self._reading = False
         self._closed = False
         loop.add_reader(self._fd, self._readable)
 
     def _readable(self) -> None:
         receive, fd, on_message = self._recv_batch, self._fd, self._on_message
-        for _ in range(RECEIVE_ROUNDS):  # then let timers and other sockets have a turn
-            try:
-                batch = receive(fd, BATCH_SIZE)
-            except OSError:
-                self.send_errors += 1  # an ICMP error reported on the socket: a send failed
-                return
-            for data, source in batch:
-                on_message(data, source, self)
-                if self._closed:
+        self._reading = True  # what the answers send leaves at the end of this callback
+        try:
+            for _ in range(RECEIVE_ROUNDS):  # then let timers and other sockets have a turn
+                try:
+                    batch = receive(fd, BATCH_SIZE)
+                except OSError:
+                    self.send_errors += 1  # an ICMP error reported on the socket: a send failed
                     return
-            if len(batch) < BATCH_SIZE:
-                return
+                for data, source in batch:
+                    on_message(data, source, self)
+                    if self._closed:
+                        return
+                if len(batch) < BATCH_SIZE:
+                    return
+        finally:
+            self._reading = False
+            if self._queue and not self._flush_due and not self._waiting_writable and not self._closed:
+                self._flush()
 
     def send(self, data: bytes, remote: Address) -> None:
         if self._closed:
             self.send_errors += 1
             return
         self._queue.append((data, remote))
-        if not self._flush_due and not self._waiting_writable:
+        if not self._flush_due and not self._waiting_writable and not self._reading:
             self._flush_due = True
             self._loop.call_soon(self._flush)
 

@@ -120,6 +120,11 @@ class ScreenRefresher:
         counters = self.counters
         if counters.rate_cap_cps is None:
             return []
+        if counters.throttle_reason is None:  # the governor's slow start, before any overload
+            cap = counters.rate_cap_cps
+            return [
+                f"  Ramping up: creating {cap:.0f} calls/s, doubling while the loop keeps up (slow start)"
+            ]
         return [f"  Throttled: {counters.throttle_reason}"]
 
     def _counter_lines(self, now: float) -> list[str]:

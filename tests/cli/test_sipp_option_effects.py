@@ -247,3 +247,25 @@ def test_rtp_buffsize_and_mb_reach_the_media_sockets() -> None:
     assert _settings().media.socket_buffer_bytes is None  # the kernel's unless asked
     with _bound_socket(("127.0.0.1", 0), 100000) as sock:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 100000  # Linux doubles it
+
+
+@pytest.mark.parametrize(
+    ("flags", "refused"),
+    [
+        (["-sn", "uac"], False),  # [media_port] in the SDP only: no socket, no limit (as SIPp)
+        (["-sn", "uac", "-rtp_echo"], True),
+        (["-sn", "invite_media_scale"], True),
+        (["-sn", "invite_media_scale", "-l", "20000"], False),
+    ],
+)
+def test_l_is_held_to_the_media_port_range_only_where_calls_open_media(
+    flags: list[str], refused: bool
+) -> None:
+    from gossipper.cli.dispatch import load_run_scenario
+
+    config = parse_args([*flags, "127.0.0.1", "-l", "40000"] if "-l" not in flags else [*flags, "127.0.0.1"])
+    if refused:
+        with pytest.raises(UsageError, match="-l: 40000 concurrent calls need 40000 media ports"):
+            load_run_scenario(config)
+    else:
+        assert load_run_scenario(config) is not None

@@ -69,3 +69,29 @@ def test_the_clock_reads_windows_between_calls() -> None:
     advance()
     late = clock.window(created=0, due_at=11.0)
     assert late.wall_s == pytest.approx(0.7) and late.late_s == pytest.approx(0.2)
+
+
+def test_a_burst_of_calls_not_yet_answered_is_judged_by_the_calls_the_loop_completed() -> None:
+    """At start under heavy overload the loop creates calls faster than it can answer them:
+    their cost shows only when their responses come back, so the cap follows the calls that
+    ended (never below half the created-based cap, as a loop just begun has ended few)."""
+    governor = RateGovernor()
+    cap = governor.observe(Window(0.5, 0.5, 8000, 0.0, ended=5000), 50000, 50000)
+    assert cap == pytest.approx(0.8 * 5000 / 0.5)
+    assert RateGovernor().observe(Window(0.5, 0.5, 8000, 0.0, ended=100), 50000, 50000) == pytest.approx(6400)
+
+
+def test_a_high_offered_rate_starts_slow_and_doubles_while_the_loop_keeps_up() -> None:
+    governor = RateGovernor()
+    assert RateGovernor().start(2000) is None  # a rate one core surely carries starts at once
+    assert governor.start(50000) == 5000
+    assert governor.observe(Window(0.2, 0.05, 1000, 0.0), 50000, 5000) == 10000
+    assert governor.observe(Window(0.2, 0.16, 2000, 0.0), 50000, 10000) == 10000  # busy: holds
+    assert governor.observe(Window(0.2, 0.1, 2000, 0.0), 50000, 10000) == 20000
+    # saturated: slow start ends, the cap follows what the loop completed
+    cap = governor.observe(Window(0.2, 0.2, 4000, 0.0, ended=3000), 50000, 20000)
+    assert cap == pytest.approx(0.8 * 3000 / 0.2) and not governor.starting
+    assert governor.reason is not None and governor.throttled_s == pytest.approx(0.2)
+    near = RateGovernor()
+    assert near.start(8000) == 5000
+    assert near.observe(Window(0.2, 0.05, 1000, 0.0), 8000, 5000) is None  # doubled past the offered rate

@@ -118,3 +118,17 @@ def test_labels_beyond_the_counted_steps_show_zeros() -> None:
     text = screen.render(STARTED + 1)
     assert numbers_after(text, "INVITE ---------->") == [7, 0, 0, 0]
     assert numbers_after(text, "ACK ---------->") == [0, 0, 0, 0]
+
+
+def test_the_screen_says_when_creation_ramps_up_or_is_throttled() -> None:
+    counters = make_counters()
+    screen = ScreenRefresher(counters, LABELS, header, io.StringIO(), interactive=False)
+    assert "Ramping up" not in screen.render(STARTED + 1) and "Throttled" not in screen.render(STARTED + 1)
+    counters.rate_cap_cps = 5000.0  # slow start: capped, no overload seen
+    assert (
+        "Ramping up: creating 5000 calls/s, doubling while the loop keeps up (slow start)"
+        in screen.render(STARTED + 1)
+    )
+    counters.throttle_reason = "CPU-bound: the event loop used 97% of a core; creating 4000 of 9000 calls/s"
+    text = screen.render(STARTED + 2)
+    assert f"Throttled: {counters.throttle_reason}" in text and "Ramping up" not in text
