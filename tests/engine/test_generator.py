@@ -1,4 +1,5 @@
 import asyncio
+import itertools
 
 from gossipper.engine.generator import CallGenerator
 
@@ -44,3 +45,19 @@ def test_max_calls_caps_creation() -> None:
 
 def test_concurrency_limit_holds_creation() -> None:
     assert _run({"rate": 1000, "max_concurrent": 5}, 0.3) == 5
+
+
+def test_calls_are_created_a_few_at_a_time_not_one_wake_up_each() -> None:
+    """A wake-up of the loop costs more than a call: at 2000 calls/s a tick comes every 5 ms
+    or so with about ten calls, and the rate is still kept."""
+    loop = asyncio.new_event_loop()
+    ticks: list[float] = []
+    generator = CallGenerator(loop, 2000, 1000, 0, 0, lambda: ticks.append(loop.time()), lambda: 0)
+    generator.start()
+    loop.run_until_complete(asyncio.sleep(1.0))
+    generator.stop()
+    loop.close()
+    assert 1800 <= len(ticks) <= 2010
+    # a new tick: a call more than 0.5 ms after the previous one (a tick's calls follow at once)
+    wake_ups = 1 + sum(1 for before, after in itertools.pairwise(ticks) if after - before > 0.0005)
+    assert 100 <= wake_ups <= 260  # 1 ms ticks would make ~1000
