@@ -5,7 +5,12 @@ passes when no call fails and the achieved rate is within 5% of the offered one.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
     .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...] [--tools gossipper,sipp]
-        [--scenario uac|uac_ereg]
+        [--scenario uac|uac_ereg] [--side uac|uas]
+
+With --side uas the roles turn: each tool's UAS (`-sn uas -m calls`, CPU 0) answers
+`sipp -sn uac` (CPU 1), the same driver for both tools; calls, failures, retransmissions
+and the achieved rate come from the driver's -trace_stat, the CPU from the UAS under test
+(it exits after its -m calls, so the last call's closing timewait is in its run time).
 
 Every step is measured the same way for both tools, and printed in a per-step table:
 
@@ -29,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +137,11 @@ def _read_report(run: Run, workdir: Path) -> None:
         run.retransmissions = int(summary["retransmits"])
         run.elapsed_s = int(summary["duration_ms"]) / 1000
         return
+    _read_sipp_report(run, workdir)
+
+
+def _read_sipp_report(run: Run, workdir: Path) -> None:
+    """Fill run's counts from SIPp's uac -trace_stat CSV."""
     final = last_sipp_stat_row(workdir / "uac.csv")
     run.created = int(final["TotalCallCreated"])
     run.success = int(final["SuccessfulCall(C)"])
@@ -177,9 +188,62 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scen
     return run
 
 
-def measure_startup(tools: list[str], scenario: str = "uac") -> dict[str, float]:
+def _uas_command(tool: str, port: int, calls: int) -> list[str]:
+    common = ["-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-m", str(calls), "-nostdin"]
+    return gossipper_command(*common) if tool == "gossipper" else ["sipp", *common]
+
+
+def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> Run:
+    """One run of tool's uas (CPU 0) answering `sipp -sn uac` (CPU 1): calls at rate.
+
+    The driver's report gives the counts; a UAS that crashed or had to be killed counts
+    every call the driver did not see succeed as failed."""
+    timeout_s = timeout_s if timeout_s is not None else default_timeout_s(rate, calls)
+    port = free_port()
+    measured: dict[str, tuple[int, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        uas = threading.Thread(
+            target=lambda: measured.setdefault(
+                "uas",
+                run_and_measure_cpu(
+                    _pinned(0, _uas_command(tool, port, calls)),
+                    timeout=timeout_s + 60,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    cwd=workdir,
+                ),
+            )
+        )
+        uas.start()
+        time.sleep(0.6 if tool == "gossipper" else 0.3)  # the interpreter's start-up
+        started = time.monotonic()
+        driver = ["sipp", "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-m", str(calls)]
+        driver += ["-r", str(rate), "-l", str(max(100, rate * 2)), "-nostdin", "-timeout", str(timeout_s)]
+        driver += ["-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"]
+        subprocess.run(
+            _pinned(1, driver), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir, check=False
+        )
+        uas.join(timeout=timeout_s + 120)
+        returncode, cpu_s = measured.get("uas", (-9, 0.0))
+        run = Run(tool, rate, calls, 0, 0, calls, 0, time.monotonic() - started, cpu_s, returncode)
+        try:
+            _read_sipp_report(run, workdir)
+        except (OSError, ValueError, KeyError, IndexError):
+            run.failed = calls
+        if returncode not in (0, 1):
+            run.failed = max(run.failed, calls - run.success)
+    return run
+
+
+def run_side(side: str, tool: str, rate: int, calls: int, scenario: str = "uac") -> Run:
+    """One step of the tool on that side of the call."""
+    return run_uas(tool, rate, calls) if side == "uas" else run_uac(tool, rate, calls, scenario=scenario)
+
+
+def measure_startup(tools: list[str], scenario: str = "uac", side: str = "uac") -> dict[str, float]:
     """Each tool's start-up CPU seconds (the same command with `-m 1 -r 1`), printed once."""
-    startup = {tool: run_uac(tool, 1, 1, scenario=scenario).cpu_s for tool in tools}
+    startup = {tool: run_side(side, tool, 1, 1, scenario).cpu_s for tool in tools}
     print("start-up CPU: " + ", ".join(f"{tool} {cpu:.2f} s" for tool, cpu in startup.items()), flush=True)
     return startup
 
@@ -190,13 +254,18 @@ def format_cpu(run: Run, startup: dict[str, float]) -> str:
 
 
 def climb(
-    tool: str, rates: list[int], seconds: float, startup: dict[str, float], scenario: str = "uac"
+    tool: str,
+    rates: list[int],
+    seconds: float,
+    startup: dict[str, float],
+    scenario: str = "uac",
+    side: str = "uac",
 ) -> tuple[int, list[Run]]:
     """Rates in turn until a step fails: the highest clean rate (0 when none) and every step."""
     best = 0
     runs = []
     for rate in rates:
-        run = run_uac(tool, rate, int(rate * seconds), scenario=scenario)
+        run = run_side(side, tool, rate, int(rate * seconds), scenario)
         runs.append(run)
         print(
             f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
@@ -263,20 +332,23 @@ def main() -> int:
     parser.add_argument("--rates", type=parse_rates, default=list(DEFAULT_RATES))
     parser.add_argument("--tools", type=parse_tools, default=list(TOOLS), help="gossipper,sipp")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="uac", help="what each call runs")
+    parser.add_argument("--side", choices=("uac", "uas"), default="uac", help="which side is measured")
     args = parser.parse_args()
     if sipp_missing("sip_rate"):
         return 2
-    startup = measure_startup(args.tools, args.scenario)
+    if args.side == "uas" and args.scenario != "uac":
+        parser.error("--side uas runs the built-in uas; --scenario applies to the uac side")
+    startup = measure_startup(args.tools, args.scenario, args.side)
     best: dict[str, int] = {}
     runs: list[Run] = []
     for tool in args.tools:
-        best[tool], steps = climb(tool, args.rates, args.seconds, startup, args.scenario)
+        best[tool], steps = climb(tool, args.rates, args.seconds, startup, args.scenario, args.side)
         runs.extend(steps)
     print()
-    print(f"scenario: {args.scenario}")
+    print(f"scenario: {'uas' if args.side == 'uas' else args.scenario}")
     print(step_table(runs, startup))
     print()
-    print(markdown_header("UAC (pinned to 1 core)", "highest clean rate (cps)"))
+    print(markdown_header(f"{args.side.upper()} (pinned to 1 core)", "highest clean rate (cps)"))
     for tool, rate in best.items():
         print(f"| {tool} | {rate} |")
     if "gossipper" in best and "sipp" in best:

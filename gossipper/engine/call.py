@@ -20,7 +20,7 @@ from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.media.sdp import sdp_of_body
 from gossipper.scenario import model
 from gossipper.scenario.model import PAUSED_UNTIL, RETURN_ADDRESS, UNEXPECTED_LABEL
-from gossipper.sip.message import SipMessage, SipParseError
+from gossipper.sip.message import SentFacts, SipMessage, SipParseError, facts_of, sent_facts
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
@@ -68,19 +68,33 @@ class CallHost(Protocol):
 
 class SentMessage:
     """A message as it went out. Parsed only when something reads its fields: most ACKs
-    and BYEs never are, and parsing every one back is a cost per call (bench/sip_rate.py)."""
+    and BYEs never are, and parsing every one back is a cost per call (bench/sip_rate.py);
+    a response's few facts are read without building it (sent_facts)."""
 
-    def __init__(self, data: bytes, index: int, method: str | None, parsed: SipMessage | None = None) -> None:
+    def __init__(self, data: bytes, index: int, method: str | None) -> None:
         self.data = data
         self.index = index
         self.method = method  # the request method the template names; None for a response
-        self.parsed = parsed
+        self.parsed: SipMessage | None = None
+        self.facts: SentFacts | None = None
 
     @property
     def message(self) -> SipMessage:
         if self.parsed is None:
             self.parsed = SipMessage.parse(self.data)
         return self.parsed
+
+    def read_facts(self) -> SentFacts:
+        """is_request, method, status_code, cseq_method, To; SipParseError if it does not parse."""
+        facts = self.facts
+        if facts is None:
+            parsed = self.parsed
+            facts = self.facts = sent_facts(self.data) if parsed is None else facts_of(parsed)
+        return facts
+
+    @property
+    def request_method(self) -> str:
+        return self.method or self.read_facts()[1]
 
 
 class Call:
@@ -262,7 +276,9 @@ class Call:
         message: SipMessage | None = None
         if method is None or method == "INVITE" or step.actions:
             try:
-                message = sent.message
+                if method == "INVITE" or step.actions:
+                    message = sent.message
+                sent.read_facts()
             except SipParseError as error:
                 self._abort("scenario_error", f"step {self.index} renders an invalid SIP message: {error}")
                 return False
@@ -292,13 +308,12 @@ class Call:
     def _record_sent(self, sent: SentMessage) -> None:
         method = sent.method
         if method is None:  # a response, or a request line the template builds from keywords
-            message = sent.message
-            if not message.is_request:
-                if message.cseq_method == "INVITE" and 200 <= (message.status_code or 0) < 300:
-                    self.local_party = message.header("To")
+            is_request, method, status_code, cseq_method, to = sent.read_facts()
+            if not is_request:
+                if cseq_method == "INVITE" and 200 <= (status_code or 0) < 300:
+                    self.local_party = to
                     self.ack_pending = True
                 return
-            method = message.method
         self.methods_sent.add(method)
         if method == "INVITE":
             invite = sent.message
@@ -329,7 +344,7 @@ class Call:
         sent = self.last_sent
         if self.finished or sent is None:
             return
-        is_invite = sent.method == "INVITE" or (sent.method is None and sent.message.method == "INVITE")
+        is_invite = sent.request_method == "INVITE"
         if self._retrans_count >= self.policy.max_retrans(is_invite):
             self.host.counters.steps[sent.index].timeouts += 1
             reason = f"no answer after {self._retrans_count} retransmissions of step {sent.index}"
@@ -846,7 +861,7 @@ class Call:
 
     def _last_sent_invite(self) -> bool:
         sent = self.last_sent
-        return sent is not None and (sent.method or sent.message.method) == "INVITE"
+        return sent is not None and sent.request_method == "INVITE"
 
     def _dialog_request(self, method: str, cseq: int) -> SipMessage:
         run = self.context.run

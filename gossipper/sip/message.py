@@ -37,7 +37,7 @@ _COMPACT = {
 }
 _TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 _WSP = " \t"
-HeaderIndex = dict[str, list[str]]  # canonical name -> every value, in order
+HeaderIndex = dict[str, tuple[str, ...]]  # canonical name -> every value, in order
 Indexed = tuple[list[tuple[str, str]], HeaderIndex]
 IndexHeaders = Callable[[bytes, int, int], Indexed]
 # first line, headers, index, body, is_request, call_id, status_code, method, cseq_method (None: unknown)
@@ -45,6 +45,9 @@ ParseWhole = Callable[
     [bytes],
     tuple[str, list[tuple[str, str]], HeaderIndex, bytes, bool, str, int | None, str, str | None] | None,
 ]
+# what a call keeps about a message it sent: is_request, method, status_code, cseq_method, To
+SentFacts = tuple[bool, str, int | None, str, str | None]
+PeekMessage = Callable[[bytes], SentFacts | None]
 _rng = random.Random()  # private: a scenario seeding `random` must not make branches repeat
 
 
@@ -332,7 +335,8 @@ def _python_index_headers(data: bytes, start: int, end: int) -> Indexed:
 def _index_of(headers: list[tuple[str, str]]) -> HeaderIndex:
     index: HeaderIndex = {}
     for name, value in headers:
-        index.setdefault(_canonical(name), []).append(value)
+        key = _canonical(name)
+        index[key] = (*index[key], value) if key in index else (value,)
     return index
 
 
@@ -343,15 +347,15 @@ def _native_or_python(native: Callable[[bytes, int, int], Indexed | None]) -> In
     return index_headers
 
 
-def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None]:
+def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None, PeekMessage | None]:
     """The native parser and indexer when built, unless GOSSIPPER_SIP_BACKEND=python."""
     if pure_python_sip():
-        return "python", _python_index_headers, None
+        return "python", _python_index_headers, None, None
     try:
-        from gossipper.sip._sipcore import index_headers, parse_message
+        from gossipper.sip._sipcore import index_headers, parse_message, peek_message
     except ImportError:
-        return "python", _python_index_headers, None
-    return "native", _native_or_python(index_headers), parse_message
+        return "python", _python_index_headers, None, None
+    return "native", _native_or_python(index_headers), parse_message, peek_message
 
 
 def find_message_end(buffer: bytes | bytearray) -> int | None:
@@ -384,6 +388,18 @@ def find_message_end(buffer: bytes | bytearray) -> int | None:
     return end if end <= size else None
 
 
+def sent_facts(data: bytes) -> SentFacts:
+    """The facts a call keeps about a message it renders, once it is known to parse: read
+    without building the message when the native core can, else from the whole parse
+    (which raises SipParseError, in its words, for a message that does not parse)."""
+    peeked = _peek_message(data) if _peek_message is not None else None
+    return peeked if peeked is not None else facts_of(SipMessage.parse(data))
+
+
+def facts_of(message: SipMessage) -> SentFacts:
+    return message.is_request, message.method, message.status_code, message.cseq_method, message.header("To")
+
+
 def make_response(request: SipMessage, code: int, reason: str, to_tag: str | None = None) -> SipMessage:
     """A response that the request's sender will match (RFC 3261 section 8.2.6)."""
     headers = [("Via", via) for via in request.header_values("Via")]
@@ -407,4 +423,4 @@ def generate_tag() -> str:
     return f"{_rng.getrandbits(64):016x}"
 
 
-BACKEND, _index_headers, _parse_whole = _choose_parsers()  # which one parses: tests run both
+BACKEND, _index_headers, _parse_whole, _peek_message = _choose_parsers()  # which one parses: tests run both
