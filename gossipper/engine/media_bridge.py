@@ -112,7 +112,10 @@ class MediaBridge:
             self.classic.call_started(call.call_id, call.context.media_port)
 
     def sdp_received(self, call: Call, sdp: bytes) -> None:
-        self.classic.remote_sdp_changed(call.call_id, sdp)
+        # The peer's SDP matters to the classic side only for a session it may re-aim or
+        # echo, or an a=crypto to answer; a media action reads it from the call's context.
+        if self._binds_media or self.settings.echo or self.settings.srtp:
+            self.classic.remote_sdp_changed(call.call_id, sdp)
 
     def crypto_attribute(self, call_id: str) -> str:
         return self.classic.local_crypto_attribute(call_id)

@@ -133,16 +133,19 @@ def _chunks(lines: tuple[tuple[str, ...], ...], keep_first: bool) -> tuple[_Chun
 
 
 Slot = Callable[[Any], str]
-_BoundChunk = tuple[list[str], tuple[tuple[int, Slot], ...], bool]  # pieces, filled slots, droppable
+# pieces, filled slots, droppable, [len] places ((position in pieces, offset))
+_BoundChunk = tuple[list[str], tuple[tuple[int, Slot], ...], bool, tuple[tuple[int, int], ...]]
 
 
 class BoundTemplate:
     """A template whose tokens are tied once to the functions that answer them.
 
     Every message of every call is rendered from one of these, so the per-message work
-    is filling slots and joining, with no token lookup or line scanning."""
+    is filling slots and joining, with no token lookup or line scanning. [len] in the
+    headers is a place filled with the body's size once the body is rendered; only a
+    [len] inside the body itself takes the slower search and replace."""
 
-    __slots__ = ("_body", "_has_length", "_head")
+    __slots__ = ("_body", "_body_has_length", "_head")
 
     def __init__(
         self,
@@ -160,26 +163,31 @@ class BoundTemplate:
                         slots.append((index, slot_for(token)))
                     else:  # the same for every call of the run: written in once
                         pieces[index] = constant
-                result.append((pieces, tuple(slots), chunk.droppable))
+                lengths = tuple(
+                    (index, int(match.group(1) or 0))
+                    for index, piece in enumerate(pieces)
+                    if (match := _LEN_VALUE.fullmatch(piece)) is not None
+                )
+                result.append((pieces, tuple(slots), chunk.droppable, lengths))
             return tuple(result)
 
         self._head = bound(template.head_chunks)
         self._body = bound(template.body_chunks) if template.body_chunks is not None else None
-        self._has_length = any(
-            piece.startswith(_LEN_MARK)
-            for chunks in (self._head, self._body or ())
-            for pieces, _, _ in chunks
-            for piece in pieces
-        )
+        self._body_has_length = any(lengths for _, _, _, lengths in self._body or ())
 
     @staticmethod
-    def _section(chunks: tuple[_BoundChunk, ...], context: Any) -> str:
+    def _section(chunks: tuple[_BoundChunk, ...], context: Any, size: int) -> str:
+        """The chunks filled in; [len] places get size, or keep their marker when size < 0."""
         kept = []
-        for pieces, slots, droppable in chunks:
-            if slots:
+        for pieces, slots, droppable, lengths in chunks:
+            if slots or (lengths and size >= 0):
                 pieces = pieces.copy()
                 for index, slot in slots:
                     pieces[index] = slot(context)
+                if size >= 0:
+                    for index, offset in lengths:
+                        # SIPp writes the length into five reserved columns ("%5u"): "Content-Length:     0".
+                        pieces[index] = f"{size + offset:5d}"
             text = "".join(pieces)
             if text or not droppable:
                 kept.append(text)
@@ -187,13 +195,13 @@ class BoundTemplate:
 
     def render(self, context: Any) -> bytes:
         """The wire bytes: keywords replaced, lines a keyword left empty dropped, [len] = body size."""
-        head = self._section(self._head, context)
         if self._body is None:
-            return _with_lengths(head, b"", "") if self._has_length else head.encode(*_WIRE)
-        body = self._section(self._body, context).encode(*_WIRE)
-        if not self._has_length:
-            return head.encode(*_WIRE) + b"\r\n\r\n" + body
-        return _with_lengths(head, body, "\r\n\r\n")
+            return self._section(self._head, context, 0).encode(*_WIRE)
+        if self._body_has_length:
+            head = self._section(self._head, context, -1)
+            return _with_lengths(head, self._section(self._body, context, -1).encode(*_WIRE), "\r\n\r\n")
+        body = self._section(self._body, context, -1).encode(*_WIRE)
+        return self._section(self._head, context, len(body)).encode(*_WIRE) + b"\r\n\r\n" + body
 
 
 def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
@@ -201,7 +209,6 @@ def _with_lengths(head: str, body: bytes, separator: str) -> bytes:
         size = len(body)
 
         def length(match: re.Match[str]) -> str:
-            # SIPp writes the length into five reserved columns ("%5u"): "Content-Length:     0".
             return f"{size + int(match.group(1) or 0):5d}"
 
         head = _LEN_VALUE.sub(length, head)

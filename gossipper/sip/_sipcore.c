@@ -51,6 +51,37 @@ static void strip_wsp(const char **start, const char **end) {
     while (*end > *start && is_wsp((*end)[-1])) (*end)--;
 }
 
+/* The canonical names peers send most, made once: a received message names a dozen
+ * headers, and each would otherwise cost a new str. */
+static const char *const known_names[] = {
+    "via", "from", "to", "call-id", "cseq", "contact", "content-length", "content-type",
+    "max-forwards", "user-agent", "subject", "allow", "supported", "record-route", "route",
+    "expires", "server", "accept", "session-expires", "min-se", "require", "p-asserted-identity",
+    "privacy", "www-authenticate", "authorization", "proxy-authenticate", "proxy-authorization",
+    "event", "allow-events", "date", "timestamp", "organization", "rseq", "rack",
+};
+#define KNOWN_NAMES (sizeof(known_names) / sizeof(known_names[0]))
+static PyObject *known_name_objects[KNOWN_NAMES];
+
+static int make_known_names(void) {
+    for (size_t i = 0; i < KNOWN_NAMES; i++) {
+        known_name_objects[i] = PyUnicode_InternFromString(known_names[i]);
+        if (known_name_objects[i] == NULL) return -1;
+    }
+    return 0;
+}
+
+static PyObject *known_or_new(const char *lowered, Py_ssize_t size) {
+    for (size_t i = 0; i < KNOWN_NAMES; i++) {
+        const char *known = known_names[i];
+        if (known[0] == lowered[0] && (Py_ssize_t)strlen(known) == size && memcmp(known, lowered, (size_t)size) == 0) {
+            Py_INCREF(known_name_objects[i]);
+            return known_name_objects[i];
+        }
+    }
+    return PyUnicode_FromStringAndSize(lowered, size);
+}
+
 /* The canonical (lower-case, compact forms expanded) name; NULL with no error set when
  * the name is not plain ASCII, so that the caller falls back to Python's lower(). */
 static PyObject *canonical_name(const char *name, Py_ssize_t size) {
@@ -63,9 +94,9 @@ static PyObject *canonical_name(const char *name, Py_ssize_t size) {
     }
     if (size == 1) {
         const char *full = compact_name(lowered[0]);
-        if (full != NULL) return PyUnicode_InternFromString(full);
+        if (full != NULL) return known_or_new(full, (Py_ssize_t)strlen(full));
     }
-    return PyUnicode_FromStringAndSize(lowered, size);
+    return known_or_new(lowered, size);
 }
 
 /* A tuple that holds only str can never be part of a reference cycle; CPython's
@@ -77,12 +108,10 @@ static PyObject *untracked(PyObject *tuple) {
     return tuple;
 }
 
-/* Appends `piece` to the value of the last header, as a folded continuation line does. */
-static int fold_into_last(PyObject *headers, PyObject *piece) {
-    Py_ssize_t last = PyList_GET_SIZE(headers) - 1;
-    PyObject *pair = PyList_GET_ITEM(headers, last);
-    PyObject *name = PyTuple_GET_ITEM(pair, 0);
-    PyObject *value = PyTuple_GET_ITEM(pair, 1);
+/* Appends `piece` to the last value, as a folded continuation line does. */
+static int fold_into_last(PyObject *values, PyObject *piece) {
+    Py_ssize_t last = PyList_GET_SIZE(values) - 1;
+    PyObject *value = PyList_GET_ITEM(values, last);
     PyObject *folded;
     if (PyUnicode_GET_LENGTH(value) == 0) {
         folded = piece;
@@ -91,30 +120,27 @@ static int fold_into_last(PyObject *headers, PyObject *piece) {
         folded = PyUnicode_FromFormat("%U %U", value, piece);
         if (folded == NULL) return -1;
     }
-    PyObject *replaced = untracked(PyTuple_Pack(2, name, folded));
-    Py_DECREF(folded);
-    if (replaced == NULL) return -1;
-    return PyList_SetItem(headers, last, replaced); /* steals replaced, drops the old pair */
+    return PyList_SetItem(values, last, folded); /* steals folded, drops the old value */
 }
 
 /* Every value of each canonical name, in order, as a tuple of str: a dict holding only
  * str and untracked tuples is itself left untracked by CPython. */
-static PyObject *index_from(PyObject *headers, PyObject *canonical) {
+static PyObject *index_from(PyObject *values, PyObject *canonical) {
     PyObject *index = PyDict_New();
     if (index == NULL) return NULL;
-    Py_ssize_t count = PyList_GET_SIZE(headers);
+    Py_ssize_t count = PyList_GET_SIZE(values);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *key = PyList_GET_ITEM(canonical, i);
-        PyObject *value = PyTuple_GET_ITEM(PyList_GET_ITEM(headers, i), 1);
-        PyObject *values = PyDict_GetItemWithError(index, key); /* borrowed */
-        if (values == NULL && PyErr_Occurred()) goto fail;
-        Py_ssize_t known = values != NULL ? PyTuple_GET_SIZE(values) : 0;
+        PyObject *value = PyList_GET_ITEM(values, i);
+        PyObject *earlier = PyDict_GetItemWithError(index, key); /* borrowed */
+        if (earlier == NULL && PyErr_Occurred()) goto fail;
+        Py_ssize_t known = earlier != NULL ? PyTuple_GET_SIZE(earlier) : 0;
         PyObject *grown = PyTuple_New(known + 1);
         if (grown == NULL) goto fail;
         for (Py_ssize_t j = 0; j < known; j++) {
-            PyObject *earlier = PyTuple_GET_ITEM(values, j);
-            Py_INCREF(earlier);
-            PyTuple_SET_ITEM(grown, j, earlier);
+            PyObject *item = PyTuple_GET_ITEM(earlier, j);
+            Py_INCREF(item);
+            PyTuple_SET_ITEM(grown, j, item);
         }
         Py_INCREF(value);
         PyTuple_SET_ITEM(grown, known, value);
@@ -128,13 +154,16 @@ fail:
     return NULL;
 }
 
-/* The header lines of buf[start:end] as ((name, value) list, index by canonical name);
- * Py_None (a new reference) when the Python version must decide; NULL on error. */
-static PyObject *index_section(const char *buf, Py_ssize_t start, Py_ssize_t end) {
-    PyObject *headers = NULL, *canonical = NULL, *index = NULL, *result = NULL;
-    headers = PyList_New(0);
+/* The header lines of buf[start:end]: with_pairs, ((name, value) list, index by canonical
+ * name), else the index alone (a received message builds its list of pairs only when
+ * something asks for it); Py_None (a new reference) when the Python version must
+ * decide; NULL on error. */
+static PyObject *index_section(const char *buf, Py_ssize_t start, Py_ssize_t end, int with_pairs) {
+    PyObject *names = NULL, *values = NULL, *canonical = NULL, *index = NULL, *result = NULL;
+    values = PyList_New(0);
     canonical = PyList_New(0);
-    if (headers == NULL || canonical == NULL) goto done;
+    if (with_pairs) names = PyList_New(0);
+    if (values == NULL || canonical == NULL || (with_pairs && names == NULL)) goto done;
     const char *cursor = buf + start;
     const char *section_end = buf + end;
     for (;;) {
@@ -144,12 +173,12 @@ static PyObject *index_section(const char *buf, Py_ssize_t start, Py_ssize_t end
         const char *stop = line_end;
         if (stop > line && stop[-1] == '\r') stop--;
         if (line < stop && is_wsp(*line)) { /* a folded continuation of the last header */
-            if (PyList_GET_SIZE(headers) == 0) goto fallback;
+            if (PyList_GET_SIZE(values) == 0) goto fallback;
             const char *piece_start = line, *piece_end = stop;
             strip_wsp(&piece_start, &piece_end);
             PyObject *piece = PyUnicode_DecodeUTF8(piece_start, piece_end - piece_start, NULL);
             if (piece == NULL) goto fallback;
-            int folded = fold_into_last(headers, piece);
+            int folded = fold_into_last(values, piece);
             Py_DECREF(piece);
             if (folded < 0) goto done;
         } else {
@@ -162,33 +191,54 @@ static PyObject *index_section(const char *buf, Py_ssize_t start, Py_ssize_t end
             strip_wsp(&value_start, &value_end);
             PyObject *key = canonical_name(name_start, name_end - name_start);
             if (key == NULL) goto fallback;
-            PyObject *name = PyUnicode_DecodeUTF8(name_start, name_end - name_start, NULL);
-            PyObject *value = name != NULL ? PyUnicode_DecodeUTF8(value_start, value_end - value_start, NULL)
-                                           : NULL;
-            PyObject *pair = value != NULL ? untracked(PyTuple_Pack(2, name, value)) : NULL;
-            Py_XDECREF(name);
-            Py_XDECREF(value);
-            if (pair == NULL) {
+            PyObject *value = PyUnicode_DecodeUTF8(value_start, value_end - value_start, NULL);
+            if (value == NULL) {
                 Py_DECREF(key);
                 goto fallback;
             }
-            int appended = PyList_Append(headers, pair) | PyList_Append(canonical, key);
-            Py_DECREF(pair);
+            int appended = PyList_Append(values, value) | PyList_Append(canonical, key);
+            Py_DECREF(value);
             Py_DECREF(key);
             if (appended < 0) goto done;
+            if (with_pairs) {
+                PyObject *name = PyUnicode_DecodeUTF8(name_start, name_end - name_start, NULL);
+                if (name == NULL) goto done; /* ASCII, as canonical_name checked */
+                appended = PyList_Append(names, name);
+                Py_DECREF(name);
+                if (appended < 0) goto done;
+            }
         }
         if (newline == NULL) break;
         cursor = newline + 1;
     }
-    index = index_from(headers, canonical);
-    if (index != NULL) result = PyTuple_Pack(2, headers, index);
+    index = index_from(values, canonical);
+    if (index == NULL) goto done;
+    if (!with_pairs) {
+        result = index;
+        index = NULL;
+        goto done;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(values);
+    PyObject *headers = PyList_New(count);
+    if (headers == NULL) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pair = untracked(PyTuple_Pack(2, PyList_GET_ITEM(names, i), PyList_GET_ITEM(values, i)));
+        if (pair == NULL) {
+            Py_DECREF(headers);
+            goto done;
+        }
+        PyList_SET_ITEM(headers, i, pair);
+    }
+    result = PyTuple_Pack(2, headers, index);
+    Py_DECREF(headers);
     goto done;
 fallback: /* the Python version decides, and words any error */
     PyErr_Clear();
     result = Py_None;
     Py_INCREF(result);
 done:
-    Py_XDECREF(headers);
+    Py_XDECREF(names);
+    Py_XDECREF(values);
     Py_XDECREF(canonical);
     Py_XDECREF(index);
     return result;
@@ -203,7 +253,7 @@ static PyObject *index_headers(PyObject *self, PyObject *args) {
     if (start < 0 || end > data.len || start > end)
         PyErr_SetString(PyExc_ValueError, "header section outside the message");
     else
-        result = index_section((const char *)data.buf, start, end);
+        result = index_section((const char *)data.buf, start, end, 1);
     PyBuffer_Release(&data);
     return result;
 }
@@ -338,27 +388,26 @@ static PyObject *parse_message(PyObject *self, PyObject *arg) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    PyObject *indexed;
+    Py_ssize_t section_start = 0, section_end = 0;
+    PyObject *index;
     if (head_end > newline) {
-        indexed = index_section(data, newline + 1 - data, head_end - data);
+        section_start = newline + 1 - data;
+        section_end = head_end - data;
+        index = index_section(data, section_start, section_end, 0);
     } else {
-        PyObject *headers = PyList_New(0), *index = PyDict_New();
-        indexed = headers != NULL && index != NULL ? PyTuple_Pack(2, headers, index) : NULL;
-        Py_XDECREF(headers);
-        Py_XDECREF(index);
+        index = PyDict_New();
     }
-    if (indexed == NULL || indexed == Py_None) {
+    if (index == NULL || index == Py_None) {
         Py_DECREF(first_line);
-        return indexed;
+        return index;
     }
-    PyObject *index = PyTuple_GET_ITEM(indexed, 1);
     Py_ssize_t body_size = end - body;
     PyObject *length = first_value(index, "content-length");
     if (length != NULL) {
         long expected = content_length_of(length);
         if (expected < 0 || expected > MAX_CONTENT_LENGTH || expected > body_size) {
             Py_DECREF(first_line);
-            Py_DECREF(indexed);
+            Py_DECREF(index);
             Py_RETURN_NONE;
         }
         body_size = expected;
@@ -368,30 +417,23 @@ static PyObject *parse_message(PyObject *self, PyObject *arg) {
     PyObject *method = kind == 1 ? PyUnicode_DecodeUTF8(data, (const char *)memchr(data, ' ', (size_t)size) - data,
                                                         NULL)
                                  : PyUnicode_FromString("");
+    PyObject *call_id_value = call_id != NULL ? call_id : PyUnicode_FromString("");
+    if (call_id != NULL) Py_INCREF(call_id_value);
     PyObject *result = NULL;
-    if (method != NULL) {
+    if (method != NULL && call_id_value != NULL) {
         PyObject *status_code = kind == 2 ? PyLong_FromLong(status) : Py_None;
         if (kind != 2) Py_INCREF(status_code);
-        result = Py_BuildValue("(NOOy#OsNNO)", first_line, PyTuple_GET_ITEM(indexed, 0), index, body,
-                               body_size, kind == 1 ? Py_True : Py_False, "", status_code, method,
-                               cseq_method != NULL ? cseq_method : Py_None);
-        first_line = NULL; /* stolen by N */
+        /* the Call-ID is "" without one, as message.call_id answers */
+        result = Py_BuildValue("(NNy#ONNNOnn)", first_line, index, body, body_size, kind == 1 ? Py_True : Py_False,
+                               call_id_value, status_code, method, cseq_method != NULL ? cseq_method : Py_None,
+                               section_start, section_end);
+        first_line = index = call_id_value = method = NULL; /* stolen by N */
     }
     Py_XDECREF(first_line);
+    Py_XDECREF(index);
+    Py_XDECREF(call_id_value);
+    Py_XDECREF(method);
     Py_XDECREF(cseq_method);
-    Py_DECREF(indexed);
-    if (result == NULL) return NULL;
-    /* the Call-ID, or "" as message.call_id answers without one */
-    PyObject *call_id_value = call_id != NULL ? call_id : PyUnicode_FromString("");
-    if (call_id == NULL && call_id_value == NULL) {
-        Py_DECREF(result);
-        return NULL;
-    }
-    if (call_id != NULL) Py_INCREF(call_id_value);
-    if (PyTuple_SetItem(result, 5, call_id_value) < 0) {
-        Py_DECREF(result);
-        return NULL;
-    }
     return result;
 }
 
@@ -704,9 +746,10 @@ static PyMethodDef methods[] = {
      "data[start:end] as (name, value) pairs and by canonical name; None when the Python "
      "version must decide."},
     {"parse_message", parse_message, METH_O,
-     "parse_message(data) -> (first_line, headers, index, body, is_request, call_id, status_code, "
-     "method, cseq_method) or None: a well-formed message in one pass; None when the Python "
-     "parser must decide (cseq_method None: Python works it out)."},
+     "parse_message(data) -> (first_line, index, body, is_request, call_id, status_code, method, "
+     "cseq_method, section_start, section_end) or None: a well-formed message in one pass (its "
+     "(name, value) pairs are index_headers(data, section_start, section_end) when asked for); "
+     "None when the Python parser must decide (cseq_method None: Python works it out)."},
     {"recv_batch", recv_batch, METH_VARARGS,
      "recv_batch(fd, limit) -> [(data, (host, port)), ...]: the datagrams waiting on a "
      "non-blocking UDP socket, at most limit (<= 64) of them, in one recvmmsg."},
@@ -722,4 +765,7 @@ static struct PyModuleDef module = {
     NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__sipcore(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__sipcore(void) {
+    if (make_known_names() < 0) return NULL;
+    return PyModule_Create(&module);
+}

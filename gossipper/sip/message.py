@@ -40,10 +40,11 @@ _WSP = " \t"
 HeaderIndex = dict[str, tuple[str, ...]]  # canonical name -> every value, in order
 Indexed = tuple[list[tuple[str, str]], HeaderIndex]
 IndexHeaders = Callable[[bytes, int, int], Indexed]
-# first line, headers, index, body, is_request, call_id, status_code, method, cseq_method (None: unknown)
+# first line, index, body, is_request, call_id, status_code, method, cseq_method (None: unknown),
+# and where the header section is (its (name, value) pairs are read from there when asked for)
 ParseWhole = Callable[
     [bytes],
-    tuple[str, list[tuple[str, str]], HeaderIndex, bytes, bool, str, int | None, str, str | None] | None,
+    tuple[str, HeaderIndex, bytes, bool, str, int | None, str, str | None, int, int] | None,
 ]
 # what a call keeps about a message it sent: is_request, method, status_code, cseq_method, To
 SentFacts = tuple[bool, str, int | None, str, str | None]
@@ -132,10 +133,14 @@ class SipMessage:
     it parses; messages are not edited after they are inspected."""
 
     def __init__(
-        self, first_line: str, headers: list[tuple[str, str]], body: bytes = b"", raw: bytes = b""
+        self, first_line: str, headers: list[tuple[str, str]] | None, body: bytes = b"", raw: bytes = b""
     ) -> None:
         self.first_line = first_line
-        self.headers = headers
+        # None: not built yet, read from raw[_section_start:_section_end] when asked for
+        # (receivers look headers up by name; the ordered pairs are for the few that re-send)
+        self._headers = headers
+        self._section_start = 0
+        self._section_end = 0
         self.body = body
         # The bytes it was parsed from, as they came: what SIPp's ereg searches (empty when built here).
         self.raw = raw
@@ -165,8 +170,10 @@ class SipMessage:
         parsed = _parse_whole(data) if _parse_whole is not None else None
         if parsed is None:
             return cls._parse_python(data)
-        first_line, headers, index, body, is_request, call_id, status_code, method, cseq_method = parsed
-        message = cls(first_line, headers, body, data)
+        first_line, index, body, is_request, call_id, status_code, method, cseq_method, start, end = parsed
+        message = cls(first_line, None, body, data)
+        message._section_start = start
+        message._section_end = end
         message._index = index
         message._start_known = True  # what every receiver reads at once, known from the one pass
         message._is_request = is_request
@@ -209,6 +216,15 @@ class SipMessage:
         return message
 
     # ------------------------------------------------------------------ headers
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        """Every header line as (name as spelled, value), in order."""
+        headers = self._headers
+        if headers is None:
+            start, end = self._section_start, self._section_end
+            headers = self._headers = _index_headers(self.raw, start, end)[0] if end > start else []
+        return headers
+
     def _lookup(self) -> HeaderIndex:
         index = self._index
         if index is None:

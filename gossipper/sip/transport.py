@@ -26,6 +26,10 @@ SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 LISTEN_BACKLOG = 1024
 RECEIVE_CHUNK = 65536
 BATCH_SIZE = 64  # datagrams per recvmmsg (the native core's most)
+# Answers queued while reading leave once this many wait: loopback puts a sendmmsg's whole
+# batch into the peer's socket at once, and SIPp's default buffer (-buff_size 65535) holds
+# about a hundred messages; 128 answers at once overflowed it at 6000 calls/s.
+FLUSH_AT = 32
 RECEIVE_ROUNDS = 4  # batches read per wake-up before the loop serves anything else
 NOT_NUMERIC = -1  # send_batch: the destination is a name to resolve
 CONNECT_READY_TIMEOUT_S = 10.0  # a TLS handshake or WebSocket upgrade that takes longer has failed
@@ -166,6 +170,8 @@ class BatchedUdpTransport:
                     on_message(data, source, self)
                     if self._closed:
                         return
+                    if len(self._queue) >= FLUSH_AT and not self._waiting_writable:
+                        self._flush()
                 if len(batch) < BATCH_SIZE:
                     return
         finally:

@@ -24,11 +24,13 @@ def sip_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if request.param == "python":
         monkeypatch.setattr(message, "_index_headers", message._python_index_headers)
         monkeypatch.setattr(message, "_parse_whole", None)
+        monkeypatch.setattr(message, "_peek_message", None)
     else:
         if _sipcore is None:
             pytest.skip("the native SIP core is not built")
         monkeypatch.setattr(message, "_index_headers", message._native_or_python(_sipcore.index_headers))
         monkeypatch.setattr(message, "_parse_whole", _sipcore.parse_message)
+        monkeypatch.setattr(message, "_peek_message", _sipcore.peek_message)
     yield request.param
 
 

@@ -12,6 +12,7 @@ import uvloop
 
 from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import BindError
+from gossipper.sip import transport as transport_module
 from gossipper.sip.transport import (
     Address,
     SipTransport,
@@ -165,6 +166,40 @@ def test_udp_bursts_names_and_closing(run: Runner) -> None:
             assert sender.send_errors == 0
         finally:
             peer.close()
+
+    run(scenario())
+
+
+@RUNNERS
+def test_answers_to_a_burst_leave_a_few_dozen_at_a_time(run: Runner) -> None:
+    """A peer with SIPp's default 64 kB receive buffer lost answers when all of a wake-up's
+    answers (up to 512) left in one sendmmsg: they leave FLUSH_AT at a time, in order."""
+    if transport_module._native_io is None:
+        pytest.skip("the native SIP core is not built")
+
+    async def scenario() -> None:
+        echo = await open_udp(LOOPBACK, 0, _echo)
+        assert isinstance(echo, transport_module.BatchedUdpTransport)
+        sizes: list[int] = []
+        send_batch = echo._send_batch
+
+        def counting(fd: int, queue: list[tuple[bytes, Address]], start: int) -> tuple[int, int]:
+            sizes.append(len(queue) - start)
+            return send_batch(fd, queue, start)  # type: ignore[no-any-return]
+
+        echo._send_batch = counting
+        inbox = Inbox()
+        client = await open_udp(LOOPBACK, 0, inbox)
+        try:
+            burst = [_message(f"burst-{index}") for index in range(300)]
+            for data in burst:
+                client.send(data, echo.local_address)
+            items = await inbox.wait_for(300)
+            assert [data for data, _, _ in items] == [b"echo " + data for data in burst]
+            assert sum(sizes) == 300 and max(sizes) <= 64  # SIPp's 64 kB holds about a hundred
+        finally:
+            client.close()
+            echo.close()
 
     run(scenario())
 
