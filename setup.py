@@ -27,6 +27,7 @@ COMPILED_MODULES = [
     "gossipper/engine/call_factory.py",
     "gossipper/engine/generator.py",
     "gossipper/engine/runner.py",
+    "gossipper/engine/timers.py",
 ]
 
 

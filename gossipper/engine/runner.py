@@ -30,6 +30,7 @@ from gossipper.engine.other_scenario import OtherScenario, OtherScenarioHost
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
 from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode, rate_ceiling
 from gossipper.engine.sip_endpoints import SipEndpoints
+from gossipper.engine.timers import TimerWheel
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
 from gossipper.engine.watchdog import Watchdog
@@ -43,7 +44,6 @@ from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import DEFAULT_RTT_BUCKETS_MS, RunCounters
 
 HOUSEKEEPING_S = 1.0
-TIMER_SLACK_S = 0.001
 
 
 def _install_loop() -> asyncio.AbstractEventLoop:
@@ -104,6 +104,7 @@ class Run:
         self.policy = settings.policy
         self.scenario = scenario
         self.loop = loop
+        self.timers = TimerWheel(loop)  # the calls' timers; the run's own use the loop
         self.counters = RunCounters()
         self.counters.ensure_steps(len(scenario.steps))
         for name in scenario.rtd_names:  # known up front so the -trace_stat header lists them
@@ -569,9 +570,9 @@ class Run:
         return time.monotonic()
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
-        # uvloop counts timers from its loop time, whole milliseconds read when the turn began,
-        # so a timer may fire up to 1 ms before delay_s has passed: a pause would end early.
-        return self.loop.call_later(delay_s + TIMER_SLACK_S if delay_s > 0 else 0.0, callback)
+        if delay_s <= 0:
+            return self.loop.call_soon(callback)
+        return self.timers.call_later(delay_s, callback)
 
     def transmit(self, data: bytes, transport: SipTransport, destination: Address) -> None:
         transport.send(data, destination)
@@ -662,6 +663,7 @@ class Run:
     def _finish_run(self) -> None:
         for call in list(self.dispatcher.calls.values()):
             call.abort_now()
+        self.timers.close()
         self.media.close()
         self.counters.finished_at = time.time()
         self.control.close()

@@ -1,0 +1,93 @@
+"""The calls' timer wheel, on the default asyncio loop and on uvloop (what runs use)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+import uvloop
+
+from gossipper.engine.timers import TimerWheel
+
+Runner = Callable[[Coroutine[Any, Any, None]], None]
+RUNNERS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
+
+
+@RUNNERS
+def test_timers_fire_in_order_never_early_and_not_when_cancelled(run: Runner) -> None:
+    async def scenario() -> None:
+        wheel = TimerWheel(asyncio.get_running_loop())
+        fired: list[tuple[float, float]] = []  # (when it was due, when it fired)
+        done = asyncio.Event()
+        delays = [random.uniform(0.0005, 0.2) for _ in range(500)]
+        cancelled = []
+        for index, delay in enumerate(delays):
+            due = time.monotonic() + delay
+
+            def record(due: float = due) -> None:
+                fired.append((due, time.monotonic()))
+                if len(fired) == len(delays) - len(cancelled):
+                    done.set()
+
+            timer = wheel.call_later(delay, record)
+            if index % 5 == 0:
+                timer.cancel()
+                cancelled.append(delay)
+        assert wheel.pending() == len(delays) - len(cancelled)
+        await asyncio.wait_for(done.wait(), 10)
+        await asyncio.sleep(0.05)  # nothing cancelled fires after
+        assert len(fired) == len(delays) - len(cancelled)
+        assert all(at >= due for due, at in fired)
+        # in the order they were due, to the millisecond their due time is rounded up to
+        due = [due for due, _ in fired]
+        assert all(later >= earlier - 0.001 for earlier, later in itertools.pairwise(due))
+        assert wheel.pending() == 0
+        wheel.close()
+
+    run(scenario())
+
+
+def test_many_timers_hold_one_loop_timer() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        wheel = TimerWheel(loop)
+        before = len(loop._scheduled)  # type: ignore[attr-defined]
+        timers = [wheel.call_later(0.5 + index / 1000, lambda: None) for index in range(1000)]
+        assert len(loop._scheduled) - before == 1  # type: ignore[attr-defined]
+        for timer in timers:
+            timer.cancel()
+        wheel.close()
+
+    asyncio.run(scenario())
+
+
+@RUNNERS
+def test_a_failing_callback_reaches_the_loop_and_stops_no_other(run: Runner) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        seen: list[object] = []
+        loop.set_exception_handler(lambda _loop, context: seen.append(context["exception"]))
+        wheel = TimerWheel(loop)
+        fired: list[str] = []
+
+        def fail() -> None:
+            raise RuntimeError("planted")
+
+        wheel.call_later(0.01, fail)
+        wheel.call_later(0.01, lambda: fired.append("after"))
+        # a timer armed from a firing one, for the same millisecond or later, still fires
+        wheel.call_later(0.01, lambda: wheel.call_later(0.001, lambda: fired.append("chained")))
+        await asyncio.sleep(0.1)
+        assert fired == ["after", "chained"]
+        assert len(seen) == 1 and str(seen[0]) == "planted"
+        wheel.close()
+        wheel.call_later(0.001, lambda: fired.append("closed"))
+        await asyncio.sleep(0.02)
+        assert fired == ["after", "chained"]
+
+    run(scenario())
