@@ -506,11 +506,7 @@ class Call:
             elif code != step.response:
                 return False
             return not self.methods_sent or message.cseq_method in self.methods_sent
-        if step.request is None or not message.is_request:
-            return False
-        if step.regexp_match:
-            return step.pattern().search(message.method) is not None
-        return message.method == step.request
+        return message.is_request and step.accepts_request(message.method)
 
     def _find_recv(self, message: SipMessage) -> int | None:
         steps = self.scenario.steps

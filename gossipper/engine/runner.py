@@ -509,11 +509,10 @@ class Run:
             return self._new_other_call(message, source, transport)
         if self.is_uac or self.ending.soft_stopping or self.factory is None:
             return None
+        if not self.scenario.starts_with(message.method):
+            return None  # out of call: answered as SIPp's ooc_default, never against -m
         max_calls = self.settings.generation.max_calls
         if max_calls and self.counters.calls_created >= max_calls:
-            return None
-        first = self.scenario.steps[0] if self.scenario.steps else None
-        if not isinstance(first, model.Recv) or first.request is None:
             return None
         context = self.factory.next_context(self.dispatcher.call_key(message.call_id), source)
         self.counters.calls_incoming += 1

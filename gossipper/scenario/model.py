@@ -251,6 +251,15 @@ class Recv(Step):
     def expects_response(self) -> bool:
         return self.response is not None or self.response_regexp is not None
 
+    def accepts_request(self, method: str) -> bool:
+        """SIPp's matches_scenario for a request: regexp_match is a search (POSIX regexec,
+        no implicit anchors) over the method."""
+        if self.request is None:
+            return False
+        if self.regexp_match:
+            return self.pattern().search(method) is not None
+        return method == self.request
+
     def label(self) -> str:
         if self.response_regexp is not None:
             what = self.response_regexp
@@ -336,6 +345,19 @@ class Scenario:
             if isinstance(step, Send | SendCmd):
                 return isinstance(step, Send)
             if isinstance(step, Recv | RecvCmd):
+                return False
+        return False
+
+    def starts_with(self, method: str) -> bool:
+        """Whether a request of this method starts a call of this (server) scenario: the first
+        receive, or an optional one before it, takes it. Anything else that comes with a new
+        Call-ID (an SBC's OPTIONS ping, a stray NOTIFY) is out of call, not a call."""
+        for step in self.steps:
+            if not isinstance(step, Recv):
+                return False
+            if step.accepts_request(method):
+                return True
+            if not step.optional:
                 return False
         return False
 

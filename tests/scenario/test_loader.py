@@ -150,3 +150,27 @@ def test_rtd_true_is_the_rtd_named_1_and_counters_are_kept() -> None:
     first = scenario.steps[0]
     assert (first.rtd, first.start_rtd, first.counter) == (["1"], [], "ok")
     assert scenario.rtd_names == ["1", "setup"]
+
+
+def test_which_requests_start_a_call_of_a_server_scenario() -> None:
+    """The first receive takes the request, or an optional one before it; nothing else does
+    (an OPTIONS ping at a UAS is out of call, as SIPp's ooc_default answers it)."""
+    scenario = parse_scenario(
+        """<scenario name="s">
+  <recv request="NOTIFY" optional="true"/>
+  <recv request="INV.*|MESSAGE" regexp_match="true"/>
+  <send><![CDATA[SIP/2.0 200 OK
+Content-Length: 0
+]]></send>
+</scenario>""",
+        "s.xml",
+    )
+    assert scenario.starts_with("INVITE") and scenario.starts_with("MESSAGE")
+    assert scenario.starts_with("NOTIFY")
+    assert not scenario.starts_with("OPTIONS") and not scenario.starts_with("ACK")
+    uas = parse_scenario('<scenario name="u"><recv request="INVITE"/><recv request="BYE"/></scenario>', "u")
+    assert uas.starts_with("INVITE") and not uas.starts_with("BYE")
+    pausing = parse_scenario(
+        '<scenario name="p"><pause milliseconds="1"/><recv request="INVITE"/></scenario>', "p.xml"
+    )
+    assert not pausing.starts_with("INVITE")
