@@ -6,6 +6,9 @@ that turns the scale engine on) is decided once, in `cli.compile`.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from gossipper.cli.compile import media_scale_wanted
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
@@ -57,6 +60,22 @@ def validate(config: Config) -> None:
             )
     if config.rtp_send:
         _check_stream_capacity(config)
+    _check_output_file("-summary_json", config.summary_json)
+
+
+def _check_output_file(flag: str, path: str | None) -> None:
+    """A file written when the run ends: a path it cannot be written to would lose the
+    summary after the whole run, so it is refused before the first call."""
+    if path is None or path == "-":
+        return
+    target = Path(path)
+    folder = target.parent
+    if not folder.is_dir():
+        raise UsageError(f"{flag}: the directory {str(folder)!r} of {path!r} does not exist")
+    if target.is_dir():
+        raise UsageError(f"{flag}: {path!r} is a directory")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise UsageError(f"{flag}: {path!r} cannot be written (permissions)")
 
 
 def _check_inject_index(config: Config, path: str, index: str) -> None:

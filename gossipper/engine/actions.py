@@ -6,6 +6,7 @@ reach outside: logging, media, jumps, ending the call or the run.
 
 from __future__ import annotations
 
+import math
 import operator
 import time
 import urllib.parse
@@ -231,10 +232,20 @@ def _run_one(
     elif isinstance(action, model.Exec):
         return _exec(host, action)
     elif isinstance(action, model.Jump):
-        return ActionOutcome(jump_to=jump_targets(_operand(call, action.operand)))
+        value = _operand(call, action.operand)
+        if not math.isfinite(value):  # a variable the peer may have set
+            return _scenario_error(f"<jump>: {value:g} is no message number")
+        return ActionOutcome(jump_to=jump_targets(value))
     elif isinstance(action, model.SetDest):
-        host.set_destination(host.render_text(action.host), int(host.render_text(action.port)))
+        port = host.render_text(action.port).strip()
+        if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            return _scenario_error(f"<setdest>: port {port[:40]!r} is no port")
+        host.set_destination(host.render_text(action.host), int(port))
     return ActionOutcome()
+
+
+def _scenario_error(reason: str) -> ActionOutcome:
+    return ActionOutcome(failure="scenario_error", failure_reason=reason)
 
 
 def _compare(call: CallContext, action: model.Test | model.Strcmp) -> ActionOutcome:

@@ -8,6 +8,7 @@ steps, retransmissions and unexpected messages). No thread or task per call.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from typing import Protocol
@@ -25,6 +26,7 @@ from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
+MAX_PAUSE_MS = 2**31 - 1  # SIPp's int milliseconds: about 24.8 days
 _CARRY_ON = ActionOutcome()  # what a step without actions asks: read, never changed
 
 
@@ -221,7 +223,8 @@ class Call:
         return run_actions(self, step.actions, message, self._jump_target)
 
     def _jump_target(self, value: float) -> int:
-        """<jump value=N>: N counts the scenario's messages as SIPp does (labels are no steps)."""
+        """<jump value=N>: N counts the scenario's messages as SIPp does (labels are no steps);
+        the actions refuse a value that is no number (a variable the peer set to inf or nan)."""
         return min(max(0, int(value)), len(self.scenario.steps))
 
     def _apply(self, outcome: ActionOutcome, step: model.Step) -> bool:
@@ -414,6 +417,15 @@ class Call:
     def _start_pause(self, step: model.Pause) -> None:
         """SIPp's executeMessage: the length is drawn first, then the pause's actions run as it
         starts (a jump among them decides where the call goes when it ends)."""
+        if step.variable:  # a value the peer may have sent (ereg), so anything at all
+            value = to_number(self.context, step.variable)
+            if not (math.isfinite(value) and value <= MAX_PAUSE_MS):
+                self._abort(
+                    "scenario_error",
+                    f"step {self.index}: <pause variable> ${step.variable} holds {value:g}, "
+                    f"not a pause of at most {MAX_PAUSE_MS} ms",
+                )
+                return
         delay_ms = self._pause_ms(step)
         self.host.counters.steps[self.index].messages += 1
         if not self._apply(self._actions(step, None), step):
@@ -809,11 +821,23 @@ class Call:
     def abort_now(self, failure_class: str = "cancelled", reason: str = "run stopped") -> None:
         """SIPp's call::abort, for each call still live at a hard stop (Q, -timeout): it fails,
         and a client call tidies its dialog whatever -default_behaviors says, so the peer
-        keeps no dialog open: CANCEL before a final answer, ACK and BYE after a 2xx."""
+        keeps no dialog open: CANCEL before a final answer, ACK and BYE after a 2xx. A call
+        only waiting out its final <timewait> has done all it had to: it succeeds."""
         if self.finished:
+            return
+        if self.in_final_timewait:
+            self.end_timewait()
             return
         self._send_abort_messages()
         self._finish(failure_class, reason)
+
+    @property
+    def in_final_timewait(self) -> bool:
+        return isinstance(self._step(), model.Timewait) and not self.finished
+
+    def end_timewait(self) -> None:
+        """The run stops while the call waits for late retransmissions: its scenario is done."""
+        self._end_of_scenario()
 
     def terminate(self, failure_class: str, reason: str) -> None:
         """SIPp's call::terminate: the call fails where it stands, sending nothing (its

@@ -402,7 +402,10 @@ class Run:
         if self.generator is not None:
             self.generator.stop()
         for call in list(self.dispatcher.calls.values()):
-            call.abandon(tidy)
+            if call.in_final_timewait:
+                call.end_timewait()  # done but for waiting: a success, not a current call
+            else:
+                call.abandon(tidy)
         self.done.set()
 
     def set_rate(self, rate: float) -> None:

@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 
 TICKS_PER_S = 1000
+MAX_ARMED_S = 3600.0
 
 
 class WheelTimer:
@@ -76,7 +77,9 @@ class TimerWheel:
         self._armed_tick = tick
         # whole milliseconds, rounded up: the loop counts its timers in them
         delay = math.ceil((tick / TICKS_PER_S - time.monotonic()) * TICKS_PER_S) / TICKS_PER_S
-        self._handle = self._loop.call_later(delay if delay > 0 else 0.0, self._fire)
+        # a far timer (a pause of days) wakes the loop hourly and is re-armed: the loop's own
+        # timers overflow on delays past a few hundred years
+        self._handle = self._loop.call_later(min(max(delay, 0.0), MAX_ARMED_S), self._fire)
 
     def _fire(self) -> None:
         self._handle = None

@@ -55,6 +55,8 @@ def test_ipv6_host_port() -> None:
         (["-rtp_send", "-rtp_addr", "127.0.0.1:4000", "-rtp_codec", "GSM/8000"], "-rtp_codec"),
         (["-rtp_send", "-rtp_addr", "127.0.0.1:4000", "-rtp_freq", "0"], "-rtp_freq"),
         (["-sn", "uac", "-sf", "x.xml"], "-sn"),
+        (["127.0.0.1", "-summary_json", "/nonexistent-dir/s.json"], "directory '/nonexistent-dir'"),
+        (["127.0.0.1", "-summary_json", "/tmp"], "-summary_json: '/tmp' is a directory"),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_1(

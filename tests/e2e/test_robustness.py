@@ -63,3 +63,25 @@ def test_requests_that_do_not_start_the_scenario_are_out_of_call(
     data = read_json(summary)
     assert (data["total_calls"], data["success_calls"], data["failed_calls"]) == (5, 5, 0)
     assert data["out_of_call_messages"] == 40
+
+
+@needs_sipp
+def test_a_uas_stopped_while_its_calls_wait_out_their_timewait_exits_0(
+    tmp_path: Path, gossipper_uas: GossipperUas
+) -> None:
+    """-timeout ends the UAS 3 s in, while its answered calls sit in the built-in uas's 4 s
+    <timewait>: they did everything, so they count as successes and the exit status is 0."""
+    assert SIPP is not None
+    summary = tmp_path / "summary.json"
+    uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK, "-timeout", "3", "-summary_json", str(summary))
+    subprocess.run(
+        [SIPP, "-sn", "uac", uas.address, "-i", LOOPBACK, "-m", "3", "-r", "10", "-nostdin"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )
+    assert uas.wait(timeout=30) == 0
+    data = read_json(summary)
+    assert (data["success_calls"], data["failed_calls"]) == (3, 0)

@@ -1356,3 +1356,65 @@ def test_a_jump_value_counts_messages_without_labels() -> None:
     )
     host.deliver(call, response_to(sent_invite(host), 200))
     assert host.sent_what() == ["INVITE", "ACK", "INFO"]
+
+
+# ---------------------------------------------------------------------- values from the network
+_CAPTURE_DELAY = (
+    '<action><ereg regexp="X-Delay: *([^\\r\\n]*)" search_in="msg" assign_to="_,delay"/>'
+    '<todouble assign_to="delay" variable="delay"/></action>'
+)
+
+
+@pytest.mark.parametrize("delay", ["inf", "nan", "1e400", "9e99", "-inf"])
+def test_a_pause_the_peer_sets_to_no_length_fails_the_call(delay: str) -> None:
+    """<pause variable> from a header the peer wrote: a value that is no pause length fails
+    the call as a scenario error; before, int(inf) raised into the event loop and the call
+    never ended."""
+    host, call = start_call(
+        scenario(INVITE_ONCE, recv(200).replace("/>", f">{_CAPTURE_DELAY}</recv>"), ACK,
+                 '\n  <pause variable="delay"/>', send_request("BYE", in_dialog=True), recv(200))
+    )  # fmt: skip
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("X-Delay", delay)]))
+    assert call.finished
+    assert host.ending.failure_class == "scenario_error" and "pause variable" in host.ending.reason
+
+
+def test_a_pause_the_peer_sets_to_a_length_waits_it() -> None:
+    host, call = start_call(
+        scenario(INVITE_ONCE, recv(200).replace("/>", f">{_CAPTURE_DELAY}</recv>"), ACK,
+                 '\n  <pause variable="delay"/>', send_request("BYE", in_dialog=True), recv(200))
+    )  # fmt: skip
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("X-Delay", "1500")]))
+    finish_with_bye(host, call, at=1.6)
+
+
+@pytest.mark.parametrize(
+    ("action", "words"),
+    [
+        ('<jump variable="delay"/>', "<jump>: nan is no message number"),
+        ('<setdest host="127.0.0.1" port="[$delay]" protocol="udp"/>', "<setdest>: port 'nan' is no port"),
+    ],
+)
+def test_a_jump_or_destination_the_peer_sets_to_nonsense_fails_the_call(action: str, words: str) -> None:
+    host, call = start_call(
+        scenario(INVITE_ONCE,
+                 recv(200).replace("/>", f">{_CAPTURE_DELAY[:-9]}{action}</action></recv>"), ACK)
+    )  # fmt: skip
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200, headers=[("X-Delay", "nan")]))
+    assert call.finished
+    assert host.ending.failure_class == "scenario_error" and words in host.ending.reason
+
+
+def test_a_call_stopped_in_its_final_timewait_succeeds() -> None:
+    """Every message done, only waiting for late retransmissions: a hard stop (-timeout, Q)
+    counts it a success; before, a UAS whose calls had all completed exited 1."""
+    host, call = start_call(scenario(INVITE_ONCE, recv(200), ACK, '\n  <timewait milliseconds="4000"/>'))
+    host.advance(0.1)
+    host.deliver(call, response_to(sent_invite(host), 200))
+    assert call.in_final_timewait
+    call.abort_now()
+    assert call.finished and host.ending.failure_class is None
+    assert host.sent_of("BYE") == []  # nothing to tidy: the dialog is the peer's to end
