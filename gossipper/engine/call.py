@@ -120,7 +120,7 @@ class Call:
         self.started_at = host.now()
         self.established = False
         self.ack_pending = False
-        self.methods_sent: set[str] = set()
+        self.methods_sent: tuple[str, ...] = ()  # few, and none at all for most server calls
         self.last_sent: SentMessage | None = None
         self.last_invite: SipMessage | None = None
         self.last_response: SipMessage | None = None
@@ -128,7 +128,8 @@ class Call:
         self.remote_party: str | None = None
         self.invite_sent_at: float | None = None
         # SIPp starts every response-time timer with the call; start_rtd restarts one.
-        self.rtd_started: dict[str, float] = dict.fromkeys(self.scenario.rtd_names, self.started_at)
+        # None until a timer is started or stopped: until then each stands at the call's start
+        self._rtd_started: dict[str, float] | None = None
         self.last_recv_hash: int | None = None
         self.last_recv_index = -1
         self.retrans_of_recv_hash: int | None = None  # a re-received message to answer again
@@ -299,7 +300,8 @@ class Call:
         now = self.host.now()
         for name in step.start_rtd:
             self.rtd_started[name] = now
-        self._stop_rtds(step.rtd, now, step.repeat_rtd)
+        if step.rtd:
+            self._stop_rtds(step.rtd, now, step.repeat_rtd)
         counters.count_message(step.counter)
         self._cancel_retrans()
         if step.retrans_ms and not self.transport.is_reliable and self.policy.retransmissions:
@@ -317,7 +319,8 @@ class Call:
                     self.local_party = to
                     self.ack_pending = True
                 return
-        self.methods_sent.add(method)
+        if method not in self.methods_sent:
+            self.methods_sent += (method,)
         if method == "INVITE":
             invite = sent.message
             self.last_invite = invite
@@ -367,6 +370,14 @@ class Call:
             self._retrans_timer.cancel()
             self._retrans_timer = None
 
+    @property
+    def rtd_started(self) -> dict[str, float]:
+        """When each response-time timer last started (SIPp starts them all with the call)."""
+        started = self._rtd_started
+        if started is None:
+            started = self._rtd_started = dict.fromkeys(self.scenario.rtd_names, self.started_at)
+        return started
+
     def _stop_rtds(self, names: list[str], now: float, repeat: bool) -> None:
         for name in names:
             started = self.rtd_started.get(name)
@@ -379,7 +390,14 @@ class Call:
                 del self.rtd_started[name]
 
     # ------------------------------------------------------------------ waiting
+    def _compact_retained(self) -> None:
+        """The call waits: what it keeps of the messages it holds is their bytes."""
+        for message in (self.context.last_message, self.last_invite, self.last_response):
+            if message is not None:
+                message.compact()
+
     def _wait_for_message(self, step: model.Recv | model.RecvCmd) -> None:
+        self._compact_retained()
         timeout_ms = step.timeout_ms if step.timeout_ms else self.policy.recv_timeout_ms
         if timeout_ms:
             self._set_wait_timer(timeout_ms / 1000, self._recv_timed_out)
@@ -431,6 +449,7 @@ class Call:
         if not self._apply(self._actions(step, None), step):
             return
         self._paused_step = step
+        self._compact_retained()
         self._pause_ends_at = self.host.now() + max(0, delay_ms) / 1000
         self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
 
@@ -570,7 +589,8 @@ class Call:
         self._settle_retransmission(index, message)
         self._learn_from(step, message)
         now = self.host.now()
-        self._stop_rtds(step.rtd, now, step.repeat_rtd)
+        if step.rtd:
+            self._stop_rtds(step.rtd, now, step.repeat_rtd)
         for name in step.start_rtd:
             self.rtd_started[name] = now
         counters.count_message(step.counter)

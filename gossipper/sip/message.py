@@ -141,6 +141,7 @@ class SipMessage:
         self._headers = headers
         self._section_start = 0
         self._section_end = 0
+        self._from_raw = False  # parsed from raw: its headers can be read again from there
         self.body = body
         # The bytes it was parsed from, as they came: what SIPp's ereg searches (empty when built here).
         self.raw = raw
@@ -174,6 +175,7 @@ class SipMessage:
         message = cls(first_line, None, body, data)
         message._section_start = start
         message._section_end = end
+        message._from_raw = True
         message._index = index
         message._start_known = True  # what every receiver reads at once, known from the one pass
         message._is_request = is_request
@@ -206,6 +208,9 @@ class SipMessage:
         head_end, body_start = blank
         headers, index = _index_headers(data, newline + 1, head_end) if head_end > newline else ([], {})
         message = cls(first_line, headers, data[body_start:], data)
+        if head_end > newline:
+            message._section_start, message._section_end = newline + 1, head_end
+        message._from_raw = True
         message._index = index
         length = message.header("Content-Length")
         if length is not None:
@@ -225,10 +230,23 @@ class SipMessage:
             headers = self._headers = _index_headers(self.raw, start, end)[0] if end > start else []
         return headers
 
+    def compact(self) -> None:
+        """Let go of the parsed headers, kept again from raw if anything asks: a call waiting
+        for its peer holds its last messages for minutes, and their header strings and index
+        were two thirds of a waiting call's memory (SIPp keeps the text alone)."""
+        if self._from_raw:
+            self._index = None
+            self._headers = None
+
     def _lookup(self) -> HeaderIndex:
         index = self._index
         if index is None:
-            index = self._index = _index_of(self.headers)
+            start, end = self._section_start, self._section_end
+            if self._from_raw and self._headers is None and end > start:
+                self._headers, index = _index_headers(self.raw, start, end)
+            else:
+                index = _index_of(self.headers)
+            self._index = index
         return index
 
     def header(self, name: str) -> str | None:
