@@ -531,7 +531,9 @@ def test_a_natively_parsed_message_gives_the_garbage_collector_nothing_to_scan()
 def test_a_compacted_message_reads_its_headers_again_from_its_bytes() -> None:
     """A waiting call's messages keep their bytes only; anything that asks still gets the
     same answers (folded and compact-form headers included)."""
-    raw = INVITE.replace(b"Subject: Performance Test", b"Subject: Performance\r\n Test\r\nv: SIP/2.0/UDP h;branch=z9hG4bKx")
+    raw = INVITE.replace(
+        b"Subject: Performance Test", b"Subject: Performance\r\n Test\r\nv: SIP/2.0/UDP h;branch=z9hG4bKx"
+    )
     message = SipMessage.parse(raw)
     before = (message.headers.copy(), message.header_values("Via"), message.header("Subject"), bytes(message))
     message.compact()
