@@ -106,6 +106,9 @@ class MediaCounters:
     streams_active: int = 0
     streams_active_max: int = 0
     send_errors: Counter[str] = field(default_factory=Counter)  # errno name -> count
+    # errno name -> ICMP errors (port unreachable...) the scale engine's sockets reported; each
+    # failed the send it met, which went again at once (api.py's ScaleEngine says how)
+    icmp_unreachable: Counter[str] = field(default_factory=Counter)
     late_packets: int = 0  # sent more than 1 ms after their slot
     max_late_ms: float = 0.0
     on_time_1ms: int = 0  # sent within 1 ms of their slot

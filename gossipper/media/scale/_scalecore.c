@@ -183,8 +183,8 @@ static PyObject *Core_pause(CoreObject *self, PyObject *arg) { return run_comman
 static PyObject *Core_resume(CoreObject *self, PyObject *arg) { return run_command(self, arg, sc_engine_resume); }
 
 static PyObject *sent_tuple(const struct sc_sent *sent) {
-    return Py_BuildValue("(KKK)", (unsigned long long)sent->packets, (unsigned long long)sent->octets,
-                         (unsigned long long)sent->errors);
+    return Py_BuildValue("(KKKK)", (unsigned long long)sent->packets, (unsigned long long)sent->octets,
+                         (unsigned long long)sent->errors, (unsigned long long)sent->icmp_reports);
 }
 
 static PyObject *read_sent(CoreObject *self, PyObject *arg,
@@ -233,12 +233,13 @@ static int set_count(PyObject *dict, const char *key, unsigned long long value) 
     return err;
 }
 
-static PyObject *errors_dict(const struct sc_stats *stats) {
+/* {errno: count} of a table of ERRNO_SLOTS counts, without the zeros. */
+static PyObject *errors_dict(const uint64_t *table) {
     PyObject *errors = PyDict_New();
     for (int i = 0; errors && i < ERRNO_SLOTS; i++) {
-        if (!stats->errors[i])
+        if (!table[i])
             continue;
-        PyObject *key = PyLong_FromLong(i), *count = PyLong_FromUnsignedLongLong(stats->errors[i]);
+        PyObject *key = PyLong_FromLong(i), *count = PyLong_FromUnsignedLongLong(table[i]);
         if (!key || !count || PyDict_SetItem(errors, key, count))
             Py_CLEAR(errors);
         Py_XDECREF(key);
@@ -253,18 +254,20 @@ static PyObject *Core_stats(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
     sc_engine_stats(self->engine, &stats);
     Py_END_ALLOW_THREADS
     PyObject *dict = PyDict_New();
-    PyObject *errors = errors_dict(&stats);
-    int failed = !dict || !errors || set_count(dict, "packets", stats.packets) ||
+    PyObject *errors = errors_dict(stats.errors), *icmp_reports = errors_dict(stats.icmp_reports);
+    int failed = !dict || !errors || !icmp_reports || set_count(dict, "packets", stats.packets) ||
                  set_count(dict, "octets", stats.octets) || set_count(dict, "late_packets", stats.late_packets) ||
                  set_count(dict, "on_time_1ms", stats.on_time_1ms) ||
                  set_count(dict, "on_time_2ms", stats.on_time_2ms) ||
                  set_count(dict, "max_late_ns", stats.max_late_ns) || set_count(dict, "skipped", stats.skipped) ||
-                 PyDict_SetItemString(dict, "errors", errors) || set_count(dict, "active", stats.active) ||
+                 PyDict_SetItemString(dict, "errors", errors) ||
+                 PyDict_SetItemString(dict, "icmp_reports", icmp_reports) || set_count(dict, "active", stats.active) ||
                  set_count(dict, "finished", stats.finished) || set_count(dict, "threads", stats.threads) ||
                  set_count(dict, "received_packets", stats.received_packets) ||
                  set_count(dict, "received_octets", stats.received_octets) ||
                  set_count(dict, "received_malformed", stats.received_malformed);
     Py_XDECREF(errors);
+    Py_XDECREF(icmp_reports);
     if (failed)
         Py_CLEAR(dict);
     return dict;
@@ -281,10 +284,10 @@ static PyMethodDef Core_methods[] = {
     {"pause", (PyCFunction)Core_pause, METH_O, "Stop sending a stream until resume()."},
     {"resume", (PyCFunction)Core_resume, METH_O, "Send again from the next slot of the stream's grid."},
     {"remove", (PyCFunction)Core_remove, METH_O,
-     "Stop a stream for good -> (packets, octets, errors) sent; what it received stays in stats()."
-     " The socket is free on return."},
+     "Stop a stream for good -> (packets, octets, errors, icmp_reports) sent; what it received stays in"
+     " stats(). The socket is free on return."},
     {"stream_stats", (PyCFunction)Core_stream_stats, METH_O,
-     "(packets, octets, errors) sent by a live stream."},
+     "(packets, octets, errors, icmp_reports) sent by a live stream."},
     {"stream_received", (PyCFunction)Core_stream_received, METH_O,
      "(packets, payload octets) of RTP counted so far on a live stream's socket."},
     {"stats", (PyCFunction)Core_stats, METH_NOARGS, "Totals of every stream, removed ones included."},
@@ -343,6 +346,24 @@ PyMODINIT_FUNC PyInit__scalecore(void) {
             Py_DECREF(module);
             return NULL;
         }
+    }
+    /* ICMP_REPORT_ERRNOS, as api.py has it too: the errnos sc_is_icmp_report() takes. */
+    PyObject *codes = PyList_New(0), *icmp = NULL;
+    for (int err = 1; codes && err < ERRNO_SLOTS; err++) {
+        if (!sc_is_icmp_report(err))
+            continue;
+        PyObject *code = PyLong_FromLong(err);
+        if (!code || PyList_Append(codes, code))
+            Py_CLEAR(codes);
+        Py_XDECREF(code);
+    }
+    if (codes)
+        icmp = PyList_AsTuple(codes);
+    Py_XDECREF(codes);
+    if (!icmp || PyModule_AddObject(module, "ICMP_REPORT_ERRNOS", icmp) < 0) {
+        Py_XDECREF(icmp);
+        Py_DECREF(module);
+        return NULL;
     }
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(module, "Core", (PyObject *)&CoreType) < 0) {

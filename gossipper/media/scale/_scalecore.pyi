@@ -17,6 +17,8 @@ LATE_NS: Final[int]
 LATE_2MS_NS: Final[int]
 EARLY_NS: Final[int]
 MAX_EARLY_NS: Final[int]
+# The errnos the core counts as ICMP reports (api.py's ICMP_REPORT_ERRNOS), ascending.
+ICMP_REPORT_ERRNOS: Final[tuple[int, ...]]
 
 class _CoreStats(TypedDict):
     """Core.stats(): totals of every stream the core ever had, removed ones included.
@@ -32,6 +34,7 @@ class _CoreStats(TypedDict):
     max_late_ns: int
     skipped: int  # slots a stream more than an interval behind sent nothing in
     errors: dict[int, int]  # failed sends by errno
+    icmp_reports: dict[int, int]  # ICMP errors the sockets reported, by errno (a send meeting one goes again)
     active: int  # streams added and not removed
     finished: int  # streams that reached their packet limit
     threads: int
@@ -85,10 +88,11 @@ class Core:
     def pause(self, handle: int, /) -> None: ...
     def resume(self, handle: int, /) -> None:
         """Send again from the next slot of the stream's grid, with the marker bit."""
-    def remove(self, handle: int, /) -> tuple[int, int, int]:
-        """Stop a stream for good -> (packets, octets, errors) sent; the socket is free on return."""
-    def stream_stats(self, handle: int, /) -> tuple[int, int, int]:
-        """(packets, octets, errors) sent by a live stream."""
+    def remove(self, handle: int, /) -> tuple[int, int, int, int]:
+        """Stop a stream for good -> (packets, octets, errors, icmp_reports) sent; the socket is
+        free on return."""
+    def stream_stats(self, handle: int, /) -> tuple[int, int, int, int]:
+        """(packets, octets, errors, icmp_reports) sent by a live stream."""
     def stream_received(self, handle: int, /) -> tuple[int, int]:
         """(packets, payload octets) of RTP counted so far on a live stream's socket."""
     def stats(self) -> _CoreStats: ...

@@ -35,6 +35,12 @@ LATE_NS = NS_PER_MS  # sent more than this after its slot, a packet is late
 LATE_2MS_NS = 2 * NS_PER_MS  # ... and more than this, not even on time within 2 ms
 EARLY_NS = NS_PER_MS // 2  # a packet leaves at most this long before its slot...
 MAX_EARLY_NS = 900_000  # ...but up to this under load on a native worker, which runs ahead
+# The errnos a connected UDP socket reports an ICMP error that came back for one of its
+# packets with (port or host unreachable, parameter problem); scalecore.h's
+# sc_is_icmp_report() takes the same, and the binding exposes them under this name.
+ICMP_REPORT_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.EPROTO}
+)
 
 
 @dataclass(frozen=True)
@@ -114,6 +120,7 @@ class StreamCounts:
     packets: int = 0
     octets: int = 0  # RTP payload octets, as RTCP's sender octet count
     send_errors: int = 0
+    icmp_reports: int = 0  # ICMP errors the stream's socket reported (ScaleEngine's docstring)
 
 
 def open_stream_socket(spec: StreamSpec) -> socket.socket:
@@ -157,6 +164,14 @@ class ScaleEngine(ABC):
       packet sent counts in `late_packets` when later than LATE_NS (1 ms), else in
       `on_time_1ms`, and in `on_time_2ms` when not later than LATE_2MS_NS (2 ms);
       `max_late_ms` is the largest lateness. A failed send counts only in `send_errors`.
+    - An ICMP error that comes back for a packet (port unreachable: nobody listens there)
+      is kept by the connected socket, whose next send fails with it (ECONNREFUSED, or
+      another of ICMP_REPORT_ERRNOS) without sending. That report counts in
+      `icmp_unreachable` by errno, never in `send_errors`, and the same packet goes again
+      at once, once: sent, it counts as any packet does; failing again, in `send_errors`.
+      A report met while counting what came back (the stream no longer sends) counts in
+      `icmp_unreachable` too. So a port with no listener costs each packet a second send,
+      never the packet.
     - A stream one interval or more behind (a stall of the process or its CPU) skips to its
       latest due slot: the slots in between send nothing (counted as skipped), so there is
       never a burst to catch up. Nor after a late packet: the next one leaves half an

@@ -45,9 +45,14 @@ def start_header(spec: StreamSpec) -> bytes:
     return bytes(RtpHeader(spec.pt, start.sequence, start.timestamp, start.ssrc))
 
 
-def _counts(totals: tuple[int, int, int]) -> StreamCounts:
-    packets, octets, errors = totals
-    return StreamCounts(packets=packets, octets=octets, send_errors=errors)
+def _counts(totals: tuple[int, int, int, int]) -> StreamCounts:
+    packets, octets, errors, icmp_reports = totals
+    return StreamCounts(packets=packets, octets=octets, send_errors=errors, icmp_reports=icmp_reports)
+
+
+def _by_name(counts: dict[int, int]) -> Counter[str]:
+    """{errno: count} as {errno name: count}."""
+    return Counter({errno.errorcode.get(code, f"errno {code}"): count for code, count in counts.items()})
 
 
 class NativeScaleEngine(ScaleEngine):
@@ -142,9 +147,8 @@ class NativeScaleEngine(ScaleEngine):
             rtp_packets_received=stats["received_packets"],
             rtp_octets_received=stats["received_octets"],
             malformed_rtp=stats["received_malformed"],
-            send_errors=Counter(
-                {errno.errorcode.get(code, f"errno {code}"): count for code, count in stats["errors"].items()}
-            ),
+            send_errors=_by_name(stats["errors"]),
+            icmp_unreachable=_by_name(stats["icmp_reports"]),
             late_packets=stats["late_packets"],
             max_late_ms=stats["max_late_ns"] / NS_PER_MS,
             on_time_1ms=stats["on_time_1ms"],

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from gossipper.media.rtp import MARKER_BIT, MARKER_PT_OFFSET, SEQ_TS, SEQ_TS_OFFSET, RtpHeader, build_packet
 from gossipper.media.scale.api import (
     EARLY_NS,
+    ICMP_REPORT_ERRNOS,
     LATE_2MS_NS,
     LATE_NS,
     NS_PER_MS,
@@ -62,6 +63,7 @@ class _Stream:
         "due",
         "entry",
         "finished",
+        "icmp_reports",
         "interval_ns",
         "limit",
         "marker",
@@ -93,8 +95,9 @@ class _Stream:
         self.limit = spec.packet_limit or _UNLIMITED  # sends to attempt; skipped slots are free
         self.marker = True
         self.finished = False
-        self.attempts = 0  # sends attempted: one per packet, sent or failed
+        self.attempts = 0  # sends attempted: one per packet, sent or failed (a retry is not one)
         self.send_errors = 0
+        self.icmp_reports = 0
 
     @property
     def packets(self) -> int:
@@ -103,7 +106,7 @@ class _Stream:
 
     def counts(self) -> StreamCounts:
         packets = self.packets
-        return StreamCounts(packets, packets * self.payload_bytes, self.send_errors)
+        return StreamCounts(packets, packets * self.payload_bytes, self.send_errors, self.icmp_reports)
 
 
 class _Timing:
@@ -158,6 +161,7 @@ class PythonScaleEngine(ScaleEngine):
         self._by_fd: dict[int, _Stream] = {}  # the streams in the epoll, as it names them
         self._first_byte = bytearray(1)  # recv target: MSG_TRUNC still reports the whole length
         self._send_errors: Counter[str] = Counter()
+        self._icmp_reports: Counter[str] = Counter()
         self._thread: threading.Thread | None = None
         self._sender_running = False  # True from start() until the sender has taken "close"
         self._closed = False
@@ -236,6 +240,7 @@ class PythonScaleEngine(ScaleEngine):
             streams_active=active,
             streams_active_max=active_max,
             send_errors=Counter(dict(self._send_errors)),
+            icmp_unreachable=Counter(dict(self._icmp_reports)),
             late_packets=timing.late,
             max_late_ms=timing.max_late_ns / NS_PER_MS,
             # read after the packets, the late counts may include a packet or two more
@@ -351,7 +356,7 @@ class PythonScaleEngine(ScaleEngine):
         stream.entry = _NO_ENTRY
         if self._by_fd.pop(stream.sock.fileno(), None) is stream:  # not stopped before
             self._epoll.unregister(stream.sock)
-            self._receive(stream.sock)
+            self._receive(stream)
         stream.sock.close()
 
     def _add_to_closed(self, stream: _Stream) -> None:
@@ -359,6 +364,7 @@ class PythonScaleEngine(ScaleEngine):
         self._closed_totals.packets += counts.packets
         self._closed_totals.octets += counts.octets
         self._closed_totals.send_errors += counts.send_errors
+        self._closed_totals.icmp_reports += counts.icmp_reports
 
     @staticmethod
     def _realign(stream: _Stream, now: int) -> None:
@@ -382,16 +388,18 @@ class PythonScaleEngine(ScaleEngine):
                 # send's to report and count; recv() would swallow it. Its data waits for the
                 # next arrival or the unregister drain, as in the native core.
                 if not (events & select.EPOLLERR and stream.entry != _NO_ENTRY):
-                    self._receive(stream.sock)
+                    self._receive(stream)
             if len(ready) < _EPOLL_EVENTS:
                 return
 
-    def _receive(self, sock: socket.socket) -> None:
-        """Count every datagram queued on one socket, reading only its first byte.
+    def _receive(self, stream: _Stream) -> None:
+        """Count every datagram queued on a stream's socket, reading only its first byte.
 
-        A recv() error is a pending error of an earlier send, consumed by the call; the
-        drain goes on after one, and a second in a row (a socket that can only fail) ends it.
+        A recv() error is a pending error of an earlier send, consumed by the call (an ICMP
+        report counts as one); the drain goes on after one, and a second in a row (a socket
+        that can only fail) ends it.
         """
+        sock = stream.sock
         first = self._first_byte
         received = self._received
         failed = False
@@ -400,7 +408,9 @@ class PythonScaleEngine(ScaleEngine):
                 length = sock.recv_into(first, 1, socket.MSG_TRUNC)
             except BlockingIOError:
                 return
-            except OSError:
+            except OSError as error:
+                if error.errno in ICMP_REPORT_ERRNOS:  # an earlier packet's, which no send will meet now
+                    self._count_icmp_report(stream, error)
                 if failed:
                     return
                 failed = True
@@ -431,14 +441,13 @@ class PythonScaleEngine(ScaleEngine):
         entries = self._entries
         pending = self._pending
         timing = self._timing
-        send_errors = self._send_errors
+        send_failed = self._send_failed
         monotonic_ns = time.monotonic_ns
         heappop = heapq.heappop
         heapreplace = heapq.heapreplace
         patch = SEQ_TS.pack_into
         sleep_until_woken = self._wake.acquire
         poll_received = self._poll_received
-        error_names = errno.errorcode
         late_ns = LATE_NS
         max_late = timing.max_late_ns
         while True:
@@ -493,16 +502,14 @@ class PythonScaleEngine(ScaleEngine):
             try:
                 stream.send(packet)
             except OSError as error:
-                name = error_names.get(error.errno or 0, f"errno {error.errno}")
-                send_errors[name] += 1
-                stream.send_errors += 1
-            else:
-                if late > late_ns:
-                    timing.late += 1
-                    if late > LATE_2MS_NS:
-                        timing.late_2ms += 1
-                if late > max_late:  # rarely true: the shared total is written only then
-                    max_late = timing.max_late_ns = late
+                if not send_failed(stream, packet, error):
+                    late = -1  # not sent: no lateness to count
+            if late > late_ns:
+                timing.late += 1
+                if late > LATE_2MS_NS:
+                    timing.late_2ms += 1
+            if late > max_late:  # rarely true: the shared total is written only then
+                max_late = timing.max_late_ns = late
             if marker:
                 packet[MARKER_PT_OFFSET] = stream.pt_byte
                 stream.marker = False
@@ -518,6 +525,29 @@ class PythonScaleEngine(ScaleEngine):
             # A late packet is followed half an interval later at the soonest, never at once.
             earliest = now + (interval >> 1)
             heapreplace(heap, ((due if due > earliest else earliest) << _ENTRY_BITS) | entry)
+
+    def _send_failed(self, stream: _Stream, packet: bytearray, error: OSError) -> bool:
+        """Count a failed send; returns whether the packet went out after all.
+
+        An ICMP report (ECONNREFUSED from a port with no listener...) is the socket's news of
+        an earlier packet, handed to this send instead of sending it: counted apart, and the
+        packet goes again at once, once, a failure of that counting as a send error.
+        """
+        if error.errno in ICMP_REPORT_ERRNOS:
+            self._count_icmp_report(stream, error)
+            try:
+                stream.send(packet)
+            except OSError as again:
+                error = again
+            else:
+                return True
+        self._send_errors[errno.errorcode.get(error.errno or 0, f"errno {error.errno}")] += 1
+        stream.send_errors += 1
+        return False
+
+    def _count_icmp_report(self, stream: _Stream, error: OSError) -> None:
+        self._icmp_reports[errno.errorcode.get(error.errno or 0, f"errno {error.errno}")] += 1
+        stream.icmp_reports += 1
 
     def _finish(self, stream: _Stream, entry: int) -> None:
         """A stream whose duration is over stays registered (its port open) until unregistered."""

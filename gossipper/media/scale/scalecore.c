@@ -25,6 +25,12 @@
  * epoll: a socket in an epoll set carries a wait-queue entry, and every packet it
  * sends then pays for a wake-up callback when the kernel frees the packet.
  *
+ * ICMP: toward a port with no listener every packet draws an ICMP port
+ * unreachable, which the connected socket keeps and hands to its next send
+ * (ECONNREFUSED) instead of sending that packet.  The packet goes again at once
+ * (retry_after_icmp()) and the report counts apart from send errors, so a
+ * closed port costs a second syscall per packet, not every other packet.
+ *
  * Everything the workers run is in this one file, static, so the compiler sees
  * the whole send path at once; the binding (_scalecore.c) only calls the sc_*
  * functions at the bottom.
@@ -116,11 +122,12 @@ struct stream {
 };
 _Static_assert(sizeof(struct stream) == 64, "a stream record should stay one cache line");
 
-/* A stream's send errors and what came back to its socket.  Kept beside the
- * record rather than in it: a successful send never touches them and the
- * record stays one line. */
+/* A stream's send errors, ICMP reports and what came back to its socket.  Kept
+ * beside the record rather than in it: a successful send never touches them and
+ * the record stays one line. */
 struct side_counts {
     uint64_t send_errors;
+    uint64_t icmp_reports;
     uint64_t received_packets;
     uint64_t received_octets; /* RTP payload octets: datagram length minus the fixed header */
     int32_t caller_fd;        /* the descriptor add() was given, in the caller's table */
@@ -148,7 +155,8 @@ struct op {
     uint8_t fixed; /* io_uring: fd is an index in the table of fixed files */
     uint32_t slot; /* NO_SLOT when the op is free */
     int32_t fd;
-    int32_t res; /* bytes sent or -errno */
+    int32_t res;  /* bytes sent or -errno */
+    int32_t icmp; /* errno of an ICMP report the send met before it was tried again, else 0 */
     int64_t due_ns;
     int64_t sent_ns;
     struct msghdr msg;
@@ -168,6 +176,7 @@ struct counters {
     uint64_t received_octets;
     uint64_t received_malformed; /* datagrams shorter than a header or not RTP version 2 */
     uint64_t errors[ERRNO_SLOTS];
+    uint64_t icmp_reports[ERRNO_SLOTS];
 };
 
 struct ring {
@@ -605,7 +614,17 @@ static uint32_t collect_due(struct worker *w, int64_t now, int64_t until) {
     return n;
 }
 
-static void count_result(struct worker *w, struct stream *s, const struct op *op) {
+/* A stream's socket reported an ICMP error `err` (worker lock held). */
+static void count_icmp_report(struct worker *w, uint32_t slot, int err) {
+    side_of(w, slot)->icmp_reports++;
+    w->c.icmp_reports[err < ERRNO_SLOTS ? err : 0]++;
+}
+
+static void count_result(struct worker *w, struct stream *s, struct op *op) {
+    if (__builtin_expect(op->icmp != 0, 0)) {
+        count_icmp_report(w, op->slot, op->icmp);
+        op->icmp = 0;
+    }
     if (op->res < 0) {
         int err = -op->res;
         side_of(w, op->slot)->send_errors++;
@@ -666,11 +685,28 @@ static long send_op(const struct op *op) {
     return syscall(SYS_sendmsg, op->fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
+/* A failed send whose error is the report of an ICMP error (port unreachable...)
+ * that came back for an earlier packet: a connected UDP socket keeps the last
+ * such report and hands it to the next send, which returns it instead of
+ * sending.  The packet itself was not tried, so it goes again at once, once;
+ * complete_op() counts the report and the second attempt's result.  Without
+ * this, a stream toward a port with no listener lost every other packet.  Out
+ * of line: a send that succeeds pays one test of its result. */
+__attribute__((noinline, cold)) static void retry_after_icmp(struct op *op) {
+    if (!sc_is_icmp_report(-op->res))
+        return;
+    op->icmp = -op->res;
+    long sent = send_op(op);
+    op->res = sent < 0 ? -errno : (int32_t)sent;
+}
+
 static void transmit_send(struct worker *w, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         struct op *op = &w->ops[w->batch[i]];
         long sent = send_op(op);
         op->res = sent < 0 ? -errno : (int32_t)sent;
+        if (__builtin_expect(sent < 0, 0))
+            retry_after_icmp(op);
         op->sent_ns = now_ns();
         close_queued_now(w);
     }
@@ -681,8 +717,9 @@ static void transmit_send(struct worker *w, uint32_t n) {
 /* Count every datagram queued on a stream's socket, up to RECV_BATCH per
  * system call.  Only the length and the version bits matter, so one byte of
  * each is copied and MSG_TRUNC still reports the full length.  A receive error
- * is a pending error of an earlier send, which this call consumes; the drain
- * goes on after one, a second in a row (a socket that can only fail) ends it.
+ * is a pending error of an earlier send, which this call consumes (an ICMP
+ * report counts as one); the drain goes on after one, a second in a row (a
+ * socket that can only fail) ends it.
  * Returns 1 when `deadline` came before the socket was empty: the rest waits,
  * as the worker's next tick must not (a peer echoing every stream leaves a
  * sweep's worth of datagrams queued, more than a tick of draining in one go). */
@@ -704,7 +741,11 @@ static int drain_socket(struct worker *w, uint32_t slot, int fd, int64_t deadlin
         if (got < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK || ++failures > 1)
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return 0;
+            if (sc_is_icmp_report(errno)) /* an earlier packet's, which no send will meet now */
+                count_icmp_report(w, slot, errno);
+            if (++failures > 1)
                 return 0;
             continue;
         }
@@ -920,7 +961,8 @@ static void transmit_ring(struct worker *w, uint32_t n) {
     }
 }
 
-/* Reap completions (worker lock held).  Returns 1 when a remove() may wait. */
+/* Reap completions (worker lock held).  Returns 1 when a remove() may wait.  A
+ * send that met an ICMP report goes again here (retry_after_icmp()). */
 static int reap(struct worker *w) {
     struct ring *r = &w->ring;
     unsigned head = *r->cq_head, mask = *r->cq_mask;
@@ -929,7 +971,15 @@ static int reap(struct worker *w) {
     for (; head != tail; head++) {
         const struct io_uring_cqe *cqe = &r->cqes[head & mask];
         uint32_t index = (uint32_t)cqe->user_data;
-        w->ops[index].res = cqe->res;
+        struct op *op = &w->ops[index];
+        op->res = cqe->res;
+        if (__builtin_expect(cqe->res < 0, 0)) {
+            /* Again by a plain send(), now: a fixed file's index is the socket's
+             * descriptor in the process's table, which the ring's worker shares. */
+            retry_after_icmp(op);
+            if (op->icmp)
+                op->sent_ns = now_ns();
+        }
         removed |= complete_op(w, index);
     }
     __atomic_store_n(r->cq_head, head, __ATOMIC_RELEASE);
@@ -1504,7 +1554,7 @@ int sc_engine_remove(struct sc_engine *e, uint64_t handle, struct sc_sent *sent)
     drain_socket(w, slot, side->caller_fd, INT64_MAX); /* what arrived since the worker last looked */
     if (sent)
         *sent = (struct sc_sent){.packets = s->packets, .octets = s->packets * s->payload_len,
-                                 .errors = side->send_errors};
+                                 .errors = side->send_errors, .icmp_reports = side->icmp_reports};
     s->flags |= F_CLAIMED;
     w->active--;
     if (!(s->flags & F_SCHEDULED))
@@ -1519,8 +1569,9 @@ int sc_engine_stream_sent(struct sc_engine *e, uint64_t handle, struct sc_sent *
     if (!w)
         return -ENOENT;
     const struct stream *s = rec(w, slot);
+    const struct side_counts *side = side_of(w, slot);
     *sent = (struct sc_sent){.packets = s->packets, .octets = s->packets * s->payload_len,
-                             .errors = side_of(w, slot)->send_errors};
+                             .errors = side->send_errors, .icmp_reports = side->icmp_reports};
     pthread_mutex_unlock(&w->lock);
     return 0;
 }
@@ -1551,8 +1602,10 @@ static void add_counters(struct sc_stats *total, const struct counters *c) {
     total->received_malformed += c->received_malformed;
     if ((uint64_t)c->max_late_ns > total->max_late_ns) /* never negative */
         total->max_late_ns = (uint64_t)c->max_late_ns;
-    for (size_t i = 0; i < ERRNO_SLOTS; i++)
+    for (size_t i = 0; i < ERRNO_SLOTS; i++) {
         total->errors[i] += c->errors[i];
+        total->icmp_reports[i] += c->icmp_reports[i];
+    }
 }
 
 void sc_engine_stats(struct sc_engine *e, struct sc_stats *stats) {

@@ -20,6 +20,7 @@
 #ifndef GOSSIPPER_SCALECORE_H
 #define GOSSIPPER_SCALECORE_H
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,13 @@
 #define ERRNO_SLOTS 256 /* send errors are counted per errno below this; larger ones under 0 */
 #define SC_WHY_BYTES 256 /* room for the sentence an -EINVAL leaves in `why` */
 
+/* The errnos a UDP socket reports an ICMP error that came back for one of its packets
+ * with (port and host unreachable, parameter problem): counted apart from send errors,
+ * see sc_stats.icmp_reports.  api.py's ICMP_REPORT_ERRNOS holds the same. */
+static inline int sc_is_icmp_report(int err) {
+    return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN || err == EPROTO;
+}
+
 struct sc_engine; /* opaque */
 
 /* One stream: its socket, its first packet's header and its schedule.  Slot k is
@@ -71,7 +79,8 @@ struct sc_stream_params {
 struct sc_sent {
     uint64_t packets;
     uint64_t octets;
-    uint64_t errors; /* failed sends */
+    uint64_t errors;       /* failed sends */
+    uint64_t icmp_reports; /* ICMP errors its socket reported (see sc_stats.icmp_reports) */
 };
 
 /* What came back to a stream's socket (octets: RTP payload octets). */
@@ -96,6 +105,12 @@ struct sc_stats {
     uint64_t received_octets;
     uint64_t received_malformed; /* datagrams shorter than a header or not RTP_VERSION */
     uint64_t errors[ERRNO_SLOTS]; /* failed sends by errno */
+    /* ICMP errors (port unreachable and the like) the streams' sockets reported, by the
+     * errno they report as.  A connected UDP socket keeps the last one that came back
+     * and fails its next send with it instead of sending: the engine counts that report
+     * here and sends the same packet again at once, which counts as sent or, failing
+     * too, in errors.  A report met while counting what came back counts here too. */
+    uint64_t icmp_reports[ERRNO_SLOTS];
 };
 
 /* How an engine sends, and how its workers run once started. */

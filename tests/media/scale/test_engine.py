@@ -21,8 +21,8 @@ from gossipper.cli.ports import LOOPBACK
 from gossipper.errors import BindError
 from gossipper.media.codecs import CODECS, Codec
 from gossipper.media.rtp import RtpHeader, parse_rtp, rtp_payload
-from gossipper.media.scale.api import ScaleEngine, StreamSpec
-from gossipper.media.scale.python_backend import PythonScaleEngine
+from gossipper.media.scale.api import ScaleEngine, StreamCounts, StreamSpec
+from gossipper.media.scale.python_backend import PythonScaleEngine, _Stream
 from tests.media.scale.backends import Backend
 
 BasePort = Callable[[int], int]
@@ -296,20 +296,116 @@ def test_late_stream_skips_to_latest_slot_instead_of_bursting(
         assert engine.slots_skipped >= 5 * streams
 
 
-def test_send_errors_are_counted_by_errno_and_not_as_sent(engine: ScaleEngine, base_port: BasePort) -> None:
+def _port_nobody_listens_on() -> int:
     closed = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     closed.bind((LOOPBACK, 0))
-    dead_port = closed.getsockname()[1]
-    closed.close()  # nobody listens: the kernel answers with ICMP port unreachable
-    spec = StreamSpec(LOOPBACK, base_port(1), LOOPBACK, dead_port, CODECS["PCMU/8000"], 10, duration_ms=300)
-    engine.register("refused", spec)
-    time.sleep(0.8)
-    counts = engine.stream_counts("refused")
+    port: int = closed.getsockname()[1]
+    closed.close()  # nobody listens: the kernel answers each packet with ICMP port unreachable
+    return port
+
+
+def test_every_packet_goes_to_a_closed_port_and_its_icmp_reports_count_apart(
+    engine: ScaleEngine, base_port: BasePort
+) -> None:
+    """Each packet to a port nobody listens on draws an ICMP port unreachable, which the
+    stream's connected socket hands to its next send (ECONNREFUSED) instead of sending that
+    packet. The packet goes again at once: every packet due is sent, and the reports count
+    by errno in icmp_unreachable, not in send_errors. (Before, every other packet was lost.)"""
+    streams, packets_each = 5, 30
+    base = base_port(streams)
+    dead_port = _port_nobody_listens_on()
+    for index in range(streams):
+        spec = StreamSpec(
+            LOOPBACK,
+            base + 2 * index,
+            LOOPBACK,
+            dead_port,
+            CODECS["PCMU/8000"],
+            10,
+            duration_ms=10 * packets_each,
+            start_offset_ms=index * 10 / streams,
+        )
+        engine.register(f"refused-{index}", spec)
+
+    def attempted(index: int) -> int:
+        counts = engine.stream_counts(f"refused-{index}")
+        return 0 if counts is None else counts.packets + counts.send_errors
+
+    wait_until(lambda: all(attempted(index) == packets_each for index in range(streams)))
+    counts = [engine.unregister(f"refused-{index}") for index in range(streams)]  # the last reports too
     totals = engine.snapshot()
-    assert counts is not None
-    assert totals.send_errors["ECONNREFUSED"] == counts.send_errors >= 5
-    assert counts.packets + counts.send_errors == 30
-    assert totals.rtp_packets_sent == counts.packets
+    assert all(count is not None and count.packets + count.send_errors == packets_each for count in counts)
+    sent, failed = sum(c.packets for c in counts if c), sum(c.send_errors for c in counts if c)
+    reports = sum(c.icmp_reports for c in counts if c)
+    assert failed <= 1, "a retry fails only if another report lands between the two sends"
+    assert totals.rtp_packets_sent == sent == streams * packets_each - failed
+    assert sum(totals.send_errors.values()) == failed
+    assert totals.icmp_unreachable == {"ECONNREFUSED": reports}
+    assert reports >= streams * packets_each // 2  # about one per packet
+
+
+def test_a_listening_port_gets_every_packet_counted_and_no_icmp_report(
+    engine: ScaleEngine, receiver: Receiver, base_port: BasePort
+) -> None:
+    streams, packets_each = 5, 30
+    base = base_port(streams)
+    for index in range(streams):
+        spec = spec_for(
+            receiver,
+            base + 2 * index,
+            CODECS["PCMU/8000"],
+            10,
+            duration_ms=10 * packets_each,
+            start_offset_ms=index * 10 / streams,
+        )
+        engine.register(f"call-{index}", spec)
+    received = receiver.collect(10.0, expected=streams * packets_each)
+    counts = [engine.unregister(f"call-{index}") for index in range(streams)]
+    received += receiver.collect(0.1)
+    assert counts == [StreamCounts(packets_each, packets_each * 80, 0, 0)] * streams
+    totals = engine.snapshot()
+    assert len(received) == totals.rtp_packets_sent == streams * packets_each
+    assert totals.icmp_unreachable == {} and not totals.send_errors
+
+
+class _ScriptedSend:
+    """Stands for a socket's send(): raises the errors given, in turn, then sends."""
+
+    def __init__(self, *errors: int) -> None:
+        self.errors = list(errors)
+        self.calls = 0
+
+    def __call__(self, packet: bytearray) -> int:
+        self.calls += 1
+        if self.errors:
+            code = self.errors.pop(0)
+            raise OSError(code, os.strerror(code))
+        return len(packet)
+
+
+def test_python_backend_sends_once_more_after_an_icmp_report_and_counts_a_second_failure(
+    receiver: Receiver, base_port: BasePort
+) -> None:
+    """What the native core's test under seccomp checks (a send again that fails too), here
+    on the Python backend's failure path itself."""
+    engine = PythonScaleEngine()  # not started: the failure path is called directly
+    stream = _Stream(spec_for(receiver, base_port(1), CODECS["PCMU/8000"]), 0)
+    try:
+        refused = OSError(errno.ECONNREFUSED, "refused")
+        stream.send = again = _ScriptedSend()
+        assert engine._send_failed(stream, stream.packet, refused) and again.calls == 1
+        stream.send = again = _ScriptedSend(errno.ECONNREFUSED)
+        assert not engine._send_failed(stream, stream.packet, refused) and again.calls == 1
+        stream.send = again = _ScriptedSend()
+        assert not engine._send_failed(stream, stream.packet, OSError(errno.EAGAIN, "full"))
+        assert again.calls == 0  # not an ICMP report: not sent again
+        assert (stream.icmp_reports, stream.send_errors) == (2, 2)
+        totals = engine.snapshot()
+        assert totals.icmp_unreachable == {"ECONNREFUSED": 2}
+        assert totals.send_errors == {"ECONNREFUSED": 1, "EAGAIN": 1}
+    finally:
+        stream.sock.close()
+        engine.close()
 
 
 def test_register_rejects_live_call_id_and_taken_port(

@@ -49,6 +49,7 @@ STATS_KEYS = {
     "max_late_ns",
     "skipped",
     "errors",
+    "icmp_reports",
     "active",
     "finished",
     "threads",
@@ -278,8 +279,8 @@ def test_packet_fields_and_exact_counts(mode: str, sink: Sink, make_core: MakeCo
         assert stats["late_packets"] + stats["on_time_1ms"] == total
         assert stats["on_time_1ms"] <= stats["on_time_2ms"] <= total
         assert (stats["finished"], stats["active"], stats["errors"]) == (streams, streams, {})
-        assert all(core.stream_stats(handle) == (limit, limit * 160, 0) for handle in handles)
-        assert all(core.remove(handle) == (limit, limit * 160, 0) for handle in handles)
+        assert all(core.stream_stats(handle) == (limit, limit * 160, 0, 0) for handle in handles)
+        assert all(core.remove(handle) == (limit, limit * 160, 0, 0) for handle in handles)
         after = core.stats()
         assert (after["active"], after["packets"], after["finished"]) == (0, total, streams)
     finally:
@@ -597,7 +598,7 @@ def test_remove_from_another_thread_frees_sockets(mode: str, sink: Sink, make_co
             assert trap.total() == 0
             assert after["packets"] == before["packets"] and after["errors"] == {}
             assert after["active"] == 0
-            assert sum(packets for packets, _, _ in counts) == after["packets"]
+            assert sum(packets for packets, _, _, _ in counts) == after["packets"]
             for handle in handles:
                 with pytest.raises(ValueError):
                     core.remove(handle)
@@ -609,7 +610,7 @@ def test_remove_from_another_thread_frees_sockets(mode: str, sink: Sink, make_co
         try:
             handle = add(core, rebound, random_start(), limit=3)
             sink.read_until(lambda: core.stream_stats(handle)[0] == 3)
-            assert core.remove(handle) == (3, 480, 0)
+            assert core.remove(handle) == (3, 480, 0, 0)
         finally:
             rebound.close()
     finally:
@@ -656,25 +657,81 @@ def test_add_remove_close_churn_never_touches_closed_sockets(
     assert stats["packets"] > 1000
 
 
+def _run_to_the_end(core: Any, sock: socket.socket, limit: int) -> tuple[int, int, int, int]:
+    """Add a stream of `limit` packets 5 ms apart, wait until it has sent them all, remove it."""
+    handle = add(core, sock, random_start(), limit=limit, interval_ms=5)
+    wait_until(lambda: core.stats()["finished"] >= 1)
+    counts: tuple[int, int, int, int] = core.remove(handle)
+    return counts
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_send_errors_counted_when_peer_port_is_closed(mode: str, make_core: MakeCore) -> None:
+def test_icmp_reports_counted_apart_and_every_packet_sent_when_peer_port_is_closed(
+    mode: str, make_core: MakeCore
+) -> None:
+    """Each packet to a port nobody listens on draws an ICMP port unreachable, which the
+    connected socket hands to the next send as ECONNREFUSED instead of sending it: that
+    packet goes again at once, so all of them are sent and the reports count apart (before,
+    every other packet failed). The last packet's report is met by remove()'s drain."""
+    limit = 12
     core = make_core(mode)
-    closed_peer = (LOOPBACK, free_port())
-    sock = sender(closed_peer)
+    sock = sender((LOOPBACK, free_port()))
     try:
-        handle = add(core, sock, random_start(), limit=12, interval_ms=5)
-        deadline = time.monotonic() + 10
-        while core.stats()["finished"] < 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        packets, octets, failures = core.remove(handle)
+        packets, octets, failures, reports = _run_to_the_end(core, sock, limit)
         stats = core.stats()
-        assert packets + failures == 12 and octets == packets * 160
-        assert failures >= 1
-        assert stats["errors"] == {errno.ECONNREFUSED: failures}
-        assert stats["packets"] == packets  # a failed send is not a packet
+        assert failures <= 1 and packets + failures == limit and octets == packets * 160
+        assert reports >= limit // 2
+        assert stats["icmp_reports"] == {errno.ECONNREFUSED: reports}
+        assert sum(stats["errors"].values()) == failures and stats["packets"] == packets
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_send_errors_other_than_icmp_reports_are_counted_and_not_sent_again(
+    mode: str, make_core: MakeCore
+) -> None:
+    core = make_core(mode)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as unconnected:  # send() has no peer
+        unconnected.bind((LOOPBACK, 0))
+        unconnected.setblocking(False)
+        assert _run_to_the_end(core, unconnected, 6) == (0, 0, 6, 0)
+    stats = core.stats()
+    assert stats["errors"] == {errno.EDESTADDRREQ: 6} and stats["icmp_reports"] == {}
+    assert stats["packets"] == 0
+
+
+SENDTO = {"x86_64": 44, "aarch64": 206}.get(os.uname().machine)
+
+_SENDTO_REFUSED = """
+import errno, socket, time
+from gossipper.media.scale._scalecore import Core
+sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sink.bind(("127.0.0.1", 0))
+core = Core(1, "send")
+core.start()
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("127.0.0.1", 0))
+sock.connect(sink.getsockname())
+header = bytes([0x80, 8] + [0] * 10)
+handle = core.add(sock.fileno(), header, 160, 0xD5, 160, 5_000_000, time.monotonic_ns(), 5)
+deadline = time.monotonic() + 10
+while core.stats()["finished"] < 1 and time.monotonic() < deadline:
+    time.sleep(0.01)
+stats = core.stats()
+refused = {errno.ECONNREFUSED: 5}
+print(core.remove(handle), stats["errors"] == refused, stats["icmp_reports"] == refused)
+"""
+
+
+@pytest.mark.skipif(SENDTO is None, reason="sendto's system call number is known here for x86_64 and aarch64")
+def test_a_send_again_after_an_icmp_report_that_fails_too_counts_as_a_send_error() -> None:
+    """Every sendto() refused with ECONNREFUSED, as a socket whose ICMP reports kept coming
+    would: each packet counts one report and, its send again failing too, one send error, and
+    the stream moves on. (That the second send happens shows toward a closed port, where it
+    succeeds: test_icmp_reports_counted_apart_and_every_packet_sent_when_peer_port_is_closed.)"""
+    assert SENDTO is not None
+    assert _run_refusing(SENDTO, _SENDTO_REFUSED, errno.ECONNREFUSED) == "(0, 0, 5, 5) True True"
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -695,13 +752,13 @@ def test_echoed_rtp_counted_per_stream_while_sending(
         ]
         wait_until(lambda: sum(core.stream_received(handle)[0] for handle in handles) == streams * limit)
         for handle in handles:
-            assert core.stream_stats(handle) == (limit, limit * 160, 0)
+            assert core.stream_stats(handle) == (limit, limit * 160, 0, 0)
             assert core.stream_received(handle) == (limit, limit * 160)
         assert core.stream_received(keeper) == (0, 0)
         total = streams * limit
         assert received(core) == (total, total * 160, 0)
         assert core.stats()["errors"] == {}
-        assert all(core.remove(handle) == (limit, limit * 160, 0) for handle in handles)
+        assert all(core.remove(handle) == (limit, limit * 160, 0, 0) for handle in handles)
         assert received(core) == (total, total * 160, 0)
         with pytest.raises(ValueError):
             core.stream_received(handles[0])
@@ -769,7 +826,7 @@ def test_remove_counts_what_arrived_while_the_worker_slept(
         rtp = bytes(random_start()) + bytes(40)
         for datagram in (rtp, rtp, rtp, b"\x80"):
             sink.sock.sendto(datagram, sock.getsockname())  # from the connected peer's address
-        assert core.remove(handle) == (1, 160, 0)
+        assert core.remove(handle) == (1, 160, 0, 0)
         assert received(core) == (3, 120, 1)
     finally:
         sock.close()
@@ -805,7 +862,9 @@ def test_stats_keys_before_start() -> None:
     stats = core.stats()
     assert set(stats) == STATS_KEYS
     assert stats["threads"] == 3 and stats["errors"] == {}
-    assert all(isinstance(value, int) for key, value in stats.items() if key != "errors")
+    assert stats["icmp_reports"] == {}
+    counts = {key: value for key, value in stats.items() if key not in ("errors", "icmp_reports")}
+    assert all(isinstance(value, int) for value in counts.values())
     core.stop()
     core.stop()  # idempotent
 
@@ -839,9 +898,10 @@ def test_core_constants_agree_with_api() -> None:
     """scalecore.h and api.py state the constants both backends keep to, by the same names:
     the values must agree, and the core exposes no constant that api.py lacks."""
     exposed = {name for name in dir(_scalecore) if name.isupper()}
-    assert exposed == set(SHARED_CONSTANTS)
+    assert exposed == {*SHARED_CONSTANTS, "ICMP_REPORT_ERRNOS"}
     core_values = {name: getattr(_scalecore, name) for name in SHARED_CONSTANTS}
     assert core_values == {name: getattr(api, name) for name in SHARED_CONSTANTS}
+    assert set(_scalecore.ICMP_REPORT_ERRNOS) == api.ICMP_REPORT_ERRNOS
 
 
 def test_core_refuses_more_workers_than_max_workers() -> None:
@@ -890,13 +950,14 @@ def test_bad_stream_arguments() -> None:
         core.start()
 
 
-def _refusing(syscall_number: int, body: str) -> str:
-    """A script that runs `body` under a seccomp filter failing one system call with EPERM."""
+def _refusing(syscall_number: int, body: str, error: int = errno.EPERM) -> str:
+    """A script that runs `body` under a seccomp filter failing one system call with `error`."""
     return f"""
 import ctypes, struct, sys
 libc = ctypes.CDLL(None, use_errno=True)
-# load the call number; if it is the one refused, fail with EPERM (1), else allow
-program = [(0x20, 0, 0, 0), (0x15, 0, 1, {syscall_number}), (0x06, 0, 0, 0x50001), (0x06, 0, 0, 0x7FFF0000)]
+# load the call number; if it is the one refused, fail with the errno asked for, else allow
+program = [(0x20, 0, 0, 0), (0x15, 0, 1, {syscall_number}), (0x06, 0, 0, {0x50000 | error}),
+           (0x06, 0, 0, 0x7FFF0000)]
 code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in program))
 class Fprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
@@ -908,9 +969,9 @@ if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(fprog), 0, 0):
 """
 
 
-def _run_refusing(syscall_number: int, body: str) -> str:
+def _run_refusing(syscall_number: int, body: str, error: int = errno.EPERM) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", _refusing(syscall_number, body)],
+        [sys.executable, "-c", _refusing(syscall_number, body, error)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -1157,14 +1218,15 @@ def test_engine_registers_counts_and_closes(mode: str, sink: Sink) -> None:
         sink.read_until(lambda: len(sink.by_port[ports[0]]) >= 10 and len(sink.by_port[ports[1]]) >= 10)
         sink.read_for(0.1)
         a = engine.unregister("a")
-        assert a is not None and (a.packets, a.octets, a.send_errors) == (10, 1600, 0)
+        assert a is not None and (a.packets, a.octets, a.send_errors, a.icmp_reports) == (10, 1600, 0, 0)
         snapshot = engine.snapshot()
         assert snapshot.engine == engine.name
         assert (snapshot.streams_started, snapshot.streams_active, snapshot.streams_active_max) == (3, 2, 3)
-        assert set(snapshot.send_errors) == {"ECONNREFUSED"}
+        assert set(snapshot.icmp_unreachable) == {"ECONNREFUSED"}
         assert snapshot.rtp_octets_sent == snapshot.rtp_packets_sent * 160
         b, refused = engine.unregister("b"), engine.unregister("refused")
-        assert b is not None and refused is not None and refused.send_errors >= 1
+        assert b is not None and b.icmp_reports == 0
+        assert refused is not None and refused.icmp_reports >= 1 and refused.send_errors <= 1
     finally:
         engine.close()
     sink.read_for(0.05)
@@ -1172,7 +1234,8 @@ def test_engine_registers_counts_and_closes(mode: str, sink: Sink) -> None:
     assert final.streams_active == 0
     assert sink.total() == a.packets + b.packets
     assert final.rtp_packets_sent == a.packets + b.packets + refused.packets
-    assert final.send_errors["ECONNREFUSED"] == refused.send_errors
+    assert final.icmp_unreachable == {"ECONNREFUSED": refused.icmp_reports}
+    assert sum(final.send_errors.values()) == refused.send_errors
 
 
 @pytest.mark.parametrize("mode", MODES)
