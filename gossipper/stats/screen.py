@@ -41,6 +41,7 @@ class _Snapshot:
     timeouts: int = 0
     rtp_sent: int = 0
     send_errors: int = 0
+    icmp_unreachable: int = 0
     late_packets: int = 0
 
     @classmethod
@@ -55,6 +56,7 @@ class _Snapshot:
             timeouts=counters.timeouts,
             rtp_sent=media.rtp_packets_sent,
             send_errors=sum(media.send_errors.values()),
+            icmp_unreachable=sum(media.icmp_unreachable.values()),
             late_packets=media.late_packets,
         )
 
@@ -134,6 +136,7 @@ class ScreenRefresher:
         period_s = self._period_s(now)
         rtp_pps = (media.rtp_packets_sent - previous.rtp_sent) / period_s if period_s > 0 else 0.0
         send_errors = sum(media.send_errors.values())
+        icmp_unreachable = sum(media.icmp_unreachable.values())
         rows = [
             ("Calls created", counters.calls_created - previous.created, counters.calls_created),
             ("Calls succeeded", counters.calls_succeeded - previous.succeeded, counters.calls_succeeded),
@@ -146,6 +149,7 @@ class ScreenRefresher:
             ("Timeouts", counters.timeouts - previous.timeouts, counters.timeouts),
             ("RTP packets sent", media.rtp_packets_sent - previous.rtp_sent, media.rtp_packets_sent),
             ("RTP send errors", send_errors - previous.send_errors, send_errors),
+            ("RTP ICMP unreachable", icmp_unreachable - previous.icmp_unreachable, icmp_unreachable),
             ("RTP late packets", media.late_packets - previous.late_packets, media.late_packets),
         ]
         lines = [f"  {'':<20}{'Period':>12}{'Cumulative':>14}"]

@@ -38,6 +38,10 @@ def _send_errors(counters: RunCounters) -> int:
     return sum(counters.media.send_errors.values())
 
 
+def _icmp_unreachable(counters: RunCounters) -> int:
+    return sum(counters.media.icmp_unreachable.values())
+
+
 # SIPp's call-creation counters, before its TotalCallCreated/CurrentCall columns.
 _CREATION_COLUMNS: tuple[tuple[str, Getter | None], ...] = (
     ("IncomingCall", attrgetter("calls_incoming")),
@@ -82,6 +86,7 @@ _MEDIA_COLUMNS: tuple[tuple[str, Getter | None], ...] = (
     ("rtp_octets_sent", attrgetter("media.rtp_octets_sent")),
     ("rtp_packets_received", attrgetter("media.rtp_packets_received")),
     ("rtp_send_errors", _send_errors),
+    ("rtp_icmp_unreachable", _icmp_unreachable),
     ("rtp_late_packets", attrgetter("media.late_packets")),
 )
 

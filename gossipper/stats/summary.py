@@ -11,6 +11,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from gossipper.errors import FileProblem
@@ -46,6 +47,7 @@ def _media_dict(media: MediaCounters) -> dict[str, object]:
         "streams_started": media.streams_started,
         "streams_active_max": media.streams_active_max,
         "send_errors": dict(sorted(media.send_errors.items())),
+        "rtp_icmp_unreachable": dict(sorted(media.icmp_unreachable.items())),
         "late_packets": media.late_packets,
         "max_late_ms": media.max_late_ms,
         "on_time_1ms": media.on_time_1ms,
@@ -145,14 +147,19 @@ def _duration_line(label: str, stat: DurationStat) -> str:
     )
 
 
+def by_errno(counts: Counter[str]) -> str:
+    """'ECONNREFUSED 12, ENOBUFS 1', or 'none'."""
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
+
+
 def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
     pps = media.rtp_packets_sent / elapsed_s if elapsed_s > 0 else 0.0
-    errors = ", ".join(f"{name} {count}" for name, count in sorted(media.send_errors.items())) or "none"
     return [
         f"Media ({media.engine}): sent {media.rtp_packets_sent} packets / {media.rtp_octets_sent} octets "
         f"({pps:.1f} pps avg), received {media.rtp_packets_received} packets / "
         f"{media.rtp_octets_received} octets",
-        f"  Send errors: {errors}; late packets: {media.late_packets} "
+        f"  Send errors: {by_errno(media.send_errors)}; "
+        f"ICMP unreachable: {by_errno(media.icmp_unreachable)}; late packets: {media.late_packets} "
         f"(max lateness {media.max_late_ms:.3f} ms); streams: {media.streams_started}",
         *_receive_lines(media),
     ]

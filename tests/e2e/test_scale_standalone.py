@@ -140,6 +140,46 @@ def test_soak_1000_streams_for_60_seconds(backend: Backend, tmp_path: Path) -> N
     _check_counted_run(backend, 1000, 60, tmp_path)
 
 
+def test_a_closed_port_gets_every_packet_and_the_icmp_reports_count_apart(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """Toward a port nobody listens on, each packet draws an ICMP port unreachable that the
+    stream's socket hands to its next send (ECONNREFUSED) instead of sending: that packet
+    goes again at once, so every packet due is sent and the reports count apart, by errno,
+    in the JSON and the summary line (before, half of the packets were lost to them)."""
+    streams, packets_each = 20, 50
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as closed:
+        closed.bind((LOOPBACK, 0))
+        dead_port = closed.getsockname()[1]
+    summary = tmp_path / "summary.json"
+    result = run_gossipper(
+        "-rtp_send",
+        "-media_scale",
+        "-rtp_streams",
+        str(streams),
+        "-rtp_addr",
+        f"{LOOPBACK}:{dead_port}",
+        "-rtp_dur",
+        str(20 * packets_each),
+        "-mp",
+        str(free_ports_below_ephemeral(2 * streams)),
+        "-summary_json",
+        str(summary),
+        *backend.flags,
+        timeout=60,
+        env=backend.subprocess_env(),
+    )
+    media = read_json(summary)["media"]
+    assert isinstance(media, dict)
+    failed = sum(media["send_errors"].values())
+    assert result.returncode == (1 if failed else 0), result.stderr
+    assert failed <= 1, media["send_errors"]  # a retry fails only if another report lands meanwhile
+    assert media["rtp_packets_sent"] == streams * packets_each - failed
+    icmp = media["rtp_icmp_unreachable"]
+    assert set(icmp) == {"ECONNREFUSED"} and icmp["ECONNREFUSED"] >= streams * packets_each // 2
+    assert f"ICMP unreachable (each packet sent again): ECONNREFUSED {icmp['ECONNREFUSED']}" in result.stdout
+
+
 def test_cli_overrides_reach_the_wire(backend: Backend) -> None:
     """-rtp_codec, -rtp_freq, -rtp_pt, -rtp_ch and -mp, read back from a receiving socket."""
     receiver = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

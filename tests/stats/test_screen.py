@@ -48,6 +48,7 @@ def test_render_shows_header_counters_and_step_rows() -> None:
     counters.calls_failed = 2
     counters.calls_active = 8
     counters.media.send_errors["EAGAIN"] = 4
+    counters.media.icmp_unreachable["ECONNREFUSED"] = 9
     counters.media.late_packets = 6
     screen = ScreenRefresher(counters, LABELS, header, io.StringIO(), interactive=False)
     text = screen.render(STARTED + 4)
@@ -62,6 +63,7 @@ def test_render_shows_header_counters_and_step_rows() -> None:
     assert numbers_after(text, "Calls failed") == [2, 2]
     assert numbers_after(text, "Calls ongoing") == [8]
     assert numbers_after(text, "RTP send errors") == [4, 4]
+    assert numbers_after(text, "RTP ICMP unreachable") == [9, 9]
     assert numbers_after(text, "RTP late packets") == [6, 6]
     assert numbers_after(text, "INVITE ---------->") == [40, 3, 1, 0]
     assert numbers_after(text, "<---------- 100") == [38, 0, 0, 2]
@@ -75,14 +77,17 @@ def test_period_columns_and_rtp_rate_count_from_the_last_refresh() -> None:
     screen = ScreenRefresher(counters, LABELS, header, out, interactive=False)
     counters.calls_created = 10
     counters.media.rtp_packets_sent = 1000
+    counters.media.icmp_unreachable["ECONNREFUSED"] = 3
     screen.refresh(STARTED + 1)
     counters.calls_created = 14
     counters.calls_succeeded = 5
     counters.media.rtp_packets_sent = 1100
+    counters.media.icmp_unreachable["ECONNREFUSED"] = 8
     text = screen.render(STARTED + 3)
     assert numbers_after(text, "Calls created") == [4, 14]
     assert numbers_after(text, "Calls succeeded") == [5, 5]
     assert numbers_after(text, "RTP packets sent") == [100, 1100]
+    assert numbers_after(text, "RTP ICMP unreachable") == [5, 8]
     assert "RTP: 50 pps over the last 2.0 s" in text
     assert "measured 2.000 cps" in text
     # render() alone does not start a new period

@@ -34,7 +34,7 @@ SIPP_LEADING_COLUMNS = (
 OUR_COLUMNS = (
     "rtp_packets_sent(P);rtp_packets_sent(C);rtp_octets_sent(P);rtp_octets_sent(C);"
     "rtp_packets_received(P);rtp_packets_received(C);rtp_send_errors(P);rtp_send_errors(C);"
-    "rtp_late_packets(P);rtp_late_packets(C);"
+    "rtp_icmp_unreachable(P);rtp_icmp_unreachable(C);rtp_late_packets(P);rtp_late_packets(C);"
 )
 
 WITH_EVERYTHING = StatCsvLayout(rtd_repartition=True, call_length_repartition=True, media_columns=True)
@@ -92,6 +92,7 @@ def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> 
     counters.retransmissions = 4
     counters.media.rtp_packets_sent = 1000
     counters.media.send_errors["EAGAIN"] = 2
+    counters.media.icmp_unreachable["ECONNREFUSED"] = 7
     counters.call_length.add(1000)
     counters.call_length.add(2000)
     writer.write_row(STARTED + 2)
@@ -102,6 +103,7 @@ def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> 
     counters.retransmissions = 5
     counters.media.rtp_packets_sent = 1500
     counters.media.send_errors["ENOBUFS"] = 1
+    counters.media.icmp_unreachable["EHOSTUNREACH"] = 5
     counters.call_length.add(6000)
     writer.write_row(STARTED + 4)
 
@@ -124,6 +126,8 @@ def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> 
         assert sum(int(row[f"{name}(P)"]) for row in rows) == int(third[f"{name}(C)"]), name
     assert (second["rtp_packets_sent(P)"], second["rtp_packets_sent(C)"]) == ("500", "1500")
     assert (second["rtp_send_errors(P)"], second["rtp_send_errors(C)"]) == ("1", "3")
+    assert (first["rtp_icmp_unreachable(P)"], first["rtp_icmp_unreachable(C)"]) == ("7", "7")
+    assert (second["rtp_icmp_unreachable(P)"], second["rtp_icmp_unreachable(C)"]) == ("5", "12")
 
     assert first["TargetRate"] == "10.000"
     assert (first["CallRate(P)"], first["CallRate(C)"]) == ("10.000", "10.000")

@@ -48,6 +48,8 @@ def filled_counters() -> RunCounters:
     media.streams_active_max = 9
     media.send_errors["EAGAIN"] += 3
     media.send_errors["ENOBUFS"] += 1
+    media.icmp_unreachable["ECONNREFUSED"] += 40
+    media.icmp_unreachable["EHOSTUNREACH"] += 2
     media.late_packets = 17
     media.max_late_ms = 4.25
     media.on_time_1ms = 5200
@@ -158,6 +160,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "streams_started": 20,
         "streams_active_max": 9,
         "send_errors": {"EAGAIN": 3, "ENOBUFS": 1},
+        "rtp_icmp_unreachable": {"ECONNREFUSED": 40, "EHOSTUNREACH": 2},
         "late_packets": 17,
         "max_late_ms": 4.25,
         "on_time_1ms": 5200,
@@ -198,6 +201,7 @@ def test_json_file_replaces_old_content_and_leaves_no_temp_file(tmp_path: os.Pat
         written = json.load(handle)
     assert written["total_calls"] == 21
     assert written["media"]["send_errors"] == {"EAGAIN": 3, "ENOBUFS": 1}
+    assert written["media"]["rtp_icmp_unreachable"] == {"ECONNREFUSED": 40, "EHOSTUNREACH": 2}
     assert os.listdir(tmp_path) == ["summary.json"]
     umask = os.umask(0)
     os.umask(umask)
@@ -230,7 +234,7 @@ def test_text_summary_shows_the_numbers() -> None:
     assert "INVITE response time: avg 10.000 ms, min 5.000 ms, max 15.000 ms" in text
     assert "Call length: avg 200.000 ms" in text
     assert "Media (scale): sent 5250 packets / 903000 octets (500.0 pps avg)" in text
-    assert "EAGAIN 3, ENOBUFS 1" in text
+    assert "Send errors: EAGAIN 3, ENOBUFS 1; ICMP unreachable: ECONNREFUSED 40, EHOSTUNREACH 2;" in text
     assert "late packets: 17 (max lateness 4.250 ms)" in text
     assert "\x1b" not in text
 

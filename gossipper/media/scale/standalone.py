@@ -27,6 +27,7 @@ from gossipper.media.scale.preflight import PORT_STEP, preflight
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
+from gossipper.stats.summary import by_errno, write_summary_json
 
 LIVE_PERIOD_S = 1.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -220,7 +221,8 @@ class _LiveLine:
         self.previous = _Previous(now, media.rtp_packets_sent)
         line = (
             f"{now - self.started:7.1f} s  {pps:9.0f} pps  {media.rtp_packets_sent:>11} packets  "
-            f"{sum(media.send_errors.values())} send errors  {media.late_packets} late  "
+            f"{sum(media.send_errors.values())} send errors  "
+            f"{sum(media.icmp_unreachable.values())} ICMP unreachable  {media.late_packets} late  "
             f"{media.streams_active} active streams"
         )
         if self.in_place:
@@ -240,18 +242,17 @@ class _LiveLine:
 def _report(settings: StandaloneSettings, counters: RunCounters) -> None:
     media = counters.media
     elapsed = counters.elapsed_s()
-    errors = ", ".join(f"{name} {count}" for name, count in sorted(media.send_errors.items())) or "none"
     on_time = 100.0 * media.on_time_1ms / media.rtp_packets_sent if media.rtp_packets_sent else 0.0
     line = (
         f"gossipper: rtp_send done: {media.rtp_packets_sent} packets, {media.rtp_octets_sent} payload octets "
         f"in {elapsed:.3f} s ({media.rtp_packets_sent / elapsed if elapsed else 0.0:.1f} pps); "
-        f"send errors: {errors}; late (>1 ms): {media.late_packets}, max late {media.max_late_ms:.3f} ms; "
+        f"send errors: {by_errno(media.send_errors)}; ICMP unreachable (each packet sent again): "
+        f"{by_errno(media.icmp_unreachable)}; "
+        f"late (>1 ms): {media.late_packets}, max late {media.max_late_ms:.3f} ms; "
         f"on time within 1 ms: {on_time:.2f} %; engine {media.engine}"
     )
     print(line, file=sys.stderr if settings.summary_json == "-" else sys.stdout, flush=True)
     if settings.summary_json:
-        from gossipper.stats.summary import write_summary_json
-
         write_summary_json(settings.summary_json, counters, __version__)
 
 
