@@ -13,10 +13,19 @@ from collections.abc import Callable
 from gossipper.engine.call import Call
 from gossipper.engine.default_messages import ok_for
 from gossipper.sip.message import SipMessage, SipParseError
-from gossipper.sip.transport import Address, SipTransport
+from gossipper.sip.transport import INCOMPLETE_AT_CLOSE, Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
 DEAD_CALL_WAIT_S = 33.0  # SIPp's -deadcall_wait default
+PONG = b"\r\n"  # RFC 5626 section 4.4.1: the answer to a CRLF CRLF ping on a connection
+_KEEPALIVE_BYTES = b"\r\n"
+_NUL_KEEPALIVE = b"\x00\x00\x00\x00"  # a datagram SIPp also takes for a keep-alive
+
+
+def is_keepalive(data: bytes) -> bool:
+    """Line ends only (RFC 5626's ping and pong, as a datagram or between stream messages),
+    or the four NUL bytes some devices send instead (SIPp ignores both)."""
+    return (bool(data) and not data.strip(_KEEPALIVE_BYTES)) or data == _NUL_KEEPALIVE
 
 
 class DeadCall:
@@ -64,7 +73,10 @@ class Dispatcher:
             message = SipMessage.parse(data)
             call_id = message.call_id
         except SipParseError as error:
-            self.on_malformed(str(error), data, source)
+            if is_keepalive(data):
+                self.on_keepalive(data, source, transport)
+            else:
+                self.on_malformed(str(error), data, source)
             return
         if not call_id:
             self.on_malformed("message without Call-ID", data, source)
@@ -86,11 +98,31 @@ class Dispatcher:
         self._out_of_call(message, data, source, transport)
 
     def on_malformed(self, reason: str, data: bytes, source: Address) -> None:
-        self._counters.malformed_messages += 1
+        counters = self._counters
+        counters.malformed_messages += 1
+        if reason.startswith(INCOMPLETE_AT_CLOSE):
+            counters.truncated_messages += 1
         preview = data[:200].decode("utf-8", errors="replace")
         self._trace_error(
             f"malformed SIP from {source[0]}:{source[1]} ({len(data)} bytes): {reason}\n{preview}"
         )
+
+    def on_keepalive(self, data: bytes, source: Address, transport: SipTransport) -> None:
+        """RFC 5626: counted, never malformed. On a connection a double-CRLF ping is answered
+        with a single-CRLF pong (section 4.4.1); a pong, or any keep-alive over UDP (where
+        RFC 5626 keeps alive with STUN, and SIPp ignores CRLFs), is not answered."""
+        self._counters.keepalives_received += 1
+        if transport.is_reliable and (b"\n\r\n" in data or b"\n\n" in data):  # a ping: CRLF CRLF
+            transport.send(PONG, source)
+
+    def on_refused(self, listener: str, refused: int, reason: str, first_of_burst: bool) -> None:
+        """A listener refused connections at the open-files limit: each counted, each burst logged."""
+        self._counters.connections_refused += refused
+        if first_of_burst:
+            self._trace_error(
+                f"{listener}: cannot accept connections: {reason}; they are refused, each counted "
+                "in connections_refused, until it can again (at the open-files limit: raise ulimit -n)"
+            )
 
     def _dead_call_message(self, message: SipMessage, data: bytes, source: Address, dead: DeadCall) -> None:
         self._counters.dead_call_messages += 1

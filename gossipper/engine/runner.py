@@ -130,7 +130,10 @@ class Run:
             dead_call_wait_s=settings.dead_call_wait_s,
         )
         self.endpoints = SipEndpoints(
-            settings.transport, self.dispatcher.on_data, self.dispatcher.on_malformed
+            settings.transport,
+            self.dispatcher.on_data,
+            self.dispatcher.on_malformed,
+            self.dispatcher.on_refused,
         )
         generation = settings.generation
         self.counters.target_rate = generation.rate

@@ -22,6 +22,7 @@ from gossipper.sip.tls import TlsContexts, tls_contexts
 from gossipper.sip.transport import (
     OnMalformed,
     OnMessage,
+    OnRefused,
     SipTransport,
     StreamConnection,
     bind_tcp_listener,
@@ -100,10 +101,17 @@ class SharedConnection:
 
 
 class SipEndpoints:
-    def __init__(self, settings: TransportSettings, on_data: OnMessage, on_malformed: OnMalformed) -> None:
+    def __init__(
+        self,
+        settings: TransportSettings,
+        on_data: OnMessage,
+        on_malformed: OnMalformed,
+        on_refused: OnRefused | None = None,
+    ) -> None:
         self.settings = settings
         self._on_data = on_data
         self._on_malformed = on_malformed
+        self._on_refused = on_refused  # a listener refused connections at the open-files limit
         self.remote: Address | None = None  # where requests of new client calls go, resolved
         # -rsa: the positional host, resolved, which [remote_ip]/[remote_port] (and so the
         # Request-URI) still name while packets go to -rsa's address, as in SIPp.
@@ -221,11 +229,12 @@ class SipEndpoints:
     async def _bind_listener(self, port: int) -> BoundListener:
         ip, kind, tls = self.bind_ip, self._kind, self._tls
         server_tls = tls.server if tls is not None else None
+        on_data, on_malformed, on_refused = self._on_data, self._on_malformed, self._on_refused
         if kind == "s":
-            return bind_sctp_listener(ip, port, self._on_data, self._on_malformed)
+            return bind_sctp_listener(ip, port, on_data, on_malformed, on_refused)
         if kind in ("ws", "wss"):
-            return bind_ws_listener(ip, port, self._on_data, self._on_malformed, server_tls)
-        return bind_tcp_listener(ip, port, self._on_data, self._on_malformed, server_tls)
+            return bind_ws_listener(ip, port, on_data, on_malformed, server_tls, on_refused)
+        return bind_tcp_listener(ip, port, on_data, on_malformed, server_tls, on_refused)
 
     async def _connect_shared(self, local_port: int) -> SipTransport:
         """-t ?1's connection: what arrives on it is reported as the SharedConnection's."""

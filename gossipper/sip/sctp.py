@@ -18,9 +18,11 @@ from collections import deque
 from gossipper.errors import BindError, InvalidValue
 from gossipper.sip.transport import (
     LISTEN_BACKLOG,
+    Acceptor,
     Address,
     OnMalformed,
     OnMessage,
+    OnRefused,
     SipFramer,
     bound_socket,
     socket_address,
@@ -126,6 +128,8 @@ class MessageConnection:
         if self._closed:
             return
         self._closed = True
+        # what the peer sent of a message it never finished is reported, not dropped unseen
+        self._framer.end(self.remote_address, self, self._on_message, self._on_malformed)
         self.send_errors += len(self._pending)
         self._pending.clear()
         fd = self._sock.fileno()
@@ -143,12 +147,18 @@ class MessageListener:
     is_reliable = True
 
     def __init__(
-        self, sock: socket.socket, on_message: OnMessage, on_malformed: OnMalformed, protocol_name: str
+        self,
+        sock: socket.socket,
+        on_message: OnMessage,
+        on_malformed: OnMalformed,
+        protocol_name: str,
+        on_refused: OnRefused | None = None,
     ) -> None:
-        self._sock = sock
+        self.socket = sock
         self._on_message = on_message
         self._on_malformed = on_malformed
-        self._listening = False
+        self._on_refused = on_refused
+        self._acceptor: Acceptor | None = None
         self.protocol_name = protocol_name
         self.connections: dict[Address, MessageConnection] = {}
         self.local_address: Address = socket_address(sock.getsockname())
@@ -156,21 +166,19 @@ class MessageListener:
 
     async def listen(self) -> None:
         try:
-            self._sock.listen(LISTEN_BACKLOG)
+            self.socket.listen(LISTEN_BACKLOG)
         except OSError as error:
-            self._sock.close()
+            self.socket.close()
             ip, port = self.local_address
             raise BindError(
                 f"cannot listen on {self.protocol_name} {ip}:{port}: {error.strerror or error}"
             ) from None
-        asyncio.get_running_loop().add_reader(self._sock.fileno(), self._accept)
-        self._listening = True
+        ip, port = self.local_address
+        self._acceptor = Acceptor(
+            self.socket, f"{self.protocol_name} {ip}:{port}", self._accepted, self._on_refused
+        )
 
-    def _accept(self) -> None:
-        try:
-            sock, _ = self._sock.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
+    def _accepted(self, sock: socket.socket) -> None:
         MessageConnection(sock, self._on_message, self._on_malformed, self.connections, self.protocol_name)
 
     def send(self, data: bytes, remote: Address) -> None:
@@ -181,19 +189,19 @@ class MessageListener:
         connection.send(data, remote)
 
     def close(self) -> None:
-        if self._listening:
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
-            self._listening = False
-        self._sock.close()
+        if self._acceptor is not None:
+            self._acceptor.close()
+            self._acceptor = None
+        self.socket.close()
         for connection in list(self.connections.values()):
             connection.close()
 
 
 def bind_sctp_listener(
-    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed
+    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, on_refused: OnRefused | None = None
 ) -> MessageListener:
     sock = bound_socket(ip, port, socket.SOCK_STREAM, "SCTP", socket.IPPROTO_SCTP)
-    return MessageListener(sock, on_message, on_malformed, "SCTP")
+    return MessageListener(sock, on_message, on_malformed, "SCTP", on_refused)
 
 
 async def connect_message_socket(

@@ -1,8 +1,11 @@
 """SIP over UDP, TCP and TLS on asyncio protocols (uvloop when it is the running loop).
 
 Transports only move bytes: every datagram or framed stream message goes to the
-dispatcher's callback unparsed, and send failures are counted, never raised, because
-one unreachable peer must not stop a run of thousands of calls. The stream kinds share
+dispatcher's callback unparsed (a stream's CRLF keep-alives too, for it to count and
+answer), and send failures are counted, never raised, because one unreachable peer must
+not stop a run of thousands of calls. Nothing a peer sent is dropped unseen: what a
+closing connection held of an unfinished message is reported as malformed, and so are
+connections a listener must refuse at the open-files limit (to their own callback). The stream kinds share
 the connection and listener bookkeeping here; WebSocket framing lives in
 `sip.websocket` and SCTP's message-per-send sockets in `sip.sctp`.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -24,6 +28,9 @@ from gossipper.sip.message import SipParseError, find_message_end
 Address = tuple[str, int]
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
 LISTEN_BACKLOG = 1024
+ACCEPT_BATCH = 128  # connections taken (or refused) per wake-up of a listener
+ACCEPT_RETRY_S = 0.1  # a listener that could take nothing off its queue looks again this much later
+SPARE_DESCRIPTORS = 2  # a listener's reserve for the open-files limit: one to refuse on, one to log
 RECEIVE_CHUNK = 65536
 BATCH_SIZE = 64  # datagrams per recvmmsg (the native core's most)
 # Answers queued while reading leave once this many wait: loopback puts a sendmmsg's whole
@@ -33,6 +40,10 @@ FLUSH_AT = 32
 RECEIVE_ROUNDS = 4  # batches read per wake-up before the loop serves anything else
 NOT_NUMERIC = -1  # send_batch: the destination is a name to resolve
 CONNECT_READY_TIMEOUT_S = 10.0  # a TLS handshake or WebSocket upgrade that takes longer has failed
+MAX_KEEPALIVE_BYTES = 1024  # line ends between stream messages held back while waiting for a ping
+# The reason a stream's unfinished message is reported with when its connection closes; the
+# receiver counts these apart (truncated_messages) from messages that failed to parse.
+INCOMPLETE_AT_CLOSE = "connection closed inside a message (an incomplete message was left)"
 
 
 class SipTransport(Protocol):
@@ -48,6 +59,9 @@ class SipTransport(Protocol):
 
 OnMessage = Callable[[bytes, Address, SipTransport], None]
 OnMalformed = Callable[[str, bytes, Address], None]
+# A listener refused connections at the open-files limit: (the listener, as "TCP ip:port";
+# how many were refused now; why; whether this begins a burst of refusals, to be logged).
+OnRefused = Callable[[str, int, str, bool], None]
 
 
 def socket_address(raw: Any) -> Address:
@@ -266,20 +280,32 @@ async def open_udp(ip: str, port: int, on_message: OnMessage) -> UdpTransport | 
 
 # ---------------------------------------------------------------------- streams
 class SipFramer:
-    """Cuts a byte stream into SIP messages by Content-Length (TCP, TLS, SCTP)."""
+    """Cuts a byte stream into SIP messages by Content-Length (TCP, TLS, SCTP).
+
+    CR/LF bytes between messages are RFC 5626 keep-alives and are handed on as what they
+    are (only CR/LF bytes) for the receiver to count: a double CRLF "ping" as soon as it is
+    whole, a lone CRLF ("pong", or a stray line end) once the next message starts or the
+    stream ends, since until then it may be the first half of a ping.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._gap = bytearray()  # line ends since the last message, not yet known as ping or pong
 
     def feed(self, data: bytes) -> list[bytes]:
-        """The whole messages the stream now holds; SipParseError (buffer dropped) if it is not SIP."""
+        """The whole messages and keep-alives the stream now holds; SipParseError (buffer
+        dropped) if it is not SIP."""
         buffer = self._buffer
         buffer += data
         messages: list[bytes] = []
         while buffer:
-            if buffer[0] in (13, 10) and not buffer.strip(b"\r\n"):
-                buffer.clear()  # keep-alive CRLFs only
-                break
+            if buffer[0] in (13, 10):
+                self._take_line_ends(messages)
+                if not buffer:
+                    break
+            if self._gap:  # a lone CRLF before this message: a pong
+                messages.append(bytes(self._gap))
+                self._gap.clear()
             try:
                 end = find_message_end(buffer)
             except SipParseError:
@@ -287,10 +313,27 @@ class SipFramer:
                 raise
             if end is None:
                 break
-            message = bytes(buffer[:end])
+            messages.append(bytes(buffer[:end]))
             del buffer[:end]
-            messages.append(message.lstrip(b"\r\n") if message[:1] in (b"\r", b"\n") else message)
         return messages
+
+    def _take_line_ends(self, out: list[bytes]) -> None:
+        """Move the buffer's leading CR/LF bytes to the gap; each ping in it goes out now."""
+        buffer, gap = self._buffer, self._gap
+        count = 0
+        while count < len(buffer) and buffer[count] in (13, 10):
+            count += 1
+        gap += buffer[:count]
+        del buffer[:count]
+        while True:
+            end = _ping_end(gap)
+            if end < 0:
+                break
+            out.append(bytes(gap[:end]))
+            del gap[:end]
+        if len(gap) > MAX_KEEPALIVE_BYTES:  # CRs without end: not a ping, but not kept forever
+            out.append(bytes(gap))
+            gap.clear()
 
     def deliver(
         self,
@@ -310,6 +353,30 @@ class SipFramer:
         for message in messages:
             on_message(message, remote, sender)
         return True
+
+    def end(
+        self, remote: Address, sender: SipTransport, on_message: OnMessage, on_malformed: OnMalformed
+    ) -> None:
+        """The stream is over: a keep-alive still waiting is handed on, and the bytes of a
+        message it cut off are reported, so that nothing the peer sent goes uncounted."""
+        if self._gap:
+            on_message(bytes(self._gap), remote, sender)
+            self._gap.clear()
+        if self._buffer:
+            left = bytes(self._buffer)
+            self._buffer.clear()
+            on_malformed(INCOMPLETE_AT_CLOSE, left, remote)
+
+
+def _ping_end(gap: bytes | bytearray) -> int:
+    """Where the first double line end (CRLF CRLF, or bare LF LF) in the gap ends; -1: none yet."""
+    crlf = gap.find(b"\n\r\n")
+    lf = gap.find(b"\n\n")
+    if crlf < 0 and lf < 0:
+        return -1
+    if lf < 0 or 0 <= crlf < lf:
+        return crlf + 3
+    return lf + 2
 
 
 class TlsLayer:
@@ -487,8 +554,13 @@ class StreamConnection(asyncio.Protocol):
         if registry is not None and registry.get(self.remote_address) is self:
             del registry[self.remote_address]
         self.set_ready(ConnectionError("connection closed before it was ready"))
+        self.stream_ended()
         if self.on_lost is not None:
             self.on_lost()
+
+    def stream_ended(self) -> None:
+        """The connection is gone: a subclass reports here what its framing held of a message
+        the peer never finished."""
 
     def write(self, data: bytes) -> None:
         transport = self._transport
@@ -535,8 +607,127 @@ class TcpConnection(StreamConnection):
         if not self._framer.deliver(data, self.remote_address, self, self._on_message, self._on_malformed):
             self.close()
 
+    def stream_ended(self) -> None:
+        self._framer.end(self.remote_address, self, self._on_message, self._on_malformed)
+        super().stream_ended()
+
 
 ConnectionMaker = Callable[[dict[Address, StreamConnection]], StreamConnection]
+
+
+class Acceptor:
+    """Takes a listening socket's connections on the event loop, and refuses them out loud at
+    the open-files limit.
+
+    When accept() fails with EMFILE or ENFILE the connection cannot be taken: asyncio's
+    server logs a traceback and stops accepting for a second, leaving it queued, and
+    uvloop's (libuv) takes it on a spare descriptor and closes it; neither tells its caller.
+    Here each such connection is taken on a spare descriptor of ours and closed at once (its
+    peer learns at once), counted, and reported (on_refused; the first of a burst says it
+    begins one, and a second spare is given up for it, since logging it may have a file to
+    open), and the listener accepts again as soon as descriptors are free. Any other
+    accept() failure is reported the same way and retried ACCEPT_RETRY_S later.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        label: str,
+        on_accepted: Callable[[socket.socket], None],
+        on_refused: OnRefused | None,
+    ) -> None:
+        self.socket = sock
+        self.refused = 0  # connections refused since the start
+        self._label = label
+        self._on_accepted = on_accepted
+        self._on_refused = on_refused
+        self._loop = asyncio.get_running_loop()
+        self._spares: list[int] = []  # descriptors held in reserve, given up at the limit
+        self._reserve_spares()
+        self._in_burst = False  # failing since the last connection taken: reported already
+        self._retry: asyncio.TimerHandle | None = None
+        self._closed = False
+        self._loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                connection, _ = self.socket.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the peer gave up while queued
+            except OSError as error:
+                self._cannot_accept(error)
+                return
+            if self._in_burst:
+                self._in_burst = False
+                self._reserve_spares()  # what the burst gave up and could not take back
+            self._on_accepted(connection)
+
+    def _cannot_accept(self, error: OSError) -> None:
+        at_limit = error.errno in (errno.EMFILE, errno.ENFILE)
+        first = not self._in_burst
+        self._in_burst = True
+        if at_limit:  # a descriptor to refuse on, and at a burst's start one for its log line
+            self._release_spares(2 if first else 1)
+        reason = f"{error.strerror or error} ({errno.errorcode.get(error.errno or 0, error.errno)})"
+        if first:
+            self._report(0, reason, first_of_burst=True)
+        refused = self._refuse_queued() if at_limit else 0
+        if refused:
+            self.refused += refused
+            self._report(refused, reason, first_of_burst=False)
+        self._reserve_spares()
+        if not refused:  # nothing left the queue: try again later, not in a busy loop
+            self._loop.remove_reader(self.socket.fileno())
+            self._retry = self._loop.call_later(ACCEPT_RETRY_S, self._resume)
+
+    def _report(self, refused: int, reason: str, first_of_burst: bool) -> None:
+        if self._on_refused is not None:
+            self._on_refused(self._label, refused, reason, first_of_burst)
+
+    def _refuse_queued(self) -> int:
+        """Take each queued connection on a descriptor a spare left free and close it at once;
+        -> how many (none if no descriptor is free)."""
+        refused = 0
+        while refused < ACCEPT_BATCH:
+            try:
+                connection, _ = self.socket.accept()
+            except ConnectionAbortedError:
+                continue
+            except OSError:  # none queued, or no descriptor to take one on
+                break
+            connection.close()
+            refused += 1
+        return refused
+
+    def _reserve_spares(self) -> None:
+        while len(self._spares) < SPARE_DESCRIPTORS:
+            try:
+                self._spares.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+            except OSError:
+                return
+
+    def _release_spares(self, count: int) -> None:
+        for _ in range(min(count, len(self._spares))):
+            os.close(self._spares.pop())
+
+    def _resume(self) -> None:
+        self._retry = None
+        if not self._closed:
+            self._reserve_spares()
+            self._loop.add_reader(self.socket.fileno(), self._readable)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._retry is not None:
+            self._retry.cancel()
+        else:
+            self._loop.remove_reader(self.socket.fileno())
+        self._release_spares(len(self._spares))
 
 
 class StreamListener:
@@ -548,28 +739,59 @@ class StreamListener:
 
     is_reliable = True
 
-    def __init__(self, sock: socket.socket, make_connection: ConnectionMaker, protocol_name: str) -> None:
-        self._sock = sock
+    def __init__(
+        self,
+        sock: socket.socket,
+        make_connection: ConnectionMaker,
+        protocol_name: str,
+        on_refused: OnRefused | None = None,
+    ) -> None:
+        self.socket = sock
         self._make_connection = make_connection
-        self._server: asyncio.AbstractServer | None = None
+        self._on_refused = on_refused
+        self._acceptor: Acceptor | None = None
+        self._starting: set[asyncio.Task[None]] = set()  # accepted, its protocol not yet made
+        self._closed = False
         self.protocol_name = protocol_name
         self.connections: dict[Address, StreamConnection] = {}
         self.local_address: Address = socket_address(sock.getsockname())
         self.send_errors = 0
 
+    @property
+    def refused_connections(self) -> int:
+        return self._acceptor.refused if self._acceptor is not None else 0
+
     async def listen(self) -> None:
-        sock = self._sock
+        sock = self.socket
         try:
             sock.listen(LISTEN_BACKLOG)
-            self._server = await asyncio.get_running_loop().create_server(
-                lambda: self._make_connection(self.connections), sock=sock
-            )
         except OSError as error:
             sock.close()
             ip, port = self.local_address
             raise BindError(
                 f"cannot listen on {self.protocol_name} {ip}:{port}: {error.strerror or error}"
             ) from None
+        ip, port = self.local_address
+        label = f"{self.protocol_name} {ip}:{port}"
+        self._acceptor = Acceptor(sock, label, self._accepted, self._on_refused)
+
+    def _accepted(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        task = asyncio.get_running_loop().create_task(self._serve(sock))
+        self._starting.add(task)
+        task.add_done_callback(self._starting.discard)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, connection = await loop.connect_accepted_socket(
+                lambda: self._make_connection(self.connections), sock
+            )
+        except OSError:  # the peer left before the connection was set up
+            sock.close()
+            return
+        if self._closed:
+            connection.close()
 
     def send(self, data: bytes, remote: Address) -> None:
         connection = self.connections.get(remote)
@@ -579,16 +801,21 @@ class StreamListener:
         connection.send(data, remote)
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        else:
-            self._sock.close()
+        self._closed = True
+        if self._acceptor is not None:
+            self._acceptor.close()
+        self.socket.close()
         for connection in list(self.connections.values()):
             connection.close()
 
 
 def bind_tcp_listener(
-    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, tls: ssl.SSLContext | None = None
+    ip: str,
+    port: int,
+    on_message: OnMessage,
+    on_malformed: OnMalformed,
+    tls: ssl.SSLContext | None = None,
+    on_refused: OnRefused | None = None,
 ) -> StreamListener:
     """A TCP (or, given a server context, TLS) listener, bound but not yet listening."""
     name = "TCP" if tls is None else "TLS"
@@ -597,7 +824,7 @@ def bind_tcp_listener(
     def accept(registry: dict[Address, StreamConnection]) -> StreamConnection:
         return TcpConnection(on_message, on_malformed, registry, server_tls_layer(tls), name)
 
-    return StreamListener(sock, accept, name)
+    return StreamListener(sock, accept, name, on_refused)
 
 
 def server_tls_layer(context: ssl.SSLContext | None) -> TlsLayer | None:
@@ -605,9 +832,14 @@ def server_tls_layer(context: ssl.SSLContext | None) -> TlsLayer | None:
 
 
 async def open_tcp_listener(
-    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, tls: ssl.SSLContext | None = None
+    ip: str,
+    port: int,
+    on_message: OnMessage,
+    on_malformed: OnMalformed,
+    tls: ssl.SSLContext | None = None,
+    on_refused: OnRefused | None = None,
 ) -> StreamListener:
-    listener = bind_tcp_listener(ip, port, on_message, on_malformed, tls)
+    listener = bind_tcp_listener(ip, port, on_message, on_malformed, tls, on_refused)
     await listener.listen()
     return listener
 
@@ -662,10 +894,7 @@ async def open_tcp_connection(
 
 def os_sockets(transport: object) -> list[socket.socket]:
     """The kernel sockets under a transport, for options set after opening (-buff_size,
-    -bind_to_device): a UDP socket or TCP connection has one, a listener its listening ones."""
-    server = getattr(transport, "_server", None)
-    if server is not None:
-        return list(server.sockets)
+    -bind_to_device): a UDP socket, TCP connection or listener has one."""
     own = getattr(transport, "socket", None)
     if isinstance(own, socket.socket):
         return [own]

@@ -22,9 +22,11 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from gossipper.sip.transport import (
+    INCOMPLETE_AT_CLOSE,
     Address,
     OnMalformed,
     OnMessage,
+    OnRefused,
     StreamConnection,
     StreamListener,
     TlsLayer,
@@ -121,6 +123,18 @@ class WsConnection(StreamConnection):
         super().connection_lost(exc)
         self._ws.receive_eof()
 
+    def stream_ended(self) -> None:
+        """Fragments of a message that never got its last frame, and the start of a frame that
+        never finished, are reported as the message the closed connection cut off."""
+        ws = self._ws
+        left = b"".join(self._fragments)
+        self._fragments.clear()
+        if ws.state is State.OPEN:  # after a close frame, the parser discards what follows
+            left += bytes(ws.reader.buffer)
+        if left:
+            self._on_malformed(INCOMPLETE_AT_CLOSE, left, self.remote_address)
+        super().stream_ended()
+
     def close(self) -> None:
         ws = self._ws
         if ws.state is State.OPEN:
@@ -130,7 +144,12 @@ class WsConnection(StreamConnection):
 
 
 def bind_ws_listener(
-    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, tls: ssl.SSLContext | None = None
+    ip: str,
+    port: int,
+    on_message: OnMessage,
+    on_malformed: OnMalformed,
+    tls: ssl.SSLContext | None = None,
+    on_refused: OnRefused | None = None,
 ) -> StreamListener:
     """A ws (or, given a server context, wss) listener, bound but not yet listening."""
     name = "WS" if tls is None else "WSS"
@@ -140,7 +159,7 @@ def bind_ws_listener(
         ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES)
         return WsConnection(on_message, on_malformed, ws, registry, server_tls_layer(tls), name)
 
-    return StreamListener(sock, accept, name)
+    return StreamListener(sock, accept, name, on_refused)
 
 
 async def open_ws_connection(

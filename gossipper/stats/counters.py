@@ -149,6 +149,9 @@ class RunCounters:
     timeouts: int = 0
     unexpected_messages: int = 0
     malformed_messages: int = 0  # SIP that failed to parse
+    truncated_messages: int = 0  # of malformed_messages, those a closed connection cut off
+    keepalives_received: int = 0  # RFC 5626 CRLF keep-alives (pings and pongs), not malformed
+    connections_refused: int = 0  # stream connections refused at the open-files limit
     messages_sent: int = 0
     messages_received: int = 0
     dead_call_messages: int = 0  # messages for calls that no longer exist

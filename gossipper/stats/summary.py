@@ -103,6 +103,9 @@ def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
         "failure_classes": {name: counters.failure_classes[name] for name in FAILURE_CLASSES},
         "unexpected_messages": counters.unexpected_messages,
         "malformed_messages": counters.malformed_messages,
+        "truncated_messages": counters.truncated_messages,
+        "keepalives_received": counters.keepalives_received,
+        "connections_refused": counters.connections_refused,
         "messages_sent": counters.messages_sent,
         "messages_received": counters.messages_received,
         "out_of_call_messages": counters.out_of_call_messages,
@@ -178,6 +181,20 @@ def _receive_lines(media: MediaCounters) -> list[str]:
     ]
 
 
+def _input_lines(counters: RunCounters) -> list[str]:
+    """What arrived besides calls' messages, when anything did."""
+    parts = [
+        f"{label}: {value}"
+        for label, value in (
+            ("Messages cut off at close", counters.truncated_messages),
+            ("Keep-alives received", counters.keepalives_received),
+            ("Connections refused", counters.connections_refused),
+        )
+        if value
+    ]
+    return ["  ".join(parts)] if parts else []
+
+
 def format_summary_text(counters: RunCounters) -> str:
     """The final block the user reads on the terminal, in the spirit of SIPp's last screen."""
     elapsed_s = counters.elapsed_s()
@@ -196,6 +213,7 @@ def format_summary_text(counters: RunCounters) -> str:
         f"Retransmissions: {counters.retransmissions}  Timeouts: {counters.timeouts}  "
         f"Unexpected messages: {counters.unexpected_messages}  "
         f"Malformed messages: {counters.malformed_messages}",
+        *_input_lines(counters),
         _duration_line("INVITE response time", counters.invite_rtt),
         f"Call length: avg {counters.call_length.average_ms:.3f} ms ({counters.call_length.count} calls)",
     ]

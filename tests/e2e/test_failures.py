@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import socket
 import subprocess
 import sys
@@ -9,8 +10,16 @@ import threading
 import time
 from pathlib import Path
 
-from gossipper.cli.ports import LOOPBACK
-from tests.e2e.processes import GossipperUas, read_json, run_gossipper
+from gossipper.cli.ports import LOOPBACK, free_port
+from tests.e2e.processes import (
+    GossipperUas,
+    Processes,
+    gossipper_command,
+    read_json,
+    run_gossipper,
+    stop,
+    wait_bound,
+)
 
 
 class DropFirstInviteProxy:
@@ -134,13 +143,59 @@ def test_malformed_datagrams_are_counted_and_calls_continue(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
         for datagram in MALFORMED:
             attacker.sendto(datagram, (LOOPBACK, uas.port))
+        attacker.sendto(b"\r\n\r\n", (LOOPBACK, uas.port))  # an RFC 5626 keep-alive: not malformed
     result = run_gossipper("-sn", "uac", uas.address, "-i", LOOPBACK, "-m", str(calls), "-r", "20")
     assert result.returncode == 0, result.stderr
     assert uas.wait(timeout=30) == 0
     data = read_json(uas_summary)
     assert data["success_calls"] == calls
     assert data["malformed_messages"] == len(MALFORMED)
+    assert data["keepalives_received"] == 1
     assert "malformed SIP" in (tmp_path / "errors.log").read_text()
+
+
+def test_messages_cut_off_by_closed_connections_and_keepalives_are_counted(
+    tmp_path: Path, gossipper_uas: GossipperUas
+) -> None:
+    """Over TCP: connections that send half an INVITE and close are each counted (they were
+    lost with the connection's buffer), a CRLF CRLF ping gets its CRLF pong, and calls go on."""
+    uas_summary, errors = tmp_path / "uas.json", tmp_path / "errors.log"
+    calls, cut = 5, 40
+    uas = gossipper_uas(
+        "-sn",
+        "uas",
+        "-t",
+        "t1",
+        "-i",
+        LOOPBACK,
+        "-m",
+        str(calls),
+        "-trace_err",
+        "-error_file",
+        str(errors),
+        "-summary_json",
+        str(uas_summary),
+        kind=socket.SOCK_STREAM,
+    )
+    for index in range(cut):
+        with socket.create_connection((LOOPBACK, uas.port), timeout=5) as peer:
+            peer.sendall(
+                b"INVITE sip:x@127.0.0.1 SIP/2.0\r\nCall-ID: cut-%d@127.0.0.1\r\n"
+                b"Content-Length: 100\r\n\r\nv=0\r\n" % index
+            )
+    with socket.create_connection((LOOPBACK, uas.port), timeout=5) as pinger:
+        pinger.sendall(b"\r\n\r\n")
+        assert pinger.recv(10) == b"\r\n"
+    result = run_gossipper(
+        "-sn", "uac", uas.address, "-t", "t1", "-i", LOOPBACK, "-m", str(calls), "-r", "20"
+    )
+    assert result.returncode == 0, result.stderr
+    assert uas.wait(timeout=30) == 0
+    data = read_json(uas_summary)
+    assert data["success_calls"] == calls
+    assert (data["truncated_messages"], data["malformed_messages"]) == (cut, cut)
+    assert data["keepalives_received"] == 1
+    assert errors.read_text().count("connection closed inside a message") == cut
 
 
 def test_timeout_ends_the_run_with_97_or_with_255_under_timeout_error() -> None:
@@ -199,3 +254,59 @@ def test_a_bug_raised_in_a_callback_stops_the_run_in_one_line_with_its_summary(
     assert "Traceback" not in result.stderr
     assert "Traceback" in errors.read_text() and "a bug in the views" in errors.read_text()
     assert read_json(summary)["total_calls"] >= 1
+
+
+def _closed_on_us(peer: socket.socket) -> bool:
+    try:
+        return peer.recv(10, socket.MSG_PEEK) == b""
+    except ConnectionResetError:
+        return True
+    except BlockingIOError:
+        return False  # accepted, and waiting for a message
+
+
+def _limit_open_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
+
+
+OPEN_FILES = 48  # a UAS holds about 20 before any connection (interpreter, loop, sockets)
+
+
+def test_connections_beyond_the_open_files_limit_are_refused_counted_and_logged_once(
+    tmp_path: Path, processes: Processes
+) -> None:
+    """A UAS whose hard open-files limit it cannot raise: the connections it has no descriptor
+    for are refused at once (closed, not left waiting), counted, and logged in one line; once
+    descriptors are free it accepts again and a call succeeds."""
+    summary, errors = tmp_path / "uas.json", tmp_path / "errors.log"
+    port = free_port()
+    command = gossipper_command(
+        "-sn", "uas", "-t", "t1", "-i", LOOPBACK, "-p", str(port), "-m", "1", "-nostdin",
+        "-trace_err", "-error_file", str(errors), "-summary_json", str(summary),
+    )  # fmt: skip
+    uas = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, preexec_fn=_limit_open_files)
+    try:
+        wait_bound(port, socket.SOCK_STREAM, process=uas)
+        peers = [socket.create_connection((LOOPBACK, port), timeout=5) for _ in range(OPEN_FILES + 10)]
+        for peer in peers:
+            peer.setblocking(False)
+        refused, counts = 0, [-1]
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (refused == 0 or counts[-3:] != [refused] * 3):
+            time.sleep(0.2)  # until the count of connections closed on us holds still
+            refused = sum(_closed_on_us(peer) for peer in peers)
+            counts.append(refused)
+        assert 10 <= refused < len(peers)
+        for peer in peers:
+            peer.close()
+        time.sleep(0.5)
+        result = run_gossipper("-sn", "uac", f"{LOOPBACK}:{port}", "-t", "t1", "-i", LOOPBACK, "-m", "1")
+        assert result.returncode == 0, result.stderr
+        assert uas.wait(timeout=30) == 0
+    finally:
+        stop(uas)
+    data = read_json(summary)
+    assert data["connections_refused"] == refused
+    assert data["success_calls"] == 1
+    log = errors.read_text()
+    assert log.count("cannot accept connections: Too many open files (EMFILE)") == 1

@@ -11,7 +11,12 @@ import pytest
 from gossipper.cli.ports import LOOPBACK
 from gossipper.errors import FileProblem, InvalidValue
 from gossipper.sip.tls import TlsContexts, TlsSettings, check_version, tls_contexts
-from gossipper.sip.transport import StreamConnection, open_tcp_connection, open_tcp_listener
+from gossipper.sip.transport import (
+    INCOMPLETE_AT_CLOSE,
+    StreamConnection,
+    open_tcp_connection,
+    open_tcp_listener,
+)
 from tests.sip.test_transport import RUNNERS, Inbox, Malformed, Runner, _message
 from tests.sip.tls_material import Leaf, TlsMaterial, make_tls_material, needs_openssl
 
@@ -176,3 +181,28 @@ def test_sni_names_the_host_and_keylog_file_receives_the_keys(
     run(scenario())
     assert names == ["sip.gossipper.test", None]
     assert "CLIENT_HANDSHAKE_TRAFFIC_SECRET" in keylog.read_text()
+
+
+@RUNNERS
+def test_a_message_cut_off_by_a_closed_tls_connection_is_reported(run: Runner, material: TlsMaterial) -> None:
+    """Half a SIP message in whole TLS records, then close_notify: the half is reported."""
+
+    async def scenario() -> None:
+        contexts = _contexts(material.good)
+        inbox, malformed = Inbox(), Malformed()
+        listener = await open_tcp_listener(LOOPBACK, 0, inbox, malformed, tls=contexts.server)
+        try:
+            half = _message("cut", b"body")[:30]
+            client = await open_tcp_connection(
+                listener.local_address, LOOPBACK, Inbox(), Malformed(), tls=contexts.client
+            )
+            client.send(half, listener.local_address)
+            await asyncio.sleep(0.05)
+            client.close()
+            await asyncio.wait_for(malformed.reported.wait(), 5)
+            assert malformed.reports == [(INCOMPLETE_AT_CLOSE, half, client.local_address)]
+            assert inbox.items == []
+        finally:
+            listener.close()
+
+    run(scenario())

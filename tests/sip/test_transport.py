@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import socket
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -14,7 +20,9 @@ from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import BindError
 from gossipper.sip import transport as transport_module
 from gossipper.sip.transport import (
+    INCOMPLETE_AT_CLOSE,
     Address,
+    SipFramer,
     SipTransport,
     open_tcp_connection,
     open_tcp_listener,
@@ -241,8 +249,9 @@ def test_tcp_exchange_with_split_and_pipelined_messages(run: Runner) -> None:
                 await asyncio.sleep(0.005)
             pipelined = [_message(f"pipe-{i}", b"x" * i) for i in range(5)]
             client.send(b"\r\n\r\n" + b"".join(pipelined) + b"\r\n\r\n", listener.local_address)
-            items = await server_inbox.wait_for(6)
-            assert [data for data, _, _ in items] == [first, *pipelined]
+            items = await server_inbox.wait_for(8)
+            # the CRLF CRLF keep-alives are handed on too, for the receiver to count and answer
+            assert [data for data, _, _ in items] == [first, b"\r\n\r\n", *pipelined, b"\r\n\r\n"]
             connection = items[0][2]
             assert connection.is_reliable
             assert all(
@@ -339,3 +348,148 @@ def test_tcp_over_ipv6(run: Runner) -> None:
             listener.close()
 
     run(scenario())
+
+
+# ---------------------------------------------------------------------- what streams leave over
+def test_the_framer_hands_on_keepalives_between_messages() -> None:
+    """RFC 5626: a CRLF CRLF ping goes on as soon as it is whole; a lone CRLF (a pong) once
+    the next message starts, since until then it may be the first half of a ping."""
+    framer = SipFramer()
+    message = _message("k")
+    assert framer.feed(b"\r\n\r\n") == [b"\r\n\r\n"]
+    assert framer.feed(b"\r\n") == []
+    assert framer.feed(b"\r\n") == [b"\r\n\r\n"]  # it was the first half of a ping
+    assert framer.feed(b"\r\n" + message) == [b"\r\n", message]
+    assert framer.feed(message + b"\r\n\r\n\r\n\r\n") == [message, b"\r\n\r\n", b"\r\n\r\n"]
+    assert framer.feed(b"\n\n" + message[:10]) == [b"\n\n"]  # bare LFs, as RFC 3261 7.5 allows
+    assert framer.feed(message[10:]) == [message]
+
+
+def test_the_framer_reports_what_a_closed_stream_cut_off() -> None:
+    inbox: list[bytes] = []
+    reports: list[tuple[str, bytes, Address]] = []
+    framer = SipFramer()
+    whole, half = _message("whole"), _message("half", b"body")[:40]
+    framer.deliver(whole + b"\r\n" + half, ("192.0.2.1", 5060), None, lambda d, *_: inbox.append(d), None)  # type: ignore[arg-type]
+    assert inbox == [whole, b"\r\n"]
+    framer.end(("192.0.2.1", 5060), None, lambda d, *_: inbox.append(d), lambda *a: reports.append(a))  # type: ignore[arg-type]
+    assert reports == [(INCOMPLETE_AT_CLOSE, half, ("192.0.2.1", 5060))]
+    framer.end(("192.0.2.1", 5060), None, lambda d, *_: inbox.append(d), lambda *a: reports.append(a))  # type: ignore[arg-type]
+    assert len(reports) == 1  # reported once
+    framer.feed(b"\r\n")
+    framer.end(("192.0.2.1", 5060), None, lambda d, *_: inbox.append(d), lambda *a: reports.append(a))  # type: ignore[arg-type]
+    assert inbox[-1] == b"\r\n" and len(reports) == 1  # a pong left waiting is a keep-alive, not a message
+
+
+@RUNNERS
+def test_tcp_connections_closed_inside_a_message_are_each_counted(run: Runner) -> None:
+    """A peer that sends half a message and closes: the half is reported with its peer, once
+    per connection (it used to vanish with the connection's buffer)."""
+    connections = 30
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        inbox, malformed = Inbox(), Malformed()
+        listener = await open_tcp_listener(LOOPBACK, 0, inbox, malformed)
+        halves: dict[Address, bytes] = {}
+        try:
+            for index in range(connections):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as peer:
+                    peer.setblocking(False)
+                    await loop.sock_connect(peer, listener.local_address)
+                    half = _message(f"half-{index}", b"0123456789")[: 20 + index]
+                    whole = _message(f"whole-{index}") if index % 2 else b""  # some send one whole first
+                    await loop.sock_sendall(peer, whole + half)
+                    halves[peer.getsockname()] = half
+            for _ in range(int(WAIT_S / 0.01)):
+                if len(malformed.reports) >= connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(malformed.reports) == connections
+            assert {source: data for _, data, source in malformed.reports} == halves
+            assert all(reason == INCOMPLETE_AT_CLOSE for reason, _, _ in malformed.reports)
+            assert len(inbox.items) == connections // 2  # the whole ones arrived
+        finally:
+            listener.close()
+
+    run(scenario())
+
+
+_AT_THE_LIMIT = textwrap.dedent(
+    """
+    import asyncio, json, os, resource, sys
+    import uvloop
+    from gossipper.sip.transport import open_tcp_listener
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        inbox, refusals = [], []
+        listener = await open_tcp_listener(
+            "127.0.0.1", 0, lambda data, *_: inbox.append(data.decode()), lambda *_: None,
+            on_refused=lambda *report: refusals.append(report),
+        )
+        commands = asyncio.Queue()
+        loop.add_reader(0, lambda: commands.put_nowait(sys.stdin.readline().strip()))
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        filler = []
+        while True:  # every descriptor taken: accept() fails with EMFILE
+            try:
+                filler.append(os.open(os.devnull, os.O_RDONLY))
+            except OSError:
+                break
+        print(listener.local_address[1], flush=True)
+        assert await commands.get() == "free"
+        for fd in filler:
+            os.close(fd)
+        print("freed", flush=True)
+        while not inbox:
+            await asyncio.sleep(0.01)
+        print(json.dumps({"refused": listener.refused_connections, "refusals": refusals, "inbox": inbox}))
+        listener.close()
+
+    (uvloop.run if sys.argv[1] == "uvloop" else asyncio.run)(main())
+    """
+)
+
+
+@pytest.mark.parametrize("loop_kind", ["asyncio", "uvloop"])
+def test_connections_refused_at_the_open_files_limit_are_counted_and_the_listener_recovers(
+    loop_kind: str,
+) -> None:
+    """At the descriptor limit each connection is refused at once (its peer sees it closed),
+    counted, and the burst reported once; freed descriptors let the next one in."""
+    refused = 5
+    child = subprocess.Popen(
+        [sys.executable, "-c", _AT_THE_LIMIT, loop_kind],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=os.getcwd(),
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        port = int(child.stdout.readline())
+        for _ in range(refused):
+            with (
+                socket.create_connection((LOOPBACK, port), timeout=WAIT_S) as peer,
+                contextlib.suppress(ConnectionResetError),  # closed with the connection unread
+            ):
+                assert peer.recv(100) == b""  # closed by the listener, not left waiting
+        child.stdin.write("free\n")
+        child.stdin.flush()
+        assert child.stdout.readline().strip() == "freed"
+        with socket.create_connection((LOOPBACK, port), timeout=WAIT_S) as peer:
+            peer.sendall(_message("after"))
+            report = json.loads(child.stdout.readline())
+        assert child.wait(timeout=WAIT_S) == 0
+    finally:
+        child.kill()
+        child.wait()
+    assert report["refused"] == refused
+    assert report["inbox"] == [_message("after").decode()]
+    refusals = report["refusals"]
+    assert sum(count for _, count, _, _ in refusals) == refused
+    assert [first for _, _, _, first in refusals].count(True) == 1  # one report per burst
+    label, _, reason, first = refusals[0]
+    assert first and label == f"TCP 127.0.0.1:{port}" and "EMFILE" in reason

@@ -11,7 +11,7 @@ import pytest
 
 from gossipper.cli.ports import LOOPBACK
 from gossipper.sip.tls import TlsSettings, tls_contexts
-from gossipper.sip.transport import StreamListener
+from gossipper.sip.transport import INCOMPLETE_AT_CLOSE, StreamListener
 from gossipper.sip.websocket import WsConnection, bind_ws_listener, open_ws_connection
 from tests.sip.test_transport import RUNNERS, Inbox, Malformed, Runner, _echo, _message
 from tests.sip.tls_material import OPENSSL, make_tls_material
@@ -139,5 +139,35 @@ def test_refused_connection_and_plain_http_server_are_oserrors(run: Runner) -> N
                 await open_ws_connection(address, LOOPBACK, Inbox(), Malformed())
         finally:
             server.close()
+
+    run(scenario())
+
+
+@RUNNERS
+@pytest.mark.parametrize("how", ["close", "abort"])
+def test_a_message_whose_last_fragment_never_came_is_reported_at_close(run: Runner, how: str) -> None:
+    async def scenario() -> None:
+        inbox, malformed = Inbox(), Malformed()
+        listener = await _listening(None, inbox, malformed)
+        client = await open_ws_connection(listener.local_address, LOOPBACK, Inbox(), Malformed())
+        assert isinstance(client, WsConnection)
+        try:
+            whole = _message("cut", b"x" * 300)
+            client._ws.send_text(whole[:100], fin=False)
+            client._ws.send_continuation(whole[100:200], fin=False)
+            client._flush()
+            await asyncio.sleep(0.05)
+            if how == "close":
+                client.close()  # with a close frame
+            else:
+                assert client._transport is not None
+                client._transport.abort()
+            await asyncio.wait_for(malformed.reported.wait(), 5)
+            [(reason, data, source)] = malformed.reports
+            assert reason == INCOMPLETE_AT_CLOSE and data == whole[:200] and source == client.local_address
+            assert inbox.items == []
+        finally:
+            client.close()
+            listener.close()
 
     run(scenario())

@@ -23,6 +23,9 @@ def filled_counters() -> RunCounters:
     counters.timeouts = 3
     counters.unexpected_messages = 2
     counters.malformed_messages = 4
+    counters.truncated_messages = 3
+    counters.keepalives_received = 9
+    counters.connections_refused = 5
     counters.messages_sent = 100
     counters.messages_received = 90
     counters.out_of_call_messages = 6
@@ -84,6 +87,9 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "failure_classes",
         "unexpected_messages",
         "malformed_messages",
+        "truncated_messages",
+        "keepalives_received",
+        "connections_refused",
         "messages_sent",
         "messages_received",
         "out_of_call_messages",
@@ -147,6 +153,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
     assert list(doc["failure_classes"]) == list(FAILURE_CLASSES)
     assert doc["unexpected_messages"] == 2
     assert doc["malformed_messages"] == 4
+    assert (doc["truncated_messages"], doc["keepalives_received"], doc["connections_refused"]) == (3, 9, 5)
     assert (doc["messages_sent"], doc["messages_received"]) == (100, 90)
     assert (doc["out_of_call_messages"], doc["dead_call_messages"]) == (6, 8)
     assert doc["media"] == {
@@ -231,6 +238,7 @@ def test_text_summary_shows_the_numbers() -> None:
     assert "Retransmissions: 7  Timeouts: 3" in text
     assert "Unexpected messages: 2" in text
     assert "Malformed messages: 4" in text
+    assert "Messages cut off at close: 3  Keep-alives received: 9  Connections refused: 5" in text
     assert "INVITE response time: avg 10.000 ms, min 5.000 ms, max 15.000 ms" in text
     assert "Call length: avg 200.000 ms" in text
     assert "Media (scale): sent 5250 packets / 903000 octets (500.0 pps avg)" in text
@@ -243,4 +251,5 @@ def test_text_summary_has_no_media_line_without_rtp() -> None:
     counters = RunCounters(started_at=STARTED, finished_at=STARTED + 1)
     text = format_summary_text(counters)
     assert "Media" not in text
+    assert "Keep-alives" not in text and "cut off" not in text
     assert "INVITE response time: none measured" in text
