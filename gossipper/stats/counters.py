@@ -114,6 +114,8 @@ class MediaCounters:
     on_time_1ms: int = 0  # sent within 1 ms of their slot
     on_time_2ms: int = 0  # sent within 2 ms of their slot
     malformed_rtp: int = 0
+    malformed_rtcp: int = 0  # classic path: RTCP that did not parse (after SRTCP, if any)
+    rtp_kernel_drops: int = 0  # classic path: datagrams the kernel dropped at a full RTP/RTCP socket
     rtp_check_failures: int = 0  # SIPp's rtpcheck: failed echo checks and broken rtp_echo (exit 253)
     receive: ReceiveQuality = field(default_factory=lambda: ReceiveQuality())
 

@@ -43,6 +43,9 @@ class _Snapshot:
     send_errors: int = 0
     icmp_unreachable: int = 0
     late_packets: int = 0
+    malformed_rtp: int = 0
+    malformed_rtcp: int = 0
+    kernel_drops: int = 0
 
     @classmethod
     def take(cls, counters: RunCounters, at: float) -> _Snapshot:
@@ -58,6 +61,9 @@ class _Snapshot:
             send_errors=sum(media.send_errors.values()),
             icmp_unreachable=sum(media.icmp_unreachable.values()),
             late_packets=media.late_packets,
+            malformed_rtp=media.malformed_rtp,
+            malformed_rtcp=media.malformed_rtcp,
+            kernel_drops=media.rtp_kernel_drops,
         )
 
 
@@ -151,6 +157,9 @@ class ScreenRefresher:
             ("RTP send errors", send_errors - previous.send_errors, send_errors),
             ("RTP ICMP unreachable", icmp_unreachable - previous.icmp_unreachable, icmp_unreachable),
             ("RTP late packets", media.late_packets - previous.late_packets, media.late_packets),
+            ("RTP malformed", media.malformed_rtp - previous.malformed_rtp, media.malformed_rtp),
+            ("RTCP malformed", media.malformed_rtcp - previous.malformed_rtcp, media.malformed_rtcp),
+            ("RTP kernel drops", media.rtp_kernel_drops - previous.kernel_drops, media.rtp_kernel_drops),
         ]
         lines = [f"  {'':<20}{'Period':>12}{'Cumulative':>14}"]
         lines.extend(f"  {label:<20}{period:>12}{total:>14}" for label, period, total in rows)

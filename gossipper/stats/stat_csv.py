@@ -88,6 +88,9 @@ _MEDIA_COLUMNS: tuple[tuple[str, Getter | None], ...] = (
     ("rtp_send_errors", _send_errors),
     ("rtp_icmp_unreachable", _icmp_unreachable),
     ("rtp_late_packets", attrgetter("media.late_packets")),
+    ("rtp_malformed", attrgetter("media.malformed_rtp")),
+    ("rtcp_malformed", attrgetter("media.malformed_rtcp")),
+    ("rtp_kernel_drops", attrgetter("media.rtp_kernel_drops")),
 )
 
 

@@ -53,6 +53,8 @@ def _media_dict(media: MediaCounters) -> dict[str, object]:
         "on_time_1ms": media.on_time_1ms,
         "on_time_2ms": media.on_time_2ms,
         "malformed_rtp": media.malformed_rtp,
+        "malformed_rtcp": media.malformed_rtcp,
+        "rtp_kernel_drops": media.rtp_kernel_drops,
         "engine": media.engine,
         "receive": {
             "streams": media.receive.streams,
@@ -157,6 +159,7 @@ def by_errno(counts: Counter[str]) -> str:
 
 def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
     pps = media.rtp_packets_sent / elapsed_s if elapsed_s > 0 else 0.0
+    unreadable = _unreadable(media)
     return [
         f"Media ({media.engine}): sent {media.rtp_packets_sent} packets / {media.rtp_octets_sent} octets "
         f"({pps:.1f} pps avg), received {media.rtp_packets_received} packets / "
@@ -165,6 +168,20 @@ def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
         f"ICMP unreachable: {by_errno(media.icmp_unreachable)}; late packets: {media.late_packets} "
         f"(max lateness {media.max_late_ms:.3f} ms); streams: {media.streams_started}",
         *_receive_lines(media),
+        *([f"  Not counted as received: {', '.join(unreadable)}"] if unreadable else []),
+    ]
+
+
+def _unreadable(media: MediaCounters) -> list[str]:
+    """What reached the media ports and was not taken as RTP or RTCP, by why."""
+    return [
+        f"{label} {value}"
+        for label, value in (
+            ("malformed RTP", media.malformed_rtp),
+            ("malformed RTCP", media.malformed_rtcp),
+            ("dropped by the kernel (receive buffer full)", media.rtp_kernel_drops),
+        )
+        if value
     ]
 
 
@@ -218,6 +235,6 @@ def format_summary_text(counters: RunCounters) -> str:
         f"Call length: avg {counters.call_length.average_ms:.3f} ms ({counters.call_length.count} calls)",
     ]
     media = counters.media
-    if media.rtp_packets_sent or media.rtp_packets_received:
+    if media.rtp_packets_sent or media.rtp_packets_received or _unreadable(media):
         lines.extend(_media_lines(media, elapsed_s))
     return "\n".join(lines)

@@ -240,12 +240,12 @@ def test_infindex_checks_as_sipp(flags: list[str], error: str) -> None:
 def test_rtp_buffsize_and_mb_reach_the_media_sockets() -> None:
     import socket
 
-    from gossipper.media.classic.session import _bound_socket
+    from gossipper.media.classic.session import bind_media_socket
 
     media = _settings("-mb", "100", "-rtp_buffsize", "100000").media
     assert (media.echo_buffer_bytes, media.socket_buffer_bytes) == (100, 100000)
-    assert _settings().media.socket_buffer_bytes is None  # the kernel's unless asked
-    with _bound_socket(("127.0.0.1", 0), 100000) as sock:
+    assert _settings().media.socket_buffer_bytes is None  # the media layer's default unless asked
+    with bind_media_socket(("127.0.0.1", 0), 100000) as sock:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 100000  # Linux doubles it
 
 

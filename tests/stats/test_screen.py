@@ -50,6 +50,9 @@ def test_render_shows_header_counters_and_step_rows() -> None:
     counters.media.send_errors["EAGAIN"] = 4
     counters.media.icmp_unreachable["ECONNREFUSED"] = 9
     counters.media.late_packets = 6
+    counters.media.malformed_rtp = 1
+    counters.media.malformed_rtcp = 2
+    counters.media.rtp_kernel_drops = 840
     screen = ScreenRefresher(counters, LABELS, header, io.StringIO(), interactive=False)
     text = screen.render(STARTED + 4)
     assert "uac" in text
@@ -65,6 +68,9 @@ def test_render_shows_header_counters_and_step_rows() -> None:
     assert numbers_after(text, "RTP send errors") == [4, 4]
     assert numbers_after(text, "RTP ICMP unreachable") == [9, 9]
     assert numbers_after(text, "RTP late packets") == [6, 6]
+    assert numbers_after(text, "RTP malformed") == [1, 1]
+    assert numbers_after(text, "RTCP malformed") == [2, 2]
+    assert numbers_after(text, "RTP kernel drops") == [840, 840]
     assert numbers_after(text, "INVITE ---------->") == [40, 3, 1, 0]
     assert numbers_after(text, "<---------- 100") == [38, 0, 0, 2]
     assert numbers_after(text, "[  30000 ms]") == [0, 0, 0, 0]

@@ -35,6 +35,7 @@ OUR_COLUMNS = (
     "rtp_packets_sent(P);rtp_packets_sent(C);rtp_octets_sent(P);rtp_octets_sent(C);"
     "rtp_packets_received(P);rtp_packets_received(C);rtp_send_errors(P);rtp_send_errors(C);"
     "rtp_icmp_unreachable(P);rtp_icmp_unreachable(C);rtp_late_packets(P);rtp_late_packets(C);"
+    "rtp_malformed(P);rtp_malformed(C);rtcp_malformed(P);rtcp_malformed(C);rtp_kernel_drops(P);rtp_kernel_drops(C);"
 )
 
 WITH_EVERYTHING = StatCsvLayout(rtd_repartition=True, call_length_repartition=True, media_columns=True)
@@ -104,6 +105,8 @@ def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> 
     counters.media.rtp_packets_sent = 1500
     counters.media.send_errors["ENOBUFS"] = 1
     counters.media.icmp_unreachable["EHOSTUNREACH"] = 5
+    counters.media.malformed_rtcp = 4
+    counters.media.rtp_kernel_drops = 840
     counters.call_length.add(6000)
     writer.write_row(STARTED + 4)
 
@@ -128,6 +131,12 @@ def test_rows_carry_period_and_cumulative_values(tmp_path: os.PathLike[str]) -> 
     assert (second["rtp_send_errors(P)"], second["rtp_send_errors(C)"]) == ("1", "3")
     assert (first["rtp_icmp_unreachable(P)"], first["rtp_icmp_unreachable(C)"]) == ("7", "7")
     assert (second["rtp_icmp_unreachable(P)"], second["rtp_icmp_unreachable(C)"]) == ("5", "12")
+    assert (second["rtcp_malformed(P)"], third["rtcp_malformed(P)"], third["rtcp_malformed(C)"]) == (
+        "4",
+        "0",
+        "4",
+    )
+    assert (second["rtp_kernel_drops(P)"], third["rtp_kernel_drops(C)"]) == ("840", "840")
 
     assert first["TargetRate"] == "10.000"
     assert (first["CallRate(P)"], first["CallRate(C)"]) == ("10.000", "10.000")

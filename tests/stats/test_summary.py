@@ -58,6 +58,8 @@ def filled_counters() -> RunCounters:
     media.on_time_1ms = 5200
     media.on_time_2ms = 5230
     media.malformed_rtp = 2
+    media.malformed_rtcp = 1
+    media.rtp_kernel_drops = 840
     return counters
 
 
@@ -173,6 +175,8 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "on_time_1ms": 5200,
         "on_time_2ms": 5230,
         "malformed_rtp": 2,
+        "malformed_rtcp": 1,
+        "rtp_kernel_drops": 840,
         "engine": "scale",
         "receive": {
             "streams": 0,
@@ -239,6 +243,7 @@ def test_text_summary_shows_the_numbers() -> None:
     assert "Unexpected messages: 2" in text
     assert "Malformed messages: 4" in text
     assert "Messages cut off at close: 3  Keep-alives received: 9  Connections refused: 5" in text
+    assert "Not counted as received: malformed RTP 2, malformed RTCP 1, dropped by the kernel" in text
     assert "INVITE response time: avg 10.000 ms, min 5.000 ms, max 15.000 ms" in text
     assert "Call length: avg 200.000 ms" in text
     assert "Media (scale): sent 5250 packets / 903000 octets (500.0 pps avg)" in text

@@ -14,11 +14,14 @@ peer's m=video port; RTCP reports the audio stream only. Streams that SIPp check
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import socket
+import struct
+import sys
 import time
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from gossipper.media.classic.pcap import PcapMedia
 from gossipper.media.classic.receive_stats import ReceiveStats
@@ -41,11 +44,21 @@ from gossipper.media.codecs import CODECS
 from gossipper.media.rtp import parse_rtp
 
 _CLOCK_BY_PAYLOAD_TYPE = {codec.payload_type: codec.clock_rate for codec in CODECS.values()}
+SOCKET_BUFFER_BYTES = 1 << 20  # as the scale engine's (media/scale/api.py); -rtp_buffsize overrides
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)  # <asm-generic/socket.h>; Python does not name it
+_MEMINFO_DROPS = 8  # SK_MEMINFO_DROPS in <linux/sock_diag.h>: the last of its nine u32 fields
+_MEMINFO_BYTES = (_MEMINFO_DROPS + 1) * 4
 _DEFAULT_CLOCK_HZ = 8000
 _NO_SRTP_KEYS = "no SRTP keys from the peer yet"
 
 Address = tuple[str, int]
 ReceiveEnded = Callable[[ReceiveStats, Address | None], None]
+
+
+class SocketLike(Protocol):
+    """A socket, or the stand-in an event loop's transport gives for its own (uvloop's)."""
+
+    def getsockopt(self, level: int, option: int, buflen: int, /) -> bytes: ...
 
 
 class _Endpoint(asyncio.DatagramProtocol):
@@ -120,9 +133,9 @@ class MediaSession:
 
     def open(self) -> None:
         """Bind RTP and RTCP now (OSError if taken); the endpoints come up on the loop."""
-        rtp = _bound_socket(self.local, self._buffer_bytes)
+        rtp = bind_media_socket(self.local, self._buffer_bytes)
         try:
-            rtcp = _bound_socket((self.local[0], self.local[1] + 1), self._buffer_bytes)
+            rtcp = bind_media_socket((self.local[0], self.local[1] + 1), self._buffer_bytes)
         except OSError:
             rtp.close()
             raise
@@ -183,8 +196,10 @@ class MediaSession:
             self._end_receive(ssrc)
         for transport in (self._rtp, self._rtcp):
             if transport is not None:
+                self._totals.kernel_drops += kernel_drops(transport.get_extra_info("socket"))
                 transport.close()
         for sock in self._unserved:
+            self._totals.kernel_drops += kernel_drops(sock)
             sock.close()
         self._unserved.clear()
 
@@ -396,16 +411,38 @@ class MediaSession:
             self._rtcp.sendto(data, (self.peer[0], self.peer[1] + 1))
 
 
-def _bound_socket(address: Address, buffer_bytes: int | None = None) -> socket.socket:
+def bind_media_socket(address: Address, buffer_bytes: int | None = None) -> socket.socket:
+    """-rtp_buffsize's buffers when given; else large ones, as the scale engine's, so that a
+    burst waits in the kernel instead of being dropped there (the kernel caps the size at
+    net.core.rmem_max / wmem_max)."""
     family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
-        if buffer_bytes is not None:
-            for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+            if buffer_bytes is not None:
                 sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
+            else:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER_BYTES)
         sock.bind(address)
         sock.setblocking(False)
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def kernel_drops(sock: SocketLike | None) -> int:
+    """How many datagrams the kernel dropped at this socket because its receive buffer was
+    full (sk_drops, as /proc/net/udp's "drops" column shows it): SO_MEMINFO's last field,
+    read in one call for any event loop's socket. 0 where the kernel cannot say (not Linux,
+    before 4.6)."""
+    if sock is None or not sys.platform.startswith("linux"):
+        return 0
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO_BYTES)
+    except (OSError, ValueError):
+        return 0
+    if len(raw) < _MEMINFO_BYTES:
+        return 0
+    return int(struct.unpack_from("=I", raw, _MEMINFO_DROPS * 4)[0])

@@ -26,6 +26,7 @@ class ClassicTotals:
     rtcp_packets_received: int = 0
     malformed_rtp: int = 0
     malformed_rtcp: int = 0
+    kernel_drops: int = 0  # datagrams the kernel dropped at a full RTP or RTCP socket (read at close)
     rtp_check_failures: int = 0  # streams whose echo check failed, broken rtp_echo: exit 253
     streams_started: int = 0
     streams_active: int = 0
@@ -70,5 +71,7 @@ class ClassicTotals:
         media.late_packets += self.late_packets
         media.max_late_ms = max(media.max_late_ms, self.max_late_ms)
         media.malformed_rtp += self.malformed_rtp
+        media.malformed_rtcp += self.malformed_rtcp
+        media.rtp_kernel_drops += self.kernel_drops
         media.rtp_check_failures += self.rtp_check_failures
         media.send_errors.update(self.send_errors)

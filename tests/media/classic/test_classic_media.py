@@ -25,10 +25,12 @@ from gossipper.media.classic.rtcp import (
     ntp_to_unix,
     parse_compound,
 )
+from gossipper.media.classic.session import SOCKET_BUFFER_BYTES, bind_media_socket
 from gossipper.media.classic.srtp import SUITE_32, SUITE_80, CryptoAttribute, SrtpContext
 from gossipper.media.rtp import parse_rtp
 from gossipper.scenario import model
-from gossipper.stats.counters import MediaCounters
+from gossipper.stats.counters import MediaCounters, RunCounters
+from gossipper.stats.summary import summary_dict
 from tests.media.classic.helpers import (
     RUNNERS,
     Peer,
@@ -380,3 +382,83 @@ def test_preload_fails_on_bad_files(tmp_path: Path) -> None:
         media.preload([rtp_stream("synthetic")])  # nothing to load
     finally:
         loop.close()
+
+
+def _proc_udp_drops(port: int) -> int:
+    """The kernel's own count, /proc/net/udp's "drops" column, for the sockets bound to this port."""
+    drops = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port:
+            drops += int(fields[-1])
+    return drops
+
+
+@RUNNERS
+def test_malformed_rtcp_reaches_the_run_counters_and_summary(run: Runner) -> None:
+    """Counted by the session all along, it used to stop there: never in JSON, screen or CSV."""
+    port = free_port(count=4)
+
+    async def scenario() -> None:
+        media = manager(rtp_echo=True)
+        media.start(LOOPBACK)
+        media.call_started("c1", port)
+        peer = await open_peer(port + 3)
+        assert peer.transport is not None
+        for junk in (b"\x00not RTCP", b"\x81\xc9\x00\x07short"):
+            peer.transport.sendto(junk, (LOOPBACK, port + 1))
+        peer.transport.sendto(bytes(ReceiverReport(0xFEED, ())), (LOOPBACK, port + 1))
+        await until(lambda: media.totals.malformed_rtcp == 2 and media.totals.rtcp_packets_received == 1)
+        counters = RunCounters()
+        media.snapshot_into(counters.media)
+        assert counters.media.malformed_rtcp == 2
+        assert summary_dict(counters, "x")["media"]["malformed_rtcp"] == 2  # type: ignore[index]
+        media.close()
+        peer.close()
+
+    run(scenario())
+
+
+@RUNNERS
+def test_datagrams_the_kernel_drops_at_a_full_media_socket_are_counted(run: Runner) -> None:
+    """A burst bigger than the receive buffer (-rtp_buffsize 4096) while the loop is busy: what
+    the kernel dropped is counted when the call's media closes, as /proc/net/udp counts it,
+    so that every datagram sent is either received or counted as dropped."""
+    port = free_port(count=2)
+    burst = 300
+
+    async def scenario() -> None:
+        media = manager(rtp_echo=True, rtp_buffer_bytes=4096)
+        media.start(LOOPBACK)
+        media.call_started("c1", port)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.bind((LOOPBACK, 0))
+            peer.sendto(rtp_packet(0, 0, 0xD0D0, bytes(160)), (LOOPBACK, port))
+            await until(lambda: media.totals.rtp_packets_received == 1)  # the socket is being read
+            for sequence in range(1, burst + 1):  # the loop reads none of these meanwhile
+                peer.sendto(rtp_packet(sequence, sequence * 160, 0xD0D0, bytes(1000)), (LOOPBACK, port))
+            dropped = _proc_udp_drops(port)
+            assert dropped > 0
+            await until(lambda: media.totals.rtp_packets_received + dropped == burst + 1)  # the rest is read
+            media.call_ended("c1")
+        totals = media.totals
+        assert totals.kernel_drops == dropped
+        assert totals.rtp_packets_received + totals.kernel_drops == burst + 1
+        counters = RunCounters()
+        media.snapshot_into(counters.media)
+        assert counters.media.rtp_kernel_drops == dropped
+        assert summary_dict(counters, "x")["media"]["rtp_kernel_drops"] == dropped  # type: ignore[index]
+        media.close()
+
+    run(scenario())
+
+
+def test_media_sockets_get_large_receive_buffers_unless_told() -> None:
+    """The kernel's default (about 208 kB) dropped bursts: as the scale engine's, 1 MiB is asked
+    (the kernel caps it at net.core.rmem_max and reports twice what it grants)."""
+    rmem_max = int(Path("/proc/sys/net/core/rmem_max").read_text())
+    with bind_media_socket((LOOPBACK, 0)) as sock:
+        granted = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+        assert granted == 2 * min(SOCKET_BUFFER_BYTES, rmem_max)
+    with bind_media_socket((LOOPBACK, 0), 4096) as sock:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) == 2 * 4096
