@@ -353,6 +353,42 @@ static PyObject *cseq_method_of(PyObject *cseq) {
 
 #define MAX_CONTENT_LENGTH (16L * 1024 * 1024) /* message.MAX_CONTENT_LENGTH */
 
+/* Where a message's parts are, as message.SipMessage.parse finds them: the start line's
+ * kind (1 request, 2 response) and status, its end, and the blank line's; 0 when the
+ * message is not plainly well formed there (leading CRLFs, a bad start line, no blank
+ * line) and Python must decide. */
+struct frame {
+    int kind, status;
+    const char *newline, *line_end, *head_end, *body;
+};
+
+static int frame_of(const char *data, Py_ssize_t size, struct frame *frame) {
+    if (size == 0 || data[0] == '\r' || data[0] == '\n') return 0;
+    const char *end = data + size;
+    const char *newline = memchr(data, '\n', (size_t)size);
+    if (newline == NULL) return 0;
+    const char *line_end = newline;
+    while (line_end > data && line_end[-1] == '\r') line_end--;
+    frame->status = 0;
+    frame->kind = start_line_kind(data, line_end - data, &frame->status);
+    if (frame->kind == 0) return 0;
+    /* message._blank_line from the first line's end: a bare "\n\n" before the first "\n\r\n" wins */
+    const char *crlf = find_bytes(newline, end, "\n\r\n", 3);
+    const char *lf = find_bytes(newline, crlf != NULL ? crlf + 2 : end, "\n\n", 2);
+    if (lf != NULL) {
+        frame->head_end = lf;
+        frame->body = lf + 2;
+    } else if (crlf != NULL) {
+        frame->head_end = crlf;
+        frame->body = crlf + 3;
+    } else {
+        return 0;
+    }
+    frame->newline = newline;
+    frame->line_end = line_end;
+    return 1;
+}
+
 static PyObject *parse_message(PyObject *self, PyObject *arg) {
     (void)self;
     if (!PyBytes_Check(arg)) {
@@ -361,28 +397,11 @@ static PyObject *parse_message(PyObject *self, PyObject *arg) {
     }
     const char *data = PyBytes_AS_STRING(arg);
     Py_ssize_t size = PyBytes_GET_SIZE(arg);
-    if (size == 0 || data[0] == '\r' || data[0] == '\n') Py_RETURN_NONE;
-    const char *end = data + size;
-    const char *newline = memchr(data, '\n', (size_t)size);
-    if (newline == NULL) Py_RETURN_NONE;
-    const char *line_end = newline;
-    while (line_end > data && line_end[-1] == '\r') line_end--;
-    int status = 0;
-    int kind = start_line_kind(data, line_end - data, &status);
-    if (kind == 0) Py_RETURN_NONE;
-    /* message._blank_line from the first line's end: a bare "\n\n" before the first "\n\r\n" wins */
-    const char *crlf = find_bytes(newline, end, "\n\r\n", 3);
-    const char *lf = find_bytes(newline, crlf != NULL ? crlf + 2 : end, "\n\n", 2);
-    const char *head_end, *body;
-    if (lf != NULL) {
-        head_end = lf;
-        body = lf + 2;
-    } else if (crlf != NULL) {
-        head_end = crlf;
-        body = crlf + 3;
-    } else {
-        Py_RETURN_NONE;
-    }
+    struct frame frame;
+    if (!frame_of(data, size, &frame)) Py_RETURN_NONE;
+    const char *end = data + size, *newline = frame.newline, *line_end = frame.line_end;
+    const char *head_end = frame.head_end, *body = frame.body;
+    int kind = frame.kind, status = frame.status;
     PyObject *first_line = PyUnicode_DecodeUTF8(data, line_end - data, NULL);
     if (first_line == NULL) {
         PyErr_Clear();
@@ -467,27 +486,11 @@ static PyObject *peek_message(PyObject *self, PyObject *arg) {
     }
     const char *data = PyBytes_AS_STRING(arg);
     Py_ssize_t size = PyBytes_GET_SIZE(arg);
-    if (size == 0 || data[0] == '\r' || data[0] == '\n') Py_RETURN_NONE;
-    const char *end = data + size;
-    const char *newline = memchr(data, '\n', (size_t)size);
-    if (newline == NULL) Py_RETURN_NONE;
-    const char *line_end = newline;
-    while (line_end > data && line_end[-1] == '\r') line_end--;
-    int status = 0;
-    int kind = start_line_kind(data, line_end - data, &status);
-    if (kind == 0) Py_RETURN_NONE;
-    const char *crlf = find_bytes(newline, end, "\n\r\n", 3);
-    const char *lf = find_bytes(newline, crlf != NULL ? crlf + 2 : end, "\n\n", 2);
-    const char *head_end, *body;
-    if (lf != NULL) {
-        head_end = lf;
-        body = lf + 2;
-    } else if (crlf != NULL) {
-        head_end = crlf;
-        body = crlf + 3;
-    } else {
-        Py_RETURN_NONE;
-    }
+    struct frame frame;
+    if (!frame_of(data, size, &frame)) Py_RETURN_NONE;
+    const char *end = data + size, *newline = frame.newline;
+    const char *head_end = frame.head_end, *body = frame.body;
+    int kind = frame.kind, status = frame.status;
     for (const char *c = data; c < head_end; c++)
         if ((unsigned char)*c >= 0x80) Py_RETURN_NONE;
     const char *cseq = NULL, *cseq_end = NULL, *to = NULL, *to_end = NULL, *length = NULL, *length_end = NULL;
