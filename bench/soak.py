@@ -110,7 +110,7 @@ STOP_TIMEOUT_S = 60.0
 CSV_POLL_S = 0.005
 LIVE_LINE = re.compile(
     r"gossipper:\s+(?P<elapsed>[\d.]+) s\s+\d+ pps\s+(?P<packets>\d+) packets\s+(?P<errors>\d+) send errors"
-    r"\s+(?P<late>\d+) late\s+(?P<active>\d+) active streams"
+    r"(?:\s+(?P<icmp>\d+) ICMP unreachable)?\s+(?P<late>\d+) late\s+(?P<active>\d+) active streams"
 )
 
 # Runs argv[2:] (in place: the same pid) once something holds UDP port argv[1] on loopback:
