@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,13 +180,19 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scen
             uas.terminate()
             uas.wait(timeout=10)
         run = Run(tool, rate, calls, 0, 0, calls, 0, time.monotonic() - started, cpu_s, returncode)
-        try:
-            _read_report(run, workdir)
-        except (OSError, ValueError, KeyError, IndexError):
-            run.failed = calls
-        if returncode not in (0, 1):
-            run.failed = max(run.failed, calls - run.success)
+        _fill_counts(run, lambda: _read_report(run, workdir))
     return run
+
+
+def _fill_counts(run: Run, read: Callable[[], None]) -> None:
+    """The counts from a report; a report that cannot be read counts every call failed, and
+    a tool that crashed or was killed every call it did not see succeed."""
+    try:
+        read()
+    except (OSError, ValueError, KeyError, IndexError):
+        run.failed = run.calls
+    if run.returncode not in (0, 1):
+        run.failed = max(run.failed, run.calls - run.success)
 
 
 def _uas_command(tool: str, port: int, calls: int) -> list[str]:
@@ -218,21 +225,14 @@ def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
         uas.start()
         time.sleep(0.6 if tool == "gossipper" else 0.3)  # the interpreter's start-up
         started = time.monotonic()
-        driver = ["sipp", "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-m", str(calls)]
-        driver += ["-r", str(rate), "-l", str(max(100, rate * 2)), "-nostdin", "-timeout", str(timeout_s)]
-        driver += ["-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"]
+        driver = _uac_command("sipp", port, rate, calls, timeout_s, workdir)
         subprocess.run(
             _pinned(1, driver), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir, check=False
         )
         uas.join(timeout=timeout_s + 120)
         returncode, cpu_s = measured.get("uas", (-9, 0.0))
         run = Run(tool, rate, calls, 0, 0, calls, 0, time.monotonic() - started, cpu_s, returncode)
-        try:
-            _read_sipp_report(run, workdir)
-        except (OSError, ValueError, KeyError, IndexError):
-            run.failed = calls
-        if returncode not in (0, 1):
-            run.failed = max(run.failed, calls - run.success)
+        _fill_counts(run, lambda: _read_sipp_report(run, workdir))
     return run
 
 
