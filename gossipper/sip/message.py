@@ -226,8 +226,8 @@ class SipMessage:
         """Every header line as (name as spelled, value), in order."""
         headers = self._headers
         if headers is None:
-            start, end = self._section_start, self._section_end
-            headers = self._headers = _index_headers(self.raw, start, end)[0] if end > start else []
+            headers, self._index = self._read_section()
+            self._headers = headers
         return headers
 
     def compact(self) -> None:
@@ -241,13 +241,17 @@ class SipMessage:
     def _lookup(self) -> HeaderIndex:
         index = self._index
         if index is None:
-            start, end = self._section_start, self._section_end
-            if self._from_raw and self._headers is None and end > start:
-                self._headers, index = _index_headers(self.raw, start, end)
+            if self._from_raw and self._headers is None:
+                self._headers, index = self._read_section()
             else:
                 index = _index_of(self.headers)
             self._index = index
         return index
+
+    def _read_section(self) -> Indexed:
+        """The pairs and index of a parsed message, read again from its header section."""
+        start, end = self._section_start, self._section_end
+        return _index_headers(self.raw, start, end) if end > start else ([], {})
 
     def header(self, name: str) -> str | None:
         values = self._lookup().get(_canonical(name))

@@ -174,15 +174,17 @@ def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
 
 def _unreadable(media: MediaCounters) -> list[str]:
     """What reached the media ports and was not taken as RTP or RTCP, by why."""
-    return [
-        f"{label} {value}"
-        for label, value in (
-            ("malformed RTP", media.malformed_rtp),
-            ("malformed RTCP", media.malformed_rtcp),
-            ("dropped by the kernel (receive buffer full)", media.rtp_kernel_drops),
-        )
-        if value
-    ]
+    return _nonzero(
+        " ",
+        ("malformed RTP", media.malformed_rtp),
+        ("malformed RTCP", media.malformed_rtcp),
+        ("dropped by the kernel (receive buffer full)", media.rtp_kernel_drops),
+    )
+
+
+def _nonzero(separator: str, *counts: tuple[str, int]) -> list[str]:
+    """ "label<separator>count" for each count that is not zero."""
+    return [f"{label}{separator}{value}" for label, value in counts if value]
 
 
 def _receive_lines(media: MediaCounters) -> list[str]:
@@ -200,15 +202,12 @@ def _receive_lines(media: MediaCounters) -> list[str]:
 
 def _input_lines(counters: RunCounters) -> list[str]:
     """What arrived besides calls' messages, when anything did."""
-    parts = [
-        f"{label}: {value}"
-        for label, value in (
-            ("Messages cut off at close", counters.truncated_messages),
-            ("Keep-alives received", counters.keepalives_received),
-            ("Connections refused", counters.connections_refused),
-        )
-        if value
-    ]
+    parts = _nonzero(
+        ": ",
+        ("Messages cut off at close", counters.truncated_messages),
+        ("Keep-alives received", counters.keepalives_received),
+        ("Connections refused", counters.connections_refused),
+    )
     return ["  ".join(parts)] if parts else []
 
 
