@@ -323,7 +323,10 @@ def test_stat_delimiter_periodic_rtd_and_rfc3339(tmp_path: Path, sipp_uas: SippU
     turns every date of the CSV and the short-message log into one RFC 3339 stamp."""
     uas = sipp_uas("-sn", "uas", "-i", LOOPBACK, "-m", "10", cwd=tmp_path)
     scenario = _lab_uac(tmp_path)
-    flags = ("-m", "4", "-r", "2", "-fd", "1", "-trace_stat", "-stat_delimiter", "|", "-periodic_rtd")
+    # One call at a time, each holding 2 s (-d) after its 200: the two response times are 2 s
+    # apart, so a 1 s row falls between them even when a loaded machine delays a start.
+    flags = ("-m", "2", "-l", "1", "-d", "2000", "-fd", "1", "-trace_stat", "-stat_delimiter", "|")
+    flags += ("-periodic_rtd",)
     theirs, ours = _both(tmp_path, uas.port, scenario, *flags)
     their_lines = _only(theirs, "lab_uac_*_.csv").read_text().splitlines()
     our_lines = _only(ours, "lab_uac_*_.csv").read_text().splitlines()
@@ -334,11 +337,10 @@ def test_stat_delimiter_periodic_rtd_and_rfc3339(tmp_path: Path, sipp_uas: SippU
         buckets = [index for index, name in enumerate(header) if name.startswith("ResponseTimeRepartition1_")]
         return [sum(int(line.split("|")[index]) for index in buckets) for line in lines[1:]]
 
-    # Each row counts only its own period's samples, so over the rows they add up to the calls
-    # (4 calls over 1.5 s: the row at 1 s cannot have them all).
+    # Each row counts only its own period's samples, so over the rows they add up to the calls.
     for lines in (their_lines, our_lines):
         per_row = samples_per_row(lines)
-        assert sum(per_row) == 4 and max(per_row) < 4, per_row
+        assert sum(per_row) == 2 and max(per_row) == 1, per_row
     stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)"
     rfc = tmp_path / "rfc3339"
     rfc.mkdir()
