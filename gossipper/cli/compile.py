@@ -111,6 +111,8 @@ def run_settings(config: Config) -> RunSettings:
             bind_to_device=config.bind_to_device,
             buffer_bytes=config.buff_size if "buff_size" in config.given else None,
             max_sockets=max_sockets(config),
+            max_message_bytes=config.buff_size,
+            idle_timeout_s=config.conn_idle_timeout_s,
             max_reconnect=config.max_reconnect,
             ip_field=config.ip_field,
             reconnect_close=config.reconnect_close,

@@ -149,6 +149,7 @@ class Config:
     bind_to_device: str | None = None  # -bind_to_device
     buff_size: int = 65_536  # -buff_size
     max_socket: int = 50_000  # -max_socket
+    conn_idle_timeout_s: float = 0.0  # -conn_idle_timeout (gossipper): 0, a quiet connection stays
     max_reconnect: int = 0  # -max_reconnect
     ip_field: int = 0  # -ip_field
     echo_buffer_bytes: int = 2048  # -mb

@@ -411,7 +411,18 @@ _OPTIONS += [
     Option("plugin", 1, _refuse("it loads a C shared object into SIPp's own process"), "(SIPp only)"),
     Option("sleep", 1, _set("sleep_ms", _duration("s")), "Sleep this long at startup (default unit: s)"),
     Option("skip_rlimit", 0, _flag("skip_rlimit"), "Do not check or raise the open files limit"),
-    Option("buff_size", 1, _set("buff_size", _int(1)), "SIP socket send and receive buffer size"),
+    Option(
+        "buff_size",
+        1,
+        _set("buff_size", _int(1)),
+        "SIP socket send and receive buffer size, and the largest message taken on a connection",
+    ),
+    Option(
+        "conn_idle_timeout",
+        1,
+        _set("conn_idle_timeout_s", _seconds),
+        "(gossipper) Close an accepted connection quiet this long (default unit: s; 0 = never)",
+    ),
     Option("lost", 1, _set("lost_percent", _float(0)), "Lose this percent of messages (scenario lost= wins)"),
     Option(
         "tdmmap",

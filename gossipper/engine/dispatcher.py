@@ -13,7 +13,7 @@ from collections.abc import Callable
 from gossipper.engine.call import Call
 from gossipper.engine.default_messages import ok_for
 from gossipper.sip.message import SipMessage, SipParseError
-from gossipper.sip.transport import INCOMPLETE_AT_CLOSE, Address, SipTransport
+from gossipper.sip.transport import INCOMPLETE_AT_CLOSE, TOO_LARGE, Address, SipTransport
 from gossipper.stats.counters import RunCounters
 
 DEAD_CALL_WAIT_S = 33.0  # SIPp's -deadcall_wait default
@@ -103,6 +103,13 @@ class Dispatcher:
         if reason.startswith(INCOMPLETE_AT_CLOSE):
             counters.truncated_messages += 1
         preview = data[:200].decode("utf-8", errors="replace")
+        if reason.startswith(TOO_LARGE):
+            counters.messages_too_large += 1
+            self._trace_error(
+                f"SIP from {source[0]}:{source[1]} dropped unread: {reason} bytes "
+                f"(-buff_size sets the limit)\n{preview}"
+            )
+            return
         self._trace_error(
             f"malformed SIP from {source[0]}:{source[1]} ({len(data)} bytes): {reason}\n{preview}"
         )
@@ -116,13 +123,20 @@ class Dispatcher:
             transport.send(PONG, source)
 
     def on_refused(self, listener: str, refused: int, reason: str, first_of_burst: bool) -> None:
-        """A listener refused connections at the open-files limit: each counted, each burst logged."""
+        """A listener refused connections (past -max_socket, or at the open-files limit):
+        each counted, each burst logged."""
         self._counters.connections_refused += refused
         if first_of_burst:
             self._trace_error(
                 f"{listener}: cannot accept connections: {reason}; they are refused, each counted "
-                "in connections_refused, until it can again (at the open-files limit: raise ulimit -n)"
+                "in connections_refused, until it can again (raise -max_socket, or ulimit -n at "
+                "the open-files limit)"
             )
+
+    def on_quiet_closed(self, listener: str, peer: Address, reason: str) -> None:
+        """A listener closed a connection that went quiet: counted and logged, each."""
+        self._counters.connections_closed_quiet += 1
+        self._trace_error(f"{listener}: closed the connection from {peer[0]}:{peer[1]}: {reason}")
 
     def _dead_call_message(self, message: SipMessage, data: bytes, source: Address, dead: DeadCall) -> None:
         self._counters.dead_call_messages += 1

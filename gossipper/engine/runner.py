@@ -134,6 +134,7 @@ class Run:
             self.dispatcher.on_data,
             self.dispatcher.on_malformed,
             self.dispatcher.on_refused,
+            self.dispatcher.on_quiet_closed,
         )
         generation = settings.generation
         self.counters.target_rate = generation.rate

@@ -155,6 +155,9 @@ class TransportSettings:
     bind_to_device: str | None = None  # -bind_to_device: SO_BINDTODEVICE on the SIP sockets
     buffer_bytes: int | None = None  # -buff_size: SO_SNDBUF/SO_RCVBUF of the SIP sockets (None: 4 MiB)
     max_sockets: int = 50_000  # -max_socket: -t un/tn calls share the open sockets beyond this
+    # (and a listener takes no more connections than that, itself included)
+    max_message_bytes: int = 65_536  # -buff_size: a longer message on a connection is dropped
+    idle_timeout_s: float = 0.0  # -conn_idle_timeout: a listener closes a connection this quiet
     # -t t1 client: when the peer closes the connection, the calls on it fail (-reconnect_close),
     # then it is reconnected after -reconnect_sleep, -max_reconnect times (-1: always; 0: the run fails).
     max_reconnect: int = 0

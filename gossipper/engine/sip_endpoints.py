@@ -20,11 +20,14 @@ from gossipper.errors import BindError, InvalidValue
 from gossipper.sip.sctp import bind_sctp_listener, check_sctp_available, open_sctp_connection
 from gossipper.sip.tls import TlsContexts, tls_contexts
 from gossipper.sip.transport import (
+    ListenerGuard,
     OnMalformed,
     OnMessage,
+    OnQuietClosed,
     OnRefused,
     SipTransport,
     StreamConnection,
+    StreamLimits,
     bind_tcp_listener,
     open_tcp_connection,
     open_udp,
@@ -107,11 +110,17 @@ class SipEndpoints:
         on_data: OnMessage,
         on_malformed: OnMalformed,
         on_refused: OnRefused | None = None,
+        on_quiet_closed: OnQuietClosed | None = None,
     ) -> None:
         self.settings = settings
         self._on_data = on_data
         self._on_malformed = on_malformed
-        self._on_refused = on_refused  # a listener refused connections at the open-files limit
+        limits = StreamLimits(
+            max_connections=max(1, settings.max_sockets - 1),  # the listening socket counts
+            max_message_bytes=settings.max_message_bytes,
+            idle_timeout_s=settings.idle_timeout_s,
+        )
+        self._guard = ListenerGuard(limits, on_refused, on_quiet_closed)
         self.remote: Address | None = None  # where requests of new client calls go, resolved
         # -rsa: the positional host, resolved, which [remote_ip]/[remote_port] (and so the
         # Request-URI) still name while packets go to -rsa's address, as in SIPp.
@@ -229,12 +238,12 @@ class SipEndpoints:
     async def _bind_listener(self, port: int) -> BoundListener:
         ip, kind, tls = self.bind_ip, self._kind, self._tls
         server_tls = tls.server if tls is not None else None
-        on_data, on_malformed, on_refused = self._on_data, self._on_malformed, self._on_refused
+        on_data, on_malformed, guard = self._on_data, self._on_malformed, self._guard
         if kind == "s":
-            return bind_sctp_listener(ip, port, on_data, on_malformed, on_refused)
+            return bind_sctp_listener(ip, port, on_data, on_malformed, guard)
         if kind in ("ws", "wss"):
-            return bind_ws_listener(ip, port, on_data, on_malformed, server_tls, on_refused)
-        return bind_tcp_listener(ip, port, on_data, on_malformed, server_tls, on_refused)
+            return bind_ws_listener(ip, port, on_data, on_malformed, server_tls, guard)
+        return bind_tcp_listener(ip, port, on_data, on_malformed, server_tls, guard)
 
     async def _connect_shared(self, local_port: int) -> SipTransport:
         """-t ?1's connection: what arrives on it is reported as the SharedConnection's."""
@@ -275,14 +284,15 @@ class SipEndpoints:
         ip, kind, tls = self.bind_ip, self._kind, self._tls
         on_data = on_data or self._on_data
         client_tls = tls.client if tls is not None else None
+        max_bytes = self.settings.max_message_bytes
         if kind == "s":
-            return await open_sctp_connection(remote, ip, on_data, self._on_malformed, local_port)
+            return await open_sctp_connection(remote, ip, on_data, self._on_malformed, local_port, max_bytes)
         if kind in ("ws", "wss"):
             return await open_ws_connection(
-                remote, ip, on_data, self._on_malformed, local_port, client_tls, self._server_name
+                remote, ip, on_data, self._on_malformed, local_port, client_tls, self._server_name, max_bytes
             )
         return await open_tcp_connection(
-            remote, ip, on_data, self._on_malformed, local_port, client_tls, self._server_name
+            remote, ip, on_data, self._on_malformed, local_port, client_tls, self._server_name, max_bytes
         )
 
     @property

@@ -16,6 +16,9 @@ from gossipper import pure_python_sip
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_CONTENT_LENGTH = 16 * 1024 * 1024  # framing gives up rather than buffer without bound
+# The largest stream message taken unless the receiver says otherwise: SIPp reads each
+# message into a buffer this size, and its -buff_size defaults to it.
+DEFAULT_MAX_MESSAGE_BYTES = 65_536
 
 # RFC 3261 compact header names (and the common extension ones), keyed lower-case.
 _COMPACT = {
@@ -54,6 +57,16 @@ _rng = random.Random()  # private: a scenario seeding `random` must not make bra
 
 class SipParseError(ValueError):
     """The bytes are not one well-formed SIP message; the text says what is wrong."""
+
+
+class MessageTooLarge(SipParseError):
+    """A stream message longer than its receiver takes. Its header section is whole, so
+    `end` (counted from the buffer's start, as find_message_end's result) says where it
+    stops: the stream's framing survives by dropping it unread instead of buffering it."""
+
+    def __init__(self, text: str, end: int) -> None:
+        super().__init__(text)
+        self.end = end
 
 
 def _canonical(name: str) -> str:
@@ -396,20 +409,23 @@ def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None, PeekMessage
     return "native", _native_or_python(index_headers), parse_message, peek_message
 
 
-def find_message_end(buffer: bytes | bytearray) -> int | None:
+def find_message_end(buffer: bytes | bytearray, max_bytes: int = MAX_CONTENT_LENGTH) -> int | None:
     """Length of the first complete message in a stream buffer (leading CRLFs included), or None.
 
     Only framing is checked here; the message itself is parsed by whoever receives it,
-    so a malformed message costs one error, not the connection.
+    so a malformed message costs one error, not the connection. A message over max_bytes
+    raises MessageTooLarge as soon as its header section is whole, before its body is
+    waited for, so that a receiver never holds more than about max_bytes per stream.
     """
     start = 0
     size = len(buffer)
     while start < size and buffer[start] in (13, 10):
         start += 1
+    header_limit = min(MAX_HEADER_BYTES, max_bytes)
     blank = _blank_line(buffer, start)
     if blank is None:
-        if size - start > MAX_HEADER_BYTES:
-            raise SipParseError(f"no blank line within {MAX_HEADER_BYTES} bytes of headers")
+        if size - start > header_limit:
+            raise SipParseError(f"no blank line within {header_limit} bytes of headers")
         return None
     head_end, body_start = blank
     if head_end - start > MAX_HEADER_BYTES:
@@ -423,6 +439,8 @@ def find_message_end(buffer: bytes | bytearray) -> int | None:
             length = _content_length(line[colon + 1 :])
             break
     end = body_start + length
+    if end - start > max_bytes:
+        raise MessageTooLarge(f"a message of {end - start} bytes, over the limit of {max_bytes}", end)
     return end if end <= size else None
 
 

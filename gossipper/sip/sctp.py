@@ -13,16 +13,19 @@ import asyncio
 import contextlib
 import errno
 import socket
+import time
 from collections import deque
 
 from gossipper.errors import BindError, InvalidValue
+from gossipper.sip.message import DEFAULT_MAX_MESSAGE_BYTES
 from gossipper.sip.transport import (
     LISTEN_BACKLOG,
     Acceptor,
     Address,
+    ListenerGuard,
     OnMalformed,
     OnMessage,
-    OnRefused,
+    QuietSweeper,
     SipFramer,
     bound_socket,
     socket_address,
@@ -59,13 +62,15 @@ class MessageConnection:
         on_malformed: OnMalformed,
         registry: dict[Address, MessageConnection] | None = None,
         protocol_name: str = "SCTP",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._on_message = on_message
         self._on_malformed = on_malformed
         self._registry = registry
-        self._framer = SipFramer()
+        self._framer = SipFramer(max_message_bytes)
+        self.last_received = self.last_sent = time.monotonic()  # for a listener's quiet sweep
         self._pending: deque[bytes] = deque()  # whole messages waiting for room in the socket
         self._closed = False
         self.protocol_name = protocol_name
@@ -80,6 +85,13 @@ class MessageConnection:
             registry[self.remote_address] = self
         self._loop.add_reader(sock.fileno(), self._readable)
 
+    @property
+    def holds_partial(self) -> bool:
+        return self._framer.holds_partial
+
+    def abort(self) -> None:
+        self.close()
+
     def _readable(self) -> None:
         try:
             data = self._sock.recv(RECV_BYTES)
@@ -91,6 +103,7 @@ class MessageConnection:
         if not data:
             self.close()
             return
+        self.last_received = time.monotonic()
         if not self._framer.deliver(data, self.remote_address, self, self._on_message, self._on_malformed):
             self.close()
 
@@ -107,6 +120,7 @@ class MessageConnection:
 
     def _send_one(self, data: bytes) -> bool:
         """False when the socket is full (the message is still to send)."""
+        self.last_sent = time.monotonic()
         try:
             self._sock.send(data)
         except (BlockingIOError, InterruptedError):
@@ -152,13 +166,14 @@ class MessageListener:
         on_message: OnMessage,
         on_malformed: OnMalformed,
         protocol_name: str,
-        on_refused: OnRefused | None = None,
+        guard: ListenerGuard | None = None,
     ) -> None:
         self.socket = sock
         self._on_message = on_message
         self._on_malformed = on_malformed
-        self._on_refused = on_refused
+        self._guard = guard or ListenerGuard()
         self._acceptor: Acceptor | None = None
+        self._sweeper: QuietSweeper | None = None
         self.protocol_name = protocol_name
         self.connections: dict[Address, MessageConnection] = {}
         self.local_address: Address = socket_address(sock.getsockname())
@@ -174,12 +189,27 @@ class MessageListener:
                 f"cannot listen on {self.protocol_name} {ip}:{port}: {error.strerror or error}"
             ) from None
         ip, port = self.local_address
+        label, guard = f"{self.protocol_name} {ip}:{port}", self._guard
+        limits = guard.limits
         self._acceptor = Acceptor(
-            self.socket, f"{self.protocol_name} {ip}:{port}", self._accepted, self._on_refused
+            self.socket,
+            label,
+            self._accepted,
+            guard.on_refused,
+            lambda: len(self.connections),
+            limits.max_connections,
         )
+        self._sweeper = QuietSweeper(label, self.connections, limits, guard.on_quiet_closed)
 
     def _accepted(self, sock: socket.socket) -> None:
-        MessageConnection(sock, self._on_message, self._on_malformed, self.connections, self.protocol_name)
+        MessageConnection(
+            sock,
+            self._on_message,
+            self._on_malformed,
+            self.connections,
+            self.protocol_name,
+            self._guard.limits.max_message_bytes,
+        )
 
     def send(self, data: bytes, remote: Address) -> None:
         connection = self.connections.get(remote)
@@ -192,20 +222,28 @@ class MessageListener:
         if self._acceptor is not None:
             self._acceptor.close()
             self._acceptor = None
+        if self._sweeper is not None:
+            self._sweeper.close()
+            self._sweeper = None
         self.socket.close()
         for connection in list(self.connections.values()):
             connection.close()
 
 
 def bind_sctp_listener(
-    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, on_refused: OnRefused | None = None
+    ip: str, port: int, on_message: OnMessage, on_malformed: OnMalformed, guard: ListenerGuard | None = None
 ) -> MessageListener:
     sock = bound_socket(ip, port, socket.SOCK_STREAM, "SCTP", socket.IPPROTO_SCTP)
-    return MessageListener(sock, on_message, on_malformed, "SCTP", on_refused)
+    return MessageListener(sock, on_message, on_malformed, "SCTP", guard)
 
 
 async def connect_message_socket(
-    sock: socket.socket, remote: Address, on_message: OnMessage, on_malformed: OnMalformed, name: str
+    sock: socket.socket,
+    remote: Address,
+    on_message: OnMessage,
+    on_malformed: OnMalformed,
+    name: str,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> MessageConnection:
     """Connect a bound socket out; OSError (e.g. refused) for the remote side."""
     try:
@@ -213,11 +251,18 @@ async def connect_message_socket(
     except BaseException:
         sock.close()
         raise
-    return MessageConnection(sock, on_message, on_malformed, protocol_name=name)
+    return MessageConnection(
+        sock, on_message, on_malformed, protocol_name=name, max_message_bytes=max_message_bytes
+    )
 
 
 async def open_sctp_connection(
-    remote: Address, local_ip: str, on_message: OnMessage, on_malformed: OnMalformed, local_port: int = 0
+    remote: Address,
+    local_ip: str,
+    on_message: OnMessage,
+    on_malformed: OnMalformed,
+    local_port: int = 0,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> MessageConnection:
     sock = bound_socket(local_ip, local_port, socket.SOCK_STREAM, "SCTP", socket.IPPROTO_SCTP)
-    return await connect_message_socket(sock, remote, on_message, on_malformed, "SCTP")
+    return await connect_message_socket(sock, remote, on_message, on_malformed, "SCTP", max_message_bytes)

@@ -18,12 +18,14 @@ import errno
 import os
 import socket
 import ssl
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 from gossipper import pure_python_sip
 from gossipper.errors import BindError
-from gossipper.sip.message import SipParseError, find_message_end
+from gossipper.sip.message import DEFAULT_MAX_MESSAGE_BYTES, MessageTooLarge, SipParseError, find_message_end
 
 Address = tuple[str, int]
 SOCKET_BUFFER_BYTES = 4 * 1024 * 1024
@@ -44,6 +46,13 @@ MAX_KEEPALIVE_BYTES = 1024  # line ends between stream messages held back while 
 # The reason a stream's unfinished message is reported with when its connection closes; the
 # receiver counts these apart (truncated_messages) from messages that failed to parse.
 INCOMPLETE_AT_CLOSE = "connection closed inside a message (an incomplete message was left)"
+# The reason a stream message over the receiver's limit is reported with (messages_too_large).
+TOO_LARGE = "message too large"
+# A listener's connection whose peer stops inside a message (or inside its TLS handshake or
+# WebSocket upgrade) is closed once it has sent nothing for this long: 64 x T1, by when any
+# transaction the message could belong to has timed out at its sender.
+STALL_TIMEOUT_S = 32.0
+SWEEP_MAX_S = 1.0  # the longest between two looks at a listener's connections for quiet ones
 
 
 class SipTransport(Protocol):
@@ -62,6 +71,32 @@ OnMalformed = Callable[[str, bytes, Address], None]
 # A listener refused connections at the open-files limit: (the listener, as "TCP ip:port";
 # how many were refused now; why; whether this begins a burst of refusals, to be logged).
 OnRefused = Callable[[str, int, str, bool], None]
+# A listener closed a connection that had gone quiet: (the listener, the peer, why).
+OnQuietClosed = Callable[[str, Address, str], None]
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """What the peers of one listener may hold of this process, each refusal counted.
+
+    Without them one peer could open connections until the descriptors run out, or
+    announce a 16 MB body on each and have it buffered; a connection left silent would be
+    kept forever.
+    """
+
+    max_connections: int = 50_000  # accepted at once; past it a new one is closed at once
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES  # a longer message is dropped unread
+    idle_timeout_s: float = 0.0  # nothing sent or received this long closes it (0: never)
+    stall_timeout_s: float = STALL_TIMEOUT_S  # a message begun and left unfinished this long
+
+
+@dataclass(frozen=True)
+class ListenerGuard:
+    """A listener's limits and whom it tells of each connection they cost."""
+
+    limits: StreamLimits = StreamLimits()
+    on_refused: OnRefused | None = None
+    on_quiet_closed: OnQuietClosed | None = None
 
 
 def socket_address(raw: Any) -> Address:
@@ -279,25 +314,46 @@ async def open_udp(ip: str, port: int, on_message: OnMessage) -> UdpTransport | 
 
 
 # ---------------------------------------------------------------------- streams
+@dataclass(frozen=True)
+class Oversized:
+    """A stream message over the receiver's limit, dropped unread: why, and its first bytes."""
+
+    reason: str
+    head: bytes
+
+
 class SipFramer:
     """Cuts a byte stream into SIP messages by Content-Length (TCP, TLS, SCTP).
 
     CR/LF bytes between messages are RFC 5626 keep-alives and are handed on as what they
     are (only CR/LF bytes) for the receiver to count: a double CRLF "ping" as soon as it is
     whole, a lone CRLF ("pong", or a stray line end) once the next message starts or the
-    stream ends, since until then it may be the first half of a ping.
+    stream ends, since until then it may be the first half of a ping. A message longer
+    than max_message_bytes is handed on as Oversized once its header section is whole, and
+    the rest of it is dropped as it arrives, so the stream goes on and nothing piles up.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self._buffer = bytearray()
         self._gap = bytearray()  # line ends since the last message, not yet known as ping or pong
+        self._max = max_message_bytes
+        self._skip = 0  # bytes of an oversized message still to come, dropped as they arrive
 
-    def feed(self, data: bytes) -> list[bytes]:
-        """The whole messages and keep-alives the stream now holds; SipParseError (buffer
-        dropped) if it is not SIP."""
+    @property
+    def holds_partial(self) -> bool:
+        """A message has begun and not ended (so its peer owes the rest)."""
+        return bool(self._buffer) or self._skip > 0
+
+    def feed(self, data: bytes) -> list[bytes | Oversized]:
+        """The whole messages, keep-alives and oversized messages the stream now holds;
+        SipParseError (buffer dropped) if it is not SIP."""
+        if self._skip:
+            dropped = min(self._skip, len(data))
+            self._skip -= dropped
+            data = data[dropped:]
         buffer = self._buffer
         buffer += data
-        messages: list[bytes] = []
+        messages: list[bytes | Oversized] = []
         while buffer:
             if buffer[0] in (13, 10):
                 self._take_line_ends(messages)
@@ -307,7 +363,12 @@ class SipFramer:
                 messages.append(bytes(self._gap))
                 self._gap.clear()
             try:
-                end = find_message_end(buffer)
+                end = find_message_end(buffer, self._max)
+            except MessageTooLarge as error:
+                messages.append(Oversized(str(error), bytes(buffer[: min(error.end, 512)])))
+                self._skip = max(0, error.end - len(buffer))
+                del buffer[: error.end]
+                continue
             except SipParseError:
                 buffer.clear()
                 raise
@@ -317,7 +378,7 @@ class SipFramer:
             del buffer[:end]
         return messages
 
-    def _take_line_ends(self, out: list[bytes]) -> None:
+    def _take_line_ends(self, out: list[bytes | Oversized]) -> None:
         """Move the buffer's leading CR/LF bytes to the gap; each ping in it goes out now."""
         buffer, gap = self._buffer, self._gap
         count = 0
@@ -351,17 +412,22 @@ class SipFramer:
             on_malformed(str(error), data, remote)
             return False
         for message in messages:
-            on_message(message, remote, sender)
+            if isinstance(message, Oversized):
+                on_malformed(f"{TOO_LARGE}: {message.reason}", message.head, remote)
+            else:
+                on_message(message, remote, sender)
         return True
 
     def end(
         self, remote: Address, sender: SipTransport, on_message: OnMessage, on_malformed: OnMalformed
     ) -> None:
         """The stream is over: a keep-alive still waiting is handed on, and the bytes of a
-        message it cut off are reported, so that nothing the peer sent goes uncounted."""
+        message it cut off are reported, so that nothing the peer sent goes uncounted (the
+        rest of an oversized message was counted with it)."""
         if self._gap:
             on_message(bytes(self._gap), remote, sender)
             self._gap.clear()
+        self._skip = 0
         if self._buffer:
             left = bytes(self._buffer)
             self._buffer.clear()
@@ -464,6 +530,7 @@ class StreamConnection(asyncio.Protocol):
         self.remote_address: Address = ("", 0)
         self.send_errors = 0
         self.on_lost: Callable[[], None] | None = None  # told when the connection is gone
+        self.last_received = self.last_sent = time.monotonic()  # for a listener's quiet sweep
 
     @property
     def accepted(self) -> bool:
@@ -503,7 +570,18 @@ class StreamConnection(asyncio.Protocol):
             self.ready.set_exception(failure)
             self.ready.exception()  # a server side has nobody awaiting it: mark it seen
 
+    @property
+    def holds_partial(self) -> bool:
+        """Its peer is inside something it has to finish: a TLS handshake, a WebSocket
+        upgrade, or a message."""
+        return not self.ready.done() or self.message_pending()
+
+    def message_pending(self) -> bool:
+        """A subclass says whether its framing holds part of a message."""
+        return False
+
     def data_received(self, data: bytes) -> None:
+        self.last_received = time.monotonic()
         if self._tls is None:
             self.received(data)
             return
@@ -567,6 +645,7 @@ class StreamConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             self.send_errors += 1
             return
+        self.last_sent = time.monotonic()
         try:
             if self._tls is None:
                 transport.write(data)
@@ -588,6 +667,11 @@ class StreamConnection(asyncio.Protocol):
             self._flush_tls()
         self._transport.close()
 
+    def abort(self) -> None:
+        """Close now, dropping what waits to be sent: a quiet peer may not be reading either."""
+        if self._transport is not None:
+            self._transport.abort()
+
 
 class TcpConnection(StreamConnection):
     """SIP straight on the byte stream (TCP and TLS), framed by Content-Length."""
@@ -599,9 +683,13 @@ class TcpConnection(StreamConnection):
         registry: dict[Address, StreamConnection] | None = None,
         tls: TlsLayer | None = None,
         protocol_name: str = "TCP",
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
     ) -> None:
         super().__init__(on_message, on_malformed, registry, tls, protocol_name)
-        self._framer = SipFramer()
+        self._framer = SipFramer(max_message_bytes)
+
+    def message_pending(self) -> bool:
+        return self._framer.holds_partial
 
     def received(self, data: bytes) -> None:
         if not self._framer.deliver(data, self.remote_address, self, self._on_message, self._on_malformed):
@@ -616,8 +704,11 @@ ConnectionMaker = Callable[[dict[Address, StreamConnection]], StreamConnection]
 
 
 class Acceptor:
-    """Takes a listening socket's connections on the event loop, and refuses them out loud at
-    the open-files limit.
+    """Takes a listening socket's connections on the event loop, and refuses them out loud
+    past its cap on open connections and at the open-files limit.
+
+    Past the cap (open_count() reaching max_open) a new connection is taken and closed at
+    once, so its peer learns at once, counted and reported like those below.
 
     When accept() fails with EMFILE or ENFILE the connection cannot be taken: asyncio's
     server logs a traceback and stops accepting for a second, leaving it queued, and
@@ -635,12 +726,16 @@ class Acceptor:
         label: str,
         on_accepted: Callable[[socket.socket], None],
         on_refused: OnRefused | None,
+        open_count: Callable[[], int],
+        max_open: int,
     ) -> None:
         self.socket = sock
         self.refused = 0  # connections refused since the start
         self._label = label
         self._on_accepted = on_accepted
         self._on_refused = on_refused
+        self._open_count = open_count
+        self._max_open = max_open
         self._loop = asyncio.get_running_loop()
         self._spares: list[int] = []  # descriptors held in reserve, given up at the limit
         self._reserve_spares()
@@ -660,10 +755,20 @@ class Acceptor:
             except OSError as error:
                 self._cannot_accept(error)
                 return
+            if self._open_count() >= self._max_open:
+                self._refuse_over_cap(connection)
+                continue
             if self._in_burst:
                 self._in_burst = False
                 self._reserve_spares()  # what the burst gave up and could not take back
             self._on_accepted(connection)
+
+    def _refuse_over_cap(self, connection: socket.socket) -> None:
+        connection.close()
+        first = not self._in_burst
+        self._in_burst = True
+        self.refused += 1
+        self._report(1, f"{self._max_open} connections are open, the most it takes", first)
 
     def _cannot_accept(self, error: OSError) -> None:
         at_limit = error.errno in (errno.EMFILE, errno.ENFILE)
@@ -730,6 +835,74 @@ class Acceptor:
         self._release_spares(len(self._spares))
 
 
+class QuietPeer(Protocol):
+    """What the quiet sweep reads of a connection."""
+
+    @property
+    def remote_address(self) -> Address: ...
+    @property
+    def last_received(self) -> float: ...
+    @property
+    def last_sent(self) -> float: ...
+    @property
+    def holds_partial(self) -> bool: ...
+    def abort(self) -> None: ...
+
+
+def quiet_reason(connection: QuietPeer, now: float, limits: StreamLimits) -> str | None:
+    """Why a connection has been quiet too long to keep, or None to keep it."""
+    silent = now - max(connection.last_received, connection.last_sent)
+    if 0 < limits.idle_timeout_s <= silent:
+        limit = limits.idle_timeout_s
+        return f"nothing sent or received for {silent:.1f} s, past the idle timeout of {limit:g} s"
+    stalled = now - connection.last_received
+    if 0 < limits.stall_timeout_s <= stalled and connection.holds_partial:
+        return f"its peer stopped inside a message or handshake {stalled:.1f} s ago"
+    return None
+
+
+class QuietSweeper:
+    """Looks over a listener's connections a few times per timeout and closes those that
+    have gone quiet (see quiet_reason), each reported: one timer per listener, not one per
+    connection."""
+
+    def __init__(
+        self,
+        label: str,
+        connections: dict[Address, Any],
+        limits: StreamLimits,
+        on_quiet_closed: OnQuietClosed | None,
+    ) -> None:
+        self._label = label
+        self._connections = connections
+        self._limits = limits
+        self._on_quiet_closed = on_quiet_closed
+        self.closed = 0  # connections closed since the start
+        timeouts = [timeout for timeout in (limits.idle_timeout_s, limits.stall_timeout_s) if timeout > 0]
+        self._interval = min(SWEEP_MAX_S, min(timeouts) / 4) if timeouts else 0.0
+        self._loop = asyncio.get_running_loop()
+        self._handle: asyncio.TimerHandle | None = None
+        if self._interval:
+            self._handle = self._loop.call_later(self._interval, self._sweep)
+
+    def _sweep(self) -> None:
+        now = time.monotonic()
+        for connection in list(self._connections.values()):
+            reason = quiet_reason(connection, now, self._limits)
+            if reason is None:
+                continue
+            self.closed += 1
+            if self._on_quiet_closed is not None:
+                self._on_quiet_closed(self._label, connection.remote_address, reason)
+            connection.abort()
+        self._handle = self._loop.call_later(self._interval, self._sweep)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
 class StreamListener:
     """A listening socket; sends reach a peer over the connection it opened to us.
 
@@ -744,13 +917,15 @@ class StreamListener:
         sock: socket.socket,
         make_connection: ConnectionMaker,
         protocol_name: str,
-        on_refused: OnRefused | None = None,
+        guard: ListenerGuard | None = None,
     ) -> None:
         self.socket = sock
         self._make_connection = make_connection
-        self._on_refused = on_refused
+        self._guard = guard or ListenerGuard()
         self._acceptor: Acceptor | None = None
-        self._starting: set[asyncio.Task[None]] = set()  # accepted, its protocol not yet made
+        self._sweeper: QuietSweeper | None = None
+        self._starting: set[asyncio.Task[None]] = set()  # accepted, being set up
+        self._opening = 0  # accepted, its protocol not yet made (so not yet in `connections`)
         self._closed = False
         self.protocol_name = protocol_name
         self.connections: dict[Address, StreamConnection] = {}
@@ -760,6 +935,10 @@ class StreamListener:
     @property
     def refused_connections(self) -> int:
         return self._acceptor.refused if self._acceptor is not None else 0
+
+    @property
+    def quiet_closed_connections(self) -> int:
+        return self._sweeper.closed if self._sweeper is not None else 0
 
     async def listen(self) -> None:
         sock = self.socket
@@ -773,21 +952,39 @@ class StreamListener:
             ) from None
         ip, port = self.local_address
         label = f"{self.protocol_name} {ip}:{port}"
-        self._acceptor = Acceptor(sock, label, self._accepted, self._on_refused)
+        guard = self._guard
+        self._acceptor = Acceptor(
+            sock,
+            label,
+            self._accepted,
+            guard.on_refused,
+            lambda: len(self.connections) + self._opening,
+            guard.limits.max_connections,
+        )
+        self._sweeper = QuietSweeper(label, self.connections, guard.limits, guard.on_quiet_closed)
 
     def _accepted(self, sock: socket.socket) -> None:
         sock.setblocking(False)
+        self._opening += 1
         task = asyncio.get_running_loop().create_task(self._serve(sock))
         self._starting.add(task)
         task.add_done_callback(self._starting.discard)
 
     async def _serve(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
+        made = False
+
+        def make() -> StreamConnection:
+            nonlocal made
+            made = True
+            self._opening -= 1
+            return self._make_connection(self.connections)
+
         try:
-            _, connection = await loop.connect_accepted_socket(
-                lambda: self._make_connection(self.connections), sock
-            )
+            _, connection = await loop.connect_accepted_socket(make, sock)
         except OSError:  # the peer left before the connection was set up
+            if not made:
+                self._opening -= 1
             sock.close()
             return
         if self._closed:
@@ -804,6 +1001,8 @@ class StreamListener:
         self._closed = True
         if self._acceptor is not None:
             self._acceptor.close()
+        if self._sweeper is not None:
+            self._sweeper.close()
         self.socket.close()
         for connection in list(self.connections.values()):
             connection.close()
@@ -815,16 +1014,17 @@ def bind_tcp_listener(
     on_message: OnMessage,
     on_malformed: OnMalformed,
     tls: ssl.SSLContext | None = None,
-    on_refused: OnRefused | None = None,
+    guard: ListenerGuard | None = None,
 ) -> StreamListener:
     """A TCP (or, given a server context, TLS) listener, bound but not yet listening."""
     name = "TCP" if tls is None else "TLS"
     sock = bound_socket(ip, port, socket.SOCK_STREAM, name)
+    max_bytes = (guard or ListenerGuard()).limits.max_message_bytes
 
     def accept(registry: dict[Address, StreamConnection]) -> StreamConnection:
-        return TcpConnection(on_message, on_malformed, registry, server_tls_layer(tls), name)
+        return TcpConnection(on_message, on_malformed, registry, server_tls_layer(tls), name, max_bytes)
 
-    return StreamListener(sock, accept, name, on_refused)
+    return StreamListener(sock, accept, name, guard)
 
 
 def server_tls_layer(context: ssl.SSLContext | None) -> TlsLayer | None:
@@ -837,9 +1037,9 @@ async def open_tcp_listener(
     on_message: OnMessage,
     on_malformed: OnMalformed,
     tls: ssl.SSLContext | None = None,
-    on_refused: OnRefused | None = None,
+    guard: ListenerGuard | None = None,
 ) -> StreamListener:
-    listener = bind_tcp_listener(ip, port, on_message, on_malformed, tls, on_refused)
+    listener = bind_tcp_listener(ip, port, on_message, on_malformed, tls, guard)
     await listener.listen()
     return listener
 
@@ -880,13 +1080,16 @@ async def open_tcp_connection(
     local_port: int = 0,
     tls: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> StreamConnection:
     name = "TCP" if tls is None else "TLS"
     return await connect_stream(
         remote,
         local_ip,
         local_port,
-        lambda layer: TcpConnection(on_message, on_malformed, tls=layer, protocol_name=name),
+        lambda layer: TcpConnection(
+            on_message, on_malformed, tls=layer, protocol_name=name, max_message_bytes=max_message_bytes
+        ),
         tls,
         server_hostname,
     )

@@ -14,6 +14,7 @@ import socket
 import ssl
 
 from websockets.client import ClientProtocol
+from websockets.exceptions import PayloadTooBig
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
@@ -21,12 +22,14 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
+from gossipper.sip.message import DEFAULT_MAX_MESSAGE_BYTES
 from gossipper.sip.transport import (
     INCOMPLETE_AT_CLOSE,
+    TOO_LARGE,
     Address,
+    ListenerGuard,
     OnMalformed,
     OnMessage,
-    OnRefused,
     StreamConnection,
     StreamListener,
     TlsLayer,
@@ -36,7 +39,6 @@ from gossipper.sip.transport import (
 )
 
 SIP_SUBPROTOCOL = Subprotocol("sip")
-MAX_MESSAGE_BYTES = 1 << 20
 
 
 class WsConnection(StreamConnection):
@@ -55,6 +57,10 @@ class WsConnection(StreamConnection):
         self._ws = ws
         self._fragments: list[bytes] = []
 
+    def message_pending(self) -> bool:
+        """Fragments of a message, or the start of a frame, are waiting for the rest."""
+        return bool(self._fragments) or (self._ws.state is State.OPEN and bool(self._ws.reader.buffer))
+
     def opened(self) -> None:
         """A client asks for the upgrade now and is ready when it is answered; a server
         answers the upgrade when it comes."""
@@ -66,7 +72,12 @@ class WsConnection(StreamConnection):
 
     def received(self, data: bytes) -> None:
         ws = self._ws
+        failed_before = ws.parser_exc
         ws.receive_data(data)
+        if isinstance(ws.parser_exc, PayloadTooBig) and ws.parser_exc is not failed_before:
+            # the library fails the connection (close code 1009); the message is counted here
+            self._fragments.clear()
+            self._on_malformed(f"{TOO_LARGE}: {ws.parser_exc}", b"", self.remote_address)
         for event in ws.events_received():
             if isinstance(event, Request):
                 self._answer_upgrade(event)
@@ -149,17 +160,18 @@ def bind_ws_listener(
     on_message: OnMessage,
     on_malformed: OnMalformed,
     tls: ssl.SSLContext | None = None,
-    on_refused: OnRefused | None = None,
+    guard: ListenerGuard | None = None,
 ) -> StreamListener:
     """A ws (or, given a server context, wss) listener, bound but not yet listening."""
     name = "WS" if tls is None else "WSS"
     sock = bound_socket(ip, port, socket.SOCK_STREAM, name)
+    max_bytes = (guard or ListenerGuard()).limits.max_message_bytes
 
     def accept(registry: dict[Address, StreamConnection]) -> StreamConnection:
-        ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES)
+        ws = ServerProtocol(subprotocols=[SIP_SUBPROTOCOL], max_size=max_bytes)
         return WsConnection(on_message, on_malformed, ws, registry, server_tls_layer(tls), name)
 
-    return StreamListener(sock, accept, name, on_refused)
+    return StreamListener(sock, accept, name, guard)
 
 
 async def open_ws_connection(
@@ -170,6 +182,7 @@ async def open_ws_connection(
     local_port: int = 0,
     tls: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
 ) -> StreamConnection:
     """Connect and upgrade to WebSocket with subprotocol "sip"; OSError if either fails."""
     host = server_hostname or (f"[{remote[0]}]" if ":" in remote[0] else remote[0])
@@ -177,7 +190,7 @@ async def open_ws_connection(
     name = "WS" if tls is None else "WSS"
 
     def connection(layer: TlsLayer | None) -> StreamConnection:
-        ws = ClientProtocol(uri, subprotocols=[SIP_SUBPROTOCOL], max_size=MAX_MESSAGE_BYTES)
+        ws = ClientProtocol(uri, subprotocols=[SIP_SUBPROTOCOL], max_size=max_message_bytes)
         return WsConnection(on_message, on_malformed, ws, tls=layer, protocol_name=name)
 
     return await connect_stream(remote, local_ip, local_port, connection, tls, server_hostname)

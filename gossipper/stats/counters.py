@@ -153,7 +153,9 @@ class RunCounters:
     malformed_messages: int = 0  # SIP that failed to parse
     truncated_messages: int = 0  # of malformed_messages, those a closed connection cut off
     keepalives_received: int = 0  # RFC 5626 CRLF keep-alives (pings and pongs), not malformed
-    connections_refused: int = 0  # stream connections refused at the open-files limit
+    messages_too_large: int = 0  # of malformed_messages, stream messages over -buff_size, dropped
+    connections_refused: int = 0  # stream connections refused past -max_socket or the open-files limit
+    connections_closed_quiet: int = 0  # closed idle (-conn_idle_timeout) or stalled inside a message
     messages_sent: int = 0
     messages_received: int = 0
     dead_call_messages: int = 0  # messages for calls that no longer exist

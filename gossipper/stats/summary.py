@@ -106,8 +106,10 @@ def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
         "unexpected_messages": counters.unexpected_messages,
         "malformed_messages": counters.malformed_messages,
         "truncated_messages": counters.truncated_messages,
+        "messages_too_large": counters.messages_too_large,
         "keepalives_received": counters.keepalives_received,
         "connections_refused": counters.connections_refused,
+        "connections_closed_quiet": counters.connections_closed_quiet,
         "messages_sent": counters.messages_sent,
         "messages_received": counters.messages_received,
         "out_of_call_messages": counters.out_of_call_messages,
@@ -205,8 +207,10 @@ def _input_lines(counters: RunCounters) -> list[str]:
     parts = _nonzero(
         ": ",
         ("Messages cut off at close", counters.truncated_messages),
+        ("Messages too large", counters.messages_too_large),
         ("Keep-alives received", counters.keepalives_received),
         ("Connections refused", counters.connections_refused),
+        ("Connections closed quiet", counters.connections_closed_quiet),
     )
     return ["  ".join(parts)] if parts else []
 

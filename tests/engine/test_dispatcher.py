@@ -16,7 +16,7 @@ from gossipper.cli.ports import LOOPBACK
 from gossipper.engine import dispatcher as dispatcher_module
 from gossipper.engine.call import Call, SentMessage
 from gossipper.engine.dispatcher import DEAD_CALL_WAIT_S, Dispatcher
-from gossipper.sip.transport import open_tcp_listener, open_udp
+from gossipper.sip.transport import ListenerGuard, open_tcp_listener, open_udp
 from gossipper.stats.counters import RunCounters
 from tests.engine.fake_host import FakeHost, FakeTransport, load, make_context, start_call
 
@@ -142,7 +142,11 @@ def test_a_crlf_ping_on_a_connection_gets_a_pong_and_a_message_cut_off_is_counte
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         listener = await open_tcp_listener(
-            LOOPBACK, 0, dispatcher.on_data, dispatcher.on_malformed, on_refused=dispatcher.on_refused
+            LOOPBACK,
+            0,
+            dispatcher.on_data,
+            dispatcher.on_malformed,
+            guard=ListenerGuard(on_refused=dispatcher.on_refused),
         )
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as peer:

@@ -19,11 +19,16 @@ import uvloop
 from gossipper.cli.ports import LOOPBACK, free_port
 from gossipper.errors import BindError
 from gossipper.sip import transport as transport_module
+from gossipper.sip.message import SipParseError
 from gossipper.sip.transport import (
     INCOMPLETE_AT_CLOSE,
+    TOO_LARGE,
     Address,
+    ListenerGuard,
+    Oversized,
     SipFramer,
     SipTransport,
+    StreamLimits,
     open_tcp_connection,
     open_tcp_listener,
     open_udp,
@@ -415,18 +420,195 @@ def test_tcp_connections_closed_inside_a_message_are_each_counted(run: Runner) -
     run(scenario())
 
 
+def test_framer_drops_an_oversized_message_unread_and_goes_on() -> None:
+    """Past the limit a message is handed on as Oversized as soon as its headers are in; its
+    body is dropped as it arrives (never buffered) and the next message frames as usual."""
+    framer = SipFramer(max_message_bytes=300)
+    big = _message("big", b"x" * 1000)
+    after = _message("after")
+    head_end = big.index(b"\r\n\r\n") + 4
+    [oversized] = framer.feed(big[: head_end + 10])
+    assert isinstance(oversized, Oversized) and oversized.head == big[: head_end + 10]
+    assert "over the limit of 300" in oversized.reason and str(len(big)) in oversized.reason
+    assert framer.holds_partial  # the rest of its body is owed
+    assert framer.feed(big[head_end + 10 : head_end + 500]) == []
+    assert framer.feed(big[head_end + 500 :] + after) == [after]
+    assert not framer.holds_partial
+    assert framer.feed(_message("fits", b"y" * 200)) == [_message("fits", b"y" * 200)]
+
+
+def test_framer_without_a_header_end_within_the_limit_gives_up_the_stream() -> None:
+    framer = SipFramer(max_message_bytes=300)
+    with pytest.raises(SipParseError, match="no blank line within 300 bytes"):
+        framer.feed(b"OPTIONS sip:x SIP/2.0\r\n" + b"X-Long: " + b"z" * 400)
+
+
+@RUNNERS
+def test_tcp_oversized_messages_are_reported_and_the_connection_carries_on(run: Runner) -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        inbox, malformed = Inbox(), Malformed()
+        guard = ListenerGuard(StreamLimits(max_message_bytes=4096))
+        listener = await open_tcp_listener(LOOPBACK, 0, inbox, malformed, guard=guard)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as peer:
+                peer.setblocking(False)
+                await loop.sock_connect(peer, listener.local_address)
+                big = _message("big", b"b" * 100_000)
+                for start in range(0, len(big), 8192):  # in pieces, as a stream delivers it
+                    await loop.sock_sendall(peer, big[start : start + 8192])
+                await loop.sock_sendall(peer, _message("after"))
+                await inbox.wait_for(1)
+        finally:
+            listener.close()
+        assert [data for data, _, _ in inbox.items] == [_message("after")]
+        [(reason, head, _)] = malformed.reports
+        assert reason.startswith(TOO_LARGE) and str(len(_message("big", b"b" * 100_000))) in reason
+        assert head.startswith(b"OPTIONS sip:x@127.0.0.1") and len(head) <= 512
+
+    run(scenario())
+
+
+@RUNNERS
+def test_a_listener_refuses_connections_past_its_cap_and_takes_them_again_below_it(run: Runner) -> None:
+    """Past max_connections a new connection is closed at once (its peer reads the end of
+    the stream), counted, and the burst reported once; once one closes, the next gets in."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        inbox, refusals = Inbox(), []
+        guard = ListenerGuard(
+            StreamLimits(max_connections=3), on_refused=lambda *report: refusals.append(report)
+        )
+        listener = await open_tcp_listener(LOOPBACK, 0, inbox, Malformed(), guard=guard)
+        peers: list[socket.socket] = []
+        try:
+            for index in range(3):
+                peer = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                peer.setblocking(False)
+                await loop.sock_connect(peer, listener.local_address)
+                await loop.sock_sendall(peer, _message(f"kept-{index}"))
+                peers.append(peer)
+            await inbox.wait_for(3)
+            for _ in range(4):
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as extra:
+                    extra.setblocking(False)
+                    await loop.sock_connect(extra, listener.local_address)
+                    with contextlib.suppress(ConnectionResetError):
+                        assert await asyncio.wait_for(loop.sock_recv(extra, 100), WAIT_S) == b""
+            peers.pop().close()
+            while len(listener.connections) > 2:
+                await asyncio.sleep(0.01)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as again:
+                again.setblocking(False)
+                await loop.sock_connect(again, listener.local_address)
+                await loop.sock_sendall(again, _message("again"))
+                await inbox.wait_for(4)
+        finally:
+            for peer in peers:
+                peer.close()
+            listener.close()
+        assert listener.refused_connections == 4
+        assert sum(count for _, count, _, _ in refusals) == 4
+        assert [first for _, _, _, first in refusals] == [True, False, False, False]
+        assert "3 connections are open" in refusals[0][2]
+        assert inbox.items[-1][0] == _message("again")
+
+    run(scenario())
+
+
+@RUNNERS
+def test_a_peer_stalled_inside_a_message_is_closed_and_its_half_counted(run: Runner) -> None:
+    """Half a message and then nothing: past the stall timeout the connection is closed,
+    reported as closed quiet, and the half counted as a message cut off; a peer that is
+    silent between whole messages is kept (no idle timeout given)."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        inbox, malformed, closures = Inbox(), Malformed(), []
+        limits = StreamLimits(stall_timeout_s=0.3)
+        guard = ListenerGuard(limits, on_quiet_closed=lambda *report: closures.append(report))
+        listener = await open_tcp_listener(LOOPBACK, 0, inbox, malformed, guard=guard)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as staller,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as quiet,
+            ):
+                for peer in (staller, quiet):
+                    peer.setblocking(False)
+                    await loop.sock_connect(peer, listener.local_address)
+                half = _message("half", b"0123456789")[:-4]
+                await loop.sock_sendall(staller, half)
+                await loop.sock_sendall(quiet, _message("whole"))
+                with contextlib.suppress(ConnectionResetError):
+                    assert await asyncio.wait_for(loop.sock_recv(staller, 100), WAIT_S) == b""
+                await malformed.reported.wait()
+                assert len(listener.connections) == 1  # the quiet one, whole messages only
+                stall_peer = staller.getsockname()
+        finally:
+            listener.close()
+        [(label, peer, reason)] = closures
+        assert peer == stall_peer and label.startswith("TCP 127.0.0.1:")
+        assert "stopped inside a message" in reason
+        assert malformed.reports == [(INCOMPLETE_AT_CLOSE, half, stall_peer)]
+        assert listener.quiet_closed_connections == 1
+
+    run(scenario())
+
+
+@RUNNERS
+def test_an_idle_timeout_closes_a_connection_quiet_both_ways(run: Runner) -> None:
+    """With an idle timeout a connection on which nothing moves is closed; one that keeps
+    sending is kept."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        inbox, closures = Inbox(), []
+        guard = ListenerGuard(
+            StreamLimits(idle_timeout_s=0.5), on_quiet_closed=lambda *report: closures.append(report)
+        )
+        listener = await open_tcp_listener(LOOPBACK, 0, inbox, Malformed(), guard=guard)
+        try:
+            with (
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as idle,
+                socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy,
+            ):
+                for peer in (idle, busy):
+                    peer.setblocking(False)
+                    await loop.sock_connect(peer, listener.local_address)
+                await loop.sock_sendall(idle, _message("once"))
+                closed = loop.create_task(loop.sock_recv(idle, 100))
+                sent = 0
+                while not closed.done():
+                    await loop.sock_sendall(busy, _message(f"busy-{sent}"))
+                    sent += 1
+                    await asyncio.sleep(0.1)
+                    assert sent < WAIT_S / 0.1, "the idle connection was never closed"
+                with contextlib.suppress(ConnectionResetError):
+                    assert closed.result() == b""
+                idle_peer = idle.getsockname()
+                assert len(listener.connections) == 1
+        finally:
+            listener.close()
+        [(_, peer, reason)] = closures
+        assert peer == idle_peer and "past the idle timeout of 0.5 s" in reason
+        assert sent >= 4  # the busy one outlived the timeout several times over
+
+    run(scenario())
+
+
 _AT_THE_LIMIT = textwrap.dedent(
     """
     import asyncio, json, os, resource, sys
     import uvloop
-    from gossipper.sip.transport import open_tcp_listener
+    from gossipper.sip.transport import ListenerGuard, open_tcp_listener
 
     async def main():
         loop = asyncio.get_running_loop()
         inbox, refusals = [], []
         listener = await open_tcp_listener(
             "127.0.0.1", 0, lambda data, *_: inbox.append(data.decode()), lambda *_: None,
-            on_refused=lambda *report: refusals.append(report),
+            guard=ListenerGuard(on_refused=lambda *report: refusals.append(report)),
         )
         commands = asyncio.Queue()
         loop.add_reader(0, lambda: commands.put_nowait(sys.stdin.readline().strip()))

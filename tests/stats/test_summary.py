@@ -24,8 +24,10 @@ def filled_counters() -> RunCounters:
     counters.unexpected_messages = 2
     counters.malformed_messages = 4
     counters.truncated_messages = 3
+    counters.messages_too_large = 1
     counters.keepalives_received = 9
     counters.connections_refused = 5
+    counters.connections_closed_quiet = 2
     counters.messages_sent = 100
     counters.messages_received = 90
     counters.out_of_call_messages = 6
@@ -90,8 +92,10 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "unexpected_messages",
         "malformed_messages",
         "truncated_messages",
+        "messages_too_large",
         "keepalives_received",
         "connections_refused",
+        "connections_closed_quiet",
         "messages_sent",
         "messages_received",
         "out_of_call_messages",
@@ -156,6 +160,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
     assert doc["unexpected_messages"] == 2
     assert doc["malformed_messages"] == 4
     assert (doc["truncated_messages"], doc["keepalives_received"], doc["connections_refused"]) == (3, 9, 5)
+    assert (doc["messages_too_large"], doc["connections_closed_quiet"]) == (1, 2)
     assert (doc["messages_sent"], doc["messages_received"]) == (100, 90)
     assert (doc["out_of_call_messages"], doc["dead_call_messages"]) == (6, 8)
     assert doc["media"] == {
@@ -242,7 +247,10 @@ def test_text_summary_shows_the_numbers() -> None:
     assert "Retransmissions: 7  Timeouts: 3" in text
     assert "Unexpected messages: 2" in text
     assert "Malformed messages: 4" in text
-    assert "Messages cut off at close: 3  Keep-alives received: 9  Connections refused: 5" in text
+    assert (
+        "Messages cut off at close: 3  Messages too large: 1  Keep-alives received: 9  "
+        "Connections refused: 5  Connections closed quiet: 2"
+    ) in text
     assert "Not counted as received: malformed RTP 2, malformed RTCP 1, dropped by the kernel" in text
     assert "INVITE response time: avg 10.000 ms, min 5.000 ms, max 15.000 ms" in text
     assert "Call length: avg 200.000 ms" in text
