@@ -435,16 +435,9 @@ class Call:
     def _start_pause(self, step: model.Pause) -> None:
         """SIPp's executeMessage: the length is drawn first, then the pause's actions run as it
         starts (a jump among them decides where the call goes when it ends)."""
-        if step.variable:  # a value the peer may have sent (ereg), so anything at all
-            value = to_number(self.context, step.variable)
-            if not (math.isfinite(value) and value <= MAX_PAUSE_MS):
-                self._abort(
-                    "scenario_error",
-                    f"step {self.index}: <pause variable> ${step.variable} holds {value:g}, "
-                    f"not a pause of at most {MAX_PAUSE_MS} ms",
-                )
-                return
         delay_ms = self._pause_ms(step)
+        if delay_ms is None:
+            return
         self.host.counters.steps[self.index].messages += 1
         if not self._apply(self._actions(step, None), step):
             return
@@ -453,9 +446,18 @@ class Call:
         self._pause_ends_at = self.host.now() + max(0, delay_ms) / 1000
         self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
 
-    def _pause_ms(self, step: model.Pause) -> int:
-        if step.variable:
-            return int(to_number(self.context, step.variable))
+    def _pause_ms(self, step: model.Pause) -> int | None:
+        """None when a <pause variable> holds no usable length: the call has failed."""
+        if step.variable:  # a value the peer may have sent (ereg), so anything at all
+            value = to_number(self.context, step.variable)
+            if not (math.isfinite(value) and value <= MAX_PAUSE_MS):
+                self._abort(
+                    "scenario_error",
+                    f"step {self.index}: <pause variable> ${step.variable} holds {value:g}, "
+                    f"not a pause of at most {MAX_PAUSE_MS} ms",
+                )
+                return None
+            return int(value)
         if step.milliseconds is not None:
             return step.milliseconds
         sample = step.sample_ms()
