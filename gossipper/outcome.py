@@ -12,3 +12,12 @@ class RunOutcome(Enum):
     NOTHING_DONE = "no call was processed (no packet sent)"
     TIMED_OUT = "the run's time limit was reached, and that counts as an error"
     RTP_CHECK_FAILED = "an echoed RTP stream failed its check (SIPp's rtpcheck), or an rtp_echo broke"
+    HEALTH_FAILED = "a health gate (-health_*) failed"
+
+    def gated(self, healthy: bool) -> RunOutcome:
+        """The outcome once the health gates are judged: a failed gate outranks how the calls
+        went, but not a run that timed out as an error or failed its RTP check, which say
+        more about what went wrong."""
+        if healthy or self in (RunOutcome.TIMED_OUT, RunOutcome.RTP_CHECK_FAILED):
+            return self
+        return RunOutcome.HEALTH_FAILED

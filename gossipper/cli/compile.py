@@ -36,6 +36,7 @@ from gossipper.media.settings import MediaSettings, StandaloneSettings
 from gossipper.media.streams import StreamDefaults
 from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
 from gossipper.sip.tls import TlsSettings
+from gossipper.stats.health import HealthGates
 
 RLIMIT_RESERVE = 64  # descriptors kept for the main socket, media, trace files
 
@@ -196,6 +197,7 @@ def view_settings(config: Config) -> ViewSettings:
         rtt_freq=config.rtt_freq,
         media_columns=media_scale_wanted(config) or config.rtp_echo,
         summary_json=config.summary_json,
+        health=health_gates(config),
         quiet=config.background,
         screen_period_s=config.screen_period_s,
     )
@@ -210,7 +212,12 @@ def standalone_settings(config: Config) -> StandaloneSettings:
         local_ip=config.local_ip,
         media=_media(config, _stream_defaults(config)),
         summary_json=config.summary_json,
+        health=health_gates(config),
     )
+
+
+def health_gates(config: Config) -> HealthGates:
+    return HealthGates(**config.health_gates)  # type: ignore[arg-type]  # ints stay ints
 
 
 def media_scale_wanted(config: Config) -> bool:

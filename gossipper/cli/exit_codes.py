@@ -4,6 +4,7 @@ from gossipper.outcome import RunOutcome
 
 EXIT_ALL_CALLS_OK = 0
 EXIT_CALLS_FAILED = 1
+EXIT_HEALTH_FAILED = 2  # gossipper's own: a -health_* gate failed
 EXIT_INTERNAL_COMMAND = 97
 EXIT_NO_CALLS = 99
 EXIT_FATAL = 255
@@ -17,4 +18,5 @@ EXIT_STATUS: dict[RunOutcome, int] = {
     RunOutcome.NOTHING_DONE: EXIT_NO_CALLS,
     RunOutcome.TIMED_OUT: EXIT_FATAL,
     RunOutcome.RTP_CHECK_FAILED: EXIT_RTP_CHECK_FAILED,
+    RunOutcome.HEALTH_FAILED: EXIT_HEALTH_FAILED,
 }

@@ -42,7 +42,7 @@ def parse_int(flag: str, text: str, minimum: int | None = None, maximum: int | N
     return value
 
 
-def parse_float(flag: str, text: str, minimum: float | None = None) -> float:
+def parse_float(flag: str, text: str, minimum: float | None = None, maximum: float | None = None) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -51,6 +51,8 @@ def parse_float(flag: str, text: str, minimum: float | None = None) -> float:
         raise UsageError(f"{flag}: expected a finite number, got {text!r}")
     if minimum is not None and value < minimum:
         raise UsageError(f"{flag}: must be at least {minimum:g}, got {text}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{flag}: must be at most {maximum:g}, got {text}")
     return value
 
 
@@ -112,8 +114,17 @@ def _int(minimum: int | None = None, maximum: int | None = None) -> Callable[[st
     return lambda flag, text: parse_int(flag, text, minimum, maximum)
 
 
-def _float(minimum: float | None = None) -> Callable[[str, str], float]:
-    return lambda flag, text: parse_float(flag, text, minimum)
+def _float(minimum: float | None = None, maximum: float | None = None) -> Callable[[str, str], float]:
+    return lambda flag, text: parse_float(flag, text, minimum, maximum)
+
+
+def _gate(name: str, parse: Callable[[str, str], float]) -> Callable[..., None]:
+    """A -health_* gate: its limit under the gate's name (HealthGates' field)."""
+
+    def apply(config: Config, flag: str, values: list[str]) -> None:
+        config.health_gates[name] = parse(flag, values[0])
+
+    return apply
 
 
 def _duration(unit: str) -> Callable[[str, str], int]:
@@ -189,6 +200,53 @@ def _delimiter(flag: str, text: str) -> str:
         raise UsageError(f"{flag}: the delimiter must not be empty")
     return text
 
+
+# gossipper's CI health gates: a missed one makes the exit status 2 (stats.health).
+HEALTH_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "health_min_success_ratio",
+        1,
+        _gate("min_success_ratio", _float(0, 1)),
+        "(gossipper) Exit 2 if successful / ended calls is below this (0..1)",
+    ),
+    Option(
+        "health_max_failed_calls",
+        1,
+        _gate("max_failed_calls", _int(0)),
+        "(gossipper) Exit 2 past N failed calls",
+    ),
+    Option("health_max_timeouts", 1, _gate("max_timeouts", _int(0)), "(gossipper) Exit 2 past N timeouts"),
+    Option(
+        "health_max_rtp_loss_pct",
+        1,
+        _gate("max_rtp_loss_pct", _float(0, 100)),
+        "(gossipper) Exit 2 if received RTP lost more than this percent",
+    ),
+    Option(
+        "health_max_jitter_ms",
+        1,
+        _gate("max_jitter_ms", _float(0)),
+        "(gossipper) Exit 2 if the received streams' mean jitter passes this (ms)",
+    ),
+    Option(
+        "health_min_mos",
+        1,
+        _gate("min_mos", _float(1, 5)),
+        "(gossipper) Exit 2 if the mean estimated MOS is below",
+    ),
+    Option(
+        "health_min_rtp_packets",
+        1,
+        _gate("min_rtp_packets", _int(0)),
+        "(gossipper) Exit 2 if fewer RTP packets were received",
+    ),
+    Option(
+        "health_max_late_pct",
+        1,
+        _gate("max_late_pct", _float(0, 100)),
+        "(gossipper) Exit 2 if more than this percent of RTP left over 1 ms late",
+    ),
+)
 
 # SIPp's tracing, logging and statistics files beyond the basic -trace_* flags.
 OUTPUT_OPTIONS: tuple[Option, ...] = (
@@ -280,6 +338,7 @@ _OPTIONS: list[Option] = [
     Option("trace_logs", 0, _flag("trace_logs"), "Write <log> actions to a file"),
     Option("log_file", 1, _set("log_file"), "File for -trace_logs"),
     Option("summary_json", 1, _set("summary_json"), "Write the final summary as JSON (- = stdout)"),
+    *HEALTH_OPTIONS,
     *OUTPUT_OPTIONS,
     # media (SIPp)
     Option("rtp_echo", 0, _flag("rtp_echo"), "Echo RTP received on the media port"),

@@ -165,6 +165,7 @@ class Run:
             loop, settings.watchdog, lambda text: self.views.log("warning", text), self._fail
         )
         self._fatal: str | None = None  # why the run must end as a fatal error (the watchdog's verdict)
+        self._healthy = True  # the -health_* gates' verdict, judged as the run finishes
         self._reconnects_left = settings.transport.max_reconnect
         self.endpoints.on_shared_lost = self._shared_connection_lost
 
@@ -293,7 +294,7 @@ class Run:
             self._finish_run()
         if self._fatal is not None:
             raise GossipperError(self._fatal)
-        return self.ending.outcome(self.counters)
+        return self.ending.outcome(self.counters).gated(self._healthy)
 
     def _shared_connection_lost(self) -> None:
         """The peer closed -t t1's connection: SIPp's reset_connection. The calls on it fail
@@ -676,4 +677,4 @@ class Run:
         self.endpoints.close()
         if self.hep is not None:
             self.hep.close()
-        self.views.finish(__version__)
+        self._healthy = self.views.finish(__version__).passed

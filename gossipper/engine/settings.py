@@ -13,6 +13,7 @@ from enum import Enum
 
 from gossipper.media.settings import MediaSettings
 from gossipper.sip.tls import TlsSettings
+from gossipper.stats.health import HealthGates
 
 Address = tuple[str, int]
 
@@ -232,6 +233,9 @@ class ViewSettings:
     rtt_freq: int = 200
     media_columns: bool = False  # the run has media: gossipper's RTP columns follow SIPp's in the CSV
     summary_json: str | None = None  # "-": stdout
+    health: HealthGates = field(
+        default_factory=HealthGates
+    )  # -health_*: judged at the end, into the summary and exit status
     quiet: bool = False  # background mode: no screen, no start lines
     screen_period_s: float = 1.0  # -f: screen refresh period (0: never refreshed)
 

@@ -17,10 +17,11 @@ from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.counters import RunCounters
+from gossipper.stats.health import HealthReport
 from gossipper.stats.report_files import CountedStep, CountsCsv, ErrorCodesCsv, RttCsv, report_path
 from gossipper.stats.screen import ScreenHeader, ScreenRefresher
 from gossipper.stats.stat_csv import StatCsvLayout, StatCsvWriter, default_stat_path
-from gossipper.stats.summary import format_summary_text, write_summary_json
+from gossipper.stats.summary import format_summary_text, health_report, write_summary_json
 from gossipper.stats.traces import (
     ERRORS_PREAMBLE,
     LogFile,
@@ -258,7 +259,8 @@ class RunViews:
                 return
         self.screen_trace.write(self.screen.render(time.time()) + "\n\n")
 
-    def finish(self, tool_version: str) -> None:
+    def finish(self, tool_version: str) -> HealthReport:
+        """Close every output and print the summary; -> the health gates' verdict."""
         now = time.time()
         self._report(now)
         for report in (self.stat_csv, self.counts_csv, self.error_codes_csv, self.rtt_csv):
@@ -282,5 +284,10 @@ class RunViews:
             format_summary_text(self.counters),
             file=sys.stderr if self.settings.summary_json == "-" else sys.stdout,
         )
+        gates = self.settings.health
+        verdict = health_report(self.counters, tool_version, gates)
+        for line in verdict.failure_lines():
+            print(f"gossipper: {line}", file=sys.stderr)
         if self.settings.summary_json:
-            write_summary_json(self.settings.summary_json, self.counters, tool_version)
+            write_summary_json(self.settings.summary_json, self.counters, tool_version, gates)
+        return verdict

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from gossipper.media.codecs import CODECS
 from gossipper.media.streams import StreamDefaults
+from gossipper.stats.health import HealthGates
 
 DEFAULT_MEDIA_PORT = 6000
 RTCP_INTERVAL_S = 5.0  # RFC 3550's minimum report interval, as SIPp's rtpcheck peers expect
@@ -50,3 +51,6 @@ class StandaloneSettings:
     local_ip: str | None = None  # None: media.ip, else the kernel's route toward the destination
     media: MediaSettings = field(default_factory=MediaSettings)
     summary_json: str | None = None  # "-": stdout
+    health: HealthGates = field(
+        default_factory=HealthGates
+    )  # -health_*: judged at the end, into the summary and exit status

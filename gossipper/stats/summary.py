@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from gossipper.errors import FileProblem
 from gossipper.stats.counters import FAILURE_CLASSES, DurationStat, MediaCounters, RunCounters
+from gossipper.stats.health import HealthGates, HealthReport, evaluate
 
 SCHEMA_VERSION = "gossipper_summary_v1"
 
@@ -75,13 +76,16 @@ def _success_ratio(counters: RunCounters) -> float:
     return counters.calls_succeeded / ended if ended else 0.0
 
 
-def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
-    """The JSON document of SPEC §5; a run still in progress is summarised as of now."""
+def summary_dict(
+    counters: RunCounters, tool_version: str, gates: HealthGates | None = None
+) -> dict[str, object]:
+    """The JSON document of SPEC §5, with the health gates' verdict; a run still in progress
+    is summarised as of now."""
     now = time.time()
     finished_at = counters.finished_at if counters.finished_at is not None else now
     elapsed_s = counters.elapsed_s(now)
     created_cps = counters.calls_created / elapsed_s if elapsed_s > 0 else 0.0
-    return {
+    document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "tool_version": tool_version,
         "started_at": _iso_utc(counters.started_at),
@@ -116,6 +120,13 @@ def summary_dict(counters: RunCounters, tool_version: str) -> dict[str, object]:
         "dead_call_messages": counters.dead_call_messages,
         "media": _media_dict(counters.media),
     }
+    document["health"] = evaluate(document, gates or HealthGates()).as_dict()
+    return document
+
+
+def health_report(counters: RunCounters, tool_version: str, gates: HealthGates) -> HealthReport:
+    """The gates' verdict on the run, as the summary document shows it."""
+    return evaluate(summary_dict(counters, tool_version), gates)
 
 
 def _current_umask() -> int:
@@ -124,9 +135,11 @@ def _current_umask() -> int:
     return mask
 
 
-def write_summary_json(path: str, counters: RunCounters, tool_version: str) -> None:
+def write_summary_json(
+    path: str, counters: RunCounters, tool_version: str, gates: HealthGates | None = None
+) -> None:
     """Write via a temp file and rename so a CI script polling the path never reads half a file."""
-    text = json.dumps(summary_dict(counters, tool_version), indent=2) + "\n"
+    text = json.dumps(summary_dict(counters, tool_version, gates), indent=2) + "\n"
     if path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -101,6 +101,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "out_of_call_messages",
         "dead_call_messages",
         "media",
+        "health",
     ]
     assert doc["schema_version"] == "gossipper_summary_v1"
     assert doc["tool_version"] == "1.2.3"

@@ -27,7 +27,7 @@ from gossipper.media.scale.preflight import PORT_STEP, preflight
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
-from gossipper.stats.summary import by_errno, write_summary_json
+from gossipper.stats.summary import by_errno, health_report, write_summary_json
 
 LIVE_PERIOD_S = 1.0
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
@@ -55,8 +55,8 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
     counters.finished_at = time.time()
     counters.media = engine.snapshot()
     counters.media.engine = engine.name
-    _report(settings, counters)
-    return _outcome(counters.media)
+    healthy = _report(settings, counters)
+    return _outcome(counters.media).gated(healthy)
 
 
 def _resolve(address: tuple[str, int]) -> tuple[str, int]:
@@ -239,7 +239,8 @@ class _LiveLine:
             self.out.flush()
 
 
-def _report(settings: StandaloneSettings, counters: RunCounters) -> None:
+def _report(settings: StandaloneSettings, counters: RunCounters) -> bool:
+    """Print the result line and write the summary; -> whether the health gates passed."""
     media = counters.media
     elapsed = counters.elapsed_s()
     on_time = 100.0 * media.on_time_1ms / media.rtp_packets_sent if media.rtp_packets_sent else 0.0
@@ -252,8 +253,12 @@ def _report(settings: StandaloneSettings, counters: RunCounters) -> None:
         f"on time within 1 ms: {on_time:.2f} %; engine {media.engine}"
     )
     print(line, file=sys.stderr if settings.summary_json == "-" else sys.stdout, flush=True)
+    report = health_report(counters, __version__, settings.health)
+    for failure in report.failure_lines():
+        print(f"gossipper: {failure}", file=sys.stderr)
     if settings.summary_json:
-        write_summary_json(settings.summary_json, counters, __version__)
+        write_summary_json(settings.summary_json, counters, __version__, settings.health)
+    return report.passed
 
 
 def _outcome(media: MediaCounters) -> RunOutcome:
