@@ -197,6 +197,7 @@ def view_settings(config: Config) -> ViewSettings:
         rtt_freq=config.rtt_freq,
         media_columns=media_scale_wanted(config) or config.rtp_echo,
         summary_json=config.summary_json,
+        call_records=config.call_records,
         health=health_gates(config),
         quiet=config.background,
         screen_period_s=config.screen_period_s,

@@ -89,6 +89,7 @@ class Config:
     trace_logs: bool = False
     log_file: str | None = None
     summary_json: str | None = None  # -summary_json
+    call_records: str | None = None  # -call_records
     health_gates: dict[str, float] = field(default_factory=dict)  # -health_*: HealthGates field -> limit
     # --- output files: SIPp's stat and trace options (one block, see cli.options OUTPUT_OPTIONS) ---
     stat_delimiter: str = ";"  # -stat_delimiter

@@ -338,6 +338,7 @@ _OPTIONS: list[Option] = [
     Option("trace_logs", 0, _flag("trace_logs"), "Write <log> actions to a file"),
     Option("log_file", 1, _set("log_file"), "File for -trace_logs"),
     Option("summary_json", 1, _set("summary_json"), "Write the final summary as JSON (- = stdout)"),
+    Option("call_records", 1, _set("call_records"), "(gossipper) Write one JSON line per ended call"),
     *HEALTH_OPTIONS,
     *OUTPUT_OPTIONS,
     # media (SIPp)

@@ -61,6 +61,9 @@ def validate(config: Config) -> None:
     if config.rtp_send:
         _check_stream_capacity(config)
     _check_output_file("-summary_json", config.summary_json)
+    _check_output_file("-call_records", config.call_records)
+    if config.rtp_send and config.call_records is not None:
+        raise UsageError("-call_records: a -rtp_send run makes no calls to record")
 
 
 def _check_output_file(flag: str, path: str | None) -> None:

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from gossipper.engine import authentication, default_messages
 from gossipper.engine.actions import ActionOutcome, is_set, run_actions, to_number
+from gossipper.engine.call_journal import CallJournal
 from gossipper.engine.context import CallContext
 from gossipper.engine.keywords import AUTH_PLACEHOLDER, next_url, render_message, resolve
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
@@ -127,6 +128,9 @@ class Call:
         self.local_party: str | None = None  # our From/To header value inside the dialog
         self.remote_party: str | None = None
         self.invite_sent_at: float | None = None
+        # -call_records: what the call sent and received, step by step, and its response
+        # times; None (nothing kept) unless the run writes call records.
+        self.journal: CallJournal | None = None
         # SIPp starts every response-time timer with the call; start_rtd restarts one.
         # None until a timer is started or stopped: until then each stands at the call's start
         self._rtd_started: dict[str, float] | None = None
@@ -287,6 +291,8 @@ class Call:
                 self._abort("scenario_error", f"step {self.index} renders an invalid SIP message: {error}")
                 return False
         self._record_sent(sent)
+        if self.journal is not None:
+            self.journal.sent(self.index, sent, self.host.now())
         counters = self.host.counters
         if self._lost(step):
             counters.steps[self.index].messages += 1
@@ -358,6 +364,8 @@ class Call:
             return
         self._retrans_count += 1
         self.host.counters.retransmissions += 1
+        if self.journal is not None:
+            self.journal.retransmissions += 1
         self.host.counters.steps[sent.index].retransmissions += 1
         self._transmit(sent.data)
         self._retrans_delay_ms = self._retrans_delay_ms * 2
@@ -386,6 +394,8 @@ class Call:
             bounds = self.scenario.response_time_repartition
             stat = self.host.counters.rtd_stat(name, bounds) if bounds else self.host.counters.rtd_stat(name)
             stat.add((now - started) * 1000)
+            if self.journal is not None:
+                self.journal.response_times_ms[name] = (now - started) * 1000
             if not repeat:
                 del self.rtd_started[name]
 
@@ -517,6 +527,8 @@ class Call:
             counters = self.host.counters
             counters.retransmissions += 1
             counters.steps[self.retrans_reply.index].retransmissions += 1
+            if self.journal is not None:
+                self.journal.retransmissions += 1
             self._transmit(self.retrans_reply.data)
             return True
         if digest == self.last_recv_hash and self.last_recv_index >= 0:
@@ -591,6 +603,8 @@ class Call:
         self._settle_retransmission(index, message)
         self._learn_from(step, message)
         now = self.host.now()
+        if self.journal is not None:
+            self.journal.received(index, message, now)
         if step.rtd:
             self._stop_rtds(step.rtd, now, step.repeat_rtd)
         for name in step.start_rtd:
@@ -664,6 +678,10 @@ class Call:
             if message.cseq_method == "INVITE":
                 if self.invite_sent_at is not None and code >= 200:
                     self.host.counters.invite_rtt.add((self.host.now() - self.invite_sent_at) * 1000)
+                    if self.journal is not None:
+                        self.journal.response_times_ms["invite"] = (
+                            self.host.now() - self.invite_sent_at
+                        ) * 1000
                     self.invite_sent_at = None
                 if 200 <= code < 300:
                     self.remote_party = message.header("To")
@@ -706,6 +724,8 @@ class Call:
         method = message.method if message.is_request else None
         if method == "ACK" and self.is_server:
             return  # a late ACK for a response we already moved past
+        if self.journal is not None:
+            self.journal.received(self._unexpected_step(), message, self.host.now(), expected=False)
         if self._jump_to_unexpected_label(message, digest):
             return
         if method in ("BYE", "CANCEL"):

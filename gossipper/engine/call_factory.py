@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 
 from gossipper.engine.call import Call, CallHost
+from gossipper.engine.call_journal import CallJournal
 from gossipper.engine.context import CallContext, RunContext
 from gossipper.engine.dispatcher import Dispatcher
 from gossipper.engine.settings import Address, KeywordSettings
@@ -41,6 +42,7 @@ class CallFactory:
         self._dispatcher = dispatcher
         self._counters = counters
         self._media_call_started = media_call_started
+        self.keep_journals = False  # -call_records: each call notes what it does
         self.last_number = 0
         self._call_id_pieces: list[str | bool] | None = None  # -cid_str, compiled on first use
         # The factory whose numbers this one's calls take: call numbers are run-wide, as in SIPp.
@@ -90,6 +92,8 @@ class CallFactory:
     ) -> Call:
         """Make the call live and run it until it first waits."""
         call = Call(self._host, context, transport, is_server=is_server, owns_transport=owns_transport)
+        if self.keep_journals:
+            call.journal = CallJournal(call.started_at)
         self._dispatcher.calls[call.call_id] = call
         self._counters.calls_created += 1
         self._counters.calls_active += 1

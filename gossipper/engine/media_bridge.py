@@ -150,11 +150,19 @@ class MediaBridge:
             self.engine.unregister(call_id)
         self._streams.discard(call_id)
 
-    def call_ended(self, call: Call) -> None:
+    def call_ended(self, call: Call) -> dict[str, object] | None:
+        """Stop the call's media; -> what it received, for its call record (None: nothing)."""
         if call.call_id in self._streams:
             self._unregister(call.call_id)
-        self.classic.call_ended(call.call_id)
+        received = self.classic.call_ended(call.call_id)
         self.ports.release(call.call_id)
+        if not received:
+            return None
+        return {
+            "streams": [
+                {key: value for key, value in report.items() if key != "call_id"} for report in received
+            ]
+        }
 
     def refresh_counters(self) -> None:
         media = MediaCounters()

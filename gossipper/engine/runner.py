@@ -19,6 +19,7 @@ from collections.abc import Callable
 from gossipper import __version__
 from gossipper.engine.call import Call, Timer
 from gossipper.engine.call_factory import CallFactory
+from gossipper.engine.call_journal import call_record
 from gossipper.engine.context import CallContext, RunContext
 from gossipper.engine.control import RunControl
 from gossipper.engine.dispatcher import Dispatcher
@@ -166,6 +167,8 @@ class Run:
         )
         self._fatal: str | None = None  # why the run must end as a fatal error (the watchdog's verdict)
         self._healthy = True  # the -health_* gates' verdict, judged as the run finishes
+        self._ended_media: dict[str, dict[str, object]] = {}  # -call_records: an ending call's media
+        self._wall_offset = time.time() - time.monotonic()  # call records' times in UTC
         self._reconnects_left = settings.transport.max_reconnect
         self.endpoints.on_shared_lost = self._shared_connection_lost
 
@@ -202,6 +205,7 @@ class Run:
         self.factory = CallFactory(
             self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
         )
+        self.factory.keep_journals = self.views.call_records is not None
         if self.other is not None:
             host = OtherScenarioHost(self, self.other.scenario, self._other_call_ended)
             other_run = dataclasses.replace(
@@ -562,10 +566,29 @@ class Run:
             counters.call_failed(failure_class)
             self.trace_error(f"call {call.call_id} failed ({failure_class}): {reason}")
         self.views.call_ended(call.call_id, failure_class)
+        if call.journal is not None:
+            self._record(call, failure_class, reason, counted)
         self.dispatcher.bury(call)
         if call.owns_transport:
             self.endpoints.release_for_call(call.transport)
         self._after_call_end()
+
+    def _record(self, call: Call, failure_class: str | None, reason: str, counted: bool) -> None:
+        records = self.views.call_records
+        assert records is not None and call.journal is not None
+        record = call_record(
+            number=call.context.number,
+            call_id=call.call_id,
+            side="uas" if call.is_server else "uac",
+            journal=call.journal,
+            ended_at=self.now(),
+            wall_offset=self._wall_offset,
+            failure_class=failure_class,
+            reason=reason,
+            counted=counted,
+            media=self._ended_media.pop(call.call_id, None),
+        )
+        records.write(record)
 
     def _after_call_end(self) -> None:
         if self.generator is not None:
@@ -602,7 +625,9 @@ class Run:
         return self.media.action(call, action)
 
     def media_stop(self, call: Call) -> None:
-        self.media.call_ended(call)
+        received = self.media.call_ended(call)
+        if received is not None and call.journal is not None:
+            self._ended_media[call.call_id] = received  # read by its call record, right after
 
     def media_sdp(self, call: Call, sdp: bytes) -> None:
         self.media.sdp_received(call, sdp)

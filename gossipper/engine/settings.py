@@ -233,6 +233,7 @@ class ViewSettings:
     rtt_freq: int = 200
     media_columns: bool = False  # the run has media: gossipper's RTP columns follow SIPp's in the CSV
     summary_json: str | None = None  # "-": stdout
+    call_records: str | None = None  # -call_records: one JSON line per ended call
     health: HealthGates = field(
         default_factory=HealthGates
     )  # -health_*: judged at the end, into the summary and exit status

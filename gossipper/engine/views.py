@@ -16,6 +16,7 @@ from gossipper.engine.settings import TraceSettings, ViewSettings
 from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.sip.transport import Address, SipTransport
+from gossipper.stats.call_records import CallRecordWriter
 from gossipper.stats.counters import RunCounters
 from gossipper.stats.health import HealthReport
 from gossipper.stats.report_files import CountedStep, CountsCsv, ErrorCodesCsv, RttCsv, report_path
@@ -132,6 +133,7 @@ class RunViews:
             )
             for name, stat in counters.rtd.items():
                 stat.listener = self.rtt_csv.listener(name, time.time)
+        self.call_records = CallRecordWriter(settings.call_records) if settings.call_records else None
         interactive = not settings.quiet and sys.stdout.isatty()
         self._next_screen = 0.0  # when the screen refreshes next (-f)
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
@@ -184,6 +186,8 @@ class RunViews:
             self._next_screen = now + period - 0.5  # ticks come once a second: a 1 s period refreshes each
         if now >= self._next_stat_row:
             self._report(now)
+        if self.call_records is not None:
+            self.call_records.flush()
         if self._histories:
             live = self._live_calls()
             for call_id in [call_id for call_id in self._histories if call_id not in live]:
@@ -263,7 +267,7 @@ class RunViews:
         """Close every output and print the summary; -> the health gates' verdict."""
         now = time.time()
         self._report(now)
-        for report in (self.stat_csv, self.counts_csv, self.error_codes_csv, self.rtt_csv):
+        for report in (self.stat_csv, self.counts_csv, self.error_codes_csv, self.rtt_csv, self.call_records):
             if report is not None:
                 report.close()
         if self.settings.screen.enabled:

@@ -21,7 +21,7 @@ from gossipper.stats.health import HealthGates, HealthReport, evaluate
 SCHEMA_VERSION = "gossipper_summary_v1"
 
 
-def _iso_utc(timestamp: float) -> str:
+def iso_utc(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -88,8 +88,8 @@ def summary_dict(
     document: dict[str, object] = {
         "schema_version": SCHEMA_VERSION,
         "tool_version": tool_version,
-        "started_at": _iso_utc(counters.started_at),
-        "finished_at": _iso_utc(finished_at),
+        "started_at": iso_utc(counters.started_at),
+        "finished_at": iso_utc(finished_at),
         "duration_ms": int(elapsed_s * 1000),
         "total_calls": counters.calls_created,
         "success_calls": counters.calls_succeeded,

@@ -3,6 +3,7 @@ SRTP between two gossippers, and HEP copies of every SIP message."""
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 from pathlib import Path
@@ -91,8 +92,16 @@ def test_wav_stream_echoed_by_sipp(tmp_path: Path, sipp_uas: SippUas) -> None:
         str(free_ports_below_ephemeral(4)),
         cwd=tmp_path,
     )
-    data = _run_uac(tmp_path, sipp.port)
+    records = tmp_path / "calls.jsonl"
+    data = _run_uac(tmp_path, sipp.port, "-call_records", str(records))
     _assert_echoed(data)
+    # each call's record carries the stream it received back, as the summary counts it
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert len(lines) == CALLS
+    for line in lines:
+        [stream] = line["media"]["streams"]
+        assert (stream["packets"], stream["lost"], stream["duplicates"]) == (PACKETS, 0, 0)
+        assert 0 <= stream["jitter_ms"] < 20
 
 
 def _echoing_uas(gossipper_uas: GossipperUas, tmp_path: Path, *extra: str) -> tuple[Server, Path]:

@@ -192,15 +192,18 @@ class ClassicMedia:
             self._apply_peer(call)
         return str(call.local_crypto)
 
-    def call_ended(self, call_id: str) -> None:
+    def call_ended(self, call_id: str) -> list[dict[str, object]]:
+        """Close the call's media; -> the reports of the streams it received."""
         call = self._calls.pop(call_id, None)
         if call is None:
-            return
+            return []
+        reported = len(self._reports)
         if call.session is not None:
             call.session.close()
         for check in call.checks.values():
             if not check.finish():
                 self.totals.rtp_check_failures += 1
+        return self._reports[reported:]
 
     # --- what the run reads -------------------------------------------------------------------
 
