@@ -37,6 +37,7 @@ from gossipper.media.streams import StreamDefaults
 from gossipper.scenario.builtins import MEDIA_SCALE_BUILTINS
 from gossipper.sip.tls import TlsSettings
 from gossipper.stats.health import HealthGates
+from gossipper.stats.live import LiveOutputSettings
 
 RLIMIT_RESERVE = 64  # descriptors kept for the main socket, media, trace files
 
@@ -199,9 +200,14 @@ def view_settings(config: Config) -> ViewSettings:
         summary_json=config.summary_json,
         call_records=config.call_records,
         health=health_gates(config),
+        live=live_output_settings(config),
         quiet=config.background,
         screen_period_s=config.screen_period_s,
     )
+
+
+def live_output_settings(config: Config) -> LiveOutputSettings:
+    return LiveOutputSettings(metrics_address=config.metrics_address, stats_jsonl=config.stats_jsonl)
 
 
 def standalone_settings(config: Config) -> StandaloneSettings:
@@ -214,6 +220,8 @@ def standalone_settings(config: Config) -> StandaloneSettings:
         media=_media(config, _stream_defaults(config)),
         summary_json=config.summary_json,
         health=health_gates(config),
+        live=live_output_settings(config),
+        stat_period_s=config.stat_period_s,
     )
 
 

@@ -27,6 +27,8 @@ SETTING_FLAGS: dict[str, str] = {
     "error_codes_file": "-trace_error_codes",
     "rtt_file": "-trace_rtt",
     "summary_json": "-summary_json",
+    "stats_jsonl": "-stats_jsonl",
+    "metrics_address": "-metrics_addr",
     "hep_address": "-hep_addr",
     "local_port": "-p",
     "transport": "-t",

@@ -60,6 +60,18 @@ def parse_port(flag: str, text: str) -> int:
     return parse_int(flag, text, 1, 65535)
 
 
+LOOPBACK_HOST = "127.0.0.1"
+
+
+def metrics_address(flag: str, text: str) -> tuple[str, int]:
+    """-metrics_addr: HOST:PORT, [v6]:PORT, or a bare PORT on loopback, so that live metrics
+    are never offered to the network unless a host is named."""
+    text = text.strip()
+    if text.isdigit():
+        return LOOPBACK_HOST, parse_port(flag, text)
+    return split_host_port(flag, text)
+
+
 def split_host_port(flag: str, text: str, default_port: int | None = None) -> tuple[str, int]:
     """host:port, [v6]:port, or a bare host when a default port exists."""
     text = text.strip()
@@ -340,6 +352,13 @@ _OPTIONS: list[Option] = [
     Option("summary_json", 1, _set("summary_json"), "Write the final summary as JSON (- = stdout)"),
     Option("call_records", 1, _set("call_records"), "(gossipper) Write one JSON line per ended call"),
     *HEALTH_OPTIONS,
+    Option(
+        "metrics_addr",
+        1,
+        _set("metrics_address", metrics_address),
+        "Serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT: 127.0.0.1)",
+    ),
+    Option("stats_jsonl", 1, _set("stats_jsonl"), "Write one JSON line of statistics per -fd period"),
     *OUTPUT_OPTIONS,
     # media (SIPp)
     Option("rtp_echo", 0, _flag("rtp_echo"), "Echo RTP received on the media port"),

@@ -253,8 +253,10 @@ class Run:
                     on_ready()  # and -bg has returned by then: the sleep is the background run's
                     on_ready = None
                 await asyncio.sleep(self.settings.generation.sleep_s)
+            self.views.open_live()
             await self._setup()
         except GossipperError:
+            self.views.live.close()
             self.endpoints.close()
             if self.hep is not None:
                 self.hep.close()

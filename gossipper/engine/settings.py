@@ -14,6 +14,7 @@ from enum import Enum
 from gossipper.media.settings import MediaSettings
 from gossipper.sip.tls import TlsSettings
 from gossipper.stats.health import HealthGates
+from gossipper.stats.live import LiveOutputSettings
 
 Address = tuple[str, int]
 
@@ -237,6 +238,7 @@ class ViewSettings:
     health: HealthGates = field(
         default_factory=HealthGates
     )  # -health_*: judged at the end, into the summary and exit status
+    live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # -metrics_addr, -stats_jsonl
     quiet: bool = False  # background mode: no screen, no start lines
     screen_period_s: float = 1.0  # -f: screen refresh period (0: never refreshed)
 

@@ -19,6 +19,7 @@ from gossipper.sip.transport import Address, SipTransport
 from gossipper.stats.call_records import CallRecordWriter
 from gossipper.stats.counters import RunCounters
 from gossipper.stats.health import HealthReport
+from gossipper.stats.live import LiveOutputs
 from gossipper.stats.report_files import CountedStep, CountsCsv, ErrorCodesCsv, RttCsv, report_path
 from gossipper.stats.screen import ScreenHeader, ScreenRefresher
 from gossipper.stats.stat_csv import StatCsvLayout, StatCsvWriter, default_stat_path
@@ -138,6 +139,7 @@ class RunViews:
         self._next_screen = 0.0  # when the screen refreshes next (-f)
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
         self._next_stat_row = 0.0
+        self.live = LiveOutputs(settings.live, counters)
 
     def _trace(self, trace: TraceSettings, kind: str, setting: str) -> LogFile | None:
         if not trace.enabled and trace.path is None:
@@ -164,17 +166,24 @@ class RunViews:
         )
 
     # ------------------------------------------------------------------ periodic rows
+    def open_live(self) -> None:
+        """The metrics endpoint listens from here on (BindError if it cannot)."""
+        self.live.open()
+
     def start(self) -> None:
         """SIPp writes the statistics rows once as the traffic starts, so the files exist at once."""
         now = time.time()
         if self.stat_csv is not None:
             self.stat_csv.write_header()
+        self.live.start(now)
         self._report(now)
 
     def _report(self, now: float) -> None:
+        """The -fd rows: SIPp's CSVs, and -stats_jsonl's row of the same period."""
         for report in (self.stat_csv, self.counts_csv, self.error_codes_csv):
             if report is not None:
                 report.write_row(now)
+        self.live.period(now)
         self._next_stat_row = now + self.settings.stat_period_s
 
     def tick(self, now: float) -> None:
@@ -267,6 +276,7 @@ class RunViews:
         """Close every output and print the summary; -> the health gates' verdict."""
         now = time.time()
         self._report(now)
+        self.live.finish(now)
         for report in (self.stat_csv, self.counts_csv, self.error_codes_csv, self.rtt_csv, self.call_records):
             if report is not None:
                 report.close()

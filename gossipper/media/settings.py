@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from gossipper.media.codecs import CODECS
 from gossipper.media.streams import StreamDefaults
 from gossipper.stats.health import HealthGates
+from gossipper.stats.live import LiveOutputSettings
 
 DEFAULT_MEDIA_PORT = 6000
 RTCP_INTERVAL_S = 5.0  # RFC 3550's minimum report interval, as SIPp's rtpcheck peers expect
@@ -54,3 +55,5 @@ class StandaloneSettings:
     health: HealthGates = field(
         default_factory=HealthGates
     )  # -health_*: judged at the end, into the summary and exit status
+    live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # -metrics_addr, -stats_jsonl
+    stat_period_s: float = 60.0  # -fd: the period of -stats_jsonl's rows

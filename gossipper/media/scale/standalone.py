@@ -3,7 +3,8 @@
 Stream i binds BASE + 2i and starts i/N of an interval after the first, so the packets
 of all streams spread evenly over each period instead of leaving in one burst. The run
 ends when the duration is over (plus one interval for the last packets) or on SIGINT,
-SIGTERM or SIGUSR1, and the summary is the same either way.
+SIGTERM or SIGUSR1, and the summary is the same either way. -metrics_addr serves the
+engine's counters as they are at each scrape, and -stats_jsonl writes a row each -fd.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from gossipper.media.scale.preflight import PORT_STEP, preflight
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
+from gossipper.stats.live import LiveOutputs
 from gossipper.stats.summary import by_errno, health_report, write_summary_json
 
 LIVE_PERIOD_S = 1.0
@@ -42,21 +44,70 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
     for warning in preflight(len(specs), media.base_port, media.max_port):
         print(f"gossipper: {warning}", file=sys.stderr)
     engine = create_scale_engine(prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority)
+    counters = RunCounters()
+    engine_media = _EngineMedia(engine)
+    outputs = LiveOutputs(settings.live, counters, engine_media, sip=False)
     stop = threading.Event()
     with _stop_on_signals(stop):
-        counters = RunCounters()
-        engine.start()
         try:
-            registered_at = _register_all(engine, specs, stop)
-            _print_start_line(engine, specs)
-            _wait_for_end(settings, engine, stop, registered_at, specs[0].interval_ms)
-        finally:
-            engine.close()
-    counters.finished_at = time.time()
-    counters.media = engine.snapshot()
-    counters.media.engine = engine.name
+            outputs.open()
+            engine.start()
+            try:
+                outputs.start(time.time())
+                periods = _Periods(outputs, counters, engine_media, settings.stat_period_s)
+                registered_at = _register_all(engine, specs, stop)
+                _print_start_line(engine, specs)
+                _wait_for_end(settings, engine, stop, registered_at, specs[0].interval_ms, periods)
+            finally:
+                engine.close()
+                finished_at = counters.finished_at = time.time()
+                counters.media = engine_media.close()
+        except BaseException:
+            outputs.close()
+            raise
+    outputs.finish(finished_at)
     healthy = _report(settings, counters)
     return _outcome(counters.media).gated(healthy)
+
+
+class _EngineMedia:
+    """The engine's counters for whoever reads them live (the metrics endpoint's thread too):
+    its snapshot while it runs, then the final one, never a closed engine's."""
+
+    def __init__(self, engine: ScaleEngine) -> None:
+        self.engine = engine
+        self.final: MediaCounters | None = None
+
+    def __call__(self) -> MediaCounters:
+        return self.final if self.final is not None else self._read()
+
+    def close(self) -> MediaCounters:
+        """The engine has stopped: its last counters, kept from now on."""
+        self.final = self._read()
+        return self.final
+
+    def _read(self) -> MediaCounters:
+        media = self.engine.snapshot()
+        media.engine = self.engine.name
+        return media
+
+
+class _Periods:
+    """-fd: the live outputs' rows, read from the engine's counters of that moment."""
+
+    def __init__(
+        self, outputs: LiveOutputs, counters: RunCounters, media: _EngineMedia, period_s: float
+    ) -> None:
+        self.outputs = outputs
+        self.counters = counters
+        self.media = media
+        self.period_s = period_s if period_s > 0 else LIVE_PERIOD_S
+        self.next_at = time.monotonic() + self.period_s
+
+    def run(self) -> None:
+        self.counters.media = self.media()
+        self.outputs.period(time.time())
+        self.next_at = time.monotonic() + self.period_s
 
 
 def _resolve(address: tuple[str, int]) -> tuple[str, int]:
@@ -179,6 +230,7 @@ def _wait_for_end(
     stop: threading.Event,
     registered_at: float,
     interval_ms: int,
+    periods: _Periods,
 ) -> None:
     """Until the last stream's last slot plus one interval has passed, or a stop signal."""
     duration_ms = settings.media.stream_defaults.duration_ms
@@ -188,11 +240,16 @@ def _wait_for_end(
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             break
-        next_tick = live.next_at if deadline is None else min(live.next_at, deadline)
+        next_tick = min(live.next_at, periods.next_at)
+        if deadline is not None:
+            next_tick = min(next_tick, deadline)
         if stop.wait(max(0.0, next_tick - now)):
             break
-        if time.monotonic() >= live.next_at:
+        now = time.monotonic()
+        if now >= live.next_at:
             live.show()
+        if now >= periods.next_at:
+            periods.run()
     live.finish()
 
 
