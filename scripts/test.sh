@@ -10,6 +10,15 @@ if ! command -v sipp >/dev/null 2>&1; then
         echo "warning: sipp not found and not root; SIPp interoperability tests will be skipped" >&2
     fi
 fi
+if ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "installing Chromium (Debian chromium) for the HTML report test"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+            || echo "warning: chromium could not be installed; the HTML report's browser test will skip" >&2
+    else
+        echo "warning: chromium not found and not root; the HTML report's browser test will be skipped" >&2
+    fi
+fi
 scripts/bootstrap.sh
 .venv/bin/ruff check gossipper tests bench setup.py
 .venv/bin/mypy

@@ -207,7 +207,11 @@ def view_settings(config: Config) -> ViewSettings:
 
 
 def live_output_settings(config: Config) -> LiveOutputSettings:
-    return LiveOutputSettings(metrics_address=config.metrics_address, stats_jsonl=config.stats_jsonl)
+    return LiveOutputSettings(
+        metrics_address=config.metrics_address,
+        stats_jsonl=config.stats_jsonl,
+        summary_html=config.summary_html,
+    )
 
 
 def standalone_settings(config: Config) -> StandaloneSettings:

@@ -93,6 +93,7 @@ class Config:
     health_gates: dict[str, float] = field(default_factory=dict)  # -health_*: HealthGates field -> limit
     metrics_address: tuple[str, int] | None = None  # -metrics_addr: a bare port is 127.0.0.1's
     stats_jsonl: str | None = None  # -stats_jsonl
+    summary_html: str | None = None  # -summary_html
     # --- output files: SIPp's stat and trace options (one block, see cli.options OUTPUT_OPTIONS) ---
     stat_delimiter: str = ";"  # -stat_delimiter
     periodic_rtd: bool = False  # -periodic_rtd

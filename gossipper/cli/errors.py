@@ -28,6 +28,7 @@ SETTING_FLAGS: dict[str, str] = {
     "rtt_file": "-trace_rtt",
     "summary_json": "-summary_json",
     "stats_jsonl": "-stats_jsonl",
+    "summary_html": "-summary_html",
     "metrics_address": "-metrics_addr",
     "hep_address": "-hep_addr",
     "local_port": "-p",

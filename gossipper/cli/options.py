@@ -359,6 +359,7 @@ _OPTIONS: list[Option] = [
         "Serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT: 127.0.0.1)",
     ),
     Option("stats_jsonl", 1, _set("stats_jsonl"), "Write one JSON line of statistics per -fd period"),
+    Option("summary_html", 1, _set("summary_html"), "Write an HTML report with charts over time at the end"),
     *OUTPUT_OPTIONS,
     # media (SIPp)
     Option("rtp_echo", 0, _flag("rtp_echo"), "Echo RTP received on the media port"),

@@ -64,9 +64,10 @@ def validate(config: Config) -> None:
     _check_output_file("-call_records", config.call_records)
     if config.rtp_send and config.call_records is not None:
         raise UsageError("-call_records: a -rtp_send run makes no calls to record")
-    if config.stats_jsonl == "-":
-        raise UsageError("-stats_jsonl: give a file name (stdout carries the screen and the summary)")
-    _check_output_file("-stats_jsonl", config.stats_jsonl)
+    for flag, file in (("-stats_jsonl", config.stats_jsonl), ("-summary_html", config.summary_html)):
+        if file == "-":
+            raise UsageError(f"{flag}: give a file name (stdout carries the screen and the summary)")
+        _check_output_file(flag, file)
 
 
 def _check_output_file(flag: str, path: str | None) -> None:

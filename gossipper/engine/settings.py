@@ -238,7 +238,7 @@ class ViewSettings:
     health: HealthGates = field(
         default_factory=HealthGates
     )  # -health_*: judged at the end, into the summary and exit status
-    live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # -metrics_addr, -stats_jsonl
+    live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # see stats.live
     quiet: bool = False  # background mode: no screen, no start lines
     screen_period_s: float = 1.0  # -f: screen refresh period (0: never refreshed)
 

@@ -187,9 +187,10 @@ class RunViews:
         self._next_stat_row = now + self.settings.stat_period_s
 
     def tick(self, now: float) -> None:
-        """Once a second: refresh the screen every -f, write the -fd rows when due, forget the
-        call-debug history of calls that are gone."""
+        """Once a second: sample for the HTML report, refresh the screen every -f, write the -fd
+        rows when due, forget the call-debug history of calls that are gone."""
         period = self.settings.screen_period_s
+        self.live.tick(now)
         if period > 0 and now >= self._next_screen:
             self.screen.refresh(now)
             self._next_screen = now + period - 0.5  # ticks come once a second: a 1 s period refreshes each
@@ -304,4 +305,5 @@ class RunViews:
             print(f"gossipper: {line}", file=sys.stderr)
         if self.settings.summary_json:
             write_summary_json(self.settings.summary_json, self.counters, tool_version, gates)
+        self.live.write_report(tool_version, gates)
         return verdict

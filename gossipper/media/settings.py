@@ -55,5 +55,5 @@ class StandaloneSettings:
     health: HealthGates = field(
         default_factory=HealthGates
     )  # -health_*: judged at the end, into the summary and exit status
-    live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # -metrics_addr, -stats_jsonl
+    live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # see stats.live
     stat_period_s: float = 60.0  # -fd: the period of -stats_jsonl's rows

@@ -1,9 +1,11 @@
 """The outputs a run feeds while it runs, beside the screen and the CSV: the Prometheus
-endpoint (-metrics_addr) and the per-period JSONL file (-stats_jsonl).
+endpoint (-metrics_addr), the per-period JSONL file (-stats_jsonl), and the samples the
+HTML report (-summary_html) charts at the end.
 
 Both the SIP run (through engine.views) and the standalone RTP generator drive the same
-object: `start` when traffic starts, `period` at each -fd row, `finish` at the end. What each
-output reads is the run's one RunCounters, so the endpoint, the file and the summary agree.
+object: `start` when traffic starts, `tick` each second, `period` at each -fd row, `finish`
+at the end, then `write_report`. What each output reads is the run's one RunCounters, so the
+endpoint, the files and the summary agree.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gossipper.stats.counters import MediaCounters, RunCounters
-from gossipper.stats.timeline import StatsJsonl
+from gossipper.stats.health import HealthGates
+from gossipper.stats.html_report import write_summary_html
+from gossipper.stats.summary import summary_dict
+from gossipper.stats.timeline import Sample, StatsJsonl, Timeline
 
 if TYPE_CHECKING:
     from gossipper.stats.metrics import MetricsServer
@@ -26,6 +31,7 @@ class LiveOutputSettings:
 
     metrics_address: tuple[str, int] | None = None  # -metrics_addr host, port
     stats_jsonl: str | None = None  # -stats_jsonl path
+    summary_html: str | None = None  # -summary_html path
 
 
 class LiveOutputs:
@@ -46,6 +52,7 @@ class LiveOutputs:
         self._sip = sip
         self.metrics: MetricsServer | None = None
         self.jsonl = StatsJsonl(settings.stats_jsonl, counters) if settings.stats_jsonl else None
+        self.timeline = Timeline() if settings.summary_html else None
 
     def open(self) -> None:
         """Serve /metrics now (BindError when the address cannot be listened on)."""
@@ -60,6 +67,12 @@ class LiveOutputs:
         """Traffic starts: the first period begins."""
         if self.jsonl is not None:
             self.jsonl.start(now)
+        self.tick(now)
+
+    def tick(self, now: float) -> None:
+        """Each second: a sample for the report's charts."""
+        if self.timeline is not None:
+            self.timeline.add(Sample.take(self.counters, now))
 
     def period(self, now: float) -> None:
         """An -fd period ended (the -trace_stat CSV writes its row now too)."""
@@ -69,7 +82,15 @@ class LiveOutputs:
     def finish(self, now: float) -> None:
         """The run ended: the last, partial period is written and everything closes."""
         self.period(now)
+        self.tick(now)
         self.close()
+
+    def write_report(self, tool_version: str, gates: HealthGates | None = None) -> None:
+        """-summary_html, once the run's counters are final (FileProblem if it cannot be written)."""
+        if self.settings.summary_html is None or self.timeline is None:
+            return
+        summary = summary_dict(self.counters, tool_version, gates)
+        write_summary_html(self.settings.summary_html, summary, self.timeline.rows(), sip=self._sip)
 
     def close(self) -> None:
         """Idempotent, for error paths too: the endpoint stops, the file is closed."""

@@ -30,12 +30,14 @@ def test_metrics_address_is_loopback_unless_a_host_is_named(text: str, expected:
 
 def test_live_outputs_reach_the_standalone_generator(tmp_path: Path) -> None:
     rows = str(tmp_path / "rows.jsonl")
+    report = str(tmp_path / "report.html")
     argv = ["-rtp_send", "-rtp_addr", "127.0.0.1:4000", "-metrics_addr", "9464", "-stats_jsonl", rows]
-    config = parse_args([*argv, "-fd", "5"])
+    config = parse_args([*argv, "-fd", "5", "-summary_html", report])
     validate(config)
     settings = standalone_settings(config)
     assert settings.live.metrics_address == ("127.0.0.1", 9464)
     assert settings.live.stats_jsonl == rows
+    assert settings.live.summary_html == report
     assert settings.stat_period_s == 5.0
 
 
@@ -49,6 +51,8 @@ def test_live_outputs_reach_the_standalone_generator(tmp_path: Path) -> None:
         (["-stats_jsonl", "/nonexistent-dir/rows.jsonl"], "-stats_jsonl: the directory '/nonexistent-dir'"),
         (["-stats_jsonl", "/tmp"], "-stats_jsonl: '/tmp' is a directory"),
         (["-stats_jsonl", "-"], "-stats_jsonl: give a file name"),
+        (["-summary_html", "/nonexistent-dir/run.html"], "-summary_html: the directory '/nonexistent-dir'"),
+        (["-summary_html", "-"], "-summary_html: give a file name"),
     ],
 )
 def test_bad_live_output_flags_give_one_line_and_exit_1(

@@ -105,7 +105,7 @@ def test_standalone_streams_are_scraped_live_and_rows_add_up(tmp_path: Path) -> 
             "-rtp_send", "-media_scale", "-rtp_streams", "10", "-rtp_dur", "3000",
             "-rtp_addr", f"{LOOPBACK}:{sink.getsockname()[1]}", "-i", LOOPBACK, "-mp", str(media_port),
             "-metrics_addr", f"{LOOPBACK}:{metrics_port}", "-stats_jsonl", str(rows_path), "-fd", "1",
-            "-summary_json", str(summary_path), "-nostdin",
+            "-summary_json", str(summary_path), "-summary_html", str(tmp_path / "report.html"), "-nostdin",
         )  # fmt: skip
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
@@ -125,6 +125,9 @@ def test_standalone_streams_are_scraped_live_and_rows_add_up(tmp_path: Path) -> 
     assert sum(int(row["rtp_packets_sent"]) for row in rows) == media["rtp_packets_sent"] == 1500
     assert rows[-1]["rtp_packets_sent_total"] == 1500
     assert all(400 <= float(row["rtp_sent_pps"]) <= 600 for row in rows[1:-1])
+    report = (tmp_path / "report.html").read_text(encoding="utf-8")  # test_summary_html.py renders one
+    assert 'id="report-data">{"x": [' in report
+    assert '"id": "rtp-rate"' in report and '"id": "call-rate"' not in report
 
 
 @pytest.fixture

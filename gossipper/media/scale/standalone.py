@@ -4,7 +4,8 @@ Stream i binds BASE + 2i and starts i/N of an interval after the first, so the p
 of all streams spread evenly over each period instead of leaving in one burst. The run
 ends when the duration is over (plus one interval for the last packets) or on SIGINT,
 SIGTERM or SIGUSR1, and the summary is the same either way. -metrics_addr serves the
-engine's counters as they are at each scrape, and -stats_jsonl writes a row each -fd.
+engine's counters as they are at each scrape, -stats_jsonl writes a row each -fd, and
+-summary_html charts a sample a second.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
             raise
     outputs.finish(finished_at)
     healthy = _report(settings, counters)
+    outputs.write_report(__version__, settings.health)
     return _outcome(counters.media).gated(healthy)
 
 
@@ -93,7 +95,8 @@ class _EngineMedia:
 
 
 class _Periods:
-    """-fd: the live outputs' rows, read from the engine's counters of that moment."""
+    """The live outputs' samples each second and rows each -fd, read from the engine's
+    counters of that moment."""
 
     def __init__(
         self, outputs: LiveOutputs, counters: RunCounters, media: _EngineMedia, period_s: float
@@ -103,6 +106,10 @@ class _Periods:
         self.media = media
         self.period_s = period_s if period_s > 0 else LIVE_PERIOD_S
         self.next_at = time.monotonic() + self.period_s
+
+    def second(self) -> None:
+        self.counters.media = self.media()
+        self.outputs.tick(time.time())
 
     def run(self) -> None:
         self.counters.media = self.media()
@@ -248,6 +255,7 @@ def _wait_for_end(
         now = time.monotonic()
         if now >= live.next_at:
             live.show()
+            periods.second()
         if now >= periods.next_at:
             periods.run()
     live.finish()
