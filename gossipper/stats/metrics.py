@@ -196,7 +196,8 @@ class MetricsServer:
         host, port = address
         registry = CollectorRegistry()
         registry.register(collector)
-        ProcessCollector(registry=registry)  # CPU seconds, resident memory, open descriptors
+        # CPU seconds, resident memory, open descriptors: gossipper_process_*, as every name here
+        ProcessCollector(namespace="gossipper", registry=registry)
         try:
             server, thread = start_http_server(port, host, registry=registry)
         except socket.gaierror as error:
