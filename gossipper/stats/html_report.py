@@ -14,12 +14,10 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import resources
 
-from gossipper.errors import FileProblem
+from gossipper.stats.atomic_file import write_atomically
 from gossipper.stats.counters import FAILURE_CLASSES
 
 UPLOT_VERSION = "1.6.32"
@@ -183,29 +181,12 @@ def render_html(
     )
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_summary_html(
     path: str, summary: Mapping[str, object], rows: Sequence[Mapping[str, object]], *, sip: bool = True
 ) -> None:
     """Written through a temporary file and a rename, as -summary_json, so no one opens half a report."""
     text = render_html(summary, rows, sip=sip)
-    directory = os.path.dirname(os.path.abspath(path))
-    temp_path: str | None = None
-    try:
-        fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~_current_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp_path, path)
-    except OSError as error:
-        if temp_path is not None and os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise FileProblem(f"cannot write {path}: {error.strerror or error}", setting="summary_html") from None
+    write_atomically(path, text, "summary_html")
 
 
 # Each chart is drawn with uPlot once the page is laid out; body[data-charts-drawn] then says

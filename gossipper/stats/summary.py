@@ -7,14 +7,12 @@ spelled out here once and never derived from attribute names that might be renam
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from gossipper.errors import FileProblem
+from gossipper.stats.atomic_file import write_atomically
 from gossipper.stats.counters import FAILURE_CLASSES, DurationStat, MediaCounters, RunCounters
 from gossipper.stats.health import HealthGates, HealthReport, evaluate
 
@@ -129,12 +127,6 @@ def health_report(counters: RunCounters, tool_version: str, gates: HealthGates) 
     return evaluate(summary_dict(counters, tool_version), gates)
 
 
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_summary_json(
     path: str, counters: RunCounters, tool_version: str, gates: HealthGates | None = None
 ) -> None:
@@ -144,18 +136,7 @@ def write_summary_json(
         sys.stdout.write(text)
         sys.stdout.flush()
         return
-    directory = os.path.dirname(os.path.abspath(path))
-    temp_path: str | None = None
-    try:
-        fd, temp_path = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-        os.fchmod(fd, 0o666 & ~_current_umask())  # mkstemp's 0600 would hide the file from other users
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp_path, path)
-    except OSError as error:
-        if temp_path is not None and os.path.exists(temp_path):
-            os.unlink(temp_path)
-        raise FileProblem(f"cannot write {path}: {error.strerror or error}", setting="summary_json") from None
+    write_atomically(path, text, "summary_json")
 
 
 def _duration_line(label: str, stat: DurationStat) -> str:

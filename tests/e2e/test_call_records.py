@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gossipper.cli.ports import LOOPBACK
 from tests.e2e.processes import SIPP, GossipperUas, SippUas, needs_sipp, read_json, run_gossipper
-from tests.e2e.test_health_gates import BUSY_UAS
+from tests.e2e.test_output_files import REJECTING_UAS
 
 CALLS = 20
 
@@ -66,8 +66,8 @@ def test_each_uac_call_is_one_line_with_its_messages_and_response_time(
 
 @needs_sipp
 def test_failed_calls_carry_their_class_and_the_unexpected_answer(tmp_path: Path, sipp_uas: SippUas) -> None:
-    scenario = tmp_path / "busy.xml"
-    scenario.write_text(BUSY_UAS)
+    scenario = tmp_path / "rejecting.xml"
+    scenario.write_text(REJECTING_UAS)
     uas = sipp_uas("-sf", str(scenario), "-i", LOOPBACK, cwd=tmp_path)
     records_path, summary = tmp_path / "calls.jsonl", tmp_path / "summary.json"
     result = run_gossipper(
@@ -81,8 +81,8 @@ def test_failed_calls_carry_their_class_and_the_unexpected_answer(tmp_path: Path
     assert len(records) == 3 == failure_classes["unexpected_sip"]
     for record in records:
         assert (record["outcome"], record["failure_class"]) == ("failed", "unexpected_sip")
-        assert "486" in str(record["reason"])
-        assert record["sip"][-1]["unexpected"] == "486"  # type: ignore[index]
+        assert "480" in str(record["reason"])
+        assert record["sip"][-1]["unexpected"] == "480"  # type: ignore[index]
 
 
 @needs_sipp

@@ -5,31 +5,12 @@ shows in the summary JSON beside the figure it judged."""
 from __future__ import annotations
 
 import socket
-import threading
 from pathlib import Path
 
 from gossipper.cli.ports import LOOPBACK, free_port
 from tests.e2e.processes import SippUas, needs_sipp, read_json, run_gossipper
-
-# SIPp's UAS answering every INVITE 486 Busy Here: the built-in uac fails each call at once.
-BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="busy">
-  <recv request="INVITE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 486 Busy Here
-      [last_Via:]
-      [last_From:]
-      [last_To:];tag=[pid]SIPpTag01[call_number]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-
-    ]]>
-  </send>
-  <recv request="ACK"/>
-</scenario>
-"""
+from tests.e2e.test_output_files import REJECTING_UAS
+from tests.udp_echo import UdpEcho
 
 
 def _gate(data: dict[str, object], name: str) -> dict[str, object]:
@@ -62,9 +43,9 @@ def test_gates_that_hold_leave_the_exit_status_alone(tmp_path: Path, sipp_uas: S
 
 @needs_sipp
 def test_a_missed_gate_exits_2_with_one_line_per_gate(tmp_path: Path, sipp_uas: SippUas) -> None:
-    """Three calls answered 486: SIPp's status would be 1; the gates asked for make it 2."""
-    scenario = tmp_path / "busy.xml"
-    scenario.write_text(BUSY_UAS)
+    """Three calls answered 480: SIPp's status would be 1; the gates asked for make it 2."""
+    scenario = tmp_path / "rejecting.xml"
+    scenario.write_text(REJECTING_UAS)
     uas = sipp_uas("-sf", str(scenario), "-i", LOOPBACK, cwd=tmp_path)
     summary = tmp_path / "summary.json"
     base = ("-sn", "uac", uas.address, "-i", LOOPBACK, "-m", "3", "-r", "10")
@@ -92,34 +73,6 @@ def test_a_missed_gate_exits_2_with_one_line_per_gate(tmp_path: Path, sipp_uas: 
     assert _gate(data, "max_timeouts")["passed"] is True
 
 
-class Echo:
-    """A UDP socket that sends each datagram back where it came from (an SBC's RTP echo)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.settimeout(0.2)
-        self.port = int(self.sock.getsockname()[1])
-        self.echoed = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, source = self.sock.recvfrom(2048)
-            except TimeoutError:
-                continue
-            self.sock.sendto(data, source)
-            self.echoed += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
-
-
 def _rtp_send(tmp_path: Path, port: int, *gates: str) -> tuple[int, dict[str, object]]:
     summary = tmp_path / f"rtp-{port}.json"
     result = run_gossipper(
@@ -131,7 +84,7 @@ def _rtp_send(tmp_path: Path, port: int, *gates: str) -> tuple[int, dict[str, ob
 
 
 def test_the_rtp_packets_gate_passes_when_media_comes_back_and_fails_when_it_does_not(tmp_path: Path) -> None:
-    echo = Echo()
+    echo = UdpEcho()
     try:
         status, data = _rtp_send(
             tmp_path, echo.port, "-health_min_rtp_packets", "100", "-health_max_late_pct", "100"

@@ -34,6 +34,7 @@ from gossipper.media.codecs import CODECS
 from gossipper.media.rtp import RtpHeader, parse_rtp
 from gossipper.media.scale import api
 from gossipper.media.scale.api import StreamSpec
+from tests.udp_echo import UdpEcho
 
 _scalecore = pytest.importorskip("gossipper.media.scale._scalecore")
 from gossipper.media.scale.native_backend import NativeScaleEngine  # noqa: E402
@@ -128,38 +129,9 @@ def sink() -> Iterator[Sink]:
     receiver.close()
 
 
-class Echo:
-    """A loopback peer that sends every datagram straight back to its source (like -rtp_echo)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 21)
-        self.sock.bind((LOOPBACK, 0))
-        self.sock.settimeout(0.02)
-        self.address: tuple[str, int] = self.sock.getsockname()
-        self.echoed = 0  # datagrams already back in the sender's receive queue
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, source = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            self.sock.sendto(data, source)
-            self.echoed += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.sock.close()
-
-
 @pytest.fixture
-def echo() -> Iterator[Echo]:
-    peer = Echo()
+def echo() -> Iterator[UdpEcho]:
+    peer = UdpEcho()
     yield peer
     peer.close()
 
@@ -736,7 +708,7 @@ def test_a_send_again_after_an_icmp_report_that_fails_too_counts_as_a_send_error
 
 @pytest.mark.parametrize("mode", MODES)
 def test_echoed_rtp_counted_per_stream_while_sending(
-    mode: str, echo: Echo, sink: Sink, make_core: MakeCore
+    mode: str, echo: UdpEcho, sink: Sink, make_core: MakeCore
 ) -> None:
     """Everything echoed is counted by the worker itself, before any remove(); a stream kept
     running to a silent sink keeps the single worker waking after the echoed ones finish."""
@@ -1239,7 +1211,7 @@ def test_engine_registers_counts_and_closes(mode: str, sink: Sink) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_engine_snapshot_keeps_received_counts_after_unregister(mode: str, echo: Echo) -> None:
+def test_engine_snapshot_keeps_received_counts_after_unregister(mode: str, echo: UdpEcho) -> None:
     engine = NativeScaleEngine(workers=1, use_iouring=mode == "iouring")
     engine.start()
     try:
