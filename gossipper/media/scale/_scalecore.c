@@ -139,14 +139,20 @@ static PyObject *Core_stop(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
 /* ---- stream commands ---------------------------------------------------- */
 
 static PyObject *Core_add(CoreObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"fd",          "header",      "payload_len",  "silence_byte",
-                             "ts_step",     "interval_ns", "first_due_ns", "packet_limit", NULL};
+    static char *kwlist[] = {"fd",           "header",       "payload_len", "silence_byte", "ts_step",
+                             "interval_ns",  "first_due_ns", "packet_limit", "clock_rate", NULL};
     struct sc_stream_params params;
     Py_buffer header;
-    long long ts_step, interval_ns, first_due_ns, packet_limit;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*iiLLLL", kwlist, &params.fd, &header, &params.payload_len,
-                                     &params.silence_byte, &ts_step, &interval_ns, &first_due_ns, &packet_limit))
+    long long ts_step, interval_ns, first_due_ns, packet_limit, clock_rate = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "iy*iiLLLL|$L", kwlist, &params.fd, &header,
+                                     &params.payload_len, &params.silence_byte, &ts_step, &interval_ns,
+                                     &first_due_ns, &packet_limit, &clock_rate))
         return NULL;
+    if (clock_rate < 0 || clock_rate > 1000000000LL) {
+        PyBuffer_Release(&header);
+        return PyErr_Format(PyExc_ValueError, "clock_rate must be 0..1000000000 Hz, got %lld", clock_rate);
+    }
+    params.clock_rate = (uint32_t)clock_rate;
     params.header = header.buf;
     params.header_len = (size_t)header.len;
     params.ts_step = ts_step;
@@ -202,7 +208,88 @@ static PyObject *read_sent(CoreObject *self, PyObject *arg,
     return sent_tuple(&sent);
 }
 
-static PyObject *Core_remove(CoreObject *self, PyObject *arg) { return read_sent(self, arg, sc_engine_remove); }
+static int remove_counts(struct sc_engine *engine, uint64_t handle, struct sc_sent *sent) {
+    return sc_engine_remove(engine, handle, sent, NULL);
+}
+
+static PyObject *Core_remove(CoreObject *self, PyObject *arg) { return read_sent(self, arg, remove_counts); }
+
+/* The tuple _scalecore.pyi names _Quality, in sc_quality's order. */
+static PyObject *quality_tuple(const struct sc_quality *q) {
+    return Py_BuildValue("(KkOKKLKKKKKKKKKKK)", (unsigned long long)q->handle, (unsigned long)q->ssrc,
+                         q->echo ? Py_True : Py_False, (unsigned long long)q->received,
+                         (unsigned long long)q->expected, (long long)q->lost, (unsigned long long)q->duplicates,
+                         (unsigned long long)q->reordered, (unsigned long long)q->seq_jumps,
+                         (unsigned long long)q->ssrc_changes, (unsigned long long)q->jitter_ns,
+                         (unsigned long long)q->jitter_max_ns, (unsigned long long)q->rtt_count,
+                         (unsigned long long)q->rtt_sum_ns, (unsigned long long)q->rtt_min_ns,
+                         (unsigned long long)q->rtt_max_ns, (unsigned long long)q->rtt_unmatched);
+}
+
+static PyObject *Core_remove_with_quality(CoreObject *self, PyObject *arg) {
+    unsigned long long handle;
+    if (parse_handle(arg, &handle))
+        return NULL;
+    struct sc_sent sent;
+    struct sc_quality quality;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = sc_engine_remove(self->engine, handle, &sent, &quality);
+    Py_END_ALLOW_THREADS
+    if (err)
+        return unknown_handle(handle);
+    PyObject *counts = sent_tuple(&sent), *figures = quality_tuple(&quality), *pair = NULL;
+    if (counts && figures)
+        pair = PyTuple_Pack(2, counts, figures);
+    Py_XDECREF(counts);
+    Py_XDECREF(figures);
+    return pair;
+}
+
+static PyObject *Core_stream_quality(CoreObject *self, PyObject *arg) {
+    unsigned long long handle;
+    if (parse_handle(arg, &handle))
+        return NULL;
+    struct sc_quality quality;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    err = sc_engine_stream_quality(self->engine, handle, &quality);
+    Py_END_ALLOW_THREADS
+    if (err)
+        return unknown_handle(handle);
+    return quality_tuple(&quality);
+}
+
+/* Every live quality stream's figures: one pass of the engine into a buffer
+ * sized from the last count, again if streams were added meanwhile. */
+static PyObject *Core_quality_list(CoreObject *self, PyObject *Py_UNUSED(ignored)) {
+    size_t room = 64, n = 0;
+    struct sc_quality *out = NULL;
+    for (;;) {
+        struct sc_quality *grown = PyMem_RawRealloc(out, room * sizeof *out);
+        if (!grown) {
+            PyMem_RawFree(out);
+            return PyErr_NoMemory();
+        }
+        out = grown;
+        Py_BEGIN_ALLOW_THREADS
+        n = sc_engine_quality_list(self->engine, out, room);
+        Py_END_ALLOW_THREADS
+        if (n <= room)
+            break;
+        room = n + n / 8 + 16;
+    }
+    PyObject *list = PyList_New((Py_ssize_t)n);
+    for (size_t i = 0; list && i < n; i++) {
+        PyObject *item = quality_tuple(&out[i]);
+        if (!item)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    PyMem_RawFree(out);
+    return list;
+}
 
 static PyObject *Core_stream_stats(CoreObject *self, PyObject *arg) {
     return read_sent(self, arg, sc_engine_stream_sent);
@@ -279,13 +366,18 @@ static PyMethodDef Core_methods[] = {
     {"start", (PyCFunction)(void (*)(void))Core_start, METH_VARARGS | METH_KEYWORDS, "start(rt_priority=0): start the workers; with a priority, run them SCHED_RR if allowed."},
     {"stop", (PyCFunction)Core_stop, METH_NOARGS, "Stop and join the workers (idempotent)."},
     {"add", (PyCFunction)(void (*)(void))Core_add, METH_VARARGS | METH_KEYWORDS,
-     "add(fd, header, payload_len, silence_byte, ts_step, interval_ns, first_due_ns, packet_limit)"
-     " -> handle"},
+     "add(fd, header, payload_len, silence_byte, ts_step, interval_ns, first_due_ns, packet_limit, *,"
+     " clock_rate=0) -> handle; a clock_rate measures the stream's receive quality"},
     {"pause", (PyCFunction)Core_pause, METH_O, "Stop sending a stream until resume()."},
     {"resume", (PyCFunction)Core_resume, METH_O, "Send again from the next slot of the stream's grid."},
     {"remove", (PyCFunction)Core_remove, METH_O,
      "Stop a stream for good -> (packets, octets, errors, icmp_reports) sent; what it received stays in"
      " stats(). The socket is free on return."},
+    {"remove_with_quality", (PyCFunction)Core_remove_with_quality, METH_O,
+     "As remove(), -> ((packets, octets, errors, icmp_reports), quality tuple)."},
+    {"stream_quality", (PyCFunction)Core_stream_quality, METH_O, "A live stream's receive quality tuple."},
+    {"quality_list", (PyCFunction)Core_quality_list, METH_NOARGS,
+     "The receive quality tuples of every live stream added with a clock_rate."},
     {"stream_stats", (PyCFunction)Core_stream_stats, METH_O,
      "(packets, octets, errors, icmp_reports) sent by a live stream."},
     {"stream_received", (PyCFunction)Core_stream_received, METH_O,
@@ -333,6 +425,8 @@ static const struct {
     {"NS_PER_MS", NS_PER_MS},     {"RTP_HEADER_BYTES", RTP_HEADER_BYTES}, {"RTP_VERSION", RTP_VERSION},
     {"MAX_WORKERS", MAX_WORKERS}, {"LATE_NS", LATE_NS},                   {"LATE_2MS_NS", LATE_2MS_NS},
     {"EARLY_NS", EARLY_NS},       {"MAX_EARLY_NS", MAX_EARLY_NS},
+    {"MAX_DROPOUT", MAX_DROPOUT}, {"MAX_MISORDER", MAX_MISORDER},         {"DUP_WINDOW", DUP_WINDOW},
+    {"SEND_RING", SEND_RING},
 };
 
 PyMODINIT_FUNC PyInit__scalecore(void) {

@@ -19,6 +19,15 @@ EARLY_NS: Final[int]
 MAX_EARLY_NS: Final[int]
 # The errnos the core counts as ICMP reports (api.py's ICMP_REPORT_ERRNOS), ascending.
 ICMP_REPORT_ERRNOS: Final[tuple[int, ...]]
+MAX_DROPOUT: Final[int]
+MAX_MISORDER: Final[int]
+DUP_WINDOW: Final[int]
+SEND_RING: Final[int]
+
+# A stream's receive quality, scalecore.h's sc_quality in its order: (handle, ssrc, echo,
+# received, expected, lost, duplicates, reordered, seq_jumps, ssrc_changes, jitter_ns,
+# jitter_max_ns, rtt_count, rtt_sum_ns, rtt_min_ns, rtt_max_ns, rtt_unmatched).
+_Quality = tuple[int, int, bool, int, int, int, int, int, int, int, int, int, int, int, int, int, int]
 
 class _CoreStats(TypedDict):
     """Core.stats(): totals of every stream the core ever had, removed ones included.
@@ -77,13 +86,16 @@ class Core:
         interval_ns: int,
         first_due_ns: int,
         packet_limit: int,
+        *,
+        clock_rate: int = 0,
     ) -> int:
         """Send a stream from the connected UDP socket fd -> its handle.
 
         header: the first packet's 12-byte RTP header (V=2, marker clear: the core sets it
         on the first packet); payload_len octets of silence_byte follow it. Packet k is due
         at first_due_ns + k * interval_ns (CLOCK_MONOTONIC); packet_limit: sends to attempt
-        in all, 0 for no limit. ValueError for a value out of range.
+        in all, 0 for no limit; clock_rate: the codec's RTP clock, which turns on the
+        stream's receive quality (0: off). ValueError for a value out of range.
         """
     def pause(self, handle: int, /) -> None: ...
     def resume(self, handle: int, /) -> None:
@@ -91,6 +103,12 @@ class Core:
     def remove(self, handle: int, /) -> tuple[int, int, int, int]:
         """Stop a stream for good -> (packets, octets, errors, icmp_reports) sent; the socket is
         free on return."""
+    def remove_with_quality(self, handle: int, /) -> tuple[tuple[int, int, int, int], _Quality]:
+        """As remove(), with the stream's final receive quality (all zero without a clock_rate)."""
+    def stream_quality(self, handle: int, /) -> _Quality:
+        """A live stream's receive quality so far."""
+    def quality_list(self) -> list[_Quality]:
+        """The receive quality of every live stream added with a clock_rate."""
     def stream_stats(self, handle: int, /) -> tuple[int, int, int, int]:
         """(packets, octets, errors, icmp_reports) sent by a live stream."""
     def stream_received(self, handle: int, /) -> tuple[int, int]:

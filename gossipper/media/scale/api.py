@@ -15,13 +15,14 @@ import errno
 import secrets
 import socket
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gossipper.errors import BindError
 from gossipper.media import rtp
 from gossipper.media.codecs import Codec
 from gossipper.media.streams import SyntheticStream
 from gossipper.stats.counters import MediaCounters
+from gossipper.stats.quality import QualitySummary, StreamQuality
 
 SOCKET_BUFFER_BYTES = 1 << 20  # large buffers absorb scheduler jitter (SPEC section 3)
 
@@ -35,6 +36,12 @@ LATE_NS = NS_PER_MS  # sent more than this after its slot, a packet is late
 LATE_2MS_NS = 2 * NS_PER_MS  # ... and more than this, not even on time within 2 ms
 EARLY_NS = NS_PER_MS // 2  # a packet leaves at most this long before its slot...
 MAX_EARLY_NS = 900_000  # ...but up to this under load on a native worker, which runs ahead
+# Receive quality (scalecore.h's sc_quality): how sequence numbers are placed, and how far
+# back an echo finds its send time.
+MAX_DROPOUT = 3000  # a sequence number further ahead than this is a jump, believed when followed
+MAX_MISORDER = 100  # ... and one further behind than this too
+DUP_WINDOW = 64  # duplicates are told from reordered packets this many sequence numbers back
+SEND_RING = 128  # send times kept per stream: an echo of an older packet has no round trip
 # The errnos a connected UDP socket reports an ICMP error that came back for one of its
 # packets with (port or host unreachable, parameter problem); scalecore.h's
 # sc_is_icmp_report() takes the same, and the binding exposes them under this name.
@@ -121,6 +128,8 @@ class StreamCounts:
     octets: int = 0  # RTP payload octets, as RTCP's sender octet count
     send_errors: int = 0
     icmp_reports: int = 0  # ICMP errors the stream's socket reported (ScaleEngine's docstring)
+    # from unregister, with quality on: its final figures (not what makes two counts equal)
+    quality: StreamQuality | None = field(default=None, compare=False)
 
 
 def open_stream_socket(spec: StreamSpec) -> socket.socket:
@@ -190,10 +199,18 @@ class ScaleEngine(ABC):
     octets; datagrams shorter than RTP_HEADER_BYTES or not of RTP_VERSION as malformed),
     in the engine's totals only; unregister counts what is still queued before it closes
     the socket.
+
+    With quality on (the default; `quality=False` to the backend's constructor turns it
+    off), each stream also follows the RTP that comes back as RFC 3550's receiver does
+    (scalecore.h's sc_quality: expected, lost, duplicates, reordered, interarrival jitter
+    from kernel arrival stamps) and, when it is its own RTP echoed, the round trip of each
+    packet. stream_quality() reads one live stream's figures, unregister returns the final
+    ones in StreamCounts.quality, and quality_summary() aggregates every stream's.
     """
 
     name: str  # backend, as the start line and JSON `media.engine` show it
     reason: str  # why this backend runs (shown in the start line)
+    quality: bool  # receive quality is measured
 
     @abstractmethod
     def start(self) -> None:
@@ -227,6 +244,18 @@ class ScaleEngine(ABC):
     @abstractmethod
     def stream_counts(self, call_id: str) -> StreamCounts | None:
         """A live stream's counts so far (None when unknown)."""
+
+    @abstractmethod
+    def stream_quality(self, call_id: str) -> StreamQuality | None:
+        """A live stream's receive quality so far (None when unknown or quality is off)."""
+
+    @abstractmethod
+    def quality_summary(self) -> QualitySummary | None:
+        """Every stream's quality, ended and live, aggregated (None when quality is off).
+
+        It reads every live stream, so it costs more than snapshot(): views refresh it
+        now and then, not every second.
+        """
 
     @abstractmethod
     def snapshot(self) -> MediaCounters:

@@ -20,13 +20,14 @@ PREFERENCES = ("auto", "iouring", "send", "python")
 
 
 def create_scale_engine(
-    prefer: str = "auto", workers: int | None = None, rt_priority: int = 0
+    prefer: str = "auto", workers: int | None = None, rt_priority: int = 0, quality: bool = True
 ) -> ScaleEngine:
     """An engine, not started: native send() loop if the core imports, else pure Python.
 
     prefer: "auto" (native send loop, or io_uring when GOSSIPPER_MEDIA_IOURING=1),
     "iouring", "send" or "python"; GOSSIPPER_MEDIA_BACKEND overrides it. rt_priority:
     SCHED_RR priority the native workers ask for when they start (0: normal scheduling).
+    quality: measure what comes back to each stream (api.py's ScaleEngine says what).
     """
     if prefer not in PREFERENCES:
         raise ValueError(f"scale engine preference {prefer!r} is not one of {', '.join(PREFERENCES)}")
@@ -34,9 +35,9 @@ def create_scale_engine(
     if forced not in ("", "python", "native"):
         raise InvalidValue(f"expected 'python' or 'native', got {forced!r}", setting="media_backend")
     if forced == "python":
-        return _python_engine(f"pure Python: {BACKEND_ENV}=python")
+        return _python_engine(f"pure Python: {BACKEND_ENV}=python", quality)
     if prefer == "python" and forced != "native":
-        return _python_engine("pure Python: chosen by the caller")
+        return _python_engine("pure Python: chosen by the caller", quality)
     use_iouring = prefer == "iouring" or os.environ.get(IOURING_ENV, "").strip() == "1"
     try:
         from gossipper.media.scale.native_backend import NativeScaleEngine
@@ -44,14 +45,16 @@ def create_scale_engine(
         why = f"native core not built ({type(error).__name__}: {error})"
         if forced == "native":
             raise InvalidValue(f"native was asked for but {why}", setting="media_backend") from None
-        return _python_engine(f"pure Python: {why}")
-    engine = NativeScaleEngine(workers=workers, use_iouring=use_iouring, rt_priority=rt_priority)
+        return _python_engine(f"pure Python: {why}", quality)
+    engine = NativeScaleEngine(
+        workers=workers, use_iouring=use_iouring, rt_priority=rt_priority, quality=quality
+    )
     engine.reason = _native_reason(engine)
     return engine
 
 
-def _python_engine(reason: str) -> ScaleEngine:
-    engine = PythonScaleEngine()
+def _python_engine(reason: str, quality: bool) -> ScaleEngine:
+    engine = PythonScaleEngine(quality=quality)
     engine.reason = f"{reason}; one sender thread"
     return engine
 

@@ -8,6 +8,8 @@ that, so the port is free as soon as the socket here is closed.)
 
 What comes back to a stream's port (an SBC's RTP, an echo) is counted by the core's threads
 too, never read here: it shows in snapshot() only, as StreamCounts has no received fields.
+With quality on, the core also keeps each stream's receive quality (a stream is added with
+its codec's clock rate); this side only turns the core's raw counts into figures when asked.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from gossipper.media.scale.api import (
     StreamSpec,
     open_stream_socket,
 )
+from gossipper.media.scale.quality import QualityBook, RawQuality, figures_of, summarise
 from gossipper.stats.counters import MediaCounters
+from gossipper.stats.quality import QualitySummary, StreamQuality
 
 DEFAULT_WORKERS_MAX = 32  # one worker per CPU by default, up to this; more only when asked for
 
@@ -50,6 +54,11 @@ def _counts(totals: tuple[int, int, int, int]) -> StreamCounts:
     return StreamCounts(packets=packets, octets=octets, send_errors=errors, icmp_reports=icmp_reports)
 
 
+def _raw(figures: tuple[int | bool, ...]) -> RawQuality:
+    """A core quality tuple (handle first) as RawQuality."""
+    return RawQuality(*figures[1:])  # type: ignore[arg-type]
+
+
 def _by_name(counts: dict[int, int]) -> Counter[str]:
     """{errno: count} as {errno name: count}."""
     return Counter({errno.errorcode.get(code, f"errno {code}"): count for code, count in counts.items()})
@@ -58,7 +67,13 @@ def _by_name(counts: dict[int, int]) -> Counter[str]:
 class NativeScaleEngine(ScaleEngine):
     """Streams sharded over a few native sender threads (send() loop or io_uring batches)."""
 
-    def __init__(self, workers: int | None = None, use_iouring: bool = False, rt_priority: int = 0) -> None:
+    def __init__(
+        self,
+        workers: int | None = None,
+        use_iouring: bool = False,
+        rt_priority: int = 0,
+        quality: bool = True,
+    ) -> None:
         count = default_workers() if workers is None else min(workers, MAX_WORKERS)  # the core refuses more
         self._core = Core(count, "iouring" if use_iouring else "send")
         self._rt_priority = rt_priority
@@ -67,6 +82,9 @@ class NativeScaleEngine(ScaleEngine):
         self.workers = count  # the factory's start line shows it
         self._lock = threading.Lock()
         self._streams: dict[str, tuple[int, socket.socket]] = {}
+        self.quality = quality
+        self._specs: dict[int, StreamSpec] = {}  # by handle: what the quality figures name
+        self._book = QualityBook()
         self._started = 0
         self._active_max = 0
 
@@ -100,11 +118,13 @@ class NativeScaleEngine(ScaleEngine):
                     spec.interval_ms * NS_PER_MS,
                     time.monotonic_ns() + round(spec.start_offset_ms * NS_PER_MS),
                     spec.packet_limit,
+                    clock_rate=spec.codec.clock_rate if self.quality else 0,
                 )
             except BaseException:
                 sock.close()
                 raise
             self._streams[call_id] = (handle, sock)
+            self._specs[handle] = spec
             self._started += 1
             self._active_max = max(self._active_max, len(self._streams))
 
@@ -123,13 +143,40 @@ class NativeScaleEngine(ScaleEngine):
     def unregister(self, call_id: str) -> StreamCounts | None:
         with self._lock:
             entry = self._streams.pop(call_id, None)
-        if entry is None:
+            spec = None if entry is None else self._specs.pop(entry[0])
+        if entry is None or spec is None:
             return None
         handle, sock = entry
         try:
-            return _counts(self._core.remove(handle))
+            if not self.quality:
+                return _counts(self._core.remove(handle))
+            sent, raw = self._core.remove_with_quality(handle)
         finally:
             sock.close()
+        counts = _counts(sent)
+        counts.quality = figures_of(_raw(raw), spec)
+        with self._lock:
+            self._book.ended(counts.quality)
+        return counts
+
+    def stream_quality(self, call_id: str) -> StreamQuality | None:
+        with self._lock:
+            entry = self._streams.get(call_id)
+            if entry is None or not self.quality:
+                return None
+            return figures_of(_raw(self._core.stream_quality(entry[0])), self._specs[entry[0]])
+
+    def quality_summary(self) -> QualitySummary | None:
+        if not self.quality:
+            return None
+        with self._lock:  # a stream ending meanwhile counts once: live here or ended in the book
+            live = [
+                (figures, spec)
+                for figures in self._core.quality_list()
+                if (spec := self._specs.get(int(figures[0]))) is not None
+            ]
+            aggregate = self._book.ended_so_far()
+        return summarise(aggregate, (figures_of(_raw(figures), spec) for figures, spec in live))
 
     def stream_counts(self, call_id: str) -> StreamCounts | None:
         with self._lock:

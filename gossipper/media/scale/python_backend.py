@@ -16,6 +16,9 @@ every socket sits in one edge-triggered epoll that the sender polls, without wai
 time before it sleeps, so a packet sent costs nothing more when nothing comes back and the
 streams need no reader threads. Like the native core, it counts totals only (StreamCounts
 has no received fields), and unregister drains the socket once more before closing it.
+With quality on, each stream has a ReceiveTracker (gossipper/media/scale/quality.py): the
+sender notes each send's time in it, and the receive path reads each packet's header and
+kernel arrival stamp into it, by the native core's rules.
 """
 
 from __future__ import annotations
@@ -45,7 +48,19 @@ from gossipper.media.scale.api import (
     StreamSpec,
     open_stream_socket,
 )
+from gossipper.media.scale.quality import (
+    ANCILLARY_BYTES,
+    NO_SEND,
+    SO_TIMESTAMPNS,
+    QualityBook,
+    ReceiveTracker,
+    arrival_ns,
+    figures_of,
+    realtime_offset_ns,
+    summarise,
+)
 from gossipper.stats.counters import MediaCounters
+from gossipper.stats.quality import QualitySummary, StreamQuality
 
 _ENTRY_BITS = 24
 _ENTRY_MASK = (1 << _ENTRY_BITS) - 1
@@ -74,14 +89,21 @@ class _Stream:
         "send_errors",
         "sequence",
         "sock",
+        "spec",
         "step",
         "timestamp",
+        "tracker",
     )
 
-    def __init__(self, spec: StreamSpec, first_due: int) -> None:
+    def __init__(self, spec: StreamSpec, first_due: int, quality: bool = False) -> None:
         start = RtpStart.random()
         header = RtpHeader(spec.pt, start.sequence, start.timestamp, start.ssrc)
         self.sock = open_stream_socket(spec)
+        self.spec = spec
+        self.tracker: ReceiveTracker | None = None
+        if quality:
+            self.tracker = ReceiveTracker(spec.codec.clock_rate, start.ssrc)
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.send: Callable[[bytearray], int] = self.sock.send
         self.packet = build_packet(header, bytes((spec.codec.silence_byte,)) * spec.payload_bytes)
         self.pt_byte = spec.pt
@@ -107,6 +129,9 @@ class _Stream:
     def counts(self) -> StreamCounts:
         packets = self.packets
         return StreamCounts(packets, packets * self.payload_bytes, self.send_errors, self.icmp_reports)
+
+    def quality(self) -> StreamQuality | None:
+        return None if self.tracker is None else figures_of(self.tracker.raw(), self.spec)
 
 
 class _Timing:
@@ -145,8 +170,11 @@ class PythonScaleEngine(ScaleEngine):
 
     name = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, quality: bool = True) -> None:
         self.reason = "pure Python"
+        self.quality = quality
+        self._book = QualityBook()
+        self._header = bytearray(RTP_HEADER_BYTES)  # recvmsg target of a quality stream
         self._lock = threading.Lock()
         self._wake = threading.Lock()
         self._wake.acquire()  # held while nobody asks the sender to wake; see _wake_sender
@@ -182,7 +210,7 @@ class PythonScaleEngine(ScaleEngine):
     def register(self, call_id: str, spec: StreamSpec) -> None:
         with self._lock:
             self._refuse_unless_free(call_id)
-        stream = _Stream(spec, time.monotonic_ns() + round(spec.start_offset_ms * NS_PER_MS))
+        stream = _Stream(spec, time.monotonic_ns() + round(spec.start_offset_ms * NS_PER_MS), self.quality)
         with self._lock:
             try:
                 self._refuse_unless_free(call_id)  # again: the socket took time to open
@@ -204,15 +232,31 @@ class PythonScaleEngine(ScaleEngine):
         stream = self._command_for(call_id, "unregister")
         if stream is None:
             return None
+        counts = stream.counts()
+        counts.quality = stream.quality()  # the socket is drained and closed: final figures
         with self._lock:
             if self._streams.get(call_id) is stream:
                 del self._streams[call_id]
                 self._add_to_closed(stream)
-        return stream.counts()
+                if counts.quality is not None:
+                    self._book.ended(counts.quality)
+        return counts
 
     def stream_counts(self, call_id: str) -> StreamCounts | None:
         stream = self._streams.get(call_id)
         return stream.counts() if stream is not None else None
+
+    def stream_quality(self, call_id: str) -> StreamQuality | None:
+        stream = self._streams.get(call_id)
+        return stream.quality() if stream is not None else None
+
+    def quality_summary(self) -> QualitySummary | None:
+        if not self.quality:
+            return None
+        with self._lock:  # a stream ending meanwhile counts once: live here or ended in the book
+            live = list(self._streams.values())
+            aggregate = self._book.ended_so_far()
+        return summarise(aggregate, (figures for stream in live if (figures := stream.quality()) is not None))
 
     def snapshot(self) -> MediaCounters:
         with self._lock:
@@ -262,6 +306,8 @@ class PythonScaleEngine(ScaleEngine):
         with self._lock:
             for stream in self._streams.values():
                 self._add_to_closed(stream)
+                if (figures := stream.quality()) is not None:
+                    self._book.ended(figures)
             self._streams.clear()
             self._epoll.close()
 
@@ -399,6 +445,9 @@ class PythonScaleEngine(ScaleEngine):
         report counts as one); the drain goes on after one, and a second in a row (a socket
         that can only fail) ends it.
         """
+        if stream.tracker is not None:
+            self._receive_measured(stream, stream.tracker)
+            return
         sock = stream.sock
         first = self._first_byte
         received = self._received
@@ -421,6 +470,34 @@ class PythonScaleEngine(ScaleEngine):
             else:
                 received.packets += 1
                 received.octets += length - RTP_HEADER_BYTES
+
+    def _receive_measured(self, stream: _Stream, tracker: ReceiveTracker) -> None:
+        """_receive for a quality stream: each packet's header and arrival stamp go to its tracker."""
+        sock = stream.sock
+        header = self._header
+        buffers = [header]
+        received = self._received
+        offset = realtime_offset_ns()
+        failed = False
+        while True:
+            try:
+                length, ancillary, _, _ = sock.recvmsg_into(buffers, ANCILLARY_BYTES, socket.MSG_TRUNC)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno in ICMP_REPORT_ERRNOS:
+                    self._count_icmp_report(stream, error)
+                if failed:
+                    return
+                failed = True
+                continue
+            failed = False
+            if length < RTP_HEADER_BYTES or header[0] >> 6 != RTP_VERSION:
+                received.malformed += 1
+                continue
+            received.packets += 1
+            received.octets += length - RTP_HEADER_BYTES
+            tracker.note_arrival(header, arrival_ns(ancillary, offset, time.monotonic_ns()))
 
     # --- the sender thread ----------------------------------------------------------------
 
@@ -499,11 +576,16 @@ class PythonScaleEngine(ScaleEngine):
             # for a moment, but never one that went out as missing.
             attempts = stream.attempts + 1
             stream.attempts = attempts
+            went = True
             try:
                 stream.send(packet)
             except OSError as error:
-                if not send_failed(stream, packet, error):
+                went = send_failed(stream, packet, error)
+                if not went:
                     late = -1  # not sent: no lateness to count
+            tracker = stream.tracker
+            if tracker is not None:  # the time the echo's round trip starts from
+                tracker.note_sent(stream.sequence, monotonic_ns() if went else NO_SEND)
             if late > late_ns:
                 timing.late += 1
                 if late > LATE_2MS_NS:

@@ -87,6 +87,12 @@
 #define CLOSE_QUEUE 256u       /* removed streams' duplicates waiting for their worker to close them */
 #define CLOSE_SPIN_NS 50000    /* remove() spins this long for the close before it sleeps */
 #define MODE_REASON_BYTES 160
+#define NO_SEQ UINT32_MAX
+#define NO_SEND UINT32_MAX     /* a ring entry of a send that failed: nothing to echo */
+#define RTT_SKEW_US 1000       /* an echo stamped up to this before its send's stamp is taken as 0 */
+#define RX_CONTROL_BYTES 64    /* room for one SCM_TIMESTAMPNS */
+_Static_assert((SEND_RING & (SEND_RING - 1)) == 0 && SEND_RING <= 32768, "the ring is indexed by seq bits");
+_Static_assert(DUP_WINDOW == 64, "the duplicate window is one 64-bit word");
 
 enum stream_flag {
     F_LIVE = 1 << 0,
@@ -99,6 +105,7 @@ enum stream_flag {
     F_FINISHED = 1 << 7,
     F_FIXED = 1 << 8, /* its socket is in the ring's table of fixed files */
     F_OWN_FD = 1 << 9, /* fd is the worker's own duplicate of the socket (-1 if that failed) */
+    F_QUALITY = 1 << 10, /* added with a clock rate: its sends and what comes back keep an rx_state */
 };
 
 /* One stream, one cache line.  seq_next/ts_next/next_due_ns describe the next
@@ -133,12 +140,39 @@ struct side_counts {
     int32_t caller_fd;        /* the descriptor add() was given, in the caller's table */
 };
 
+/* A stream's receive quality (scalecore.h's sc_quality says what each figure
+ * means).  Beside the record too, and touched only for a stream added with a
+ * clock rate: once per completed send (its slot of the ring of send times) and
+ * once per packet that comes back.  No allocation: it lives in the chunk. */
+struct rx_state {
+    uint32_t clock_rate;
+    uint32_t ssrc;          /* the source followed */
+    uint32_t bad_seq;       /* the sequence number that would confirm a jump; NO_SEQ: none */
+    uint32_t prev_ts;       /* RTP timestamp of the last packet taken */
+    uint16_t last_sent_seq; /* of the stream's last completed send: the ring's newest entry */
+    uint8_t seen;           /* a packet of the source has come */
+    uint8_t sent_any;       /* last_sent_seq is valid */
+    int64_t base_ext;       /* extended sequence number of the current run's first packet */
+    int64_t max_ext;        /* ... and of its highest */
+    uint64_t window;        /* bit i: sequence max_ext - i arrived (duplicates) */
+    int64_t prev_arrival_ns;
+    uint64_t expected_before; /* packets expected in the runs before a restart or new source */
+    uint64_t received, duplicates, reordered, seq_jumps, ssrc_changes;
+    int64_t jitter16_ns; /* A.8's estimate scaled by 16, as its integer form keeps it */
+    uint64_t jitter_max_ns;
+    uint64_t rtt_count, rtt_sum_ns, rtt_min_ns, rtt_max_ns, rtt_unmatched;
+};
+
 /* Records live in chunks that never move, so a worker may keep pointers to
- * them while it sends without the lock and while add() grows the table. */
+ * them while it sends without the lock and while add() grows the table.  The
+ * quality parts are the bulk of a chunk (calloc'ed, so its pages stay unmapped
+ * while no stream measures quality). */
 struct chunk {
     struct stream rec[CHUNK_SLOTS];
     struct side_counts side[CHUNK_SLOTS];
     uint32_t gen[CHUNK_SLOTS]; /* bumped on reuse so stale handles are refused */
+    struct rx_state rx[CHUNK_SLOTS];
+    uint32_t sent_us[CHUNK_SLOTS][SEND_RING]; /* send time (CLOCK_MONOTONIC us, low 32 bits) by seq */
 };
 
 /* One packet being sent; its buffers stay valid until the send completes, which
@@ -275,6 +309,14 @@ static inline struct side_counts *side_of(struct worker *w, uint32_t slot) {
     return &w->chunks[slot >> CHUNK_BITS]->side[slot & (CHUNK_SLOTS - 1)];
 }
 
+static inline struct rx_state *rx_of(struct worker *w, uint32_t slot) {
+    return &w->chunks[slot >> CHUNK_BITS]->rx[slot & (CHUNK_SLOTS - 1)];
+}
+
+static inline uint32_t *ring_of(struct worker *w, uint32_t slot) {
+    return w->chunks[slot >> CHUNK_BITS]->sent_us[slot & (CHUNK_SLOTS - 1)];
+}
+
 static inline uint32_t *gen_of(struct worker *w, uint32_t slot) {
     return &w->chunks[slot >> CHUNK_BITS]->gen[slot & (CHUNK_SLOTS - 1)];
 }
@@ -296,6 +338,8 @@ static inline void put32(uint8_t *p, uint32_t v) {
 static inline uint32_t get32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
+
+static inline uint16_t get16(const uint8_t *p) { return (uint16_t)((p[0] << 8) | p[1]); }
 
 /* ---- timing wheel (caller holds the worker lock) ------------------------ */
 
@@ -647,6 +691,17 @@ static void count_result(struct worker *w, struct stream *s, struct op *op) {
         w->c.on_time_2ms++;
 }
 
+/* Keep a quality stream's send time under its sequence number, for the echo
+ * that may come back (a failed send leaves NO_SEND: nothing went out).  A
+ * stream has one packet in flight at most, so sends complete in sequence. */
+static void note_sent(struct worker *w, uint32_t slot, const struct op *op) {
+    struct rx_state *q = rx_of(w, slot);
+    uint16_t seq = get16(op->pkt + 2);
+    ring_of(w, slot)[seq & (SEND_RING - 1)] = op->res < 0 ? NO_SEND : (uint32_t)(op->sent_ns / 1000);
+    q->last_sent_seq = seq;
+    q->sent_any = 1;
+}
+
 /* Account a finished send and decide the stream's next turn.  The next
  * packet may not leave sooner than half an interval after this one, so a late
  * packet is followed by a late one rather than by a burst.  Returns 1 when a
@@ -656,6 +711,8 @@ static int complete_op(struct worker *w, uint32_t index) {
     uint32_t slot = op->slot;
     struct stream *s = rec(w, slot);
     count_result(w, s, op);
+    if (s->flags & F_QUALITY)
+        note_sent(w, slot, op);
     op->slot = NO_SLOT;
     w->free_ops[w->nfree_ops++] = index;
     s->flags &= ~F_INFLIGHT;
@@ -712,31 +769,175 @@ static void transmit_send(struct worker *w, uint32_t n) {
     }
 }
 
+/* ---- receive quality (caller holds the worker lock) -------------------- */
+
+/* Begin a run of sequence numbers at `seq`: a new source, or a jump confirmed by
+ * the packet after it.  What the previous run expected stays in the total. */
+static void start_run(struct rx_state *q, uint16_t seq) {
+    if (q->seen)
+        q->expected_before += (uint64_t)(q->max_ext - q->base_ext + 1);
+    q->base_ext = q->max_ext = seq;
+    q->window = 1;
+    q->bad_seq = NO_SEQ;
+}
+
+enum arrival { ARRIVAL_NEW, ARRIVAL_OLD, ARRIVAL_DUPLICATE, ARRIVAL_IGNORED };
+
+/* Place a sequence number against the highest so far (RFC 3550 A.1 without its
+ * probation: the engine knows what it expects, a stream's first packet counts). */
+static enum arrival place_seq(struct rx_state *q, uint16_t seq) {
+    uint16_t ahead = (uint16_t)(seq - (uint16_t)q->max_ext);
+    if (ahead == 0)
+        return ARRIVAL_DUPLICATE;
+    if (ahead < MAX_DROPOUT) {
+        q->max_ext += ahead; /* across a wrap too: the extended number keeps counting */
+        q->window = ahead < DUP_WINDOW ? (q->window << ahead) | 1 : 1;
+        return ARRIVAL_NEW;
+    }
+    if (ahead <= 65536 - MAX_MISORDER) { /* a jump: believed once the next packet follows it */
+        if (seq == q->bad_seq) {
+            q->seq_jumps++;
+            start_run(q, seq);
+            return ARRIVAL_NEW;
+        }
+        q->bad_seq = (uint16_t)(seq + 1);
+        return ARRIVAL_IGNORED;
+    }
+    uint32_t behind = 65536u - ahead;
+    if (behind < DUP_WINDOW) {
+        uint64_t bit = 1ull << behind;
+        if (q->window & bit)
+            return ARRIVAL_DUPLICATE;
+        q->window |= bit;
+    }
+    return ARRIVAL_OLD;
+}
+
+/* An echo of the stream's own packet: its round trip, from the ring of send times. */
+static void note_echo(struct rx_state *q, const uint32_t *ring, uint16_t seq, int64_t arrival_ns) {
+    uint16_t age = (uint16_t)(q->last_sent_seq - seq);
+    uint32_t sent = ring[seq & (SEND_RING - 1)];
+    if (!q->sent_any || age >= SEND_RING || sent == NO_SEND) {
+        q->rtt_unmatched++;
+        return;
+    }
+    int32_t rtt_us = (int32_t)((uint32_t)(arrival_ns / 1000) - sent);
+    if (rtt_us < -RTT_SKEW_US) { /* not ours after all (a stale entry): no sample */
+        q->rtt_unmatched++;
+        return;
+    }
+    /* The send's stamp is taken after send() returns, and on loopback the echo
+     * can be stamped by then: a round trip shorter than that is 0. */
+    uint64_t rtt_ns = rtt_us > 0 ? (uint64_t)rtt_us * 1000 : 0;
+    if (!q->rtt_count || rtt_ns < q->rtt_min_ns)
+        q->rtt_min_ns = rtt_ns;
+    if (rtt_ns > q->rtt_max_ns)
+        q->rtt_max_ns = rtt_ns;
+    q->rtt_count++;
+    q->rtt_sum_ns += rtt_ns;
+}
+
+/* One RTP packet that came back to a quality stream: h is its fixed header. */
+static void note_arrival(struct rx_state *q, const uint32_t *ring, uint32_t own_ssrc, const uint8_t *h,
+                         int64_t arrival_ns) {
+    uint16_t seq = get16(h + 2);
+    uint32_t ts = get32(h + 4), ssrc = get32(h + 8);
+    int first = !q->seen || ssrc != q->ssrc;
+    if (first) {
+        if (q->seen)
+            q->ssrc_changes++;
+        start_run(q, seq);
+        q->seen = 1;
+        q->ssrc = ssrc;
+    } else {
+        enum arrival kind = place_seq(q, seq);
+        if (kind == ARRIVAL_IGNORED)
+            return;
+        q->received++;
+        if (kind == ARRIVAL_DUPLICATE) { /* no second sample of the same packet's timing */
+            q->duplicates++;
+            return;
+        }
+        if (kind == ARRIVAL_OLD)
+            q->reordered++;
+        /* A.8: the difference of two packets' transit times, in ns here. */
+        int64_t d = (arrival_ns - q->prev_arrival_ns) -
+                    (int64_t)(int32_t)(ts - q->prev_ts) * 1000000000LL / (int64_t)q->clock_rate;
+        if (d < 0)
+            d = -d;
+        q->jitter16_ns += d - ((q->jitter16_ns + 8) >> 4);
+        if ((uint64_t)(q->jitter16_ns >> 4) > q->jitter_max_ns)
+            q->jitter_max_ns = (uint64_t)(q->jitter16_ns >> 4);
+    }
+    if (first)
+        q->received++;
+    q->prev_arrival_ns = arrival_ns;
+    q->prev_ts = ts;
+    if (ssrc == own_ssrc)
+        note_echo(q, ring, seq, arrival_ns);
+}
+
+/* The kernel's arrival stamp of a datagram (CLOCK_REALTIME) on the monotonic
+ * clock, or `fallback` when it carries none. */
+static int64_t arrival_of(struct msghdr *msg, int64_t realtime_offset, int64_t fallback) {
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR(msg, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+            struct timespec ts;
+            memcpy(&ts, CMSG_DATA(c), sizeof ts);
+            return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - realtime_offset;
+        }
+    }
+    return fallback;
+}
+
+/* CLOCK_REALTIME minus CLOCK_MONOTONIC now: what turns a kernel stamp into the
+ * clock the sends are stamped with. */
+static int64_t realtime_offset(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec - now_ns();
+}
+
 /* ---- receiving (caller holds the worker lock) --------------------------- */
 
 /* Count every datagram queued on a stream's socket, up to RECV_BATCH per
- * system call.  Only the length and the version bits matter, so one byte of
- * each is copied and MSG_TRUNC still reports the full length.  A receive error
- * is a pending error of an earlier send, which this call consumes (an ICMP
- * report counts as one); the drain goes on after one, a second in a row (a
- * socket that can only fail) ends it.
+ * system call.  Without quality only the length and the version bits matter,
+ * so one byte of each is copied and MSG_TRUNC still reports the full length;
+ * a quality stream takes the fixed header and the kernel's arrival stamp.  A
+ * receive error is a pending error of an earlier send, which this call
+ * consumes (an ICMP report counts as one); the drain goes on after one, a
+ * second in a row (a socket that can only fail) ends it.
  * Returns 1 when `deadline` came before the socket was empty: the rest waits,
  * as the worker's next tick must not (a peer echoing every stream leaves a
  * sweep's worth of datagrams queued, more than a tick of draining in one go). */
 static int drain_socket(struct worker *w, uint32_t slot, int fd, int64_t deadline) {
     struct side_counts *side = side_of(w, slot);
-    uint8_t first[RECV_BATCH];
+    const struct stream *s = rec(w, slot);
+    int quality = (s->flags & F_QUALITY) != 0;
+    size_t take = quality ? RTP_HEADER_BYTES : 1;
+    uint8_t headers[RECV_BATCH][RTP_HEADER_BYTES];
+    union {
+        struct cmsghdr align;
+        uint8_t bytes[RX_CONTROL_BYTES];
+    } control[RECV_BATCH];
     struct iovec iov[RECV_BATCH];
     struct mmsghdr msgs[RECV_BATCH];
     memset(msgs, 0, sizeof msgs);
     for (uint32_t i = 0; i < RECV_BATCH; i++) {
-        iov[i].iov_base = &first[i];
-        iov[i].iov_len = 1;
+        iov[i].iov_base = headers[i];
+        iov[i].iov_len = take;
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
     }
+    int64_t offset = quality ? realtime_offset() : 0;
     int failures = 0;
     for (;;) {
+        if (quality) {
+            for (uint32_t i = 0; i < RECV_BATCH; i++) { /* the kernel shortens it to what it wrote */
+                msgs[i].msg_hdr.msg_control = control[i].bytes;
+                msgs[i].msg_hdr.msg_controllen = RX_CONTROL_BYTES;
+            }
+        }
         int got = recvmmsg(fd, msgs, RECV_BATCH, MSG_DONTWAIT | MSG_TRUNC, NULL);
         if (got < 0) {
             if (errno == EINTR)
@@ -750,9 +951,10 @@ static int drain_socket(struct worker *w, uint32_t slot, int fd, int64_t deadlin
             continue;
         }
         failures = 0;
+        int64_t now = quality ? now_ns() : 0;
         for (int i = 0; i < got; i++) {
             uint32_t len = msgs[i].msg_len;
-            if (len < RTP_HEADER_BYTES || (first[i] >> 6) != 2) {
+            if (len < RTP_HEADER_BYTES || (headers[i][0] >> 6) != RTP_VERSION) {
                 w->c.received_malformed++;
                 continue;
             }
@@ -760,6 +962,9 @@ static int drain_socket(struct worker *w, uint32_t slot, int fd, int64_t deadlin
             side->received_octets += len - RTP_HEADER_BYTES;
             w->c.received_packets++;
             w->c.received_octets += len - RTP_HEADER_BYTES;
+            if (quality)
+                note_arrival(rx_of(w, slot), ring_of(w, slot), s->ssrc, headers[i],
+                             arrival_of(&msgs[i].msg_hdr, offset, now));
         }
         if (now_ns() >= deadline)
             return 1;
@@ -1424,6 +1629,8 @@ static int check_params(const struct sc_stream_params *a, char *why, size_t why_
                        (long long)a->first_due_ns);
     if (a->packet_limit < 0)
         return invalid(why, why_len, "packet_limit must be >= 0, got %lld", (long long)a->packet_limit);
+    if (a->clock_rate > 1000000000u)
+        return invalid(why, why_len, "clock_rate must be 0..1000000000 Hz, got %u", a->clock_rate);
     return 0;
 }
 
@@ -1441,7 +1648,46 @@ static void init_stream(struct stream *s, const struct sc_stream_params *a) {
     s->payload_len = (uint16_t)a->payload_len;
     s->pt = h[1];
     s->silence = (uint8_t)a->silence_byte;
-    s->flags = F_LIVE | F_SCHEDULED | F_MARKER;
+    s->flags = F_LIVE | F_SCHEDULED | F_MARKER | (a->clock_rate ? F_QUALITY : 0);
+}
+
+/* A quality stream's state, fresh; its socket stamps each datagram's arrival
+ * (refused, the drain's own clock stands in: jitter then includes the sweep's
+ * pace, so it is asked for on every add). */
+static void init_quality(struct rx_state *q, const struct sc_stream_params *a) {
+    memset(q, 0, sizeof *q);
+    q->clock_rate = a->clock_rate;
+    q->bad_seq = NO_SEQ;
+    int on = 1;
+    setsockopt(a->fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
+}
+
+static void quality_of(struct worker *w, uint32_t slot, uint64_t handle, struct sc_quality *out) {
+    memset(out, 0, sizeof *out);
+    out->handle = handle;
+    if (!(rec(w, slot)->flags & F_QUALITY))
+        return;
+    const struct rx_state *q = rx_of(w, slot);
+    out->ssrc = q->ssrc;
+    out->echo = q->seen && q->ssrc == rec(w, slot)->ssrc;
+    out->received = q->received;
+    out->expected = q->seen ? q->expected_before + (uint64_t)(q->max_ext - q->base_ext + 1) : 0;
+    out->lost = (int64_t)out->expected - (int64_t)q->received;
+    out->duplicates = q->duplicates;
+    out->reordered = q->reordered;
+    out->seq_jumps = q->seq_jumps;
+    out->ssrc_changes = q->ssrc_changes;
+    out->jitter_ns = (uint64_t)(q->jitter16_ns >> 4);
+    out->jitter_max_ns = q->jitter_max_ns;
+    out->rtt_count = q->rtt_count;
+    out->rtt_sum_ns = q->rtt_sum_ns;
+    out->rtt_min_ns = q->rtt_min_ns;
+    out->rtt_max_ns = q->rtt_max_ns;
+    out->rtt_unmatched = q->rtt_unmatched;
+}
+
+static inline uint64_t handle_of(struct worker *w, uint32_t slot) {
+    return ((uint64_t)*gen_of(w, slot) << 32) | ((uint64_t)w->index << 24) | slot;
 }
 
 /* A handle is the slot's generation << 32 | worker << 24 | slot. */
@@ -1472,6 +1718,8 @@ int sc_engine_add(struct sc_engine *e, const struct sc_stream_params *params, ui
     if (!err) {
         *side_of(w, slot) = (struct side_counts){.caller_fd = params->fd};
         init_stream(rec(w, slot), params);
+        if (params->clock_rate)
+            init_quality(rx_of(w, slot), params);
         if (ring_set_file(&w->ring, params->fd, params->fd))
             rec(w, slot)->flags |= F_FIXED;
         gen = *gen_of(w, slot);
@@ -1537,7 +1785,7 @@ int sc_engine_resume(struct sc_engine *e, uint64_t handle) {
     return 0;
 }
 
-int sc_engine_remove(struct sc_engine *e, uint64_t handle, struct sc_sent *sent) {
+int sc_engine_remove(struct sc_engine *e, uint64_t handle, struct sc_sent *sent, struct sc_quality *quality) {
     uint32_t slot;
     struct worker *w = lookup_locked(e, handle, &slot);
     if (!w)
@@ -1555,6 +1803,8 @@ int sc_engine_remove(struct sc_engine *e, uint64_t handle, struct sc_sent *sent)
     if (sent)
         *sent = (struct sc_sent){.packets = s->packets, .octets = s->packets * s->payload_len,
                                  .errors = side->send_errors, .icmp_reports = side->icmp_reports};
+    if (quality)
+        quality_of(w, slot, handle, quality);
     s->flags |= F_CLAIMED;
     w->active--;
     if (!(s->flags & F_SCHEDULED))
@@ -1585,6 +1835,34 @@ int sc_engine_stream_received(struct sc_engine *e, uint64_t handle, struct sc_re
     *received = (struct sc_received){.packets = side->received_packets, .octets = side->received_octets};
     pthread_mutex_unlock(&w->lock);
     return 0;
+}
+
+int sc_engine_stream_quality(struct sc_engine *e, uint64_t handle, struct sc_quality *quality) {
+    uint32_t slot;
+    struct worker *w = lookup_locked(e, handle, &slot);
+    if (!w)
+        return -ENOENT;
+    quality_of(w, slot, handle, quality);
+    pthread_mutex_unlock(&w->lock);
+    return 0;
+}
+
+size_t sc_engine_quality_list(struct sc_engine *e, struct sc_quality *out, size_t room) {
+    size_t n = 0;
+    for (uint32_t i = 0; i < e->nworkers; i++) {
+        struct worker *w = &e->workers[i];
+        pthread_mutex_lock(&w->lock);
+        for (uint32_t slot = 0; slot < w->used; slot++) {
+            const struct stream *s = rec(w, slot);
+            if ((s->flags & (F_LIVE | F_REMOVED | F_QUALITY)) != (F_LIVE | F_QUALITY))
+                continue;
+            if (n < room)
+                quality_of(w, slot, handle_of(w, slot), &out[n]);
+            n++;
+        }
+        pthread_mutex_unlock(&w->lock);
+    }
+    return n;
 }
 
 /* ---- totals ------------------------------------------------------------- */

@@ -73,6 +73,7 @@ struct sc_stream_params {
     int64_t interval_ns;   /* 1..2^32-1 */
     int64_t first_due_ns;  /* >= 0 */
     int64_t packet_limit;  /* sends to attempt in all; 0: no limit */
+    uint32_t clock_rate;   /* RTP clock of the codec (Hz); 0: no receive quality for this stream */
 };
 
 /* What a stream has sent (octets: RTP payload octets, as RTCP's sender count). */
@@ -87,6 +88,50 @@ struct sc_sent {
 struct sc_received {
     uint64_t packets;
     uint64_t octets;
+};
+
+/* Receive quality of one stream (kept only for streams added with a clock_rate).
+ *
+ * What comes back to a stream's port is followed as RFC 3550 appendix A follows a
+ * source: the first SSRC seen is the source; another SSRC restarts the count for the
+ * new one (ssrc_changes).  Sequence numbers are extended over wraps (A.1, no
+ * probation); a jump of more than MAX_DROPOUT ahead or MAX_MISORDER behind is taken
+ * only when the next packet follows it (then the sequence restarts there: seq_jumps),
+ * the lone packet of the jump being ignored.
+ *   expected  = highest extended sequence - first + 1, over every restart
+ *   received  = packets of the source taken, duplicates included (as A.3 counts)
+ *   lost      = expected - received: negative when duplicates outnumber losses
+ *   duplicates, reordered: packets older than the highest seen, told apart by a
+ *               bitmap of the last DUP_WINDOW sequence numbers (an older one counts as
+ *               reordered, never as a duplicate)
+ *   jitter    = A.8's interarrival estimate, in ns rather than timestamp units (the
+ *               clock rate converts the timestamp difference), from kernel arrival
+ *               stamps (SO_TIMESTAMPNS), so the sweep's delay does not count
+ *   rtt       = for an echo (the source is the stream's own SSRC), arrival minus the
+ *               send time of the packet with that sequence number, from a ring of the
+ *               last SEND_RING sends; an older one counts in rtt_unmatched. */
+#define MAX_DROPOUT 3000
+#define MAX_MISORDER 100
+#define DUP_WINDOW 64
+#define SEND_RING 128
+struct sc_quality {
+    uint64_t handle;
+    uint32_t ssrc;  /* the source followed (valid when received > 0) */
+    int echo;       /* the source is the stream's own SSRC: an echo, rtt measured */
+    uint64_t received;
+    uint64_t expected;
+    int64_t lost;
+    uint64_t duplicates;
+    uint64_t reordered;
+    uint64_t seq_jumps;
+    uint64_t ssrc_changes;
+    uint64_t jitter_ns;     /* the current estimate */
+    uint64_t jitter_max_ns; /* its largest value so far */
+    uint64_t rtt_count;
+    uint64_t rtt_sum_ns;
+    uint64_t rtt_min_ns;
+    uint64_t rtt_max_ns;
+    uint64_t rtt_unmatched; /* echoed packets whose send time had left the ring */
 };
 
 /* Totals of every stream an engine ever had, removed ones included. */
@@ -153,13 +198,21 @@ int sc_engine_pause(struct sc_engine *engine, uint64_t handle);
 int sc_engine_resume(struct sc_engine *engine, uint64_t handle);
 
 /* Stop a stream for good and count what arrived on its socket since the worker
- * last looked; *sent (may be NULL) gets its totals.  Once it returns, no worker
+ * last looked; *sent and *quality (each may be NULL) get its totals, quality's
+ * all zero for a stream added without a clock_rate.  Once it returns, no worker
  * sends on, polls or holds the socket any more. */
-int sc_engine_remove(struct sc_engine *engine, uint64_t handle, struct sc_sent *sent);
+int sc_engine_remove(struct sc_engine *engine, uint64_t handle, struct sc_sent *sent, struct sc_quality *quality);
 
 int sc_engine_stream_sent(struct sc_engine *engine, uint64_t handle, struct sc_sent *sent);
 
 int sc_engine_stream_received(struct sc_engine *engine, uint64_t handle, struct sc_received *received);
+
+/* A live stream's receive quality so far (all zero without a clock_rate). */
+int sc_engine_stream_quality(struct sc_engine *engine, uint64_t handle, struct sc_quality *quality);
+
+/* The receive quality of every live stream added with a clock_rate, up to `room`
+ * of them into out; returns how many there are (more than room: call again). */
+size_t sc_engine_quality_list(struct sc_engine *engine, struct sc_quality *out, size_t room);
 
 void sc_engine_stats(struct sc_engine *engine, struct sc_stats *stats);
 

@@ -863,6 +863,10 @@ SHARED_CONSTANTS = (
     "LATE_2MS_NS",
     "EARLY_NS",
     "MAX_EARLY_NS",
+    "MAX_DROPOUT",
+    "MAX_MISORDER",
+    "DUP_WINDOW",
+    "SEND_RING",
 )
 
 

@@ -1,0 +1,325 @@
+"""Receive quality of scale streams against a controlled impairment, per backend.
+
+An echoing peer written here sends each stream back as an SBC would, impairing each stream
+its own known way: dropping every 10th packet, delaying every other one by a known time,
+sending every 5th twice, holding every 4th back behind the next, or rewriting the SSRC (a
+bridged peer rather than an echo). The peer counts what it did; the engine's figures must
+match within the tolerances stated at each check. Timing figures (jitter, round trip) are
+checked within bounds that a shared, loaded machine keeps to.
+"""
+
+from __future__ import annotations
+
+import heapq
+import select
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from gossipper.cli.ports import LOOPBACK
+from gossipper.media.codecs import CODECS
+from gossipper.media.emodel import DEFAULT_R, mos_from_r
+from gossipper.media.scale.api import ScaleEngine, StreamSpec
+from gossipper.media.scale.factory import create_scale_engine
+from gossipper.stats.quality import StreamQuality
+from tests.media.scale.backends import Backend
+
+BasePort = Callable[[int], int]
+PCMU = CODECS["PCMU/8000"]
+INTERVAL_MS = 20
+PACKETS = 150  # per stream: 3 s at 20 ms
+DELAY_S = 0.012  # the jitter stream's every other packet is held this long
+HOLD_S = 0.030  # the reorder stream's every 4th packet is held this long: past the next one
+
+
+@dataclass
+class Done:
+    """What the peer did to one stream (by the stream's source port)."""
+
+    seen: int = 0
+    dropped: int = 0
+    doubled: int = 0
+    held: int = 0
+    sent_behind: int = 0  # sent back after a later sequence number had been (reordered by us)
+    highest: int | None = None  # the highest sequence number sent back so far
+
+
+# An impairment: (packet index) -> the delays in seconds of the copies to send back (none: drop).
+Impairment = Callable[[int], tuple[float, ...]]
+
+
+def clean(index: int) -> tuple[float, ...]:
+    return (0.0,)
+
+
+def drop_every_10th(index: int) -> tuple[float, ...]:
+    return () if index % 10 == 9 else (0.0,)
+
+
+def delay_every_other(index: int) -> tuple[float, ...]:
+    return (DELAY_S,) if index % 2 else (0.0,)
+
+
+def double_every_5th(index: int) -> tuple[float, ...]:
+    return (0.0, 0.0) if index % 5 == 4 else (0.0,)
+
+
+def hold_every_4th(index: int) -> tuple[float, ...]:
+    return (HOLD_S,) if index % 4 == 1 else (0.0,)
+
+
+@dataclass
+class ImpairingEcho:
+    """One UDP socket standing for an SBC that echoes every stream, each impaired its own way.
+
+    A stream whose port is in `foreign` comes back with another SSRC, as from a bridged peer.
+    """
+
+    impairments: dict[int, Impairment]
+    foreign: set[int] = field(default_factory=set)
+    done: dict[int, Done] = field(default_factory=lambda: defaultdict(Done))
+
+    def __post_init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.setblocking(False)
+        self.port: int = self.sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._queue: list[tuple[float, int, bytes, tuple[str, int]]] = []
+        self._order = 0
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while self._queue and self._queue[0][0] <= now:
+                _, _, data, source = heapq.heappop(self._queue)
+                self._note_order(self.done[source[1]], int.from_bytes(data[2:4], "big"))
+                self.sock.sendto(data, source)
+            wait = min(0.05, self._queue[0][0] - now) if self._queue else 0.05
+            readable, _, _ = select.select([self.sock], [], [], max(0.0, wait))
+            if readable:
+                self._take()
+
+    def _take(self) -> None:
+        while True:
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except BlockingIOError:
+                return
+            port = source[1]
+            done = self.done[port]
+            copies = self.impairments.get(port, clean)(done.seen)
+            done.seen += 1
+            done.dropped += not copies
+            done.doubled += len(copies) > 1
+            done.held += any(copies)
+            if port in self.foreign:
+                data = data[:8] + bytes(4 * [0x5A]) + data[12:]
+            now = time.monotonic()
+            for delay in copies:
+                self._order += 1
+                heapq.heappush(self._queue, (now + delay, self._order, data, source))
+
+    @staticmethod
+    def _note_order(done: Done, seq: int) -> None:
+        """Whether this copy leaves behind a later one: the peer's own timing decides, so count it."""
+        if done.highest is None or 0 < (seq - done.highest) & 0xFFFF < 0x8000:
+            done.highest = seq
+        elif seq != done.highest:
+            done.sent_behind += 1
+
+    def idle(self) -> bool:
+        return not self._queue
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()
+
+
+@pytest.fixture
+def echo() -> Iterator[ImpairingEcho]:
+    peer = ImpairingEcho({})
+    yield peer
+    peer.close()
+
+
+def spec(port: int, peer: ImpairingEcho, packets: int = PACKETS, offset_ms: float = 0.0) -> StreamSpec:
+    return StreamSpec(
+        local_ip=LOOPBACK,
+        local_port=port,
+        remote_ip=LOOPBACK,
+        remote_port=peer.port,
+        codec=PCMU,
+        interval_ms=INTERVAL_MS,
+        duration_ms=packets * INTERVAL_MS,
+        start_offset_ms=offset_ms,
+    )
+
+
+def wait_until(done: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def run_streams(engine: ScaleEngine, peer: ImpairingEcho, ports: list[int]) -> dict[int, StreamQuality]:
+    """Send PACKETS on each port, let the peer answer all of them, and unregister: the final figures."""
+    for index, port in enumerate(ports):
+        engine.register(f"call-{port}", spec(port, peer, offset_ms=index * INTERVAL_MS / len(ports)))
+    wait_until(lambda: sum(peer.done[port].seen for port in ports) == PACKETS * len(ports))
+    wait_until(peer.idle)
+    time.sleep(0.1)  # the last echoes on their way back
+    live = engine.stream_quality(f"call-{ports[0]}")
+    assert live is not None and live.expected <= PACKETS
+    finals: dict[int, StreamQuality] = {}
+    for port in ports:
+        counts = engine.unregister(f"call-{port}")
+        assert counts is not None and counts.quality is not None
+        finals[port] = counts.quality
+    return finals
+
+
+def test_quality_follows_a_controlled_impairment(
+    engine: ScaleEngine, echo: ImpairingEcho, base_port: BasePort
+) -> None:
+    base = base_port(6)
+    ports = [base + 2 * i for i in range(6)]
+    clean_port, drop_port, jitter_port, double_port, reorder_port, bridged_port = ports
+    echo.impairments.update(
+        {
+            drop_port: drop_every_10th,
+            jitter_port: delay_every_other,
+            double_port: double_every_5th,
+            reorder_port: hold_every_4th,
+        }
+    )
+    echo.foreign.add(bridged_port)
+    figures = run_streams(engine, echo, ports)
+
+    # Every sequence number came back once: nothing lost, nothing doubled, all echoed.
+    good = figures[clean_port]
+    assert (good.expected, good.received, good.lost) == (PACKETS, PACKETS, 0)
+    assert good.duplicates == good.reordered == 0
+    assert good.echo and good.loss_percent == 0.0
+    assert good.rtt_samples == PACKETS and good.rtt_unmatched == 0
+    assert good.rtt_min_ms is not None and good.rtt_max_ms is not None and good.rtt_mean_ms is not None
+    assert 0.0 <= good.rtt_min_ms <= good.rtt_mean_ms <= good.rtt_max_ms < 100.0
+    assert good.jitter_ms < 3.0  # loopback: only the two sides' own timing noise
+    # G.711 without loss or long delay: the E-model's default R and its MOS, 4.41.
+    assert good.r_factor == pytest.approx(DEFAULT_R) and good.mos == pytest.approx(mos_from_r(DEFAULT_R))
+
+    # Loss: the peer's drops, except one at the very end that no later packet reveals.
+    drop = figures[drop_port]
+    dropped = echo.done[drop_port].dropped
+    assert dropped == PACKETS // 10
+    assert drop.lost in (dropped - 1, dropped) and drop.duplicates == 0
+    assert drop.loss_percent == pytest.approx(10.0, abs=0.7)
+    assert drop.mos is not None and good.mos is not None and drop.mos < good.mos - 0.5
+
+    # Jitter: every other packet DELAY_S late makes each transit differ by DELAY_S from the
+    # one before, so RFC 3550's estimate converges on DELAY_S (timing noise: within 3 ms).
+    late = figures[jitter_port]
+    assert late.lost == 0 and late.reordered == 0
+    assert late.jitter_ms == pytest.approx(DELAY_S * 1000, abs=3.0)
+    assert late.rtt_max_ms is not None and DELAY_S * 1000 <= late.rtt_max_ms < 100.0
+
+    # Duplicates: counted apart, and RFC 3550's cumulative loss goes negative by as many.
+    doubled = figures[double_port]
+    assert doubled.duplicates == echo.done[double_port].doubled == PACKETS // 5
+    assert doubled.lost == -doubled.duplicates and doubled.loss_percent == 0.0
+    assert doubled.received == PACKETS + doubled.duplicates
+
+    # Reordering: a held packet arrives after the next one (unless the peer itself was late
+    # with that one: it counts what it really sent out of order); none lost, none doubled.
+    shuffled = figures[reorder_port]
+    done = echo.done[reorder_port]
+    assert done.sent_behind >= done.held * 3 // 4
+    assert shuffled.reordered == done.sent_behind and shuffled.duplicates == 0
+    assert shuffled.lost == 0 and shuffled.expected == PACKETS
+
+    # A bridged peer's RTP (another SSRC): loss and jitter, but no round trip.
+    bridged = figures[bridged_port]
+    assert not bridged.echo and bridged.source_ssrc == 0x5A5A5A5A
+    assert bridged.received == PACKETS and bridged.lost == 0
+    assert bridged.rtt_samples == 0 and bridged.rtt_mean_ms is None
+
+    summary = engine.quality_summary()
+    assert summary is not None
+    totals = summary.aggregate
+    assert (totals.streams, totals.streams_receiving, totals.streams_echoed) == (6, 6, 5)
+    assert totals.duplicates == PACKETS // 5
+    assert summary.aggregate.worst[0].local == f"{LOOPBACK}:{drop_port}"  # the lowest MOS
+    document = summary.to_dict()
+    assert document["streams"] == 6
+    assert document["stream_loss_percent"]["max"] == pytest.approx(drop.loss_percent, abs=0.01)  # type: ignore[index]
+
+
+def test_a_silent_stream_counts_as_measured_but_not_receiving(
+    engine: ScaleEngine, echo: ImpairingEcho, base_port: BasePort
+) -> None:
+    port = base_port(1)
+    echo.impairments[port] = lambda index: ()  # swallows everything
+    engine.register("silent", spec(port, echo, packets=10))
+    wait_until(lambda: echo.done[port].seen == 10)
+    live = engine.stream_quality("silent")
+    assert live is not None and live.received == 0 and live.mos is None
+    summary = engine.quality_summary()
+    assert summary is not None and summary.to_dict()["streams_silent"] == 1
+    assert "none received RTP" in summary.line()
+
+
+def test_quality_off_measures_nothing(backend: Backend, echo: ImpairingEcho, base_port: BasePort) -> None:
+    engine = create_scale_engine(prefer=backend.prefer, quality=False)
+    engine.start()
+    try:
+        port = base_port(1)
+        engine.register("quiet", spec(port, echo, packets=10))
+        wait_until(lambda: echo.done[port].seen == 10)
+        wait_until(lambda: engine.snapshot().rtp_packets_received == 10)
+        assert engine.stream_quality("quiet") is None
+        assert engine.quality_summary() is None
+        counts = engine.unregister("quiet")
+        assert counts is not None and counts.packets == 10 and counts.quality is None
+    finally:
+        engine.close()
+
+
+def test_sequence_numbers_are_placed_as_rfc_3550_places_them(
+    engine: ScaleEngine, base_port: BasePort
+) -> None:
+    """Crafted RTP from the peer's port: a wrap, duplicates, a gap filled late, a lone jump
+    (ignored), a jump the next packet confirms (a restart) and a new SSRC taking over."""
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer.bind((LOOPBACK, 0))
+    first, second = 0x11111111, 0x22222222
+    sequence = [
+        (first, seq) for seq in (65533, 65534, 65535, 0, 1, 1, 65535, 3, 2, 40000, 5, 20000, 20001, 20002)
+    ] + [(second, 100), (second, 101)]
+    try:
+        port = base_port(1)
+        stream = StreamSpec(LOOPBACK, port, LOOPBACK, peer.getsockname()[1], PCMU, INTERVAL_MS)
+        engine.register("crafted", stream)
+        for index, (ssrc, seq) in enumerate(sequence):
+            header = bytes([0x80, 0]) + seq.to_bytes(2, "big") + (index * 160).to_bytes(4, "big")
+            peer.sendto(header + ssrc.to_bytes(4, "big") + bytes(160), (LOOPBACK, port))
+        wait_until(lambda: engine.snapshot().rtp_packets_received == len(sequence))
+        counts = engine.unregister("crafted")
+    finally:
+        peer.close()
+    assert counts is not None and (figures := counts.quality) is not None
+    # 65533..5 expects 9 (4 never came), 20001..20002 two, 100..101 two; 40000 and 20000
+    # came alone and count nowhere; 1 and 65535 came twice; 2 came after 3.
+    assert (figures.expected, figures.received, figures.lost) == (13, 14, -1)
+    assert (figures.duplicates, figures.reordered, figures.seq_jumps, figures.ssrc_changes) == (2, 1, 1, 1)
+    assert figures.source_ssrc == second and not figures.echo
+    assert figures.loss_percent == pytest.approx(100 / 13)
