@@ -262,6 +262,7 @@ def _media(config: Config, defaults: StreamDefaults) -> MediaSettings:
         scale=media_scale_wanted(config),
         iouring=config.media_iouring,
         rt_priority=config.media_rtprio,
+        quality=config.rtp_quality == "on",
         srtp=config.media_srtp,
         echo=config.rtp_echo,
         default_payload_type=config.rtp_payload if "rtp_payload" in config.given else None,

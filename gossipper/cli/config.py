@@ -120,6 +120,7 @@ class Config:
     media_scale: bool = False
     media_iouring: bool = False
     media_rtprio: int = 10  # SCHED_RR priority of the scale engine's workers; 0: normal scheduling
+    rtp_quality: str = "on"  # scale streams measure what comes back to them ("on" or "off")
     media_srtp: bool = False
     rtp_send: bool = False
     rtp_streams: int = 1

@@ -151,6 +151,15 @@ def _addr(default_port: int | None = None) -> Callable[[str, str], tuple[str, in
     return lambda flag, text: split_host_port(flag, text, default_port)
 
 
+def _choice(*names: str) -> Callable[[str, str], str]:
+    def convert(flag: str, text: str) -> str:
+        if text not in names:
+            raise UsageError(f"{flag}: unknown value {text!r} (expected {' or '.join(names)})")
+        return text
+
+    return convert
+
+
 def _transport(flag: str, text: str) -> str:
     if text not in TRANSPORTS:
         raise UsageError(f"{flag}: unknown transport {text!r} (expected one of {', '.join(TRANSPORTS)})")
@@ -376,6 +385,12 @@ _OPTIONS: list[Option] = [
         _set("media_rtprio", _int(0, 99)),
         "SCHED_RR priority of the scale engine's sender threads when allowed (default 10; 0 = normal)",
     ),
+    Option(
+        "rtp_quality",
+        1,
+        _set("rtp_quality", _choice("on", "off")),
+        "Scale streams measure the RTP that comes back: loss, jitter, echo RTT, MOS (on|off, default on)",
+    ),
     Option("media_srtp", 0, _flag("media_srtp"), "SRTP on the classic media path"),
     Option("rtp_send", 0, _flag("rtp_send"), "Standalone RTP generator, no SIP"),
     Option("rtp_streams", 1, _set("rtp_streams", _int(1)), "Parallel standalone streams"),
@@ -404,15 +419,6 @@ def _unset(attr: str) -> Callable[..., None]:
 
 def _no_defaults(config: Config, flag: str, values: list[str]) -> None:
     config.default_behaviors = frozenset()
-
-
-def _choice(*names: str) -> Callable[[str, str], str]:
-    def convert(flag: str, text: str) -> str:
-        if text not in names:
-            raise UsageError(f"{flag}: unknown value {text!r} (expected {' or '.join(names)})")
-        return text
-
-    return convert
 
 
 CALL_ID_TYPES = {

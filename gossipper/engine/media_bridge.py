@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -25,12 +26,14 @@ from gossipper.media.settings import MediaSettings
 from gossipper.media.streams import RtpStreamAction, StreamKind
 from gossipper.scenario import model
 from gossipper.stats.counters import MediaCounters, ReceiveQuality, RunCounters
+from gossipper.stats.quality import QualitySummary
 
 if TYPE_CHECKING:
     from gossipper.engine.call import Call
     from gossipper.media.scale.api import ScaleEngine
 
 MediaFailure = tuple[str, str]  # (failure class, reason)
+QUALITY_REFRESH_S = 5.0  # the quality aggregate reads every live stream: not every second
 
 
 class MediaBridge:
@@ -49,6 +52,8 @@ class MediaBridge:
         self.media_ip = "127.0.0.1"
         self.ports = MediaPorts(settings.base_port, settings.port_span, warn or self._warn)
         self._streams: set[str] = set()
+        self._quality: QualitySummary | None = None
+        self._quality_at = -QUALITY_REFRESH_S
         # Probing a pair costs two binds per call; it is only worth it when our own calls bind
         # media ports (SIPp probes in rtpstream_get_localport, i.e. for rtp_stream alone).
         self._binds_media = settings.scale
@@ -77,7 +82,9 @@ class MediaBridge:
         from gossipper.media.scale.factory import create_scale_engine
 
         prefer = "iouring" if self.settings.iouring else "auto"
-        self.engine = create_scale_engine(prefer=prefer, rt_priority=self.settings.rt_priority)
+        self.engine = create_scale_engine(
+            prefer=prefer, rt_priority=self.settings.rt_priority, quality=self.settings.quality
+        )
         self.engine.start()
         self.counters.media.engine = self.engine.name
         if not self.settings.quiet:
@@ -164,14 +171,25 @@ class MediaBridge:
             ]
         }
 
-    def refresh_counters(self) -> None:
+    def refresh_counters(self, final: bool = False) -> None:
         media = MediaCounters()
         if self.engine is not None:
             media = self.engine.snapshot()
             media.engine = self.engine.name
+            media.quality_enabled = self.engine.quality
+            media.quality = self._quality_summary(final)
         self.classic.snapshot_into(media)
         self._receive_quality(media.receive)
         self.counters.media = media
+
+    def _quality_summary(self, final: bool) -> QualitySummary | None:
+        """The scale streams' quality, read again every QUALITY_REFRESH_S and at the end."""
+        assert self.engine is not None
+        now = time.monotonic()
+        if final or now - self._quality_at >= QUALITY_REFRESH_S:
+            self._quality = self.engine.quality_summary()
+            self._quality_at = now
+        return self._quality
 
     def _receive_quality(self, quality: ReceiveQuality) -> None:
         reports = self.classic.stream_reports()
@@ -194,7 +212,7 @@ class MediaBridge:
                 self._unregister(call_id)
             self.engine.close()
         self.classic.close()
-        self.refresh_counters()
+        self.refresh_counters(final=True)
 
 
 def _switch_on(call: Call, stream: RtpStreamAction) -> bool:

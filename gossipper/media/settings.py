@@ -21,6 +21,7 @@ class MediaSettings:
     scale: bool = False  # synthetic streams go to the scale engine
     iouring: bool = False  # the scale engine sends through io_uring
     rt_priority: int = 10  # SCHED_RR priority of the scale engine's senders; 0: normal scheduling
+    quality: bool = True  # scale streams measure the RTP that comes back (-rtp_quality)
     srtp: bool = False  # classic streams are SRTP, keyed by SDES a=crypto
     echo: bool = False  # every call's media port sends back what reaches it
     default_payload_type: int | None = None  # -rtp_payload; None: a WAV's own, the codec's, else 0

@@ -14,6 +14,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from gossipper.stats.quality import QualitySummary
+
 FAILURE_CLASSES = (
     "timeout",
     "unexpected_sip",
@@ -133,6 +135,11 @@ class MediaCounters:
     rtp_kernel_drops: int = 0  # classic path: datagrams the kernel dropped at a full RTP/RTCP socket
     rtp_check_failures: int = 0  # SIPp's rtpcheck: failed echo checks and broken rtp_echo (exit 253)
     receive: ReceiveQuality = field(default_factory=lambda: ReceiveQuality())
+    # the scale engine's receive quality (gossipper/stats/quality.py): None with no scale
+    # engine, False with -rtp_quality off; `quality` is then None, and may lag the rest by a
+    # few seconds while a run goes on (it reads every live stream)
+    quality_enabled: bool | None = None
+    quality: QualitySummary | None = None
 
 
 @dataclass

@@ -168,6 +168,10 @@ class ScreenRefresher:
             f"  RTP: {rtp_pps:.0f} pps over the last {period_s:.1f} s, engine {media.engine}, "
             f"max lateness {media.max_late_ms:.3f} ms"
         )
+        if media.quality is not None:
+            lines.append(f"  RTP quality: {media.quality.line()}")
+        elif media.quality_enabled is False:
+            lines.append("  RTP quality: not measured (-rtp_quality off)")
         return lines
 
     def _step_lines(self) -> list[str]:

@@ -66,7 +66,17 @@ def _media_dict(media: MediaCounters) -> dict[str, object]:
             "echoed_packets": media.receive.echoed_packets,
             "srtp_rejected": dict(sorted(media.receive.srtp_rejected.items())),
         },
+        "quality": _quality_dict(media),
     }
+
+
+def _quality_dict(media: MediaCounters) -> dict[str, object] | None:
+    """The scale streams' receive quality (README, "Output"); null without a scale engine."""
+    if media.quality is not None:
+        return media.quality.to_dict()
+    if media.quality_enabled is False:
+        return {"enabled": False}
+    return None
 
 
 def _success_ratio(counters: RunCounters) -> float:
@@ -164,8 +174,28 @@ def _media_lines(media: MediaCounters, elapsed_s: float) -> list[str]:
         f"ICMP unreachable: {by_errno(media.icmp_unreachable)}; late packets: {media.late_packets} "
         f"(max lateness {media.max_late_ms:.3f} ms); streams: {media.streams_started}",
         *_receive_lines(media),
+        *_quality_lines(media),
         *([f"  Not counted as received: {', '.join(unreadable)}"] if unreadable else []),
     ]
+
+
+WORST_PRINTED = 3  # of the summary's worst streams, those the printed summary names
+
+
+def _quality_lines(media: MediaCounters) -> list[str]:
+    if media.quality_enabled is False:
+        return ["  Receive quality: not measured (-rtp_quality off)"]
+    if media.quality is None:
+        return []
+    lines = [f"  Receive quality: {media.quality.line()}"]
+    for stream in media.quality.aggregate.worst[:WORST_PRINTED]:
+        mos = "no MOS" if stream.mos is None else f"MOS {stream.mos:.2f}"
+        rtt = "" if stream.rtt_mean_ms is None else f", RTT {stream.rtt_mean_ms:.2f} ms"
+        lines.append(
+            f"    worst: {stream.local} <- {stream.remote}: {mos}, loss {stream.loss_percent:.2f} %, "
+            f"jitter {stream.jitter_ms:.2f} ms{rtt}"
+        )
+    return lines
 
 
 def _unreadable(media: MediaCounters) -> list[str]:

@@ -248,6 +248,13 @@ def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path, gossipper_u
     sent, received = int(media["rtp_packets_sent"]), int(media["rtp_packets_received"])  # type: ignore[call-overload]
     assert abs(sent - calls * 100) <= calls * 2  # 100 per call, plus the packet at the stop instant
     assert sent * 0.99 <= received <= sent  # the last packets may still be on their way back at stop
+    # Every call's stream ended with its call, and its quality went to the summary: all
+    # echoed by the UAS on loopback, so no loss and a MOS at the E-model's best for G.711.
+    quality = media["quality"]
+    assert isinstance(quality, dict)
+    assert (quality["streams"], quality["streams_receiving"], quality["streams_echoed"]) == (calls,) * 3
+    assert quality["loss_percent"] <= 1.0 and quality["stream_rtt_ms"]["count"] == calls
+    assert quality["stream_mos"]["min"] >= 4.3
 
 
 def test_bye_from_far_end_stops_the_stream_at_once(

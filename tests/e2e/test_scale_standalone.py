@@ -26,6 +26,7 @@ from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
 from gossipper.media.rtp import parse_rtp, rtp_payload
 from tests.e2e.processes import Processes, gossipper_command, read_json, run_gossipper
 from tests.media.scale.backends import Backend
+from tests.media.scale.echo_peer import ImpairingEcho, drop_every_10th
 
 REPO = Path(__file__).resolve().parents[2]
 SINK_PORT = 30000
@@ -350,3 +351,50 @@ def test_bad_input_is_one_line_naming_the_flag(argv: list[str], expected: str) -
     assert len(lines) == 1, result.stderr
     assert expected in lines[0]
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("quality", ["on", "off"])
+def test_receive_quality_of_echoed_streams_reaches_the_summary(
+    backend: Backend, quality: str, tmp_path: Path
+) -> None:
+    """-rtp_quality on (the default): an echo dropping every 10th packet of each stream shows as
+    10% loss in media.quality, every stream echoed; off: the section says so and nothing more."""
+    streams, packets_each = 4, 100
+    peer = ImpairingEcho({})
+    peer.impairments.update(dict.fromkeys(range(1, 65536), drop_every_10th))
+    summary = tmp_path / "summary.json"
+    try:
+        result = run_gossipper(
+            "-rtp_send",
+            "-media_scale",
+            "-rtp_streams",
+            str(streams),
+            "-rtp_addr",
+            f"{LOOPBACK}:{peer.port}",
+            "-rtp_dur",
+            str(20 * packets_each),
+            "-mp",
+            str(free_ports_below_ephemeral(2 * streams)),
+            "-rtp_quality",
+            quality,
+            "-summary_json",
+            str(summary),
+            *backend.flags,
+            timeout=60,
+            env=backend.subprocess_env(),
+        )
+    finally:
+        peer.close()
+    assert result.returncode == 0, result.stderr
+    media = read_json(summary)["media"]
+    assert isinstance(media, dict)
+    assert media["rtp_packets_received"] >= streams * packets_each * 9 // 10 - streams
+    if quality == "off":
+        assert media["quality"] == {"enabled": False}
+        return
+    measured = media["quality"]
+    assert (measured["streams"], measured["streams_receiving"], measured["streams_echoed"]) == (4, 4, 4)
+    assert measured["loss_percent"] == pytest.approx(10.0, abs=1.0)
+    assert measured["stream_loss_percent"]["max"] == pytest.approx(10.0, abs=1.5)
+    assert measured["stream_mos"]["max"] < 4.0 and len(measured["worst_streams"]) == 4
+    assert "rtp_send quality: 4/4 streams receiving, loss" in result.stdout

@@ -1,6 +1,7 @@
 import io
 
 from gossipper.stats.counters import RunCounters
+from gossipper.stats.quality import QualityAggregate, StreamQuality
 from gossipper.stats.screen import CLEAR_AND_HOME, ScreenHeader, ScreenRefresher
 
 STARTED = 1_700_000_000.0
@@ -143,3 +144,19 @@ def test_the_screen_says_when_creation_ramps_up_or_is_throttled() -> None:
     counters.throttle_reason = "CPU-bound: the event loop used 97% of a core; creating 4000 of 9000 calls/s"
     text = screen.render(STARTED + 2)
     assert f"Throttled: {counters.throttle_reason}" in text and "Ramping up" not in text
+
+
+def test_rtp_quality_line_shows_when_measured_or_turned_off() -> None:
+    counters = make_counters()
+    screen = ScreenRefresher(counters, LABELS, header, io.StringIO(), interactive=False)
+    assert "RTP quality" not in screen.render(counters.started_at + 1)  # no scale engine
+    counters.media.quality_enabled = False
+    assert "RTP quality: not measured (-rtp_quality off)" in screen.render(counters.started_at + 1)
+    aggregate = QualityAggregate()
+    aggregate.add(
+        StreamQuality("127.0.0.1:6000", "127.0.0.1:40000", "PCMU/8000", received=50, expected=50, mos=4.41)
+    )
+    counters.media.quality_enabled = True
+    counters.media.quality = aggregate.summary("model")
+    line = next(line for line in screen.render(counters.started_at + 1).splitlines() if "RTP quality" in line)
+    assert "1/1 streams receiving, loss 0.00 %" in line and "MOS p50 4.41" in line

@@ -7,6 +7,7 @@ import pytest
 from gossipper.cli.errors import describe
 from gossipper.errors import FileProblem
 from gossipper.stats.counters import FAILURE_CLASSES, RunCounters
+from gossipper.stats.quality import QualityAggregate, StreamQuality
 from gossipper.stats.summary import format_summary_text, summary_dict, write_summary_json
 
 STARTED = 1_700_000_000.0  # 2023-11-14T22:13:20Z
@@ -195,6 +196,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
             "echoed_packets": 0,
             "srtp_rejected": {},
         },
+        "quality": None,  # no scale engine measured any
     }
 
 
@@ -267,3 +269,53 @@ def test_text_summary_has_no_media_line_without_rtp() -> None:
     assert "Media" not in text
     assert "Keep-alives" not in text and "cut off" not in text
     assert "INVITE response time: none measured" in text
+
+
+def quality_counters() -> RunCounters:
+    counters = filled_counters()
+    aggregate = QualityAggregate()
+    for port, loss, mos in ((6000, 0.0, 4.41), (6002, 10.0, 3.4), (6004, 2.0, 4.1)):
+        aggregate.add(
+            StreamQuality(
+                local=f"127.0.0.1:{port}",
+                remote="127.0.0.1:40000",
+                codec="PCMU/8000",
+                received=100,
+                expected=100 + int(loss),
+                lost=int(loss),
+                echo=True,
+                loss_percent=loss,
+                jitter_ms=1.5,
+                rtt_samples=100,
+                rtt_mean_ms=0.2,
+                mos=mos,
+            )
+        )
+    counters.media.quality_enabled = True
+    counters.media.quality = aggregate.summary("the model")
+    return counters
+
+
+def test_quality_goes_to_json_and_to_the_printed_summary() -> None:
+    counters = quality_counters()
+    quality = summary_dict(counters, "x")["media"]["quality"]  # type: ignore[index]
+    assert quality["streams"] == 3 and quality["streams_echoed"] == 3 and quality["mos_model"] == "the model"
+    assert quality["packets_expected"] == 312 and quality["packets_lost"] == 12
+    assert quality["loss_percent"] == round(100 * 12 / 312, 3)
+    assert quality["stream_mos"]["min"] == 3.4 and quality["stream_mos"]["count"] == 3
+    assert [stream["local"] for stream in quality["worst_streams"]] == [
+        "127.0.0.1:6002",
+        "127.0.0.1:6004",
+        "127.0.0.1:6000",
+    ]
+    json.dumps(quality)
+    text = format_summary_text(counters)
+    assert "Receive quality: 3/3 streams receiving" in text
+    assert "worst: 127.0.0.1:6002 <- 127.0.0.1:40000: MOS 3.40, loss 10.00 %" in text
+
+
+def test_quality_off_says_so() -> None:
+    counters = filled_counters()
+    counters.media.quality_enabled = False
+    assert summary_dict(counters, "x")["media"]["quality"] == {"enabled": False}  # type: ignore[index]
+    assert "Receive quality: not measured (-rtp_quality off)" in format_summary_text(counters)

@@ -44,7 +44,9 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
     specs = _stream_specs(settings, local_ip, remote_ip, remote_port)
     for warning in preflight(len(specs), media.base_port, media.max_port):
         print(f"gossipper: {warning}", file=sys.stderr)
-    engine = create_scale_engine(prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority)
+    engine = create_scale_engine(
+        prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority, quality=media.quality
+    )
     counters = RunCounters()
     engine_media = _EngineMedia(engine)
     outputs = LiveOutputs(settings.live, counters, engine_media, sip=False)
@@ -84,9 +86,11 @@ class _EngineMedia:
         return self.final if self.final is not None else self._read()
 
     def close(self) -> MediaCounters:
-        """The engine has stopped: its last counters, kept from now on."""
-        self.final = self._read()
-        return self.final
+        """The engine has stopped: its last counters, with the streams' quality, kept from now on."""
+        final = self.final = self._read()
+        final.quality_enabled = self.engine.quality
+        final.quality = self.engine.quality_summary()
+        return final
 
     def _read(self) -> MediaCounters:
         media = self.engine.snapshot()
@@ -317,7 +321,10 @@ def _report(settings: StandaloneSettings, counters: RunCounters) -> bool:
         f"late (>1 ms): {media.late_packets}, max late {media.max_late_ms:.3f} ms; "
         f"on time within 1 ms: {on_time:.2f} %; engine {media.engine}"
     )
-    print(line, file=sys.stderr if settings.summary_json == "-" else sys.stdout, flush=True)
+    out = sys.stderr if settings.summary_json == "-" else sys.stdout
+    print(line, file=out, flush=True)
+    if media.quality is not None:
+        print(f"gossipper: rtp_send quality: {media.quality.line()}", file=out, flush=True)
     report = health_report(counters, __version__, settings.health)
     for failure in report.failure_lines():
         print(f"gossipper: {failure}", file=sys.stderr)
