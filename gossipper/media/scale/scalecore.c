@@ -1654,8 +1654,10 @@ static void init_stream(struct stream *s, const struct sc_stream_params *a) {
 /* A quality stream's state, fresh; its socket stamps each datagram's arrival
  * (refused, the drain's own clock stands in: jitter then includes the sweep's
  * pace, so it is asked for on every add). */
-static void init_quality(struct rx_state *q, const struct sc_stream_params *a) {
+static void init_quality(struct rx_state *q, uint32_t *ring, const struct sc_stream_params *a) {
     memset(q, 0, sizeof *q);
+    for (uint32_t i = 0; i < SEND_RING; i++) /* a reused slot's ring holds its last stream's sends */
+        ring[i] = NO_SEND;
     q->clock_rate = a->clock_rate;
     q->bad_seq = NO_SEQ;
     int on = 1;
@@ -1719,7 +1721,7 @@ int sc_engine_add(struct sc_engine *e, const struct sc_stream_params *params, ui
         *side_of(w, slot) = (struct side_counts){.caller_fd = params->fd};
         init_stream(rec(w, slot), params);
         if (params->clock_rate)
-            init_quality(rx_of(w, slot), params);
+            init_quality(rx_of(w, slot), ring_of(w, slot), params);
         if (ring_set_file(&w->ring, params->fd, params->fd))
             rec(w, slot)->flags |= F_FIXED;
         gen = *gen_of(w, slot);
