@@ -52,6 +52,7 @@ class MediaBridge:
         self.media_ip = "127.0.0.1"
         self.ports = MediaPorts(settings.base_port, settings.port_span, warn or self._warn)
         self._streams: set[str] = set()
+        self._stopped: dict[str, list[dict[str, object]]] = {}  # a live call's stopped scale streams
         self._quality: QualitySummary | None = None
         self._quality_at = -QUALITY_REFRESH_S
         # Probing a pair costs two binds per call; it is only worth it when our own calls bind
@@ -153,23 +154,25 @@ class MediaBridge:
         return None
 
     def _unregister(self, call_id: str) -> None:
-        if self.engine is not None:
-            self.engine.unregister(call_id)
+        """Stop the call's scale stream; what it sent and measured waits for the call's end
+        (a scenario may stop its stream long before the call ends), for the call's record."""
+        counts = self.engine.unregister(call_id) if self.engine is not None else None
         self._streams.discard(call_id)
+        if counts is None:
+            return
+        stream: dict[str, object] = {"engine": "scale", "packets_sent": counts.packets}
+        if counts.quality is not None:
+            stream.update(counts.quality.to_dict())
+        self._stopped.setdefault(call_id, []).append(stream)
 
     def call_ended(self, call: Call) -> dict[str, object] | None:
         """Stop the call's media; -> what it received, for its call record (None: nothing)."""
+        streams = [_classic_stream(report) for report in self.classic.call_ended(call.call_id)]
         if call.call_id in self._streams:
             self._unregister(call.call_id)
-        received = self.classic.call_ended(call.call_id)
+        streams += self._stopped.pop(call.call_id, [])
         self.ports.release(call.call_id)
-        if not received:
-            return None
-        return {
-            "streams": [
-                {key: value for key, value in report.items() if key != "call_id"} for report in received
-            ]
-        }
+        return {"streams": streams} if streams else None
 
     def refresh_counters(self, final: bool = False) -> None:
         media = MediaCounters()
@@ -225,3 +228,20 @@ def _switch_on(call: Call, stream: RtpStreamAction) -> bool:
         return float(text) != 0
     except ValueError:
         return False  # SIPp reads a text variable as the number 0
+
+
+def _classic_stream(report: dict[str, object]) -> dict[str, object]:
+    """A classic stream's reception report under the names the scale engine's use."""
+    return {
+        "engine": "classic",
+        "local_port": report["local_port"],
+        "source": report["source"],
+        "source_ssrc": report["ssrc"],
+        "packets_received": report["packets"],
+        "packets_expected": report["expected"],
+        "packets_lost": report["lost"],
+        "duplicates": report["duplicates"],
+        "reordered": report["out_of_order"],
+        "jitter_ms": report["jitter_ms"],
+        "jitter_max_ms": report["max_jitter_ms"],
+    }

@@ -99,27 +99,51 @@ def _success_ratio(document: Document) -> float | None:
     return document["success_calls"] / ended if ended else None
 
 
-def _received(document: Document) -> Mapping[str, Any]:
+def _classic(document: Document) -> Mapping[str, Any]:
+    """What the classic media path received (media.receive)."""
     receive: Mapping[str, Any] = document["media"]["receive"]
     return receive
 
 
+def _scale(document: Document) -> Mapping[str, Any] | None:
+    """What the scale engine's streams measured (media.quality), when it measured anything."""
+    quality: Mapping[str, Any] | None = document["media"].get("quality")
+    return quality if quality and quality.get("enabled") and quality["streams_receiving"] else None
+
+
 def _rtp_loss_pct(document: Document) -> float | None:
-    receive = _received(document)
-    expected = receive["packets"] + receive["lost"]
-    if not receive["streams"] or expected <= 0:
-        return None
-    return 100.0 * max(0, receive["lost"]) / expected
+    """Sequence numbers that never came over those expected, both media paths together."""
+    classic, scale = _classic(document), _scale(document)
+    expected = missing = 0.0
+    if classic["streams"]:
+        expected += classic["packets"] + max(0, classic["lost"])
+        missing += max(0, classic["lost"])
+    if scale is not None:
+        expected += scale["packets_expected"]
+        missing += scale["packets_expected"] * scale["loss_percent"] / 100.0
+    return 100.0 * missing / expected if expected > 0 else None
+
+
+def _mean_over_streams(pairs: list[tuple[float, float]]) -> float | None:
+    """The mean of per-stream figures given as (streams, their mean) for each media path."""
+    streams = sum(count for count, _ in pairs)
+    return sum(count * mean for count, mean in pairs) / streams if streams else None
 
 
 def _jitter_ms(document: Document) -> float | None:
-    receive = _received(document)
-    return float(receive["jitter_avg_ms"]) if receive["streams"] else None
+    classic, scale = _classic(document), _scale(document)
+    pairs = [(classic["streams"], float(classic["jitter_avg_ms"]))] if classic["streams"] else []
+    if scale is not None and scale["stream_jitter_ms"]["count"]:
+        pairs.append((scale["stream_jitter_ms"]["count"], scale["stream_jitter_ms"]["mean"]))
+    return _mean_over_streams(pairs)
 
 
 def _mos(document: Document) -> float | None:
-    mos = _received(document).get("mos_avg")
-    return None if mos is None else float(mos)
+    """The scale streams' estimated MOS (the classic path estimates none)."""
+    scale = _scale(document)
+    if scale is None or not scale["stream_mos"]["count"]:
+        return None
+    return float(scale["stream_mos"]["mean"])
 
 
 def _late_pct(document: Document) -> float | None:

@@ -100,7 +100,8 @@ def test_wav_stream_echoed_by_sipp(tmp_path: Path, sipp_uas: SippUas) -> None:
     assert len(lines) == CALLS
     for line in lines:
         [stream] = line["media"]["streams"]
-        assert (stream["packets"], stream["lost"], stream["duplicates"]) == (PACKETS, 0, 0)
+        assert stream["engine"] == "classic"
+        assert (stream["packets_received"], stream["packets_lost"], stream["duplicates"]) == (PACKETS, 0, 0)
         assert 0 <= stream["jitter_ms"] < 20
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-from gossipper.cli.ports import LOOPBACK, free_port
+from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 from tests.e2e.processes import SippUas, needs_sipp, read_json, run_gossipper
 from tests.e2e.test_output_files import REJECTING_UAS
+from tests.media.scale.echo_peer import ImpairingEcho, Impairment, clean, delay_every_other, drop_every_10th
 from tests.udp_echo import UdpEcho
 
 
@@ -105,3 +106,51 @@ def test_the_rtp_packets_gate_passes_when_media_comes_back_and_fails_when_it_doe
         status, data = _rtp_send(tmp_path, sink.getsockname()[1], "-health_min_rtp_packets", "1")
     assert status == 2
     assert _gate(data, "min_rtp_packets")["value"] == 0
+
+
+STREAMS = 4
+
+
+def _impaired_run(
+    tmp_path: Path, impairment: Impairment, *gates: str
+) -> tuple[int, dict[str, object], ImpairingEcho]:
+    """-rtp_send's streams echoed by a peer that impairs every one of them the same way."""
+    base = free_ports_below_ephemeral(2 * STREAMS)
+    echo = ImpairingEcho({base + 2 * index: impairment for index in range(STREAMS)})
+    summary = tmp_path / f"impaired-{base}.json"
+    try:
+        result = run_gossipper(
+            "-rtp_send", "-media_scale", "-rtp_streams", str(STREAMS), "-rtp_addr", f"{LOOPBACK}:{echo.port}",
+            "-rtp_dur", "2000", "-i", LOOPBACK, "-mp", str(base), "-summary_json", str(summary), *gates,
+        )  # fmt: skip
+    finally:
+        echo.close()
+    assert "Traceback" not in result.stderr
+    return result.returncode, read_json(summary), echo
+
+
+def test_the_loss_and_mos_gates_judge_what_the_echo_dropped(tmp_path: Path) -> None:
+    """Every 10th packet dropped on the way back: the loss gate reads 10% (within a point)
+    and fails a 5% limit, the MOS gate fails 4.0, while a clean echo passes both."""
+    gates = ("-health_max_rtp_loss_pct", "5", "-health_min_mos", "4.0")
+    status, data, echo = _impaired_run(tmp_path, drop_every_10th, *gates)
+    dropped = sum(done.dropped for done in echo.done.values())
+    seen = sum(done.seen for done in echo.done.values())
+    assert status == 2
+    loss, mos = _gate(data, "max_rtp_loss_pct"), _gate(data, "min_mos")
+    assert abs(float(loss["value"]) - 100.0 * dropped / seen) < 1.0, (loss, dropped, seen)  # type: ignore[arg-type]
+    assert not loss["passed"] and not mos["passed"] and 1.0 < float(mos["value"]) < 4.0  # type: ignore[arg-type]
+    status, data, _ = _impaired_run(tmp_path, clean, *gates)
+    assert status == 0, data["health"]
+    assert float(_gate(data, "max_rtp_loss_pct")["value"]) < 0.5  # type: ignore[arg-type]
+    assert float(_gate(data, "min_mos")["value"]) >= 4.3  # type: ignore[arg-type]
+
+
+def test_the_jitter_gate_judges_what_the_echo_delayed(tmp_path: Path) -> None:
+    """Every other packet held 12 ms: the streams' mean jitter is about 12 ms (RFC 3550's
+    estimate converges on the alternating delay), past a 5 ms limit and within 30."""
+    status, data, _ = _impaired_run(tmp_path, delay_every_other, "-health_max_jitter_ms", "5")
+    jitter = _gate(data, "max_jitter_ms")
+    assert status == 2 and 8.0 < float(jitter["value"]) < 16.0, jitter  # type: ignore[arg-type]
+    status, data, _ = _impaired_run(tmp_path, delay_every_other, "-health_max_jitter_ms", "30")
+    assert status == 0, data["health"]

@@ -241,9 +241,23 @@ def test_echo_from_gossipper_uas_counted_as_received(tmp_path: Path, gossipper_u
         "-m",
         str(calls),
     )
-    code, data, _ = _uac(tmp_path, uas, calls, "-d", "2000")
+    records = tmp_path / "calls.jsonl"
+    gates = ("-health_max_rtp_loss_pct", "1", "-health_min_mos", "4.3", "-health_max_jitter_ms", "20")
+    code, data, _ = _uac(tmp_path, uas, calls, "-d", "2000", "-call_records", str(records), *gates)
     assert uas.wait(timeout=30) == 0
     assert code == 0 and data["success_calls"] == calls
+    health = data["health"]
+    assert isinstance(health, dict) and health["passed"], health
+    assert [gate["value"] is not None for gate in health["gates"]] == [True] * 3
+    # each call's record carries its scale stream: what it sent, and what came back
+    for line in records.read_text().splitlines():
+        [stream] = json.loads(line)["media"]["streams"]
+        assert (stream["engine"], stream["echo"]) == ("scale", True)
+        assert (
+            abs(stream["packets_sent"] - 100) <= 2
+            and stream["packets_received"] >= 0.99 * stream["packets_sent"]
+        )
+        assert stream["mos"] >= 4.3
     media = _media(data)
     sent, received = int(media["rtp_packets_sent"]), int(media["rtp_packets_received"])  # type: ignore[call-overload]
     assert abs(sent - calls * 100) <= calls * 2  # 100 per call, plus the packet at the stop instant
