@@ -154,3 +154,19 @@ def test_the_jitter_gate_judges_what_the_echo_delayed(tmp_path: Path) -> None:
     assert status == 2 and 8.0 < float(jitter["value"]) < 16.0, jitter  # type: ignore[arg-type]
     status, data, _ = _impaired_run(tmp_path, delay_every_other, "-health_max_jitter_ms", "30")
     assert status == 0, data["health"]
+
+
+def test_the_timeouts_gate_counts_calls_nobody_answered(tmp_path: Path) -> None:
+    """Two calls toward a port where nobody answers run out of retransmissions: two timeouts,
+    over a limit of one."""
+    summary = tmp_path / "silent.json"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # takes the INVITEs, answers none
+        silent.bind((LOOPBACK, 0))
+        result = run_gossipper(
+            "-sn", "uac", f"{LOOPBACK}:{silent.getsockname()[1]}", "-i", LOOPBACK, "-m", "2", "-r", "10",
+            "-max_retrans", "1", "-summary_json", str(summary), "-health_max_timeouts", "1",
+        )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    data = read_json(summary)
+    assert data["timeouts"] == 2
+    assert _gate(data, "max_timeouts") == {"name": "max_timeouts", "limit": 1, "value": 2, "passed": False}
