@@ -56,7 +56,9 @@ def test_report_of_a_real_run_draws_every_chart(tmp_path: Path, gossipper_uas: G
     page = report.read_text(encoding="utf-8")
     assert f"{CALLS} created, {CALLS} succeeded, 0 failed" in page
     expected = ["call-rate", "active-calls", "response-time", "failures", "rtp-rate", "late"]
-    _check_drawn(report, tmp_path, expected)
+    # the UAS echoes every stream, so the scale streams' quality is charted too
+    quality = ["loss_percent", "jitter_ms", "rtt_ms", "mos"]
+    _check_drawn(report, tmp_path, [*expected, *(f"quality-stream_{name}" for name in quality)])
 
 
 @needs_chromium
