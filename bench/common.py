@@ -17,8 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -216,3 +218,34 @@ def sipp_uac_xml(hold_ms: int) -> str:
 def markdown_header(*titles: str) -> str:
     """A Markdown table's header and rule lines."""
     return f"| {' | '.join(titles)} |\n|{'---|' * len(titles)}"
+
+
+# --- rounds and tables --------------------------------------------------------------------
+
+RoundRow = TypeVar("RoundRow", bound=Any)  # a benchmark's row: a dataclass with a `note`
+
+
+def median_round(rounds: list[RoundRow], cost: Callable[[RoundRow], float | None], unit: str) -> RoundRow:
+    """The round with the median cost, its note saying the spread of the others (a VM's
+    neighbours move single rounds; the median of a few is what reproduces)."""
+    measured = sorted((row for row in rounds if cost(row) is not None), key=lambda row: cost(row) or 0.0)
+    if not measured:
+        return rounds[0]
+    middle = measured[(len(measured) - 1) // 2]
+    if len(rounds) == 1:
+        return middle
+    low, high = cost(measured[0]) or 0.0, cost(measured[-1]) or 0.0
+    spread = f"median of {len(measured)}/{len(rounds)} rounds, {unit} {low:.2f}-{high:.2f}"
+    note: str = middle.note
+    return replace(middle, note=f"{spread}; {note}" if note else spread)
+
+
+def percent(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{100 * value:.{digits}f}%"
+
+
+def compile_c(workdir: Path, source: str, *flags: str) -> Path:
+    """bench/<source>.c built with the system cc into workdir, for a reference measured beside gossipper."""
+    binary = workdir / source
+    subprocess.run(["cc", "-O2", *flags, "-o", str(binary), str(REPO / "bench" / f"{source}.c")], check=True)
+    return binary

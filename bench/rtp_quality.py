@@ -36,10 +36,19 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import REPO, cpu_seconds, gossipper_command, kill_group, start_in_namespace
+from bench.common import (
+    REPO,
+    compile_c,
+    cpu_seconds,
+    gossipper_command,
+    kill_group,
+    median_round,
+    percent,
+    start_in_namespace,
+)
 from gossipper.cli.ports import LOOPBACK
 
 ECHO_PORT = 40000
@@ -170,23 +179,8 @@ def _read_summary(row: Row, path: Path) -> None:
         row.mos_p50 = quality["stream_mos"].get("p50")
 
 
-def median_row(rounds: list[Row]) -> Row:
-    measured = sorted(
-        (row for row in rounds if row.cpu_us_per_packet is not None),
-        key=lambda row: row.cpu_us_per_packet or 0.0,
-    )
-    if not measured:
-        return rounds[0]
-    middle = measured[(len(measured) - 1) // 2]
-    if len(rounds) == 1:
-        return middle
-    low, high = measured[0].cpu_us_per_packet or 0.0, measured[-1].cpu_us_per_packet or 0.0
-    spread = f"median of {len(measured)}/{len(rounds)} rounds, {low:.2f}-{high:.2f} us"
-    return replace(middle, note=f"{spread}; {middle.note}" if middle.note else spread)
-
-
-def _percent(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{100 * value:.{digits}f}%"
+def _cpu(row: Row) -> float | None:
+    return row.cpu_us_per_packet
 
 
 def _number(value: float | None, digits: int = 2) -> str:
@@ -205,9 +199,9 @@ def format_row(row: Row) -> str:
         row.quality,
         str(row.offered_pps),
         f"{row.sent_pps:.0f}",
-        _percent(row.echoed_share),
+        percent(row.echoed_share),
         _number(row.cpu_us_per_packet, 3),
-        _percent(row.within_2ms, 2),
+        percent(row.within_2ms, 2),
         _number(row.loss_percent, 3),
         _number(row.rtt_p50_ms, 3),
         _number(row.mos_p50),
@@ -225,14 +219,8 @@ def verdict(streams: int, on: Row, ratios: list[float]) -> str:
     return (
         f"{streams} streams: CPU per packet on/off per round {listed}, median {ratio:.3f} "
         f"(<= {MAX_RATIO:.2f} {'ok' if ratio <= MAX_RATIO else 'FAIL'}); quality on "
-        f"{_percent(on.within_2ms, 2)} within 2 ms ({'ok' if on_time else 'FAIL'})"
+        f"{percent(on.within_2ms, 2)} within 2 ms ({'ok' if on_time else 'FAIL'})"
     )
-
-
-def _compile_echo(workdir: Path) -> Path:
-    binary = workdir / "echo_peer"
-    subprocess.run(["cc", "-O2", "-o", str(binary), str(REPO / "bench" / "echo_peer.c")], check=True)
-    return binary
 
 
 def main() -> int:
@@ -262,7 +250,7 @@ def main() -> int:
     verdicts = []
     with tempfile.TemporaryDirectory(prefix="rtp-quality-") as temp:
         workdir = Path(temp)
-        binary = _compile_echo(workdir)
+        binary = compile_c(workdir, "echo_peer")
         echo = [str(binary), LOOPBACK, str(ECHO_PORT), str(args.echo_cpu), str(args.echo_rtprio)]
         for streams in counts:
             rounds: dict[str, list[Row]] = {setting: [] for setting in SETTINGS}
@@ -279,7 +267,7 @@ def main() -> int:
                 on, off = rounds["on"][-1], rounds["off"][-1]
                 if on.cpu_us_per_packet and off.cpu_us_per_packet:
                     ratios.append(on.cpu_us_per_packet / off.cpu_us_per_packet)
-            rows = {setting: median_row(rounds[setting]) for setting in SETTINGS}
+            rows = {setting: median_round(rounds[setting], _cpu, "us") for setting in SETTINGS}
             for setting in SETTINGS:
                 print(format_row(rows[setting]), flush=True)
             verdicts.append(verdict(streams, rows["on"], ratios))

@@ -38,14 +38,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import (
     REPO,
     SDP,
+    compile_c,
     gossipper_command,
     kill_group,
+    median_round,
+    percent,
     sample,
     sipp_uac_xml,
     start_in_namespace,
@@ -285,30 +288,8 @@ def _measure_tool(
     return measure(streams, tool, gossipper_launch(streams, tool, workdir), seconds)
 
 
-def median_row(rounds: list[Row]) -> Row:
-    """The round with the median CPU per packet, its note saying the spread of the others."""
-    measured = sorted(
-        (row for row in rounds if row.cpu_s_per_mpkt is not None), key=lambda row: row.cpu_s_per_mpkt or 0.0
-    )
-    if not measured:
-        return rounds[0]
-    if len(rounds) == 1:
-        return measured[0]
-    middle = measured[(len(measured) - 1) // 2]
-    low, high = measured[0].cpu_s_per_mpkt or 0.0, measured[-1].cpu_s_per_mpkt or 0.0
-    spread = f"median of {len(measured)}/{len(rounds)} rounds, CPU {low:.2f}-{high:.2f}"
-    return replace(middle, note=f"{spread}; {middle.note}" if middle.note else spread)
-
-
-def _compile_raw(workdir: Path) -> Path:
-    binary = workdir / "raw_send_loop"
-    source = REPO / "bench" / "raw_send_loop.c"
-    subprocess.run(["cc", "-O2", "-pthread", "-o", str(binary), str(source)], check=True)
-    return binary
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
+def _cpu(row: Row) -> float | None:
+    return row.cpu_s_per_mpkt
 
 
 TABLE_HEADER = (
@@ -321,7 +302,7 @@ def format_row(row: Row) -> str:
     cpu = "-" if row.cpu_s_per_mpkt is None else f"{row.cpu_s_per_mpkt:.2f}"
     return (
         f"{row.streams:>7} {row.tool:<15} {row.offered_pps:>11} {row.achieved_pps:>12.0f} "
-        f"{_percent(row.within_1ms):>7} {_percent(row.within_2ms):>7} {cpu:>10} {row.threads:>7} "
+        f"{percent(row.within_1ms):>7} {percent(row.within_2ms):>7} {cpu:>10} {row.threads:>7} "
         f"{row.rss_mb:>7.1f}  {row.note}"
     )
 
@@ -378,7 +359,7 @@ def acceptance(rows: list[Row], ratios: dict[str, list[float]] | None = None) ->
             limit = SIPP_FACTOR * sipp.cpu_s_per_mpkt
             checks.append((f"<= {SIPP_FACTOR} x sipp {limit:.2f}", row.cpu_s_per_mpkt <= limit))
         on_time = row.within_2ms is not None and row.within_2ms >= MIN_WITHIN_2MS
-        checks.append((f"{_percent(row.within_2ms)} within 2 ms", on_time))
+        checks.append((f"{percent(row.within_2ms)} within 2 ms", on_time))
         checks.append(("kept up", row.achieved_pps >= BEHIND * row.offered_pps))
         text = ", ".join(f"{label} {'ok' if passed else 'FAIL'}" for label, passed in checks)
         verdicts.append(f"{tool} {row.cpu_s_per_mpkt:.2f}: {text}")
@@ -411,7 +392,7 @@ def main() -> int:
     print("-" * len(TABLE_HEADER), flush=True)
     with tempfile.TemporaryDirectory(prefix="rtp-scale-") as temp:
         workdir = Path(temp)
-        raw_binary = _compile_raw(workdir) if set(RAW) & set(tools) else None
+        raw_binary = compile_c(workdir, "raw_send_loop", "-pthread") if set(RAW) & set(tools) else None
         for streams in counts:
             rounds: dict[str, list[Row]] = {tool: [] for tool in tools}
             for round_index in range(args.repeat):
@@ -422,7 +403,7 @@ def main() -> int:
                     rounds[tool].append(row)
                     if args.repeat > 1:
                         print(f"{'':>7} round {round_index + 1}: {format_row(row).strip()}", flush=True)
-            rows = [median_row(rounds[tool]) for tool in tools]
+            rows = [median_round(rounds[tool], _cpu, "CPU") for tool in tools]
             for row in rows:
                 print(format_row(row), flush=True)
             ratios = {tool: paired_ratios(rounds, tool) for tool in NATIVE}

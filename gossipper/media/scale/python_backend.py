@@ -458,9 +458,7 @@ class PythonScaleEngine(ScaleEngine):
             except BlockingIOError:
                 return
             except OSError as error:
-                if error.errno in ICMP_REPORT_ERRNOS:  # an earlier packet's, which no send will meet now
-                    self._count_icmp_report(stream, error)
-                if failed:
+                if self._receive_failed(stream, error, failed):
                     return
                 failed = True
                 continue
@@ -470,6 +468,13 @@ class PythonScaleEngine(ScaleEngine):
             else:
                 received.packets += 1
                 received.octets += length - RTP_HEADER_BYTES
+
+    def _receive_failed(self, stream: _Stream, error: OSError, failed_before: bool) -> bool:
+        """A recv() error: an ICMP report is an earlier packet's, which no send will meet now,
+        so it is counted here; -> whether the drain ends (a second error in a row)."""
+        if error.errno in ICMP_REPORT_ERRNOS:
+            self._count_icmp_report(stream, error)
+        return failed_before
 
     def _receive_measured(self, stream: _Stream, tracker: ReceiveTracker) -> None:
         """_receive for a quality stream: each packet's header and arrival stamp go to its tracker."""
@@ -485,9 +490,7 @@ class PythonScaleEngine(ScaleEngine):
             except BlockingIOError:
                 return
             except OSError as error:
-                if error.errno in ICMP_REPORT_ERRNOS:
-                    self._count_icmp_report(stream, error)
-                if failed:
+                if self._receive_failed(stream, error, failed):
                     return
                 failed = True
                 continue
