@@ -131,6 +131,9 @@ class Config:
     rtp_dur_ms: int = 0
     rtp_channels: int = 1
     hep_addr: tuple[str, int] | None = None
+    # --- more than one host (gossipper, issue 17) ---
+    cluster_address: str | None = None  # -cluster: a Ray address, or local:N
+    cluster_nodes: int | None = None  # -cluster_nodes (None: every node offering the gossipper resource)
     hep_id: int = 2001
     hep_pass: str | None = None
     # --- SIPp's remaining options (sipp.cpp options_table): retransmissions, timers, runtime ---

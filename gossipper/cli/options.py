@@ -72,6 +72,17 @@ def metrics_address(flag: str, text: str) -> tuple[str, int]:
     return split_host_port(flag, text)
 
 
+def cluster_address(flag: str, text: str) -> str:
+    """A Ray address as Ray takes it (auto, ray://host:port, host:port), or local:N for a
+    cluster of N nodes started on this host for the run (to try a cluster out)."""
+    if text.startswith("local:"):
+        parse_int(flag, text.removeprefix("local:"), 1, 64)
+        return text
+    if text == "auto" or text.startswith("ray://") or (":" in text and not text.startswith(":")):
+        return text
+    raise UsageError(f"{flag}: {text!r} is not a Ray address (auto, ray://HEAD:10001, HOST:PORT or local:N)")
+
+
 def split_host_port(flag: str, text: str, default_port: int | None = None) -> tuple[str, int]:
     """host:port, [v6]:port, or a bare host when a default port exists."""
     text = text.strip()
@@ -395,6 +406,18 @@ _OPTIONS: list[Option] = [
     Option("rtp_send", 0, _flag("rtp_send"), "Standalone RTP generator, no SIP"),
     Option("rtp_streams", 1, _set("rtp_streams", _int(1)), "Parallel standalone streams"),
     Option("rtp_addr", 1, _set("rtp_addr", _addr()), "Standalone RTP destination host:port"),
+    Option(
+        "cluster",
+        1,
+        _set("cluster_address", cluster_address),
+        "(gossipper) Spread the run over a Ray cluster: auto, ray://HEAD:10001, HOST:PORT, or local:N",
+    ),
+    Option(
+        "cluster_nodes",
+        1,
+        _set("cluster_nodes", _int(1)),
+        "(gossipper) Nodes of -cluster to use (default: every node offering the gossipper resource)",
+    ),
     Option("rtp_codec", 1, _set("rtp_codec"), "Codec NAME/RATE (default PCMU/8000)"),
     Option("rtp_pt", 1, _set("rtp_pt", _int(0, 127)), "Override the RTP payload type"),
     Option("rtp_freq", 1, _set("rtp_freq_ms", _int()), "Packet interval in ms (default 20)"),

@@ -12,6 +12,7 @@ from pathlib import Path
 from gossipper.cli.compile import media_scale_wanted
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
+from gossipper.cluster import availability
 from gossipper.engine.settings import MAX_CALLS_PER_SECOND, rate_ceiling
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
 from gossipper.media.scale.preflight import check_port_range, ensure_open_files
@@ -58,7 +59,8 @@ def validate(config: Config) -> None:
                 f"{flag}: {rate:g} calls per {config.rate_period_ms:g} ms is above gossipper's ceiling of "
                 f"{MAX_CALLS_PER_SECOND:g} calls per second"
             )
-    if config.rtp_send:
+    _check_cluster(config, media_scale)
+    if config.rtp_send and config.cluster_address is None:
         _check_stream_capacity(config)
     _check_output_file("-summary_json", config.summary_json)
     _check_output_file("-call_records", config.call_records)
@@ -68,6 +70,45 @@ def validate(config: Config) -> None:
         if file == "-":
             raise UsageError(f"{flag}: give a file name (stdout carries the screen and the summary)")
         _check_output_file(flag, file)
+
+
+def _check_cluster(config: Config, media_scale: bool) -> None:
+    """-cluster: Ray is there, and the run is one this slice of issue 17 can spread (the
+    standalone generator; its live outputs are not merged across nodes yet)."""
+    if config.cluster_address is None:
+        if config.cluster_nodes is not None:
+            raise UsageError("-cluster_nodes: needs -cluster (the cluster whose nodes to use)")
+        return
+    problem = availability.ray_import_problem()
+    if problem is not None:
+        raise UsageError(f"-cluster: {problem}")
+    if not (config.rtp_send and media_scale):
+        raise UsageError(
+            "-cluster: only the standalone generator (-rtp_send -media_scale) runs on a cluster yet"
+        )
+    if config.background:
+        raise UsageError(
+            "-cluster: cannot run in the background (-bg); the driver collects every node's counts"
+        )
+    live = [flag for flag, value in _live_outputs(config) if value is not None]
+    if live:
+        raise UsageError(f"-cluster: {', '.join(live)} not merged across nodes yet; use -summary_json")
+    local = availability.local_cluster_nodes(config.cluster_address)
+    nodes = config.cluster_nodes or local
+    if local is not None and config.cluster_nodes is not None and config.cluster_nodes > local:
+        raise UsageError(f"-cluster_nodes: {config.cluster_nodes} nodes asked of a local cluster of {local}")
+    if nodes is not None and config.rtp_streams < nodes:
+        raise UsageError(f"-cluster_nodes: {nodes} nodes need at least {nodes} streams (-rtp_streams)")
+    # the nodes' port slices cut one range, so the run's streams must fit it as on one host
+    check_port_range(config.rtp_streams, config.media_base_port, config.max_rtp_port)
+
+
+def _live_outputs(config: Config) -> tuple[tuple[str, object], ...]:
+    return (
+        ("-metrics_addr", config.metrics_address),
+        ("-stats_jsonl", config.stats_jsonl),
+        ("-summary_html", config.summary_html),
+    )
 
 
 def _check_output_file(flag: str, path: str | None) -> None:
