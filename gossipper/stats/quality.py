@@ -122,6 +122,16 @@ class Distribution:
     def copy(self) -> Distribution:
         return Distribution(self.count, self.total, self.low, self.high, dict(self.buckets))
 
+    def merge(self, other: Distribution) -> None:
+        """Fold in another run's values (another node's streams): bucket counts add, so the
+        merged percentiles are those of every value together, never an average of percentiles."""
+        self.count += other.count
+        self.total += other.total
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
+        for key, count in other.buckets.items():
+            self.buckets[key] = self.buckets.get(key, 0) + count
+
     def quantile(self, share: float) -> float:
         """The smallest bucket edge with at least `share` of the values at or below it."""
         if not self.count:
@@ -220,6 +230,25 @@ class QualityAggregate:
             self.mos.copy(),
             list(self.worst),
         )
+
+    def merge(self, other: QualityAggregate) -> None:
+        """Fold in another aggregate (another node's streams) as if its streams had been added here."""
+        self.streams += other.streams
+        self.streams_receiving += other.streams_receiving
+        self.streams_echoed += other.streams_echoed
+        self.packets_expected += other.packets_expected
+        self.packets_received += other.packets_received
+        self.packets_lost += other.packets_lost
+        self.packets_missing += other.packets_missing
+        self.duplicates += other.duplicates
+        self.reordered += other.reordered
+        self.rtt_unmatched += other.rtt_unmatched
+        self.loss_percent.merge(other.loss_percent)
+        self.jitter_ms.merge(other.jitter_ms)
+        self.rtt_ms.merge(other.rtt_ms)
+        self.mos.merge(other.mos)
+        self.worst.extend(other.worst)
+        self._trim()
 
     def summary(self, model: str) -> QualitySummary:
         self._trim()
