@@ -16,7 +16,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from types import FrameType
@@ -25,7 +25,7 @@ from gossipper import __version__
 from gossipper.errors import InvalidValue
 from gossipper.media.scale.api import NS_PER_MS, ScaleEngine, StreamSpec
 from gossipper.media.scale.factory import create_scale_engine
-from gossipper.media.scale.preflight import PORT_STEP, preflight
+from gossipper.media.scale.preflight import PORT_STEP, ensure_open_files, preflight
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
@@ -241,28 +241,74 @@ def _wait_for_end(
     stop: threading.Event,
     registered_at: float,
     interval_ms: int,
-    periods: _Periods,
+    periods: _Periods | None,
+    each_second: Callable[[], None] | None = None,
 ) -> None:
-    """Until the last stream's last slot plus one interval has passed, or a stop signal."""
+    """Until the last stream's last slot plus one interval has passed, or a stop signal.
+
+    Each second the live line is shown and the live outputs sampled; a cluster node has
+    neither (its driver shows and writes them) and is told of each second instead.
+    """
     duration_ms = settings.media.stream_defaults.duration_ms
     deadline = registered_at + (duration_ms + interval_ms) / 1000 if duration_ms else None
-    live = _LiveLine(settings.media.quiet, engine)
+    live = _LiveLine(settings.media.quiet, engine) if each_second is None else None
+    next_second = time.monotonic() + LIVE_PERIOD_S
     while not stop.is_set():
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             break
-        next_tick = min(live.next_at, periods.next_at)
+        next_tick = next_second if periods is None else min(next_second, periods.next_at)
         if deadline is not None:
             next_tick = min(next_tick, deadline)
         if stop.wait(max(0.0, next_tick - now)):
             break
         now = time.monotonic()
-        if now >= live.next_at:
-            live.show()
-            periods.second()
-        if now >= periods.next_at:
+        if now >= next_second:
+            next_second = now + LIVE_PERIOD_S
+            if live is not None:
+                live.show()
+            if each_second is not None:
+                each_second()
+            if periods is not None:
+                periods.second()
+        if periods is not None and now >= periods.next_at:
             periods.run()
-    live.finish()
+    if live is not None:
+        live.finish()
+
+
+def run_node_streams(
+    settings: StandaloneSettings,
+    stop: threading.Event,
+    each_second: Callable[[MediaCounters], None] | None = None,
+) -> RunCounters:
+    """One cluster node's share of a standalone run (gossipper/cluster): the same streams as
+    run_standalone, but no signal handlers, live outputs, result line or summary, which are
+    the driver's; `stop` ends it early, and `each_second` is handed the engine's counters so
+    the driver keeps a node's counts up to its last report should the node die.
+    """
+    media = settings.media
+    remote_ip, remote_port = _resolve(settings.destination)
+    local_ip = media.ip or settings.local_ip or _source_address(remote_ip)
+    specs = _stream_specs(settings, local_ip, remote_ip, remote_port)
+    for warning in preflight(len(specs), media.base_port, media.max_port):
+        print(f"gossipper: {warning}", file=sys.stderr)
+    ensure_open_files(len(specs))
+    engine = create_scale_engine(
+        prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority, quality=media.quality
+    )
+    counters = RunCounters()
+    engine_media = _EngineMedia(engine)
+    engine.start()
+    try:
+        registered_at = _register_all(engine, specs, stop)
+        report = None if each_second is None else (lambda: each_second(engine_media()))
+        _wait_for_end(settings, engine, stop, registered_at, specs[0].interval_ms, None, report)
+    finally:
+        engine.close()
+        counters.finished_at = time.time()
+        counters.media = engine_media.close()
+    return counters
 
 
 @dataclass
