@@ -58,6 +58,12 @@ def run(config: Config, scenario: Scenario | None) -> int:
         from gossipper.media.scale.standalone import run_standalone
 
         standalone = standalone_settings(config)
+        if config.cluster_address is not None:
+            from gossipper.cluster.driver import run_cluster_standalone
+
+            return EXIT_STATUS[
+                run_cluster_standalone(standalone, config.cluster_address, config.cluster_nodes)
+            ]
 
         def run_streams(on_ready: Callable[[], None] | None) -> int:
             if on_ready is not None:

@@ -50,6 +50,8 @@ SETTING_FLAGS: dict[str, str] = {
     "twin_name": "-master/-slave",
     "twin_peers_file": "-slave_cfg",
     "media_backend": "GOSSIPPER_MEDIA_BACKEND",
+    "cluster": "-cluster",
+    "cluster_nodes": "-cluster_nodes",
 }
 
 
