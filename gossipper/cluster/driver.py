@@ -42,6 +42,7 @@ from gossipper.stats.summary import by_errno, summary_dict
 RESOURCE = "gossipper"  # the custom resource a node offers to take one engine
 READY_TIMEOUT_S = 60.0  # for the placement group: a node that cannot be reserved in this long is not there
 POLL_S = 1.0
+CONNECT_TIMEOUT_S = 5.0  # for the head's port to accept a connection
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
@@ -122,7 +123,8 @@ class NodeState:
 def run_cluster_standalone(settings: StandaloneSettings, address: str, nodes: int | None) -> RunOutcome:
     """Run `-rtp_send` over the cluster at `address` (a Ray address or local:N)."""
     with _ray_session(address) as ray:
-        count = _node_count(ray, nodes)
+        # a node beyond the streams would have none to send: fewer engines, never an idle one
+        count = min(_node_count(ray, nodes), settings.streams)
         shares = plan(
             RunTotals(
                 streams=settings.streams, base_port=settings.media.base_port, max_port=settings.media.max_port
@@ -170,7 +172,11 @@ def _ray_session(address: str) -> Iterator[Any]:
                 cluster.add_node(**node_args)
             cluster.wait_for_nodes()
             address = cluster.address
+        else:
+            _check_reachable(address)
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
+    except InvalidValue:
+        raise
     except Exception as error:  # Ray raises ConnectionError, RuntimeError, ValueError...
         if cluster is not None:
             cluster.shutdown()
@@ -181,6 +187,24 @@ def _ray_session(address: str) -> Iterator[Any]:
         ray.shutdown()
         if cluster is not None:
             cluster.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A HOST:PORT or ray://HOST:PORT that nothing answers at: Ray itself would retry for
+    minutes before giving up, so the driver asks once, with a short timeout, and says so."""
+    target = address.removeprefix("ray://")
+    if address == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S):
+            pass
+    except (OSError, ValueError) as error:
+        raise InvalidValue(
+            f"nothing answers at {address!r} ({getattr(error, 'strerror', None) or error}); "
+            "is `ray start --head` running there?",
+            setting="cluster",
+        ) from None
 
 
 def _node_count(ray: Any, wanted: int | None) -> int:
