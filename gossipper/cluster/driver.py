@@ -266,6 +266,7 @@ def _collect(ray: Any, states: list[NodeState], stop: threading.Event) -> None:
     """Until every node has ended: their reports each second, their results as they come.
     A stop (Ctrl-C) is passed to every node, which then ends and reports as at a normal end."""
     stopping = False
+    live = _LiveLine(states)
     while any(state.status == "running" for state in states):
         if stop.is_set() and not stopping:
             stopping = True
@@ -276,9 +277,36 @@ def _collect(ray: Any, states: list[NodeState], stop: threading.Event) -> None:
         done, _ = ray.wait(list(running), num_returns=len(running), timeout=POLL_S)
         for ref in done:
             _finish(ray, running[ref])
-        for state in states:
-            if state.status == "running":
-                _poll(ray, state)
+        _poll(ray, [state for state in states if state.status == "running"])
+        live.show()
+
+
+class _LiveLine:
+    """Each second, one line: the cluster's totals, then each node's packets and status."""
+
+    def __init__(self, states: list[NodeState]) -> None:
+        self.states = states
+        self.started = self.previous_at = time.monotonic()
+        self.previous_packets = 0
+
+    def show(self) -> None:
+        now = time.monotonic()
+        media = merge_media(state.media for state in self.states)
+        pps = (media.rtp_packets_sent - self.previous_packets) / max(1e-9, now - self.previous_at)
+        self.previous_at, self.previous_packets = now, media.rtp_packets_sent
+        nodes = "  ".join(
+            f"{state.name} {state.media.rtp_packets_sent}"
+            + ("" if state.status in ("running", "ok") else f" {state.status}")
+            for state in self.states
+        )
+        print(
+            f"gossipper: cluster {now - self.started:7.1f} s  {pps:9.0f} pps  "
+            f"{media.rtp_packets_sent:>11} packets  "
+            f"{sum(media.send_errors.values())} send errors  {media.late_packets} late  "
+            f"{media.streams_active} active streams | {nodes}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _finish(ray: Any, state: NodeState) -> None:
@@ -296,10 +324,14 @@ def _finish(ray: Any, state: NodeState) -> None:
     state.status = "ok"
 
 
-def _poll(ray: Any, state: NodeState) -> None:
-    """The node's last report; a node that does not answer keeps the one before."""
-    with suppress(Exception):  # a dead node shows when its run's result is collected
-        state.media = ray.get(state.actor.progress.remote(), timeout=POLL_S)
+def _poll(ray: Any, states: list[NodeState]) -> None:
+    """Every running node's last report, asked of all at once; a node that does not answer
+    within the poll keeps the report before (a dead one shows when its result is collected)."""
+    asked = {state.actor.progress.remote(): state for state in states}
+    ready, _ = ray.wait(list(asked), num_returns=len(asked), timeout=POLL_S)
+    for ref in ready:
+        with suppress(Exception):
+            asked[ref].media = ray.get(ref)
 
 
 def _first_line(error: BaseException) -> str:

@@ -168,6 +168,10 @@ def test_ctrl_c_stops_every_node_and_the_merged_summary_is_written(cluster: Any,
     document = json.loads(summary.read_text())
     assert [node["status"] for node in document["nodes"]] == ["ok"] * NODES
     assert all(node["rtp_packets_sent"] > 0 for node in document["nodes"])
+    # the live line each second: the cluster's totals, then every node by name
+    live = [line for line in err.splitlines() if line.startswith("gossipper: cluster ") and " pps " in line]
+    assert live, err
+    assert all(node["name"] in live[-1] for node in document["nodes"])
     assert document["media"]["rtp_packets_sent"] == receiver.count
 
 
