@@ -28,7 +28,7 @@ from typing import Any
 from gossipper import __version__
 from gossipper.cluster.availability import local_cluster_nodes
 from gossipper.cluster.split import NodeShare, RunTotals, plan
-from gossipper.errors import InvalidValue
+from gossipper.errors import GossipperError, InvalidValue
 from gossipper.media.scale.standalone import run_node_streams
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
@@ -335,6 +335,11 @@ def _poll(ray: Any, states: list[NodeState]) -> None:
 
 
 def _first_line(error: BaseException) -> str:
+    """What went wrong on the node: gossipper's own one line when its run refused something
+    (a port taken, an open-files limit), else the first line of Ray's error."""
+    cause = getattr(error, "cause", None)  # a RayTaskError carries the exception the node raised
+    if isinstance(cause, GossipperError):
+        return cause.message
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
 

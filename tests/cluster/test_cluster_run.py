@@ -287,3 +287,31 @@ def test_fewer_streams_than_nodes_run_on_as_many_nodes_as_streams(cluster: Any, 
     nodes = json.loads(summary.read_text())["nodes"]
     assert [(node["status"], node["streams"]) for node in nodes] == [("ok", 1)] * (NODES - 1)
     assert sum(node["rtp_packets_sent"] for node in nodes) == receiver.count
+
+
+def test_a_node_that_cannot_bind_its_port_is_named_with_the_port(cluster: Any, tmp_path: Path) -> None:
+    receiver = Receiver()
+    summary = tmp_path / "summary.json"
+    streams = NODES * 2
+    base = free_ports_below_ephemeral(2 * streams)
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind((LOOPBACK, base))  # the first port of node 0's slice
+    try:
+        run = subprocess.run(
+            [
+                sys.executable, "-m", "gossipper", "sipp", "-rtp_send", "-media_scale",
+                "-rtp_streams", str(streams), "-rtp_addr", f"{LOOPBACK}:{receiver.port}", "-rtp_dur", "500",
+                "-mp", str(base), "-max_rtp_port", str(base + 2 * streams - 1), "-media_rtprio", "0",
+                "-cluster", cluster.address, "-summary_json", str(summary), "-nostdin",
+            ],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        taken.close()
+        receiver.drain()
+    assert run.returncode == 1, run.stderr
+    nodes = json.loads(summary.read_text())["nodes"]
+    assert [node["status"] for node in nodes] == ["lost", "ok", "ok"]
+    assert nodes[0]["error"] == f"media port {LOOPBACK}:{base}: cannot bind (in use)"  # gossipper's line
+    assert f"gossipper: cluster: {nodes[0]['name']} lost: media port {LOOPBACK}:{base}" in run.stderr
+    assert sum(node["rtp_packets_sent"] for node in nodes) == receiver.count > 0
