@@ -46,6 +46,15 @@ CONNECT_TIMEOUT_S = 5.0  # for the head's port to accept a connection
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
+@dataclass
+class NodeResult:
+    """A node's final counters, and the CPU its process spent on the run (its engine's threads
+    and Ray's own in that process), to compare a cluster's cost per packet with one host's."""
+
+    counters: RunCounters
+    cpu_s: float
+
+
 class NodeRunner:
     """The Ray actor on one node: runs that node's streams, reports, and can be stopped.
 
@@ -67,11 +76,12 @@ class NodeRunner:
             "node_id": ray.get_runtime_context().get_node_id(),
         }
 
-    def run(self, settings: StandaloneSettings) -> RunCounters:
+    def run(self, settings: StandaloneSettings) -> NodeResult:
         self.started_at = time.time()
+        cpu_before = time.process_time()
         counters = run_node_streams(settings, self.stop_event, self._report)
         counters.started_at = self.started_at
-        return counters
+        return NodeResult(counters, time.process_time() - cpu_before)
 
     def _report(self, media: MediaCounters) -> None:
         self.latest = media
@@ -96,6 +106,7 @@ class NodeState:
     finished_at: float | None = None
     status: str = "running"  # then ok (final counts), partial (died; last report kept), lost (no report)
     error: str | None = None
+    cpu_s: float | None = None  # the node process' CPU over its run (None: it died first)
 
     @property
     def name(self) -> str:
@@ -117,6 +128,7 @@ class NodeState:
             "send_errors": dict(sorted(self.media.send_errors.items())),
             "late_packets": self.media.late_packets,
             "streams_started": self.media.streams_started,
+            "cpu_s": None if self.cpu_s is None else round(self.cpu_s, 3),
         }
 
 
@@ -311,16 +323,17 @@ class _LiveLine:
 
 def _finish(ray: Any, state: NodeState) -> None:
     try:
-        counters: RunCounters = ray.get(state.result)
+        result: NodeResult = ray.get(state.result)
     except Exception as error:  # the actor died, its node went away, or its run raised
         state.status = "partial" if state.media.rtp_packets_sent or state.media.streams_started else "lost"
         state.error = _first_line(error)
         state.finished_at = time.time()
         print(f"gossipper: cluster: {state.name} lost: {state.error}", file=sys.stderr, flush=True)
         return
-    state.media = counters.media
-    state.started_at = counters.started_at
-    state.finished_at = counters.finished_at
+    state.media = result.counters.media
+    state.started_at = result.counters.started_at
+    state.finished_at = result.counters.finished_at
+    state.cpu_s = result.cpu_s
     state.status = "ok"
 
 

@@ -114,6 +114,7 @@ def test_streams_spread_over_three_nodes_add_up_to_what_the_receiver_got(
     per_node = [node["rtp_packets_sent"] for node in nodes]
     assert media["rtp_packets_sent"] == sum(per_node) == receiver.count
     assert media["streams_started"] == streams
+    assert all(node["cpu_s"] > 0 for node in nodes)  # each node's process, measured there
     assert media["send_errors"] == {}
     # every stream of every node sent, each from a port of its own: no two nodes shared one
     assert len(receiver.sources) == streams
