@@ -14,6 +14,7 @@ Only this module imports Ray, and only when a cluster run starts: Ray is an opti
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import sys
@@ -164,14 +165,23 @@ def run_cluster_standalone(settings: StandaloneSettings, address: str, nodes: in
     return _report(settings, counters, states)
 
 
+# Ray's switch between a cluster across hosts and one on loopback (ray_constants).
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
 @contextmanager
 def _ray_session(address: str) -> Iterator[Any]:
     """Ray connected to the cluster (a local one started here for local:N), shut down after."""
     import logging
 
+    local = local_cluster_nodes(address)
+    if local is not None:
+        # Ray otherwise names a node by the host's outward address and runs its control
+        # traffic there; a cluster on this one host keeps it on loopback. Read by Ray as
+        # it is imported, so set first.
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     import ray
 
-    local = local_cluster_nodes(address)
     cluster = None
     try:
         if local is not None:
