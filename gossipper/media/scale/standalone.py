@@ -38,15 +38,7 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 def run_standalone(settings: StandaloneSettings) -> RunOutcome:
     """Run the generator: succeeded when packets went out without send errors."""
-    media = settings.media
-    remote_ip, remote_port = _resolve(settings.destination)
-    local_ip = media.ip or settings.local_ip or _source_address(remote_ip)
-    specs = _stream_specs(settings, local_ip, remote_ip, remote_port)
-    for warning in preflight(len(specs), media.base_port, media.max_port):
-        print(f"gossipper: {warning}", file=sys.stderr)
-    engine = create_scale_engine(
-        prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority, quality=media.quality
-    )
+    specs, engine = _prepared(settings)
     counters = RunCounters()
     engine_media = _EngineMedia(engine)
     outputs = LiveOutputs(settings.live, counters, engine_media, sip=False)
@@ -277,6 +269,20 @@ def _wait_for_end(
         live.finish()
 
 
+def _prepared(settings: StandaloneSettings) -> tuple[list[StreamSpec], ScaleEngine]:
+    """The streams a run sends (the preflight's warnings printed) and the engine to send them."""
+    media = settings.media
+    remote_ip, remote_port = _resolve(settings.destination)
+    local_ip = media.ip or settings.local_ip or _source_address(remote_ip)
+    specs = _stream_specs(settings, local_ip, remote_ip, remote_port)
+    for warning in preflight(len(specs), media.base_port, media.max_port):
+        print(f"gossipper: {warning}", file=sys.stderr)
+    engine = create_scale_engine(
+        prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority, quality=media.quality
+    )
+    return specs, engine
+
+
 def run_node_streams(
     settings: StandaloneSettings,
     stop: threading.Event,
@@ -287,16 +293,8 @@ def run_node_streams(
     the driver's; `stop` ends it early, and `each_second` is handed the engine's counters so
     the driver keeps a node's counts up to its last report should the node die.
     """
-    media = settings.media
-    remote_ip, remote_port = _resolve(settings.destination)
-    local_ip = media.ip or settings.local_ip or _source_address(remote_ip)
-    specs = _stream_specs(settings, local_ip, remote_ip, remote_port)
-    for warning in preflight(len(specs), media.base_port, media.max_port):
-        print(f"gossipper: {warning}", file=sys.stderr)
+    specs, engine = _prepared(settings)
     ensure_open_files(len(specs))
-    engine = create_scale_engine(
-        prefer="iouring" if media.iouring else "auto", rt_priority=media.rt_priority, quality=media.quality
-    )
     counters = RunCounters()
     engine_media = _EngineMedia(engine)
     engine.start()
