@@ -240,8 +240,21 @@ def test_the_one_connection_leaves_from_local_port(
         with connection:
             assert source[1] == local_port
             if transport == "t1":
-                with socket.create_connection((LOOPBACK, local_port), timeout=5):
-                    pass  # and the UAC listens there too
+                _connects_within((LOOPBACK, local_port), seconds=10)  # and the UAC listens there too
+
+
+def _connects_within(address: tuple[str, int], seconds: float) -> None:
+    """The UAC listens on its port only after its connection is up, a moment after the peer
+    accepted it: keep trying until it does."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(address, timeout=5):
+                return
+        except ConnectionRefusedError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def test_sctp_where_the_kernel_lacks_it_is_one_line(tmp_path: Path) -> None:
