@@ -13,11 +13,12 @@ class RunOutcome(Enum):
     TIMED_OUT = "the run's time limit was reached, and that counts as an error"
     RTP_CHECK_FAILED = "an echoed RTP stream failed its check (SIPp's rtpcheck), or an rtp_echo broke"
     HEALTH_FAILED = "a health gate (-health_*) failed"
+    DEGRADED = "a cluster node was lost mid-run; the counts cover what it reported"
 
     def gated(self, healthy: bool) -> RunOutcome:
         """The outcome once the health gates are judged: a failed gate outranks how the calls
         went, but not a run that timed out as an error or failed its RTP check, which say
-        more about what went wrong."""
-        if healthy or self in (RunOutcome.TIMED_OUT, RunOutcome.RTP_CHECK_FAILED):
+        more about what went wrong, nor one that lost a cluster node, whose figures are short."""
+        if healthy or self in (RunOutcome.TIMED_OUT, RunOutcome.RTP_CHECK_FAILED, RunOutcome.DEGRADED):
             return self
         return RunOutcome.HEALTH_FAILED

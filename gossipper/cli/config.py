@@ -134,6 +134,7 @@ class Config:
     # --- more than one host (gossipper, issue 17) ---
     cluster_address: str | None = None  # -cluster: a Ray address, or local:N
     cluster_nodes: int | None = None  # -cluster_nodes (None: every node offering the gossipper resource)
+    cluster_media_ips: tuple[str, ...] = ()  # -cluster_media_ips: node i's media address (default: its own)
     hep_id: int = 2001
     hep_pass: str | None = None
     # --- SIPp's remaining options (sipp.cpp options_table): retransmissions, timers, runtime ---

@@ -62,7 +62,9 @@ def run(config: Config, scenario: Scenario | None) -> int:
             from gossipper.cluster.driver import run_cluster_standalone
 
             return EXIT_STATUS[
-                run_cluster_standalone(standalone, config.cluster_address, config.cluster_nodes)
+                run_cluster_standalone(
+                    standalone, config.cluster_address, config.cluster_nodes, config.cluster_media_ips
+                )
             ]
 
         def run_streams(on_ready: Callable[[], None] | None) -> int:
@@ -84,6 +86,18 @@ def run(config: Config, scenario: Scenario | None) -> int:
     other = load_other_scenario(config, scenario)
     for notice in config.notices:
         print(f"gossipper: {notice}", file=sys.stderr)
+    if config.cluster_address is not None:
+        from gossipper.cluster.scenario_driver import run_cluster_scenario
+
+        if not scenario.is_uac:
+            raise UsageError(
+                f"-cluster: {scenario.name} is a server scenario, which waits for calls at one address; "
+                "run it on one host (a cluster spreads the calls a client makes)"
+            )
+        outcome = run_cluster_scenario(
+            settings, scenario, other, config.cluster_address, config.cluster_nodes, config.cluster_media_ips
+        )
+        return _exit_status(config, outcome)
 
     def run_sip(on_ready: Callable[[], None] | None) -> int:
         return _exit_status(config, run_scenario(settings, scenario, on_ready, other))

@@ -5,6 +5,7 @@ from gossipper.outcome import RunOutcome
 EXIT_ALL_CALLS_OK = 0
 EXIT_CALLS_FAILED = 1
 EXIT_HEALTH_FAILED = 2  # gossipper's own: a -health_* gate failed
+EXIT_DEGRADED = 3  # gossipper's own: a -cluster node was lost mid-run
 EXIT_INTERNAL_COMMAND = 97
 EXIT_NO_CALLS = 99
 EXIT_FATAL = 255
@@ -19,4 +20,5 @@ EXIT_STATUS: dict[RunOutcome, int] = {
     RunOutcome.TIMED_OUT: EXIT_FATAL,
     RunOutcome.RTP_CHECK_FAILED: EXIT_RTP_CHECK_FAILED,
     RunOutcome.HEALTH_FAILED: EXIT_HEALTH_FAILED,
+    RunOutcome.DEGRADED: EXIT_DEGRADED,
 }

@@ -7,6 +7,7 @@ can print one line and exit 255 before anything is sent.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,18 @@ def cluster_address(flag: str, text: str) -> str:
     if text == "auto" or text.startswith("ray://") or (":" in text and not text.startswith(":")):
         return text
     raise UsageError(f"{flag}: {text!r} is not a Ray address (auto, ray://HEAD:10001, HOST:PORT or local:N)")
+
+
+def address_list(flag: str, text: str) -> tuple[str, ...]:
+    """IP addresses separated by commas, each checked as an address (not a name: a node's
+    media address goes into its SDP as it is)."""
+    addresses = tuple(part.strip() for part in text.split(","))
+    for address in addresses:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise UsageError(f"{flag}: {address!r} is not an IP address") from None
+    return addresses
 
 
 def split_host_port(flag: str, text: str, default_port: int | None = None) -> tuple[str, int]:
@@ -417,6 +430,12 @@ _OPTIONS: list[Option] = [
         1,
         _set("cluster_nodes", _int(1)),
         "(gossipper) Nodes of -cluster to use (default: every node offering the gossipper resource)",
+    ),
+    Option(
+        "cluster_media_ips",
+        1,
+        _set("cluster_media_ips", address_list),
+        "(gossipper) Each -cluster node's media IP, in node order, comma-separated (default: its own)",
     ),
     Option("rtp_codec", 1, _set("rtp_codec"), "Codec NAME/RATE (default PCMU/8000)"),
     Option("rtp_pt", 1, _set("rtp_pt", _int(0, 127)), "Override the RTP payload type"),

@@ -73,34 +73,56 @@ def validate(config: Config) -> None:
 
 
 def _check_cluster(config: Config, media_scale: bool) -> None:
-    """-cluster: Ray is there, and the run is one this slice of issue 17 can spread (the
-    standalone generator; its live outputs are not merged across nodes yet)."""
+    """-cluster: Ray is there, and the run is one a cluster can spread: the standalone
+    generator (whose live outputs are not merged across nodes yet) or a client scenario."""
     if config.cluster_address is None:
-        if config.cluster_nodes is not None:
-            raise UsageError("-cluster_nodes: needs -cluster (the cluster whose nodes to use)")
+        for flag, given in (
+            ("-cluster_nodes", config.cluster_nodes),
+            ("-cluster_media_ips", config.cluster_media_ips),
+        ):
+            if given:
+                raise UsageError(f"{flag}: needs -cluster (the cluster whose nodes to use)")
         return
+    availability.prepare_environment(config.cluster_address)
     problem = availability.ray_import_problem()
     if problem is not None:
         raise UsageError(f"-cluster: {problem}")
-    if not (config.rtp_send and media_scale):
-        raise UsageError(
-            "-cluster: only the standalone generator (-rtp_send -media_scale) runs on a cluster yet"
-        )
+    if config.rtp_send and not media_scale:
+        raise UsageError("-cluster: the standalone generator runs on a cluster with -media_scale")
     if config.background:
         raise UsageError(
             "-cluster: cannot run in the background (-bg); the driver collects every node's counts"
         )
-    live = [flag for flag, value in _live_outputs(config) if value is not None]
-    if live:
-        raise UsageError(f"-cluster: {', '.join(live)} not merged across nodes yet; use -summary_json")
+    twin = [flag for flag, given in _twin_flags(config) if given]
+    if twin:
+        raise UsageError(
+            f"-cluster: {', '.join(twin)}: 3PCC pairs instances with each other, not nodes of a cluster"
+        )
     local = availability.local_cluster_nodes(config.cluster_address)
     nodes = config.cluster_nodes or local
     if local is not None and config.cluster_nodes is not None and config.cluster_nodes > local:
         raise UsageError(f"-cluster_nodes: {config.cluster_nodes} nodes asked of a local cluster of {local}")
+    if config.cluster_media_ips and nodes is not None and len(config.cluster_media_ips) < nodes:
+        raise UsageError(
+            f"-cluster_media_ips: {len(config.cluster_media_ips)} address(es) for {nodes} nodes; "
+            "give one per node"
+        )
+    if not config.rtp_send:
+        return
+    live = [flag for flag, value in _live_outputs(config) if value is not None]
+    if live:
+        raise UsageError(
+            f"-cluster: {', '.join(live)} not merged across the nodes of a -rtp_send run yet; "
+            "use -summary_json"
+        )
     if nodes is not None and config.rtp_streams < nodes:
         raise UsageError(f"-cluster_nodes: {nodes} nodes need at least {nodes} streams (-rtp_streams)")
     # the nodes' port slices cut one range, so the run's streams must fit it as on one host
     check_port_range(config.rtp_streams, config.media_base_port, config.max_rtp_port)
+
+
+def _twin_flags(config: Config) -> tuple[tuple[str, object], ...]:
+    return (("-3pcc", config.twin_3pcc), ("-master", config.twin_master), ("-slave", config.twin_slave))
 
 
 def _live_outputs(config: Config) -> tuple[tuple[str, object], ...]:

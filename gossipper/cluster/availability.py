@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import importlib
+import os
 
 INSTALL_HINT = "pip install gossipper[cluster]"
+# Ray's switch between a cluster across hosts and one on loopback (ray_constants).
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def prepare_environment(address: str) -> None:
+    """Before Ray is first imported: a local:N cluster keeps all of Ray's traffic on loopback.
+    Ray otherwise names each node by the host's outward address and runs its control traffic
+    there; it reads the switch once, as it is imported, and its nodes inherit it."""
+    if local_cluster_nodes(address) is not None:
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
 
 
 def ray_import_problem() -> str | None:

@@ -60,17 +60,32 @@ class NodeShare:
     max_calls: int  # -m; 0 when the run has no limit (every node unlimited)
     max_concurrent: int  # -l; 0 when the run leaves it to the default
     streams: int  # -rtp_streams
+    users: int  # -users; 0 when the run is rate-driven
+    rate_increase: float  # -rate_increase
+    rate_max: float  # -rate_max; 0 when the run has no cap
     base_port: int  # first media port of the node's slice (even when the range's base is)
     max_port: int  # last media port of the node's slice
     call_number_base: int  # the node's first call is numbered this + 1
     call_id_prefix: str  # put before every Call-ID the node makes
-    # nothing left for the node: the run has fewer streams, or fewer calls (-m), than nodes
-    # (a share of 0 calls must not run, since -m 0 means "no limit")
+    # nothing left for the node: the run has fewer streams, calls (-m) or users than nodes
+    # (a share of 0 calls or users must not run: -m 0 means "no limit", -users 0 "not given")
     idle: bool = False
 
     @property
     def port_pairs(self) -> int:
         return (self.max_port - self.base_port + 1) // PORT_STEP
+
+    def describe(self) -> str:
+        """The share in a line, as the driver announces it."""
+        ports = f"ports {self.base_port}..{self.max_port}"
+        if self.streams:
+            return f"{self.streams} stream(s) from {ports}"
+        calls = f"-m {self.max_calls}" if self.max_calls else "no -m"
+        load = f"-users {self.users}" if self.users else f"-r {self.rate:g}"
+        return (
+            f"{load}, {calls}, -l {self.max_concurrent or 'none'}, media {ports}, "
+            f"calls numbered from {self.call_number_base + 1}, Call-IDs {self.call_id_prefix}..."
+        )
 
 
 @dataclass(frozen=True)
@@ -81,6 +96,9 @@ class RunTotals:
     max_calls: int = 0
     max_concurrent: int = 0
     streams: int = 0
+    users: int = 0
+    rate_increase: float = 0.0
+    rate_max: float = 0.0
     base_port: int = 6000
     max_port: int = 65535
 
@@ -97,6 +115,9 @@ def plan(totals: RunTotals, nodes: int) -> list[NodeShare]:
     calls = split_count(totals.max_calls, nodes)
     concurrent = split_count(totals.max_concurrent, nodes)
     streams = split_count(totals.streams, nodes)
+    users = split_count(totals.users, nodes)
+    increases = split_rate(totals.rate_increase, nodes)
+    maxima = split_rate(totals.rate_max, nodes)
     slices = split_count(pairs, nodes)
     shares = []
     first_pair = 0
@@ -111,11 +132,18 @@ def plan(totals: RunTotals, nodes: int) -> list[NodeShare]:
                 max_calls=calls[index],
                 max_concurrent=concurrent[index],
                 streams=streams[index],
+                users=users[index],
+                rate_increase=increases[index],
+                rate_max=maxima[index],
                 base_port=base,
                 max_port=base + PORT_STEP * slices[index] - 1,
                 call_number_base=first_call if totals.max_calls else index * CALL_NUMBER_STRIDE,
                 call_id_prefix=f"n{index}-",
-                idle=bool((totals.streams and not streams[index]) or (totals.max_calls and not calls[index])),
+                idle=bool(
+                    (totals.streams and not streams[index])
+                    or (totals.max_calls and not calls[index])
+                    or (totals.users and not users[index])
+                ),
             )
         )
         first_pair += slices[index]

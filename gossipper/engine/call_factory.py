@@ -51,11 +51,11 @@ class CallFactory:
     def next_context(self, call_id: str | None, remote: Address) -> CallContext:
         """The next call's context: its number, its Call-ID (the peer's, or ours), -set variables."""
         self._numbering.last_number += 1
-        number = self._numbering.last_number
+        number = self._keywords.call_number_base + self._numbering.last_number
         context = CallContext(
             run=self._run,
             number=number,
-            call_id=call_id or self._format_call_id(number),
+            call_id=call_id or self._keywords.call_id_prefix + self._format_call_id(number),
             remote=remote,
             user_id=number,
             cseq=self._keywords.base_cseq - 1,

@@ -141,7 +141,7 @@ class RunControl:
         """Bind the control socket now (BindError if -cp's port is taken, as SIPp exits), then
         serve it from the loop; without -cp a full range is only a warning."""
         self._loop = loop
-        sock = self._bind()
+        sock = self._bind() if self.settings.socket else None
         if sock is not None:
             loop.create_task(self._serve(sock))
         if self.settings.keyboard and sys.stdin is not None and sys.stdin.isatty():

@@ -31,6 +31,7 @@ from gossipper.engine.other_scenario import OtherScenario, OtherScenarioHost
 from gossipper.engine.run_end import RunEnd, install_signal_handlers
 from gossipper.engine.settings import DefaultBehavior, RunSettings, TransportMode, rate_ceiling
 from gossipper.engine.sip_endpoints import SipEndpoints
+from gossipper.engine.steering import Progress, RunSteering
 from gossipper.engine.timers import TimerWheel
 from gossipper.engine.twin import TwinChannel
 from gossipper.engine.views import RunViews
@@ -76,17 +77,50 @@ def run_scenario(
     other: OtherScenario | None = None,
 ) -> RunOutcome:
     """Run to the end; on_ready is called once the run's sockets are open (for -bg)."""
+    return _run_to_end(settings, scenario, other, on_ready, None)[0]
+
+
+def run_steered(
+    settings: RunSettings, scenario: model.Scenario, other: OtherScenario | None, steering: RunSteering
+) -> tuple[RunOutcome, RunCounters, Progress]:
+    """A cluster node's share of a run, on this thread, steered from others: no signal
+    handlers (the signals are the driver's), counters published to `steering` each second;
+    -> its outcome, its final counters, and what the driver has not read yet."""
+    outcome, run = _run_to_end(settings, scenario, other, None, steering)
+    return outcome, *steering.final(run.counters)
+
+
+def _run_to_end(
+    settings: RunSettings,
+    scenario: model.Scenario,
+    other: OtherScenario | None,
+    on_ready: Callable[[], None] | None,
+    steering: RunSteering | None,
+) -> tuple[RunOutcome, Run]:
     _tune_garbage_collector()
     loop = _install_loop()
     asyncio.set_event_loop(loop)
     try:
-        run = Run(settings, scenario, loop, other)
+        run = Run(settings, scenario, loop, other, steering)
         outcome = loop.run_until_complete(run.main(on_ready))
         if run.ending.fatal_message is not None:
             raise ScenarioFatal(f"<error> action: {run.ending.fatal_message}")
-        return outcome
+        return outcome, run
     finally:
         loop.close()
+
+
+def counters_for(scenario: model.Scenario) -> RunCounters:
+    """A run's counters before its first call: its steps, response-time names and counter=
+    names are known up front, so the -trace_stat header and the screen list them all."""
+    counters = RunCounters()
+    counters.ensure_steps(len(scenario.steps))
+    for name in scenario.rtd_names:
+        counters.rtd_stat(name, scenario.response_time_repartition or DEFAULT_RTT_BUCKETS_MS)
+    for step in scenario.steps:  # in order of first mention
+        if step.counter is not None:
+            counters.generic.setdefault(step.counter, 0)
+    return counters
 
 
 class Run:
@@ -98,21 +132,17 @@ class Run:
         scenario: model.Scenario,
         loop: asyncio.AbstractEventLoop,
         other: OtherScenario | None = None,
+        steering: RunSteering | None = None,
     ) -> None:
         self.settings = settings
+        self.steering = steering
         self.other = other
         self.other_factory: CallFactory | None = None
         self.policy = settings.policy
         self.scenario = scenario
         self.loop = loop
         self.timers = TimerWheel(loop)  # the calls' timers; the run's own use the loop
-        self.counters = RunCounters()
-        self.counters.ensure_steps(len(scenario.steps))
-        for name in scenario.rtd_names:  # known up front so the -trace_stat header lists them
-            self.counters.rtd_stat(name, scenario.response_time_repartition or DEFAULT_RTT_BUCKETS_MS)
-        for step in scenario.steps:  # so are the counter= counters, in order of first mention
-            if step.counter is not None:
-                self.counters.generic.setdefault(step.counter, 0)
+        self.counters = counters_for(scenario)
         self.is_uac = scenario.is_uac
         self.generator: CallGenerator | None = None
         self.factory: CallFactory | None = None
@@ -147,6 +177,7 @@ class Run:
             self._screen_header_fields,
             live_calls=self.dispatcher.calls.keys,
             pause_sessions=self._pause_sessions,
+            record_sink=steering.records if steering is not None else None,
         )
         self.hep = (
             HepSender(settings.hep.address, settings.hep.capture_id, settings.hep.password)
@@ -271,7 +302,10 @@ class Run:
             on_ready()
         self.watchdog.start()
         self.loop.set_exception_handler(self._internal_error)
-        install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
+        if self.steering is None:
+            install_signal_handlers(self.loop, self.soft_stop, self.quit_now, self.views.dump_screen)
+        else:
+            self.steering.attach(self, self.loop)
         generation = self.settings.generation
         if self.is_uac:
             self.generator = CallGenerator(
@@ -358,6 +392,8 @@ class Run:
             self.media.refresh_counters()
             self.views.tick(time.time())
             self._apply_rate_increase()
+            if self.steering is not None:
+                self.steering.publish(self.counters)
 
     def _apply_rate_increase(self) -> None:
         generation, generator = self.settings.generation, self.generator

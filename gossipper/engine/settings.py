@@ -132,6 +132,10 @@ class KeywordSettings:
     dynamic_start: int = 10_000  # [dynamic_id]: first value, the step, and the top before it wraps
     dynamic_step: int = 4
     dynamic_max: int = 12_000
+    # A cluster node's calls: numbered from after this, their Call-IDs led by the prefix, so no
+    # two nodes make the same call number or Call-ID (gossipper/cluster/split.py).
+    call_number_base: int = 0
+    call_id_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,7 @@ class ViewSettings:
     )  # -health_*: judged at the end, into the summary and exit status
     live: LiveOutputSettings = field(default_factory=LiveOutputSettings)  # see stats.live
     quiet: bool = False  # background mode: no screen, no start lines
+    headless: bool = False  # a cluster node's share: the driver prints the summary, not the node
     screen_period_s: float = 1.0  # -f: screen refresh period (0: never refreshed)
 
 
@@ -248,6 +253,7 @@ class ControlSettings:
     ip: str | None = None  # -ci: listen there and take commands from anyone; None: all, own host only
     port: int | None = None  # None: the first free of SIPp's range
     keyboard: bool = True
+    socket: bool = True  # the UDP control socket (a cluster node has none: the driver's steers it)
     rate_scale: float = 1.0  # -rate_scale: what + and - add to the rate (* and / ten times it)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 from gossipper.engine.settings import TraceSettings, ViewSettings
 from gossipper.errors import FileProblem
 from gossipper.scenario import model
 from gossipper.sip.transport import Address, SipTransport
-from gossipper.stats.call_records import CallRecordWriter
+from gossipper.stats.call_records import CallRecordWriter, RecordSink
 from gossipper.stats.counters import RunCounters
 from gossipper.stats.health import HealthReport
 from gossipper.stats.live import LiveOutputs
@@ -83,6 +83,7 @@ class RunViews:
         header_fields: Callable[[], dict[str, object]],
         live_calls: Callable[[], Collection[str]] = frozenset,
         pause_sessions: Callable[[], dict[int, int]] = dict,
+        record_sink: RecordSink | None = None,
     ) -> None:
         self.settings = settings
         self.counters = counters
@@ -134,7 +135,9 @@ class RunViews:
             )
             for name, stat in counters.rtd.items():
                 stat.listener = self.rtt_csv.listener(name, time.time)
-        self.call_records = CallRecordWriter(settings.call_records) if settings.call_records else None
+        self.call_records: RecordSink | None = record_sink
+        if self.call_records is None and settings.call_records:
+            self.call_records = CallRecordWriter(settings.call_records)
         interactive = not settings.quiet and sys.stdout.isatty()
         self._next_screen = 0.0  # when the screen refreshes next (-f)
         self.screen = ScreenRefresher(counters, scenario.step_labels(), self._header, sys.stdout, interactive)
@@ -273,7 +276,7 @@ class RunViews:
                 return
         self.screen_trace.write(self.screen.render(time.time()) + "\n\n")
 
-    def finish(self, tool_version: str) -> HealthReport:
+    def finish(self, tool_version: str, summary_extra: Mapping[str, object] | None = None) -> HealthReport:
         """Close every output and print the summary; -> the health gates' verdict."""
         now = time.time()
         self._report(now)
@@ -295,15 +298,16 @@ class RunViews:
                 trace.close()
         if not self.settings.quiet:
             self.screen.final(now)
-        print(
-            format_summary_text(self.counters),
-            file=sys.stderr if self.settings.summary_json == "-" else sys.stdout,
-        )
+        if not self.settings.headless:
+            print(
+                format_summary_text(self.counters),
+                file=sys.stderr if self.settings.summary_json == "-" else sys.stdout,
+            )
         gates = self.settings.health
         verdict = health_report(self.counters, tool_version, gates)
         for line in verdict.failure_lines():
             print(f"gossipper: {line}", file=sys.stderr)
         if self.settings.summary_json:
-            write_summary_json(self.settings.summary_json, self.counters, tool_version, gates)
+            write_summary_json(self.settings.summary_json, self.counters, tool_version, gates, summary_extra)
         self.live.write_report(tool_version, gates)
         return verdict

@@ -9,9 +9,17 @@ run, and a reader following the file sees each call within about a second.
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from gossipper.errors import FileProblem
+
+
+class RecordSink(Protocol):
+    """Where ended calls' records go: this file, or a cluster node's buffer the driver empties."""
+
+    def write(self, record: dict[str, object]) -> None: ...
+    def flush(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class CallRecordWriter:

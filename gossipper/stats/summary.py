@@ -10,6 +10,7 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from gossipper.stats.atomic_file import write_atomically
@@ -138,10 +139,17 @@ def health_report(counters: RunCounters, tool_version: str, gates: HealthGates) 
 
 
 def write_summary_json(
-    path: str, counters: RunCounters, tool_version: str, gates: HealthGates | None = None
+    path: str,
+    counters: RunCounters,
+    tool_version: str,
+    gates: HealthGates | None = None,
+    extra: Mapping[str, object] | None = None,
 ) -> None:
-    """Write via a temp file and rename so a CI script polling the path never reads half a file."""
-    text = json.dumps(summary_dict(counters, tool_version, gates), indent=2) + "\n"
+    """Write via a temp file and rename so a CI script polling the path never reads half a file.
+    `extra` adds sections of the run's own (a cluster run's `nodes`)."""
+    document = summary_dict(counters, tool_version, gates)
+    document.update(extra or {})
+    text = json.dumps(document, indent=2) + "\n"
     if path == "-":
         sys.stdout.write(text)
         sys.stdout.flush()

@@ -32,10 +32,29 @@ def test_ray_addresses_are_taken_as_given(address: str) -> None:
         ([*STANDALONE, "-cluster", "auto", "-cluster_nodes", "0"], "-cluster_nodes: must be at least 1"),
         ([*STANDALONE, "-cluster", "local:2", "-cluster_nodes", "3"], "-cluster_nodes: 3 nodes asked of"),
         ([*STANDALONE, "-cluster", "local:8"], "-cluster_nodes: 8 nodes need at least 8 streams"),
-        (["127.0.0.1", "-sn", "uac", "-cluster", "local:2"], "-cluster: only the standalone generator"),
+        (
+            ["-rtp_send", "-rtp_addr", "127.0.0.1:40000", "-cluster", "local:2"],
+            "-cluster: the standalone generator runs on a cluster with -media_scale",
+        ),
+        (
+            ["127.0.0.1", "-sn", "uac", "-cluster", "local:2", "-3pcc", "127.0.0.1:5000"],
+            "-cluster: -3pcc: 3PCC pairs",
+        ),
+        (
+            ["127.0.0.1", "-sn", "uac", "-cluster_media_ips", "127.0.0.2"],
+            "-cluster_media_ips: needs -cluster",
+        ),
+        (
+            ["127.0.0.1", "-sn", "uac", "-cluster", "local:2", "-cluster_media_ips", "127.0.0.2"],
+            "-cluster_media_ips: 1 address(es) for 2 nodes",
+        ),
+        (
+            ["127.0.0.1", "-sn", "uac", "-cluster", "auto", "-cluster_media_ips", "127.0.0.2,host"],
+            "-cluster_media_ips: 'host' is not an IP address",
+        ),
         (
             [*STANDALONE, "-cluster", "local:2", "-stats_jsonl", "x.jsonl"],
-            "-cluster: -stats_jsonl not merged",
+            "-cluster: -stats_jsonl not merged across the nodes of a -rtp_send run",
         ),
     ],
 )

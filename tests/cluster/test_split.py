@@ -66,6 +66,9 @@ TOTALS = st.builds(
     max_calls=st.integers(min_value=0, max_value=10**7),
     max_concurrent=st.integers(min_value=0, max_value=10**6),
     streams=st.integers(min_value=0, max_value=30_000),
+    users=st.integers(min_value=0, max_value=10**5),
+    rate_increase=st.floats(min_value=0.0, max_value=1_000.0, allow_nan=False),
+    rate_max=st.floats(min_value=0.0, max_value=10_000.0, allow_nan=False),
     base_port=st.integers(min_value=1024, max_value=40_000),
     max_port=st.just(65535),
 )
@@ -79,7 +82,10 @@ def test_plan_shares_add_up(totals: RunTotals, nodes: int) -> None:
     assert sum(share.max_calls for share in shares) == totals.max_calls
     assert sum(share.max_concurrent for share in shares) == totals.max_concurrent
     assert sum(share.streams for share in shares) == totals.streams
-    for field in ("max_calls", "max_concurrent", "streams"):
+    assert sum(share.users for share in shares) == totals.users
+    assert sum(share.rate_increase for share in shares) == totals.rate_increase
+    assert sum(share.rate_max for share in shares) == totals.rate_max
+    for field in ("max_calls", "max_concurrent", "streams", "users"):
         values = [getattr(share, field) for share in shares]
         assert max(values) - min(values) <= 1
 
@@ -126,6 +132,19 @@ def test_nodes_left_without_work_are_idle() -> None:
     assert [share.max_calls for share in shares] == [1, 1, 0]
     shares = plan(RunTotals(streams=0, rate=10.0), 3)  # -m 0: no limit, every node works
     assert not any(share.idle for share in shares)
+    shares = plan(RunTotals(users=2), 3)  # -users 0 would mean a rate-driven node
+    assert [share.idle for share in shares] == [False, False, True]
+
+
+def test_a_share_describes_itself_in_a_line() -> None:
+    streams, calls = (
+        plan(RunTotals(streams=3, base_port=6000, max_port=6011), 2)[0],
+        plan(RunTotals(rate=10.0, max_calls=5, max_concurrent=4, base_port=6000, max_port=6011), 2)[1],
+    )
+    assert streams.describe() == "2 stream(s) from ports 6000..6005"
+    assert calls.describe() == (
+        "-r 5, -m 2, -l 2, media ports 6006..6011, calls numbered from 4, Call-IDs n1-..."
+    )
 
 
 def test_too_few_ports_for_the_nodes_is_refused() -> None:

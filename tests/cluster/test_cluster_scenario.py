@@ -1,0 +1,175 @@
+"""SIP scenarios spread over the nodes of a local Ray cluster, against SIPp's UAS on loopback:
+every call must succeed at both ends, the nodes must never share a call number, a Call-ID
+or a media port, and the driver's outputs (summary, call records, -trace_stat, -stats_jsonl)
+must hold the merged run. Control commands sent to the driver must reach every node."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
+from tests.e2e.processes import SIPP, needs_sipp, wait_bound
+
+pytest.importorskip("ray", reason="Ray is not installed (pip install gossipper[cluster])")
+
+NODES_USED = 2
+CALLS = 40
+HOLD_MS = 1000
+PACKETS_PER_CALL = HOLD_MS // 20
+
+
+def _sipp_uas(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], int]:
+    assert SIPP is not None
+    port = free_port()
+    process = subprocess.Popen(
+        [SIPP, "-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-nostdin", *args],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_bound(port, process=process)
+    return process, port
+
+
+def _gossipper(*args: str) -> list[str]:
+    return [sys.executable, "-m", "gossipper", "sipp", *args, "-nostdin"]
+
+
+@needs_sipp
+def test_invite_media_scale_over_two_nodes_against_sipp_uas(cluster: Any, tmp_path: Path) -> None:
+    peer_media = free_ports_below_ephemeral(2)
+    sipp, port = _sipp_uas(tmp_path, "-mp", str(peer_media), "-m", str(CALLS))
+    base = free_ports_below_ephemeral(2 * CALLS)
+    summary, records, jsonl = tmp_path / "summary.json", tmp_path / "calls.jsonl", tmp_path / "stats.jsonl"
+    try:
+        run = subprocess.run(
+            _gossipper(
+                "-sn", "invite_media_scale", f"{LOOPBACK}:{port}", "-i", LOOPBACK,
+                "-m", str(CALLS), "-r", "40", "-d", str(HOLD_MS),
+                "-mp", str(base), "-max_rtp_port", str(base + 2 * CALLS - 1), "-media_rtprio", "0",
+                "-cluster", cluster.address, "-cluster_nodes", str(NODES_USED),
+                "-summary_json", str(summary), "-call_records", str(records),
+                "-stats_jsonl", str(jsonl), "-trace_stat", "-fd", "1",
+                "-health_min_success_ratio", "1.0",
+            ),
+            capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        sipp_status = sipp.wait(timeout=60)
+    finally:
+        if sipp.poll() is None:
+            sipp.kill()
+    assert sipp_status == 0, sipp.stderr.read() if sipp.stderr else ""  # SIPp saw every call end well
+    document = json.loads(summary.read_text())
+    assert document["success_calls"] == CALLS and document["failed_calls"] == 0
+    nodes = document["nodes"]
+    assert [node["status"] for node in nodes] == ["ok"] * NODES_USED
+    assert len({node["node_id"] for node in nodes}) == NODES_USED
+    assert {node["address"] for node in nodes} == {LOOPBACK}
+    assert [node["calls_created"] for node in nodes] == [CALLS // NODES_USED] * NODES_USED
+    media = document["media"]
+    assert media["streams_started"] == CALLS
+    assert media["rtp_packets_sent"] == sum(node["rtp_packets_sent"] for node in nodes)
+    assert CALLS * PACKETS_PER_CALL <= media["rtp_packets_sent"] <= CALLS * (PACKETS_PER_CALL + 2)
+    assert document["health"]["passed"] is True
+
+    # One record per call, written by the driver: distinct numbers, Call-IDs and media ports,
+    # each node's from its own slice.
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    assert len(lines) == CALLS
+    assert sorted(line["call"] for line in lines) == list(range(1, CALLS + 1))
+    call_ids = [line["call_id"] for line in lines]
+    assert len(set(call_ids)) == CALLS
+    slices = {f"n{index}-": node["ports"] for index, node in enumerate(nodes)}
+    assert {call_id[:3] for call_id in call_ids} == set(slices)
+    ports = []
+    for line in lines:
+        assert line["outcome"] == "success"
+        low, high = (int(end) for end in slices[line["call_id"][:3]].split(".."))
+        (stream,) = line["media"]["streams"]
+        port = int(stream["local"].rpartition(":")[2])
+        assert low <= port <= high
+        ports.append(port)
+    assert len(set(ports)) == CALLS
+
+    # The driver's periodic outputs hold the merged run.
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert rows and rows[-1]["calls_succeeded_total"] == CALLS
+    (stat_csv,) = tmp_path.glob("invite_media_scale_*_.csv")
+    assert stat_csv.read_text().count("\n") >= 2
+    # The live line names every node each second.
+    live = [line for line in run.stderr.splitlines() if line.startswith("gossipper: cluster ")]
+    assert live and all(node["name"] in live[-1] for node in nodes), run.stderr
+
+
+def _control(port: int, text: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(text.encode(), (LOOPBACK, port))
+
+
+def _created(stats: Path) -> int:
+    rows = stats.read_text().splitlines() if stats.exists() else []
+    return int(json.loads(rows[-1])["calls_created_total"]) if rows else 0
+
+
+def _wait_for(condition: Any, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+@needs_sipp
+def test_rate_and_quit_from_the_control_socket_reach_every_node(cluster: Any, tmp_path: Path) -> None:
+    sipp, port = _sipp_uas(tmp_path)
+    control = free_port()
+    summary, stats = tmp_path / "summary.json", tmp_path / "stats.jsonl"
+    run = subprocess.Popen(
+        _gossipper(
+            "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-r", "1", "-d", "0",
+            "-cluster", cluster.address, "-cluster_nodes", str(NODES_USED), "-cp", str(control),
+            "-summary_json", str(summary), "-stats_jsonl", str(stats), "-fd", "1",
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _created(stats) >= 1, "no call from the cluster run")
+        slow = _created(stats)
+        _control(control, "cset rate 60")  # 30 calls/s on each node
+        _wait_for(lambda: _created(stats) >= slow + 60, "the rate change did not reach the nodes")
+        _control(control, "q")  # a soft stop: every node's calls end, then the run
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        sipp.kill()
+    assert run.returncode == 0, err
+    document = json.loads(summary.read_text())
+    nodes = document["nodes"]
+    assert [node["status"] for node in nodes] == ["ok"] * NODES_USED
+    # both nodes took the new rate: each made far more calls than 1 call/s would have
+    assert all(node["calls_created"] >= 20 for node in nodes), nodes
+    assert document["failed_calls"] == 0
+    assert document["success_calls"] == sum(node["calls_succeeded"] for node in nodes)
+
+
+def test_a_server_scenario_is_refused_in_one_line(tmp_path: Path) -> None:
+    run = subprocess.run(
+        _gossipper("-sn", "uas", "-cluster", "local:2", "-m", "1"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert run.returncode != 0
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "-cluster: uas is a server scenario" in lines[0], run.stderr
