@@ -74,7 +74,7 @@ def validate(config: Config) -> None:
 
 def _check_cluster(config: Config, media_scale: bool) -> None:
     """-cluster: Ray is there, and the run is one a cluster can spread: the standalone
-    generator (whose live outputs are not merged across nodes yet) or a client scenario."""
+    generator or a client scenario."""
     if config.cluster_address is None:
         for flag, given in (
             ("-cluster_nodes", config.cluster_nodes),
@@ -109,12 +109,6 @@ def _check_cluster(config: Config, media_scale: bool) -> None:
         )
     if not config.rtp_send:
         return
-    live = [flag for flag, value in _live_outputs(config) if value is not None]
-    if live:
-        raise UsageError(
-            f"-cluster: {', '.join(live)} not merged across the nodes of a -rtp_send run yet; "
-            "use -summary_json"
-        )
     if nodes is not None and config.rtp_streams < nodes:
         raise UsageError(f"-cluster_nodes: {nodes} nodes need at least {nodes} streams (-rtp_streams)")
     # the nodes' port slices cut one range, so the run's streams must fit it as on one host
@@ -123,14 +117,6 @@ def _check_cluster(config: Config, media_scale: bool) -> None:
 
 def _twin_flags(config: Config) -> tuple[tuple[str, object], ...]:
     return (("-3pcc", config.twin_3pcc), ("-master", config.twin_master), ("-slave", config.twin_slave))
-
-
-def _live_outputs(config: Config) -> tuple[tuple[str, object], ...]:
-    return (
-        ("-metrics_addr", config.metrics_address),
-        ("-stats_jsonl", config.stats_jsonl),
-        ("-summary_html", config.summary_html),
-    )
 
 
 def _check_output_file(flag: str, path: str | None) -> None:

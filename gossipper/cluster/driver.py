@@ -35,7 +35,7 @@ from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
 from gossipper.stats.health import HealthGates
-from gossipper.stats.live import LiveOutputSettings
+from gossipper.stats.live import LiveOutputs, LiveOutputSettings
 from gossipper.stats.merge import merge_media
 from gossipper.stats.summary import by_errno, health_report, write_summary_json
 
@@ -58,17 +58,47 @@ def run_cluster_standalone(
         )
         states = place(ray, shares)
         announce(states)
-        started_at = time.time()
-        for state in states:
-            media_ip = media_ips[state.share.index] if media_ips else None
-            state.result = state.actor.run_streams.remote(_node_settings(settings, state.share, media_ip))
-        stop = threading.Event()
-        with _stop_on_signals(stop):
-            _collect(ray, states, stop)
-        finished_at = time.time()
-    counters = RunCounters(started_at=started_at, finished_at=finished_at)
+        counters = RunCounters()
+        outputs = LiveOutputs(settings.live, counters, sip=False)  # on the merged counters
+        try:
+            outputs.open()
+            outputs.start(counters.started_at)
+            for state in states:
+                media_ip = media_ips[state.share.index] if media_ips else None
+                state.result = state.actor.run_streams.remote(_node_settings(settings, state.share, media_ip))
+            stop = threading.Event()
+            with _stop_on_signals(stop):
+                _collect(ray, states, stop, _Periods(outputs, counters, states, settings.stat_period_s))
+        except BaseException:
+            outputs.close()
+            raise
+        counters.finished_at = time.time()
     counters.media = merge_media(state.counters.media for state in states)
-    return _report(settings, counters, states)
+    outputs.finish(counters.finished_at)
+    outcome = _report(settings, counters, states)
+    outputs.write_report(__version__, settings.health)
+    return outcome
+
+
+class _Periods:
+    """The live outputs (-metrics_addr, -stats_jsonl, -summary_html) read the nodes' merged
+    counters: sampled each second, a row each -fd."""
+
+    def __init__(
+        self, outputs: LiveOutputs, counters: RunCounters, states: list[NodeState], period_s: float
+    ) -> None:
+        self.outputs = outputs
+        self.counters = counters
+        self.states = states
+        self.period_s = period_s if period_s > 0 else POLL_S
+        self.next_at = time.monotonic() + self.period_s
+
+    def second(self) -> None:
+        self.counters.media = merge_media(state.counters.media for state in self.states)
+        self.outputs.tick(time.time())
+        if time.monotonic() >= self.next_at:
+            self.outputs.period(time.time())
+            self.next_at = time.monotonic() + self.period_s
 
 
 def _node_settings(
@@ -86,7 +116,7 @@ def _node_settings(
     )
 
 
-def _collect(ray: Any, states: list[NodeState], stop: threading.Event) -> None:
+def _collect(ray: Any, states: list[NodeState], stop: threading.Event, periods: _Periods) -> None:
     """Until every node has ended: their reports each second, their results as they come.
     A stop (Ctrl-C) is passed to every node, which then ends and reports as at a normal end."""
     stopping = False
@@ -100,6 +130,7 @@ def _collect(ray: Any, states: list[NodeState], stop: threading.Event) -> None:
         for state in wait_for_results(ray, states, POLL_S):
             state.finish(ray)
         poll(ray, states)
+        periods.second()
         live.show()
 
 

@@ -52,10 +52,6 @@ def test_ray_addresses_are_taken_as_given(address: str) -> None:
             ["127.0.0.1", "-sn", "uac", "-cluster", "auto", "-cluster_media_ips", "127.0.0.2,host"],
             "-cluster_media_ips: 'host' is not an IP address",
         ),
-        (
-            [*STANDALONE, "-cluster", "local:2", "-stats_jsonl", "x.jsonl"],
-            "-cluster: -stats_jsonl not merged across the nodes of a -rtp_send run",
-        ),
     ],
 )
 def test_bad_cluster_flags_give_one_line_and_exit_1(

@@ -77,7 +77,7 @@ def test_streams_spread_over_three_nodes_add_up_to_what_the_receiver_got(
     streams = NODES * STREAMS_PER_NODE
     base = free_ports_below_ephemeral(2 * streams)
     receiver = Receiver()
-    summary = tmp_path / "summary.json"
+    summary, jsonl, html = tmp_path / "summary.json", tmp_path / "stats.jsonl", tmp_path / "report.html"
     try:
         run = subprocess.run(
             [
@@ -85,7 +85,8 @@ def test_streams_spread_over_three_nodes_add_up_to_what_the_receiver_got(
                 "-rtp_streams", str(streams), "-rtp_addr", f"{LOOPBACK}:{receiver.port}",
                 "-rtp_dur", str(DURATION_MS), "-mp", str(base), "-max_rtp_port", str(base + 2 * streams - 1),
                 "-media_rtprio", "0", "-cluster", cluster.address, "-summary_json", str(summary),
-                "-health_max_late_pct", "100", "-nostdin",
+                "-health_max_late_pct", "100", "-stats_jsonl", str(jsonl), "-fd", "1",
+                "-summary_html", str(html), "-nostdin",
             ],
             capture_output=True, text=True, timeout=240,
         )  # fmt: skip
@@ -115,6 +116,10 @@ def test_streams_spread_over_three_nodes_add_up_to_what_the_receiver_got(
     assert gate["value"] == pytest.approx(100.0 * media["late_packets"] / media["rtp_packets_sent"])
     assert document["health"]["passed"] is True
     assert "gossipper: rtp_send done on 3 node(s)" in run.stdout
+    # the live outputs read the merged counters too: the last row's total is the summary's
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert rows and rows[-1]["rtp_packets_sent_total"] == media["rtp_packets_sent"]
+    assert "uPlot" in html.read_text()
 
 
 def _start_run(cluster: Any, receiver: Receiver, summary: Path, streams: int, duration_ms: int) -> Any:
