@@ -6,6 +6,8 @@ must hold the merged run. Control commands sent to the driver must reach every n
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -173,3 +175,52 @@ def test_a_server_scenario_is_refused_in_one_line(tmp_path: Path) -> None:
     assert run.returncode != 0
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and "-cluster: uas is a server scenario" in lines[0], run.stderr
+
+
+def _node_runner_pids() -> list[int]:
+    """The engines' processes: Ray names an actor's worker after its class."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().split(b"\0")[0]
+            except OSError:
+                continue
+            if title.startswith(b"ray::NodeRunner"):
+                pids.append(int(entry.name))
+    return pids
+
+
+@needs_sipp
+def test_a_node_killed_mid_call_run_is_named_and_the_run_ends_degraded(cluster: Any, tmp_path: Path) -> None:
+    sipp, port = _sipp_uas(tmp_path)
+    summary, stats = tmp_path / "summary.json", tmp_path / "stats.jsonl"
+    run = subprocess.Popen(
+        _gossipper(
+            "-sn", "uac", f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-r", "30", "-d", "200",
+            "-cluster", cluster.address, "-summary_json", str(summary),
+            "-stats_jsonl", str(stats), "-fd", "1",
+        ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: _created(stats) >= 60, "no calls from the cluster run")
+        runners = _node_runner_pids()
+        assert len(runners) == 3, runners
+        os.kill(runners[0], signal.SIGKILL)
+        killed_at = _created(stats)
+        _wait_for(lambda: _created(stats) >= killed_at + 60, "the other nodes did not go on")
+        run.send_signal(signal.SIGINT)
+        _, err = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        sipp.kill()
+    assert run.returncode == 3, err  # degraded, though no call failed
+    document = json.loads(summary.read_text())
+    nodes = document["nodes"]
+    assert sorted(node["status"] for node in nodes) == ["ok", "ok", "partial"]
+    (lost,) = [node for node in nodes if node["status"] == "partial"]
+    assert f"gossipper: cluster: {lost['name']} lost" in err
+    assert lost["calls_created"] > 0  # its counts up to its last report are kept
+    assert document["success_calls"] == sum(node["calls_succeeded"] for node in nodes)
