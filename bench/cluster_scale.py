@@ -1,35 +1,43 @@
-"""What spreading a standalone run over Ray nodes costs per packet (issue 17's bench).
+"""What spreading a run over Ray nodes costs per packet and per call (issue 17's bench).
 
-The same total work (--streams PCMU streams at 20 ms for --seconds toward a loopback sink
-that never reads) runs three ways on this machine: as one plain `gossipper sipp -rtp_send`
-process, and with `-cluster` on a local Ray cluster (ray.cluster_utils.Cluster, each node
-offering one `gossipper` resource) over 1 node and over --nodes nodes. A cluster node's CPU
-is what its process spent on its run (`nodes[].cpu_s` of -summary_json: its engine's threads
-and Ray's own in that process); the plain process' CPU is its whole life from /proc (start-up
-included, so it reads a little high). A row of --nodes plain processes at once, each with its
-share and no Ray, shows what several engines sharing this machine's cores cost by themselves
-(on a real cluster each node has cores of its own). The checks, that the cluster layer adds no
-per-packet cost: a 1-node cluster spends at most MAX_RATIO x the CPU per packet of one process,
-and a cluster over --nodes nodes at most MAX_RATIO x that of --nodes processes without Ray.
-(On a 2-core machine, two engines of 1,000 streams each cost about 12% more per packet than one
-of 2,000, Ray or not: twice the sender threads waking each millisecond on the same cores.)
+The same total work runs four ways on this machine: as one plain `gossipper sipp` process,
+as --nodes plain processes at once (each with its share and no Ray), and with `-cluster` on a
+local Ray cluster (ray.cluster_utils.Cluster, each node offering one `gossipper` resource) over
+1 node and over --nodes nodes. The work is --streams standalone PCMU streams at 20 ms for
+--seconds toward a loopback sink that never reads, or with --calls N, N `invite_media_scale`
+calls (each holding one stream for --seconds) against SIPp's UAS on loopback. A cluster node's
+CPU is what its process spent on its run (its engine and Ray's own in that process), a plain
+process' what it spent on its run (both the summary's `cpu_s`, measured the same way: start-up
+left out, every thread of the process in); the plain processes' whole lives from /proc are
+shown beside (`CPU s, whole life`). The plain processes
+at once show what several engines sharing this machine's cores cost by themselves (on a real
+cluster each node has cores of its own). The checks, that the cluster layer adds no per-packet
+cost: a 1-node cluster spends at most MAX_RATIO x the CPU per packet of one process, and a
+cluster over --nodes nodes at most MAX_RATIO x that of --nodes processes without Ray. (On a
+2-core machine, two engines of 1,000 streams each cost about 12% more per packet than one of
+2,000, Ray or not: twice the sender threads waking each millisecond on the same cores.)
 
-    .venv/bin/python -m bench.cluster_scale [--streams 2000] [--seconds 10] [--nodes 2]
+    .venv/bin/python -m bench.cluster_scale [--streams 2000 | --calls 1000] [--seconds 10] [--nodes 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import shutil
 import socket
 import subprocess
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import gossipper_command, markdown_header, run_and_measure_cpu
-from gossipper.cli.ports import LOOPBACK, free_ports_below_ephemeral
+from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
 
 MAX_RATIO = 1.10
 
@@ -40,53 +48,77 @@ class Row:
     packets: int
     cpu_s: float
     on_time_2ms: int
+    calls: int = 0
+    whole_life_cpu_s: float | None = None  # a plain process' from /proc, start-up included
 
     @property
     def us_per_packet(self) -> float:
         return 1e6 * self.cpu_s / self.packets if self.packets else float("nan")
 
-
-def _args(streams: int, seconds: int, sink_port: int, summary: Path) -> list[str]:
-    base = free_ports_below_ephemeral(2 * streams)
-    return [
-        "-rtp_send", "-media_scale", "-rtp_streams", str(streams), "-rtp_addr", f"{LOOPBACK}:{sink_port}",
-        "-rtp_dur", str(seconds * 1000), "-mp", str(base), "-max_rtp_port", str(base + 2 * streams - 1),
-        "-summary_json", str(summary), "-nostdin",
-    ]  # fmt: skip
+    @property
+    def us_per_call(self) -> float:
+        return 1e6 * self.cpu_s / self.calls if self.calls else float("nan")
 
 
-def _plain(streams: int, seconds: int, sink_port: int, folder: Path) -> Row:
-    summary = folder / "plain.json"
-    code, cpu_s = run_and_measure_cpu(
-        gossipper_command(*_args(streams, seconds, sink_port, summary)),
-        timeout=seconds + 120,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+@dataclass
+class Work:
+    """The run's total work: standalone streams, or invite_media_scale calls (one stream
+    each) toward a SIP peer."""
+
+    streams: int
+    seconds: int
+    sink_port: int
+    calls: int = 0
+    sip_peer: str | None = None
+
+    @property
+    def units(self) -> int:
+        return self.calls if self.sip_peer else self.streams
+
+    def args(self, units: int, base: int, summary: Path) -> list[str]:
+        ports = ["-mp", str(base), "-max_rtp_port", str(base + 2 * units - 1)]
+        if self.sip_peer is not None:
+            # every call starts within the first 2 s and holds its stream for --seconds
+            return [
+                "-sn", "invite_media_scale", self.sip_peer, "-i", LOOPBACK, "-m", str(units),
+                "-l", str(units), "-r", str(max(1, units // 2)), "-d", str(self.seconds * 1000),
+                *ports, "-summary_json", str(summary), "-nostdin",
+            ]  # fmt: skip
+        return [
+            "-rtp_send", "-media_scale", "-rtp_streams", str(units),
+            "-rtp_addr", f"{LOOPBACK}:{self.sink_port}", "-rtp_dur", str(self.seconds * 1000),
+            *ports, "-summary_json", str(summary), "-nostdin",
+        ]  # fmt: skip
+
+
+def _row(mode: str, documents: list[dict[str, Any]], whole_life_cpu_s: float | None) -> Row:
+    media = [document["media"] for document in documents]
+    return Row(
+        mode,
+        sum(int(part["rtp_packets_sent"]) for part in media),
+        sum(float(document["cpu_s"]) for document in documents),
+        sum(int(part["on_time_2ms"]) for part in media),
+        sum(int(document.get("success_calls", 0)) for document in documents),
+        whole_life_cpu_s,
     )
-    if code != 0:
-        raise SystemExit(f"the one-process run exited {code}")
-    media = json.loads(summary.read_text())["media"]
-    return Row("one process", media["rtp_packets_sent"], cpu_s, media["on_time_2ms"])
 
 
-def _processes(count: int, streams: int, seconds: int, sink_port: int, folder: Path) -> Row:
-    """`count` plain processes at once, each with its share of the streams and of the ports,
-    no Ray: what two engines sharing this machine's cores cost without the cluster layer."""
-    shares = [streams // count + (1 if index < streams % count else 0) for index in range(count)]
+def _processes(count: int, work: Work, folder: Path) -> Row:
+    """`count` plain processes at once, each with its share of the work and of the ports, no
+    Ray: with 1, the single host; with more, what several engines sharing this machine's
+    cores cost without the cluster layer."""
+    shares = [work.units // count + (1 if index < work.units % count else 0) for index in range(count)]
     results: list[tuple[int, float]] = [(0, 0.0)] * count
-    summaries = [folder / f"process{index}.json" for index in range(count)]
-    commands = []
-    base = free_ports_below_ephemeral(2 * streams)
-    for index, share in enumerate(shares):
-        first = base + 2 * sum(shares[:index])
-        args = _args(share, seconds, sink_port, summaries[index])
-        args[args.index("-mp") + 1] = str(first)
-        args[args.index("-max_rtp_port") + 1] = str(first + 2 * share - 1)
-        commands.append(gossipper_command(*args))
+    summaries = [folder / f"process{count}-{index}.json" for index in range(count)]
+    base = free_ports_below_ephemeral(2 * work.units)
+    commands = [
+        gossipper_command(*work.args(share, base + 2 * sum(shares[:index]), summaries[index]))
+        for index, share in enumerate(shares)
+    ]
 
     def run(index: int) -> None:
         results[index] = run_and_measure_cpu(
-            commands[index], timeout=seconds + 120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            commands[index], timeout=work.seconds + 120, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
 
     threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
@@ -94,27 +126,46 @@ def _processes(count: int, streams: int, seconds: int, sink_port: int, folder: P
         thread.start()
     for thread in threads:
         thread.join()
-    media = [json.loads(summary.read_text())["media"] for summary in summaries]
-    return Row(
-        f"{count} processes, no Ray",
-        sum(part["rtp_packets_sent"] for part in media),
-        sum(cpu_s for _, cpu_s in results),
-        sum(part["on_time_2ms"] for part in media),
-    )
+    if any(code != 0 for code, _ in results):
+        raise SystemExit(f"a plain process failed: exit statuses {[code for code, _ in results]}")
+    documents = [json.loads(summary.read_text()) for summary in summaries]
+    mode = "one process" if count == 1 else f"{count} processes, no Ray"
+    return _row(mode, documents, sum(cpu_s for _, cpu_s in results))
 
 
-def _cluster(address: str, nodes: int, streams: int, seconds: int, sink_port: int, folder: Path) -> Row:
+def _cluster(address: str, nodes: int, work: Work, folder: Path) -> Row:
     summary = folder / f"cluster{nodes}.json"
+    base = free_ports_below_ephemeral(2 * work.units)
     command = gossipper_command(
-        *_args(streams, seconds, sink_port, summary), "-cluster", address, "-cluster_nodes", str(nodes)
+        *work.args(work.units, base, summary), "-cluster", address, "-cluster_nodes", str(nodes)
     )
     subprocess.run(
-        command, check=True, timeout=seconds + 180, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, check=True, timeout=work.seconds + 180, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     document = json.loads(summary.read_text())
-    cpu_s = sum(node["cpu_s"] for node in document["nodes"])
-    media = document["media"]
-    return Row(f"cluster, {nodes} node(s)", media["rtp_packets_sent"], cpu_s, media["on_time_2ms"])
+    return _row(f"cluster, {nodes} node(s)", [document], None)
+
+
+@contextlib.contextmanager
+def _sipp_uas(calls: int) -> Iterator[str]:
+    """SIPp's UAS answering every call; its media port takes the streams and never reads."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        raise SystemExit("--calls needs SIPp (Debian sip-tester) as the UAS")
+    port, media = free_port(), free_ports_below_ephemeral(2)
+    process = subprocess.Popen(
+        [sipp, "-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-mp", str(media), "-nostdin"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        time.sleep(1.0)
+        if process.poll() is not None:
+            raise SystemExit(f"SIPp's UAS exited {process.returncode} at start")
+        yield f"{LOOPBACK}:{port}"
+    finally:
+        process.kill()
+        process.wait()
 
 
 def main() -> int:
@@ -122,39 +173,59 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--streams", type=int, default=2000)
+    parser.add_argument("--calls", type=int, default=0, help="invite_media_scale calls instead of streams")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--nodes", type=int, default=2)
     options = parser.parse_args()
     from ray.cluster_utils import Cluster
 
-    node_args = {"num_cpus": 1, "resources": {"gossipper": 1}}
+    node_args: dict[str, Any] = {"num_cpus": 1, "resources": {"gossipper": 1}}
     cluster = Cluster(initialize_head=True, head_node_args={**node_args, "include_dashboard": False})
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sink.bind((LOOPBACK, 0))
-    port = sink.getsockname()[1]
     try:
         for _ in range(options.nodes - 1):
             cluster.add_node(**node_args)
         cluster.wait_for_nodes()
-        with tempfile.TemporaryDirectory() as temporary:
-            folder = Path(temporary)
+        with contextlib.ExitStack() as stack:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            peer = stack.enter_context(_sipp_uas(options.calls)) if options.calls else None
+            work = Work(options.streams, options.seconds, sink.getsockname()[1], options.calls, peer)
             rows = [
-                _plain(options.streams, options.seconds, port, folder),
-                _processes(options.nodes, options.streams, options.seconds, port, folder),
-                _cluster(cluster.address, 1, options.streams, options.seconds, port, folder),
-                _cluster(cluster.address, options.nodes, options.streams, options.seconds, port, folder),
+                _processes(1, work, folder),
+                _processes(options.nodes, work, folder),
+                _cluster(cluster.address, 1, work, folder),
+                _cluster(cluster.address, options.nodes, work, folder),
             ]
     finally:
         sink.close()
         cluster.shutdown()
-    print(f"{options.streams} PCMU streams at 20 ms for {options.seconds} s toward a loopback sink\n")
-    print(markdown_header("mode", "packets", "CPU s", "us/packet", "<=2 ms", "vs one process"))
+    if options.calls:
+        held = f"each holding a stream {options.seconds} s"
+        print(f"{options.calls} invite_media_scale calls, {held}, against SIPp's UAS\n")
+    else:
+        print(f"{options.streams} PCMU streams at 20 ms for {options.seconds} s toward a loopback sink\n")
+    print(
+        markdown_header(
+            "mode",
+            "calls",
+            "packets",
+            "CPU s",
+            "CPU s, whole life",
+            "us/call",
+            "us/packet",
+            "<=2 ms",
+            "vs one process",
+        )
+    )
     plain = rows[0].us_per_packet
     for row in rows:
         share = 100.0 * row.on_time_2ms / row.packets if row.packets else 0.0
+        whole = "" if row.whole_life_cpu_s is None else f"{row.whole_life_cpu_s:.2f}"
         print(
-            f"| {row.mode} | {row.packets} | {row.cpu_s:.2f} | {row.us_per_packet:.3f} | {share:.2f} % | "
+            f"| {row.mode} | {row.calls} | {row.packets} | {row.cpu_s:.2f} | {whole} | "
+            f"{row.us_per_call:.1f} | {row.us_per_packet:.3f} | {share:.2f} % | "
             f"{row.us_per_packet / plain:.3f} |"
         )
     checks = [

@@ -74,6 +74,7 @@ def run_cluster_standalone(
             raise
         counters.finished_at = time.time()
     counters.media = merge_media(state.counters.media for state in states)
+    counters.process_cpu_s = sum(state.counters.process_cpu_s for state in states)
     outputs.finish(counters.finished_at)
     outcome = _report(settings, counters, states)
     outputs.write_report(__version__, settings.health)

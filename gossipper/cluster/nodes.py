@@ -84,8 +84,9 @@ class NodeRunner:
         cpu_before = time.process_time()
         counters = run_node_streams(settings, self.stop_event, self._report)
         counters.started_at = started_at
+        counters.process_cpu_s = time.process_time() - cpu_before
         register_frozen_dataclasses()
-        return NodeResult(counters, time.process_time() - cpu_before)
+        return NodeResult(counters, counters.process_cpu_s)
 
     def run_scenario(
         self, settings: RunSettings, scenario: Scenario, other: OtherScenario | None
@@ -93,8 +94,9 @@ class NodeRunner:
         cpu_before = time.process_time()
         assert self.steering is not None, "the driver sets steering up before the run"
         outcome, counters, tail = run_steered(settings, scenario, other, self.steering)
+        counters.process_cpu_s = time.process_time() - cpu_before  # with the actor's own threads
         register_frozen_dataclasses()
-        return NodeResult(counters, time.process_time() - cpu_before, outcome, tail)
+        return NodeResult(counters, counters.process_cpu_s, outcome, tail)
 
     def prepare_scenario(self, keep_records: bool) -> None:
         """Before run_scenario, so that a command sent as the run starts is never lost."""

@@ -201,6 +201,7 @@ class Run:
         self._ended_media: dict[str, dict[str, object]] = {}  # -call_records: an ending call's media
         self._wall_offset = time.time() - time.monotonic()  # call records' times in UTC
         self._reconnects_left = settings.transport.max_reconnect
+        self._cpu_at_start = time.process_time()  # again as the run starts (main)
         self.endpoints.on_shared_lost = self._shared_connection_lost
 
     # ------------------------------------------------------------------ setup
@@ -277,6 +278,7 @@ class Run:
 
     # ------------------------------------------------------------------ main
     async def main(self, on_ready: Callable[[], None] | None = None) -> RunOutcome:
+        self._cpu_at_start = time.process_time()
         try:
             self.media.preload(self.scenario)
             if self.settings.generation.sleep_s:  # -sleep: SIPp waits before opening any socket
@@ -736,6 +738,7 @@ class Run:
         self.timers.close()
         self.media.close()
         self.counters.finished_at = time.time()
+        self.counters.process_cpu_s = time.process_time() - self._cpu_at_start
         self.control.close()
         self.endpoints.close()
         if self.hep is not None:

@@ -163,6 +163,9 @@ class RunCounters:
 
     started_at: float = field(default_factory=time.time)
     finished_at: float | None = None
+    # the CPU the process spent on the run, its threads together (set as the run ends): the
+    # figure for CPU per call or per packet, without the interpreter's start-up
+    process_cpu_s: float = 0.0
     calls_created: int = 0
     calls_incoming: int = 0  # of calls_created, those a peer started (server side)
     calls_succeeded: int = 0

@@ -140,6 +140,7 @@ _SUMMED_RUN = (
     "warnings",
     "target_rate",
     "offered_cps",
+    "process_cpu_s",  # each node's process: the cluster's CPU is theirs together
 )
 
 

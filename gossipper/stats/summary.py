@@ -100,6 +100,7 @@ def summary_dict(
         "started_at": iso_utc(counters.started_at),
         "finished_at": iso_utc(finished_at),
         "duration_ms": int(elapsed_s * 1000),
+        "cpu_s": round(counters.process_cpu_s, 3),
         "total_calls": counters.calls_created,
         "success_calls": counters.calls_succeeded,
         "failed_calls": counters.calls_failed,

@@ -83,6 +83,9 @@ def test_invite_media_scale_over_two_nodes_against_sipp_uas(cluster: Any, tmp_pa
     assert media["rtp_packets_sent"] == sum(node["rtp_packets_sent"] for node in nodes)
     assert CALLS * PACKETS_PER_CALL <= media["rtp_packets_sent"] <= CALLS * (PACKETS_PER_CALL + 2)
     assert document["health"]["passed"] is True
+    # the run's CPU is its nodes' processes' together, each measured over its run
+    assert document["cpu_s"] == pytest.approx(sum(node["cpu_s"] for node in nodes), abs=0.01)
+    assert all(node["cpu_s"] > 0 for node in nodes)
 
     # One record per call, written by the driver: distinct numbers, Call-IDs and media ports,
     # each node's from its own slice.

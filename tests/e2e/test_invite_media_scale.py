@@ -96,6 +96,7 @@ def test_invite_media_scale_against_sipp_uas(tmp_path: Path, processes: Processe
         seen = json.loads(sniffer_out.read_text())
     data = read_json(summary)
     assert data["success_calls"] == CALLS and data["failed_calls"] == 0
+    assert 0 < data["cpu_s"] < 60  # the process' CPU over its run: for CPU per call
     media = data["media"]
     assert isinstance(media, dict)
     sent = int(media["rtp_packets_sent"])

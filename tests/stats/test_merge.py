@@ -150,6 +150,7 @@ def _part(index: int, whole: RunCounters) -> RunCounters:
             whole.rtd_stat(name).add(value)
     part.media = MediaCounters(engine="c", rtp_packets_sent=10 * n, max_late_ms=float(n))
     part.target_rate = 1.5 * n
+    part.process_cpu_s = 0.25 * n
     part.target_users = TARGET_USERS[index]
     part.offered_cps = 10.0 * n
     part.rate_cap_cps = RATE_CAPS[index]
@@ -186,6 +187,7 @@ def test_merged_runs_follow_each_fields_rule(count: int) -> None:
         "rtd": whole.rtd,
         "media": MediaCounters(engine="c", rtp_packets_sent=10 * sum(ns), max_late_ms=float(count)),
         "target_rate": 1.5 * sum(ns),
+        "process_cpu_s": 0.25 * sum(ns),
         "target_users": sum(users),
         "offered_cps": 10.0 * sum(ns),
         # the uncapped first node offers its whole 10 cps

@@ -15,6 +15,7 @@ STARTED = 1_700_000_000.0  # 2023-11-14T22:13:20Z
 
 def filled_counters() -> RunCounters:
     counters = RunCounters(started_at=STARTED, finished_at=STARTED + 10.5)
+    counters.process_cpu_s = 1.23456
     counters.calls_created = 21
     counters.calls_succeeded = 15
     counters.calls_active = 1
@@ -74,6 +75,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
         "started_at",
         "finished_at",
         "duration_ms",
+        "cpu_s",
         "total_calls",
         "success_calls",
         "failed_calls",
@@ -109,6 +111,7 @@ def test_json_has_exactly_the_spec_fields_with_their_values() -> None:
     assert doc["started_at"] == "2023-11-14T22:13:20.000Z"
     assert doc["finished_at"] == "2023-11-14T22:13:30.500Z"
     assert doc["duration_ms"] == 10_500
+    assert doc["cpu_s"] == 1.235
     assert (doc["offered_rate_cps"], doc["achieved_rate_cps"]) == (3.0, 2.0)  # 21 calls in 10.5 s
     assert doc["throttle_reason"] == "CPU-bound: the event loop used 97% of a core; creating 2 of 3 calls/s"
     assert doc["throttled_s"] == 4.25

@@ -40,6 +40,7 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
     """Run the generator: succeeded when packets went out without send errors."""
     specs, engine = _prepared(settings)
     counters = RunCounters()
+    cpu_at_start = time.process_time()
     engine_media = _EngineMedia(engine)
     outputs = LiveOutputs(settings.live, counters, engine_media, sip=False)
     stop = threading.Event()
@@ -56,6 +57,7 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
             finally:
                 engine.close()
                 finished_at = counters.finished_at = time.time()
+                counters.process_cpu_s = time.process_time() - cpu_at_start
                 counters.media = engine_media.close()
         except BaseException:
             outputs.close()
