@@ -147,11 +147,13 @@ class _Idle:
 def _ray_idle_ms_per_s(address: str, seconds: float = 10.0) -> float:
     """What Ray's own threads cost a node process per second while its engine would run: a
     cost per node and per second, not per packet, which weighs more the less a node sends."""
+    import logging
+
     import ray
 
-    ray.init(address=address, logging_level="WARNING")
+    ray.init(address=address, logging_level=logging.WARNING)
     try:
-        actor = ray.remote(num_cpus=0, max_concurrency=2)(_Idle).remote()
+        actor: Any = ray.remote(_Idle).options(num_cpus=0).remote()
         return 1000.0 * float(ray.get(actor.wait.remote(seconds))) / seconds
     finally:
         ray.shutdown()
