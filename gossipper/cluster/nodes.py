@@ -28,7 +28,7 @@ from gossipper.engine.other_scenario import OtherScenario
 from gossipper.engine.runner import run_steered
 from gossipper.engine.settings import RunSettings
 from gossipper.engine.steering import Progress, RunSteering
-from gossipper.errors import GossipperError, InvalidValue
+from gossipper.errors import GossipperError, InvalidValue, ScenarioFatal
 from gossipper.media.scale.standalone import run_node_streams
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
@@ -127,10 +127,13 @@ class NodeState:
     result: Any = None  # the ObjectRef of its run
     counters: RunCounters = field(default_factory=RunCounters)
     finished_at: float | None = None
-    status: str = "running"  # then ok (final counts), partial (died; last report kept), lost (no report)
+    # then ok (final counts), partial (died; last report kept), lost (no report), or fatal (its
+    # scenario's <error> ended the run; last report kept)
+    status: str = "running"
     error: str | None = None
     cpu_s: float | None = None  # the node process' CPU over its run (None: it died first)
     outcome: RunOutcome | None = None  # a SIP run's own outcome
+    fatal: str | None = None  # the node's scenario ended the run with <error>: its message
 
     @property
     def name(self) -> str:
@@ -171,8 +174,13 @@ class NodeState:
             reported = self.counters.calls_created or self.counters.media.rtp_packets_sent
             self.status = "partial" if reported or self.counters.media.streams_started else "lost"
             self.error = first_line(error)
+            cause = getattr(error, "cause", None)
+            if isinstance(cause, ScenarioFatal):
+                self.fatal = cause.message
+                self.status = "fatal"  # its scenario ended the run: not lost, and its counts partial
             self.finished_at = time.time()
-            print(f"gossipper: cluster: {self.name} lost: {self.error}", file=sys.stderr, flush=True)
+            what = "ended the run" if self.fatal else "lost"
+            print(f"gossipper: cluster: {self.name} {what}: {self.error}", file=sys.stderr, flush=True)
             return None
         self.counters = result.counters
         self.finished_at = result.counters.finished_at

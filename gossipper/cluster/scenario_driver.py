@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +41,7 @@ from gossipper.engine.runner import counters_for
 from gossipper.engine.settings import RunSettings, TraceSettings, ViewSettings, rate_ceiling
 from gossipper.engine.steering import Progress
 from gossipper.engine.views import RunViews
+from gossipper.errors import ScenarioFatal
 from gossipper.outcome import RunOutcome
 from gossipper.scenario.model import Scenario
 from gossipper.stats.counters import RunCounters
@@ -80,13 +82,16 @@ def run_cluster_scenario(
         states = place(ray, plan(totals, count))
         announce(states)
         driver = ClusterRun(ray, settings, scenario, states)
-        for state in states:
-            media_ip = media_ips[state.share.index] if media_ips else None
-            ray.get(state.actor.prepare_scenario.remote(settings.views.call_records is not None))
-            state.result = state.actor.run_scenario.remote(
-                node_settings(settings, state.share, media_ip), scenario, other
-            )
-        return asyncio.run(driver.main())
+
+        def start_nodes() -> None:
+            for state in states:
+                media_ip = media_ips[state.share.index] if media_ips else None
+                ray.get(state.actor.prepare_scenario.remote(settings.views.call_records is not None))
+                state.result = state.actor.run_scenario.remote(
+                    node_settings(settings, state.share, media_ip), scenario, other
+                )
+
+        return asyncio.run(driver.main(start_nodes))
 
 
 def node_settings(settings: RunSettings, share: NodeShare, media_ip: str | None) -> RunSettings:
@@ -163,20 +168,27 @@ class ClusterRun:
         self.counters.target_users = self._users
 
     # ------------------------------------------------------------------ the run
-    async def main(self) -> RunOutcome:
+    async def main(self, start_nodes: Callable[[], None]) -> RunOutcome:
+        """The driver's outputs and control first (a metrics port or control port that cannot
+        be bound stops the run before any node sends), then the nodes, until all have ended."""
         loop = asyncio.get_running_loop()
-        self.counters.started_at = time.time()
         self.views.open_live()
-        self.views.start()
         self.control.start(loop)
+        self.counters.started_at = time.time()
+        self.views.start()
         install_signal_handlers(loop, self.soft_stop, self.quit_now, self.views.dump_screen)
+        fatal: str | None = None
         try:
+            start_nodes()
             while any(state.running for state in self.states):
                 ended = await loop.run_in_executor(None, wait_for_results, self.ray, self.states, POLL_S)
                 for state in ended:
                     result = state.finish(self.ray)
                     if result is not None and result.tail is not None:
                         self._take(result.tail)
+                    if state.fatal is not None and fatal is None:
+                        fatal = state.fatal  # a scenario's <error> ends the whole run, as on one host
+                        self.quit_now()
                 for progress in await loop.run_in_executor(None, poll, self.ray, self.states):
                     self._take(progress)
                 self._merge()
@@ -189,6 +201,8 @@ class ClusterRun:
         nodes = {"nodes": [state.as_dict() for state in self.states]}
         verdict = self.views.finish(__version__, nodes)
         self._print_nodes()
+        if fatal is not None:
+            raise ScenarioFatal(fatal)
         return self._outcome().gated(verdict.passed)
 
     def _take(self, progress: Progress) -> None:

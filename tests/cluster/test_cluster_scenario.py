@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from gossipper.cli.ports import LOOPBACK, free_port, free_ports_below_ephemeral
+from gossipper.scenario.builtins import dump_builtin
 from tests.e2e.processes import SIPP, needs_sipp, wait_bound
 
 pytest.importorskip("ray", reason="Ray is not installed (pip install gossipper[cluster])")
@@ -227,3 +228,32 @@ def test_a_node_killed_mid_call_run_is_named_and_the_run_ends_degraded(cluster: 
     assert f"gossipper: cluster: {lost['name']} lost" in err
     assert lost["calls_created"] > 0  # its counts up to its last report are kept
     assert document["success_calls"] == sum(node["calls_succeeded"] for node in nodes)
+
+
+@needs_sipp
+def test_a_scenario_error_on_one_node_ends_the_whole_run_as_on_one_host(cluster: Any, tmp_path: Path) -> None:
+    """<error> is SIPp's ERROR(): the run ends at once with its message, exit 255; the
+    driver stops the other nodes and still writes the merged summary."""
+    sipp, port = _sipp_uas(tmp_path)
+    scenario = tmp_path / "uac_error.xml"
+    text = dump_builtin("uac", srtp=False)
+    scenario.write_text(
+        text.replace("<pause/>", '<nop><action><error message="boom"/></action></nop>\n  <pause/>', 1)
+    )
+    summary = tmp_path / "summary.json"
+    try:
+        run = subprocess.run(
+            _gossipper(
+                "-sf", str(scenario), f"{LOOPBACK}:{port}", "-i", LOOPBACK, "-r", "5", "-m", "20",
+                "-cluster", cluster.address, "-cluster_nodes", str(NODES_USED), "-summary_json", str(summary),
+            ),
+            capture_output=True, text=True, timeout=240, cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        sipp.kill()
+    assert run.returncode == 255, run.stderr
+    assert run.stderr.strip().splitlines()[-1] == "gossipper: <error> action: boom", run.stderr
+    document = json.loads(summary.read_text())
+    assert document["total_calls"] < 20  # stopped early, not run to -m
+    statuses = [node["status"] for node in document["nodes"]]
+    assert "fatal" in statuses and set(statuses) <= {"ok", "fatal"}, statuses  # the others stopped
