@@ -31,6 +31,7 @@ from gossipper.cluster.nodes import (
     wait_for_results,
 )
 from gossipper.cluster.split import NodeShare, RunTotals, plan
+from gossipper.media.scale.standalone import LivePeriods
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
@@ -68,7 +69,11 @@ def run_cluster_standalone(
                 state.result = state.actor.run_streams.remote(_node_settings(settings, state.share, media_ip))
             stop = threading.Event()
             with _stop_on_signals(stop):
-                _collect(ray, states, stop, _Periods(outputs, counters, states, settings.stat_period_s))
+
+                def merged() -> MediaCounters:
+                    return merge_media(state.counters.media for state in states)
+
+                _collect(ray, states, stop, LivePeriods(outputs, counters, merged, settings.stat_period_s))
         except BaseException:
             outputs.close()
             raise
@@ -79,27 +84,6 @@ def run_cluster_standalone(
     outcome = _report(settings, counters, states)
     outputs.write_report(__version__, settings.health)
     return outcome
-
-
-class _Periods:
-    """The live outputs (-metrics_addr, -stats_jsonl, -summary_html) read the nodes' merged
-    counters: sampled each second, a row each -fd."""
-
-    def __init__(
-        self, outputs: LiveOutputs, counters: RunCounters, states: list[NodeState], period_s: float
-    ) -> None:
-        self.outputs = outputs
-        self.counters = counters
-        self.states = states
-        self.period_s = period_s if period_s > 0 else POLL_S
-        self.next_at = time.monotonic() + self.period_s
-
-    def second(self) -> None:
-        self.counters.media = merge_media(state.counters.media for state in self.states)
-        self.outputs.tick(time.time())
-        if time.monotonic() >= self.next_at:
-            self.outputs.period(time.time())
-            self.next_at = time.monotonic() + self.period_s
 
 
 def _node_settings(
@@ -117,7 +101,7 @@ def _node_settings(
     )
 
 
-def _collect(ray: Any, states: list[NodeState], stop: threading.Event, periods: _Periods) -> None:
+def _collect(ray: Any, states: list[NodeState], stop: threading.Event, periods: LivePeriods) -> None:
     """Until every node has ended: their reports each second, their results as they come.
     A stop (Ctrl-C) is passed to every node, which then ends and reports as at a normal end."""
     stopping = False
@@ -132,6 +116,8 @@ def _collect(ray: Any, states: list[NodeState], stop: threading.Event, periods: 
             state.finish(ray)
         poll(ray, states)
         periods.second()
+        if time.monotonic() >= periods.next_at:
+            periods.run()
         live.show()
 
 

@@ -50,7 +50,7 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
             engine.start()
             try:
                 outputs.start(time.time())
-                periods = _Periods(outputs, counters, engine_media, settings.stat_period_s)
+                periods = LivePeriods(outputs, counters, engine_media, settings.stat_period_s)
                 registered_at = _register_all(engine, specs, stop)
                 _print_start_line(engine, specs)
                 _wait_for_end(settings, engine, stop, registered_at, specs[0].interval_ms, periods)
@@ -92,12 +92,16 @@ class _EngineMedia:
         return media
 
 
-class _Periods:
-    """The live outputs' samples each second and rows each -fd, read from the engine's
-    counters of that moment."""
+class LivePeriods:
+    """The live outputs' samples each second and rows each -fd, read from the media counters
+    of that moment: one engine's, or a cluster's nodes' merged."""
 
     def __init__(
-        self, outputs: LiveOutputs, counters: RunCounters, media: _EngineMedia, period_s: float
+        self,
+        outputs: LiveOutputs,
+        counters: RunCounters,
+        media: Callable[[], MediaCounters],
+        period_s: float,
     ) -> None:
         self.outputs = outputs
         self.counters = counters
@@ -235,7 +239,7 @@ def _wait_for_end(
     stop: threading.Event,
     registered_at: float,
     interval_ms: int,
-    periods: _Periods | None,
+    periods: LivePeriods | None,
     each_second: Callable[[], None] | None = None,
 ) -> None:
     """Until the last stream's last slot plus one interval has passed, or a stop signal.
