@@ -9,14 +9,10 @@ plus a `nodes` section. SIP scenarios have their own driver (scenario_driver.py)
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
-from types import FrameType
 from typing import Any
 
 from gossipper import __version__
@@ -31,7 +27,7 @@ from gossipper.cluster.nodes import (
     wait_for_results,
 )
 from gossipper.cluster.split import NodeShare, RunTotals, plan
-from gossipper.media.scale.standalone import LivePeriods
+from gossipper.media.scale.standalone import LivePeriods, stop_on_signals
 from gossipper.media.settings import StandaloneSettings
 from gossipper.outcome import RunOutcome
 from gossipper.stats.counters import MediaCounters, RunCounters
@@ -39,8 +35,6 @@ from gossipper.stats.health import HealthGates
 from gossipper.stats.live import LiveOutputs, LiveOutputSettings
 from gossipper.stats.merge import merge_media
 from gossipper.stats.summary import by_errno, health_report, write_summary_json
-
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 
 def run_cluster_standalone(
@@ -68,7 +62,7 @@ def run_cluster_standalone(
                 media_ip = media_ips[state.share.index] if media_ips else None
                 state.result = state.actor.run_streams.remote(_node_settings(settings, state.share, media_ip))
             stop = threading.Event()
-            with _stop_on_signals(stop):
+            with stop_on_signals(stop):  # Ctrl-C: every node stops, the summary is written
 
                 def merged() -> MediaCounters:
                     return merge_media(state.counters.media for state in states)
@@ -147,21 +141,6 @@ class _LiveLine:
             file=sys.stderr,
             flush=True,
         )
-
-
-@contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """Ctrl-C stops every node through the normal end, so the merged summary is still written."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for signum, old in previous.items():
-            signal.signal(signum, old)
 
 
 def _report(settings: StandaloneSettings, counters: RunCounters, states: list[NodeState]) -> RunOutcome:

@@ -43,12 +43,11 @@ CONNECT_TIMEOUT_S = 5.0  # for the head's port to accept a connection
 
 @dataclass
 class NodeResult:
-    """A node's final counters, and the CPU its process spent on the run (its engine's threads
-    and Ray's own in that process), to compare a cluster's cost per packet with one host's.
-    A SIP run adds its outcome and what the driver had not read yet."""
+    """A node's final counters (their process_cpu_s is the node process' CPU over the run: its
+    engine's threads and Ray's own in that process, to compare a cluster's cost per packet
+    with one host's). A SIP run adds its outcome and what the driver had not read yet."""
 
     counters: RunCounters
-    cpu_s: float
     outcome: RunOutcome | None = None
     tail: Progress | None = None
 
@@ -81,22 +80,18 @@ class NodeRunner:
 
     def run_streams(self, settings: StandaloneSettings) -> NodeResult:
         started_at = time.time()
-        cpu_before = time.process_time()
         counters = run_node_streams(settings, self.stop_event, self._report)
         counters.started_at = started_at
-        counters.process_cpu_s = time.process_time() - cpu_before
         register_frozen_dataclasses()
-        return NodeResult(counters, counters.process_cpu_s)
+        return NodeResult(counters)
 
     def run_scenario(
         self, settings: RunSettings, scenario: Scenario, other: OtherScenario | None
     ) -> NodeResult:
-        cpu_before = time.process_time()
         assert self.steering is not None, "the driver sets steering up before the run"
         outcome, counters, tail = run_steered(settings, scenario, other, self.steering)
-        counters.process_cpu_s = time.process_time() - cpu_before  # with the actor's own threads
         register_frozen_dataclasses()
-        return NodeResult(counters, counters.process_cpu_s, outcome, tail)
+        return NodeResult(counters, outcome, tail)
 
     def prepare_scenario(self, keep_records: bool) -> None:
         """Before run_scenario, so that a command sent as the run starts is never lost."""
@@ -184,7 +179,7 @@ class NodeState:
             return None
         self.counters = result.counters
         self.finished_at = result.counters.finished_at
-        self.cpu_s = result.cpu_s
+        self.cpu_s = result.counters.process_cpu_s
         self.outcome = result.outcome
         self.status = "ok"
         return result

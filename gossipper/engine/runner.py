@@ -201,7 +201,7 @@ class Run:
         self._ended_media: dict[str, dict[str, object]] = {}  # -call_records: an ending call's media
         self._wall_offset = time.time() - time.monotonic()  # call records' times in UTC
         self._reconnects_left = settings.transport.max_reconnect
-        self._cpu_at_start = time.process_time()  # again as the run starts (main)
+        self._cpu_at_start = time.process_time()  # for counters.process_cpu_s
         self.endpoints.on_shared_lost = self._shared_connection_lost
 
     # ------------------------------------------------------------------ setup
@@ -278,7 +278,6 @@ class Run:
 
     # ------------------------------------------------------------------ main
     async def main(self, on_ready: Callable[[], None] | None = None) -> RunOutcome:
-        self._cpu_at_start = time.process_time()
         try:
             self.media.preload(self.scenario)
             if self.settings.generation.sleep_s:  # -sleep: SIPp waits before opening any socket

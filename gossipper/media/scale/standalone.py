@@ -44,7 +44,7 @@ def run_standalone(settings: StandaloneSettings) -> RunOutcome:
     engine_media = _EngineMedia(engine)
     outputs = LiveOutputs(settings.live, counters, engine_media, sip=False)
     stop = threading.Event()
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         try:
             outputs.open()
             engine.start()
@@ -166,7 +166,7 @@ def _stream_specs(
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """Ctrl-C and friends end the run through the normal path, so the summary is whole."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -302,6 +302,7 @@ def run_node_streams(
     specs, engine = _prepared(settings)
     ensure_open_files(len(specs))
     counters = RunCounters()
+    cpu_at_start = time.process_time()
     engine_media = _EngineMedia(engine)
     engine.start()
     try:
@@ -311,6 +312,7 @@ def run_node_streams(
     finally:
         engine.close()
         counters.finished_at = time.time()
+        counters.process_cpu_s = time.process_time() - cpu_at_start
         counters.media = engine_media.close()
     return counters
 
