@@ -5,7 +5,7 @@ passes when no call fails and the achieved rate is within 5% of the offered one.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
     .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...] [--tools gossipper,sipp]
-        [--scenario uac|uac_ereg] [--side uac|uas]
+        [--scenario uac|uac_ereg] [--side uac|uas] [--rounds N]
 
 With --side uas the roles turn: each tool's UAS (`-sn uas -m calls`, CPU 0) answers
 `sipp -sn uac` (CPU 1), the same driver for both tools; calls, failures, retransmissions
@@ -23,6 +23,11 @@ Every step is measured the same way for both tools, and printed in a per-step ta
   is not yet reaped, less what the same command costs for a single call (`-m 1 -r 1`, its
   start-up, measured once per tool and printed), divided by the calls it made.
 
+With --rounds N the whole climb runs N times, the tools taking turns within each round, so
+that both meet the same moments of a shared machine. The side-by-side table then gives, per
+offered rate, each tool's median CPU per call, the ratio of the medians and the range of the
+ratios measured round by round; start-up CPU is the median of N measurements too.
+
 bench.overload reuses run_uac, measure_startup and climb to load the UAC past its ceiling.
 """
 
@@ -31,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -69,6 +75,7 @@ class Run:
     cpu_s: float
     returncode: int
     summary: dict[str, Any] = field(default_factory=dict)  # gossipper's -summary_json
+    round_index: int = 0  # which of --rounds measured it
 
     @property
     def achieved(self) -> float:
@@ -241,9 +248,15 @@ def run_side(side: str, tool: str, rate: int, calls: int, scenario: str = "uac")
     return run_uas(tool, rate, calls) if side == "uas" else run_uac(tool, rate, calls, scenario=scenario)
 
 
-def measure_startup(tools: list[str], scenario: str = "uac", side: str = "uac") -> dict[str, float]:
-    """Each tool's start-up CPU seconds (the same command with `-m 1 -r 1`), printed once."""
-    startup = {tool: run_side(side, tool, 1, 1, scenario).cpu_s for tool in tools}
+def measure_startup(
+    tools: list[str], scenario: str = "uac", side: str = "uac", rounds: int = 1
+) -> dict[str, float]:
+    """Each tool's start-up CPU seconds (the same command with `-m 1 -r 1`; the median of
+    `rounds` runs), printed once."""
+    startup = {
+        tool: statistics.median(run_side(side, tool, 1, 1, scenario).cpu_s for _ in range(rounds))
+        for tool in tools
+    }
     print("start-up CPU: " + ", ".join(f"{tool} {cpu:.2f} s" for tool, cpu in startup.items()), flush=True)
     return startup
 
@@ -281,11 +294,11 @@ def climb(
 
 def step_table(runs: list[Run], startup: dict[str, float]) -> str:
     header = markdown_header(
-        "tool", "offered cps", "calls", "achieved cps", "failed", "retransmissions", "CPU us/call"
+        "round", "tool", "offered cps", "calls", "achieved cps", "failed", "retransmissions", "CPU us/call"
     )
     rows = [
-        f"| {run.tool} | {run.offered} | {run.created} | {run.achieved:.1f} | {run.failed} "
-        f"| {run.retransmissions} | {format_cpu(run, startup)} |"
+        f"| {run.round_index + 1} | {run.tool} | {run.offered} | {run.created} | {run.achieved:.1f} "
+        f"| {run.failed} | {run.retransmissions} | {format_cpu(run, startup)} |"
         for run in runs
     ]
     return "\n".join([header, *rows])
@@ -311,18 +324,28 @@ def sipp_missing(bench: str) -> bool:
 
 
 def cpu_side_by_side(runs: list[Run], startup: dict[str, float]) -> str:
-    """CPU per call of both tools at each offered rate both ran cleanly: the goal is <= 2x."""
-    by_rate: dict[int, dict[str, float]] = {}
+    """CPU per call of both tools at each offered rate both ran cleanly: the goal is <= 2x.
+    Medians over the rounds, and the range of the ratios of runs of the same round."""
+    by_rate: dict[int, dict[str, dict[int, float]]] = {}  # rate -> tool -> round -> us/call
     for run in runs:
         cpu = run.cpu_us_per_call(startup.get(run.tool, 0.0))
         if run.passed and cpu is not None:
-            by_rate.setdefault(run.offered, {})[run.tool] = cpu
-    header = markdown_header("offered cps", "gossipper us/call", "sipp us/call", "gossipper / sipp")
-    rows = [
-        f"| {rate} | {cpus['gossipper']:.0f} | {cpus['sipp']:.0f} | {cpus['gossipper'] / cpus['sipp']:.2f} |"
-        for rate, cpus in sorted(by_rate.items())
-        if "gossipper" in cpus and "sipp" in cpus and cpus["sipp"] > 0
-    ]
+            by_rate.setdefault(run.offered, {}).setdefault(run.tool, {})[run.round_index] = cpu
+    header = markdown_header(
+        "offered cps", "rounds", "gossipper us/call", "sipp us/call", "gossipper / sipp", "per-round ratios"
+    )
+    rows = []
+    for rate, cpus in sorted(by_rate.items()):
+        ours, theirs = cpus.get("gossipper", {}), cpus.get("sipp", {})
+        both = ours.keys() & theirs.keys()
+        paired = sorted(ours[index] / theirs[index] for index in both if theirs[index] > 0)
+        if not paired:
+            continue
+        ours_median, theirs_median = statistics.median(ours.values()), statistics.median(theirs.values())
+        rows.append(
+            f"| {rate} | {len(paired)} | {ours_median:.0f} | {theirs_median:.0f} "
+            f"| {ours_median / theirs_median:.2f} | {paired[0]:.2f}-{paired[-1]:.2f} |"
+        )
     return "\n".join([header, *rows])
 
 
@@ -333,24 +356,32 @@ def main() -> int:
     parser.add_argument("--tools", type=parse_tools, default=list(TOOLS), help="gossipper,sipp")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="uac", help="what each call runs")
     parser.add_argument("--side", choices=("uac", "uas"), default="uac", help="which side is measured")
+    parser.add_argument("--rounds", type=int, default=1, help="climbs, the tools taking turns in each")
     args = parser.parse_args()
     if sipp_missing("sip_rate"):
         return 2
     if args.side == "uas" and args.scenario != "uac":
         parser.error("--side uas runs the built-in uas; --scenario applies to the uac side")
-    startup = measure_startup(args.tools, args.scenario, args.side)
-    best: dict[str, int] = {}
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    startup = measure_startup(args.tools, args.scenario, args.side, args.rounds)
+    clean_rates: dict[str, list[int]] = {tool: [] for tool in args.tools}
     runs: list[Run] = []
-    for tool in args.tools:
-        best[tool], steps = climb(tool, args.rates, args.seconds, startup, args.scenario, args.side)
-        runs.extend(steps)
+    for round_index in range(args.rounds):
+        for tool in args.tools:
+            rate, steps = climb(tool, args.rates, args.seconds, startup, args.scenario, args.side)
+            clean_rates[tool].append(rate)
+            for step in steps:
+                step.round_index = round_index
+            runs.extend(steps)
+    best = {tool: int(statistics.median(rates)) for tool, rates in clean_rates.items()}
     print()
     print(f"scenario: {'uas' if args.side == 'uas' else args.scenario}")
     print(step_table(runs, startup))
     print()
-    print(markdown_header(f"{args.side.upper()} (pinned to 1 core)", "highest clean rate (cps)"))
+    print(markdown_header(f"{args.side.upper()} (pinned to 1 core)", "highest clean rate (cps)", "per round"))
     for tool, rate in best.items():
-        print(f"| {tool} | {rate} |")
+        print(f"| {tool} | {rate} | {', '.join(map(str, clean_rates[tool]))} |")
     if "gossipper" in best and "sipp" in best:
         ratio = best["gossipper"] / best["sipp"] if best["sipp"] else 0.0
         print(f"\ngossipper / SIPp = {ratio:.2f} (target >= 0.75)")

@@ -93,7 +93,7 @@ def _to_double(value: VariableValue | None) -> float | None:
     """SIPp's toDouble: booleans as 0/1, strings only when they are wholly a number."""
     if value is None:
         return None
-    if isinstance(value, bool | float):
+    if isinstance(value, (bool, float)):
         return float(value)
     text = value.strip()
     if not text or "_" in text:  # Python's float() takes 1_000; strtod does not
@@ -193,7 +193,7 @@ def _run_one(
     variables = call.variables
     if isinstance(action, model.Ereg):
         return _ereg(call, action, message)
-    if isinstance(action, model.Test | model.Strcmp):
+    if isinstance(action, (model.Test, model.Strcmp)):
         return _compare(call, action)
     if isinstance(action, model.Assign):
         variables[action.assign_to] = _operand(call, action.operand)
@@ -224,7 +224,7 @@ def _run_one(
         variables[action.assign_to] = float(action.sampler())
     elif isinstance(action, model.StringEdit):
         variables[action.variable] = _STRING_EDITS[action.op](_string(call, action.variable))
-    elif isinstance(action, model.Log | model.Warning | model.Error):
+    elif isinstance(action, (model.Log, model.Warning, model.Error)):
         kind = type(action).__name__.lower()
         host.log(kind, host.render_text(action.message))
         if isinstance(action, model.Error):

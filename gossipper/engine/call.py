@@ -28,6 +28,7 @@ from gossipper.stats.counters import RunCounters
 
 AUTO_ANSWERED = ("INFO", "NOTIFY", "OPTIONS", "UPDATE")
 MAX_PAUSE_MS = 2**31 - 1  # SIPp's int milliseconds: about 24.8 days
+_AUTH_MARK = AUTH_PLACEHOLDER.encode()
 _CARRY_ON = ActionOutcome()  # what a step without actions asks: read, never changed
 
 
@@ -123,7 +124,10 @@ class Call:
         self.ack_pending = False
         self.methods_sent: tuple[str, ...] = ()  # few, and none at all for most server calls
         self.last_sent: SentMessage | None = None
-        self.last_invite: SipMessage | None = None
+        self.last_invite: SipMessage | None = None  # received, or sent and read back (_invite)
+        # The INVITE sent, parsed back only when something reads it: few calls ever do
+        self._invite_unread: SentMessage | None = None
+        self._local_party_from: SentMessage | None = None  # the sent INVITE whose From it is
         self.last_response: SipMessage | None = None
         self.local_party: str | None = None  # our From/To header value inside the dialog
         self.remote_party: str | None = None
@@ -177,13 +181,15 @@ class Call:
                 if not self._should_run(step):
                     self.index += 1
                     continue
-                if isinstance(step, model.Pause | model.Nop | model.SendCmd):
+                # tuples, not `A | B`: mypyc tests its native classes directly, where a union
+                # is built (and its classes looked up) on every test
+                if isinstance(step, (model.Pause, model.Nop, model.SendCmd)):
                     self.host.counters.count_message(step.counter)  # SIPp's do_bookkeeping
                 if isinstance(step, model.Send):
                     if not self._do_send(step):
                         return
                     self._goto_next(step)
-                elif isinstance(step, model.Recv | model.RecvCmd):
+                elif isinstance(step, (model.Recv, model.RecvCmd)):
                     if self._queued is not None and isinstance(step, model.Recv):
                         message, digest = self._queued
                         self._queued = None
@@ -192,8 +198,8 @@ class Call:
                     self._wait_for_message(step)
                     return
                 elif isinstance(step, model.Pause):
-                    self._start_pause(step)
-                    return
+                    if self._start_pause(step):
+                        return
                 elif isinstance(step, model.Nop):
                     if not self._apply(self._actions(step, None), step):
                         return
@@ -248,7 +254,7 @@ class Call:
             if isinstance(step, model.Send):
                 where = f"call {self.call_id}: step {self.index}"
                 self.host.trace_error(f"{where}: {verdict[1]} (an action of a send: no effect, as in SIPp)")
-            elif outcome.stop_call and isinstance(step, model.Recv | model.RecvCmd):
+            elif outcome.stop_call and isinstance(step, (model.Recv, model.RecvCmd)):
                 self.host.counters.calls_rejected += 1
                 self._finish("scenario_error", "stopped by stop_call")
                 return False
@@ -271,7 +277,7 @@ class Call:
         if method is not None and method not in ("ACK", "CANCEL"):
             self.context.cseq += 1
         data = self.render(step.message)
-        if AUTH_PLACEHOLDER.encode() in data:
+        if data.find(_AUTH_MARK) >= 0:  # `in` on bytes raises and clears an error first
             data = self._authenticate(data)
         if _lacks_request_uri(data):
             first_line = data.split(b"\r\n", 1)[0].decode("utf-8", errors="replace")
@@ -284,7 +290,7 @@ class Call:
         message: SipMessage | None = None
         if method is None or method == "INVITE" or step.actions:
             try:
-                if method == "INVITE" or step.actions:
+                if step.actions:
                     message = sent.message
                 sent.read_facts()
             except SipParseError as error:
@@ -328,12 +334,12 @@ class Call:
         if method not in self.methods_sent:
             self.methods_sent += (method,)
         if method == "INVITE":
-            invite = sent.message
-            self.last_invite = invite
+            self._invite_unread = sent
+            self.last_invite = sent.parsed
             if self.invite_sent_at is None:
                 self.invite_sent_at = self.host.now()
-            if self.local_party is None:
-                self.local_party = invite.header("From")
+            if self.local_party is None and self._local_party_from is None:
+                self._local_party_from = sent
         elif method == "ACK":
             self.established = self.established or self.ack_pending
             self.ack_pending = False
@@ -442,19 +448,25 @@ class Call:
         self.host.counters.calls_max_retrans += retransmissions  # SIPp's FailedMaxUDPRetrans
         self._abort("timeout", reason)
 
-    def _start_pause(self, step: model.Pause) -> None:
+    def _start_pause(self, step: model.Pause) -> bool:
         """SIPp's executeMessage: the length is drawn first, then the pause's actions run as it
-        starts (a jump among them decides where the call goes when it ends)."""
+        starts (a jump among them decides where the call goes when it ends). -> whether the
+        call waits; a pause of 0 ms that can go nowhere but on (SIPp's uac with -d 0) is over
+        at once, without a turn of the loop."""
         delay_ms = self._pause_ms(step)
         if delay_ms is None:
-            return
+            return True
         self.host.counters.steps[self.index].messages += 1
         if not self._apply(self._actions(step, None), step):
-            return
+            return True
+        if delay_ms <= 0 and not step.actions and step.next is None:
+            self._goto_next(step)
+            return False
         self._paused_step = step
         self._compact_retained()
         self._pause_ends_at = self.host.now() + max(0, delay_ms) / 1000
         self._set_wait_timer(max(0, delay_ms) / 1000, self._pause_over)
+        return True
 
     def _pause_ms(self, step: model.Pause) -> int | None:
         """None when a <pause variable> holds no usable length: the call has failed."""
@@ -666,7 +678,8 @@ class Call:
             if message.method == "INVITE":
                 self._invite_cseq_received = message.cseq_number
                 self.remote_party = message.header("From")
-                self.last_invite = self.last_invite or message
+                if self.last_invite is None and self._invite_unread is None:
+                    self.last_invite = message
             elif message.method == "ACK":
                 self.established = True
                 self.ack_pending = False
@@ -803,8 +816,23 @@ class Call:
     def _answer_ok(self, request: SipMessage) -> None:
         self._transmit(bytes(default_messages.ok_for(request, self._local_tag())))
 
+    def _invite(self) -> SipMessage | None:
+        unread = self._invite_unread
+        if unread is not None:
+            self._invite_unread = None
+            self.last_invite = unread.message
+        return self.last_invite
+
+    def _local_party(self) -> str | None:
+        """Our From/To header value inside the dialog."""
+        sent = self._local_party_from
+        if self.local_party is None and sent is not None:
+            self._local_party_from = None
+            self.local_party = sent.message.header("From")
+        return self.local_party
+
     def _local_tag(self) -> str | None:
-        party = self.local_party or ""
+        party = self._local_party() or ""
         marker = party.lower().find(";tag=")
         return party[marker + 5 :].split(";")[0] if marker >= 0 else None
 
@@ -904,16 +932,16 @@ class Call:
 
     def _send_abort_messages(self) -> None:
         """abortCall's messages: only a client call that got somewhere sends any (SIPp)."""
-        invite, response = self.last_invite, self.last_response
         if self.is_server or self.index == 0 or self.last_sent is None:
             return
         try:
+            invite, response = self._invite(), self.last_response
             if not self.established and invite is not None and self._last_sent_invite():
                 if response is not None and (response.status_code or 0) >= 400:
                     self._transmit(bytes(default_messages.ack_for_failure(invite, response)))
                 elif response is not None:
                     self._transmit(bytes(default_messages.cancel_for(invite)))
-            elif self.context.last_message is not None and self.local_party and self.remote_party:
+            elif self.context.last_message is not None and self._local_party() and self.remote_party:
                 if self.ack_pending and invite is not None:
                     self._transmit(bytes(self._dialog_request("ACK", invite.cseq_number)))
                 self.context.cseq += 1
@@ -928,7 +956,8 @@ class Call:
     def _dialog_request(self, method: str, cseq: int) -> SipMessage:
         run = self.context.run
         # SIPp's default BYE goes to [next_url]; never to an empty Request-URI.
-        target = next_url(self.context) or (self.last_invite.request_uri if self.last_invite else "") or ""
+        invite = self._invite()
+        target = next_url(self.context) or (invite.request_uri if invite else "") or ""
         local_port = self.context.local_port or run.local_port
         via_host = (
             f"{run.local_ip}:{local_port}" if ":" not in run.local_ip else f"[{run.local_ip}]:{local_port}"
@@ -936,7 +965,7 @@ class Call:
         return default_messages.in_dialog_request(
             method,
             target,
-            self.local_party or "",
+            self._local_party() or "",
             self.remote_party or "",
             self.call_id,
             cseq,

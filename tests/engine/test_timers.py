@@ -92,3 +92,47 @@ def test_a_failing_callback_reaches_the_loop_and_stops_no_other(run: Runner) -> 
         assert fired == ["after", "chained"]
 
     run(scenario())
+
+
+def test_milliseconds_whose_timers_were_all_cancelled_never_wake_the_loop() -> None:
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        wheel = TimerWheel(loop)
+        fired: list[str] = []
+
+        def next_wakeup() -> float:
+            handles = [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+            assert len(handles) == 1
+            return float(handles[0].when()) - loop.time()
+
+        wheel.call_later(0.02, lambda: fired.append("first"))
+        cancelled = [
+            wheel.call_later(0.03 + index / 1000, lambda: fired.append("cancelled")) for index in range(50)
+        ]
+        wheel.call_later(0.3, lambda: fired.append("last"))
+        both = [wheel.call_later(0.1, lambda: fired.append("kept")), wheel.call_later(0.1, lambda: None)]
+        for timer in cancelled:
+            timer.cancel()
+        both[1].cancel()
+        await asyncio.sleep(0.05)
+        assert fired == ["first"]
+        # the emptied milliseconds were passed over: the loop waits for the one still holding a timer
+        assert 0.03 < next_wakeup() <= 0.051
+        await asyncio.sleep(0.07)
+        assert fired == ["first", "kept"]
+        assert 0.15 < next_wakeup() <= 0.181
+        # cancelling the timer the loop waits for moves the loop timer on at once
+        later = wheel.call_later(0.5, lambda: fired.append("later"))
+        assert wheel.pending() == 2
+        early = wheel.call_later(0.01, lambda: fired.append("early"))
+        assert next_wakeup() <= 0.011
+        early.cancel()
+        assert 0.15 < next_wakeup() <= 0.181
+        await asyncio.sleep(0.25)
+        assert fired == ["first", "kept", "last"]
+        later.cancel()
+        assert wheel.pending() == 0
+        assert not [handle for handle in loop._scheduled if not handle.cancelled()]  # type: ignore[attr-defined]
+        wheel.close()
+
+    asyncio.run(scenario())
