@@ -28,6 +28,7 @@ COMPILED_MODULES = [
     "gossipper/engine/generator.py",
     "gossipper/engine/runner.py",
     "gossipper/engine/timers.py",
+    "gossipper/sip/udp_batched.py",
 ]
 
 

@@ -60,8 +60,10 @@ class CallFactory:
             user_id=number,
             cseq=self._keywords.base_cseq - 1,
         )
-        context.variables.update(self._keywords.variables)
-        context.injection_lines = self._run.injection.pick_lines(number)
+        if self._keywords.variables:
+            context.variables.update(self._keywords.variables)
+        if self._run.injection.files:
+            context.injection_lines = self._run.injection.pick_lines(number)
         return context
 
     def _format_call_id(self, number: int) -> str:
@@ -77,10 +79,13 @@ class CallFactory:
             return f"{time.time_ns() // 1000}-{number}-{self._run.pid}@{local_ip}"
         if self._call_id_pieces is None:
             self._call_id_pieces = _call_id_pieces(self._keywords.call_id_format, self._run)
-        return "".join(
-            piece if isinstance(piece, str) else str(number if piece else random.randrange(2**31))
-            for piece in self._call_id_pieces
-        )
+        parts = []
+        for piece in self._call_id_pieces:
+            if isinstance(piece, str):
+                parts.append(piece)
+            else:
+                parts.append(str(number if piece else random.randrange(2**31)))
+        return "".join(parts)
 
     def launch(
         self,

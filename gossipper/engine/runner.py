@@ -198,6 +198,9 @@ class Run:
         )
         self._fatal: str | None = None  # why the run must end as a fatal error (the watchdog's verdict)
         self._healthy = True  # the -health_* gates' verdict, judged as the run finishes
+        # read for every new call: an enum's property is an interpreted lookup each time
+        self._calls_own_transport = settings.transport.mode.per_call
+        self._calls_injected_address = settings.transport.mode is TransportMode.UDP_PER_IP
         self._ended_media: dict[str, dict[str, object]] = {}  # -call_records: an ending call's media
         self._wall_offset = time.time() - time.monotonic()  # call records' times in UTC
         self._reconnects_left = settings.transport.max_reconnect
@@ -510,10 +513,10 @@ class Run:
     def _new_client_call(self) -> None:
         assert self.factory is not None and self.endpoints.remote is not None
         context = self.factory.next_context(None, self.endpoints.remote)
-        if self.settings.transport.mode.per_call:
+        if self._calls_own_transport:
             self._opening += 1
             self.loop.create_task(self._start_with_own_transport(context))
-        elif self.settings.transport.mode is TransportMode.UDP_PER_IP:
+        elif self._calls_injected_address:
             self.loop.create_task(self._start_from_injected_address(context))
         else:
             self.factory.launch(context, self.endpoints.shared, is_server=False)
@@ -648,7 +651,8 @@ class Run:
         self.trace_message("sent", data, destination, transport)
 
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None:
-        self.views.trace_message(direction, data, peer, transport)
+        if self.views.traces_messages:
+            self.views.trace_message(direction, data, peer, transport)
         if self.hep is not None:
             local = transport.local_address
             source, destination = (local, peer) if direction == "sent" else (peer, local)

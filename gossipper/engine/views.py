@@ -94,6 +94,9 @@ class RunViews:
         self.shortmessage_trace = self._trace(settings.shortmessages, "shortmessages", "shortmessage_file")
         self.log_trace = self._trace(settings.logs, "logs", "log_file")
         self.calldebug_trace = self._trace(settings.calldebug, "calldebug", "calldebug_file")
+        # read by the compiled engine before each message, so that a run tracing none makes no call here
+        traces = (self.message_trace, self.shortmessage_trace, self.calldebug_trace)
+        self.traces_messages = any(trace is not None for trace in traces)
         self.screen_trace = self._trace(settings.screen, "screen", "screen_file")
         self.error_trace: LogFile | None = None  # SIPp creates it at the first error
         self._error_trace_failed = False
@@ -208,7 +211,7 @@ class RunViews:
 
     # ------------------------------------------------------------------ events
     def trace_message(self, direction: str, data: bytes, peer: Address, transport: SipTransport) -> None:
-        if self.message_trace is None and self.shortmessage_trace is None and self.calldebug_trace is None:
+        if not self.traces_messages:
             return
         now = time.time()
         kind = transport.protocol_name

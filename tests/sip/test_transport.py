@@ -33,6 +33,7 @@ from gossipper.sip.transport import (
     open_tcp_listener,
     open_udp,
 )
+from gossipper.sip.udp_batched import BatchedUdpTransport
 
 Runner = Callable[[Coroutine[Any, Any, None]], None]
 RUNNERS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])
@@ -192,7 +193,7 @@ def test_answers_to_a_burst_leave_a_few_dozen_at_a_time(run: Runner) -> None:
 
     async def scenario() -> None:
         echo = await open_udp(LOOPBACK, 0, _echo)
-        assert isinstance(echo, transport_module.BatchedUdpTransport)
+        assert isinstance(echo, BatchedUdpTransport)
         sizes: list[int] = []
         send_batch = echo._send_batch
 
