@@ -267,11 +267,6 @@ static PyObject *index_headers(PyObject *self, PyObject *args) {
  * no blank line, a bad or unmet Content-Length) returns None, and the Python parser
  * decides and words the error, so the two agree on every input.
  */
-static const char *find_bytes(const char *from, const char *to, const char *needle, size_t size) {
-    if (to - from < (Py_ssize_t)size) return NULL;
-    return memmem(from, (size_t)(to - from), needle, size);
-}
-
 static int is_token_char(unsigned char c) {
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return 1;
     return c != 0 && strchr("-.!%*_+`'~", c) != NULL;
@@ -372,17 +367,23 @@ static int frame_of(const char *data, Py_ssize_t size, struct frame *frame) {
     frame->status = 0;
     frame->kind = start_line_kind(data, line_end - data, &frame->status);
     if (frame->kind == 0) return 0;
-    /* message._blank_line from the first line's end: a bare "\n\n" before the first "\n\r\n" wins */
-    const char *crlf = find_bytes(newline, end, "\n\r\n", 3);
-    const char *lf = find_bytes(newline, crlf != NULL ? crlf + 2 : end, "\n\n", 2);
-    if (lf != NULL) {
-        frame->head_end = lf;
-        frame->body = lf + 2;
-    } else if (crlf != NULL) {
-        frame->head_end = crlf;
-        frame->body = crlf + 3;
-    } else {
-        return 0;
+    /* message._blank_line from the first line's end: the first line end followed by an empty
+       line, "\n\n" or "\n\r\n". Hopping from line end to line end beats two memmem calls,
+       whose set-up costs more than a SIP header section takes to scan. */
+    const char *blank = newline;
+    for (;;) {
+        if (end - blank >= 2 && blank[1] == '\n') {
+            frame->head_end = blank;
+            frame->body = blank + 2;
+            break;
+        }
+        if (end - blank >= 3 && blank[1] == '\r' && blank[2] == '\n') {
+            frame->head_end = blank;
+            frame->body = blank + 3;
+            break;
+        }
+        blank = memchr(blank + 1, '\n', (size_t)(end - blank - 1));
+        if (blank == NULL) return 0;
     }
     frame->newline = newline;
     frame->line_end = line_end;
