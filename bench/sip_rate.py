@@ -1,6 +1,6 @@
 """Highest clean call rate of the uac scenario against `sipp -sn uas`: gossipper vs SIPp.
 
-For each UAC (gossipper, then SIPp's own uac) the rate climbs step by step; a step
+For each UAC (gossipper's and SIPp's own uac) the rate climbs step by step; a step
 passes when no call fails and the achieved rate is within 5% of the offered one.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
@@ -23,10 +23,11 @@ Every step is measured the same way for both tools, and printed in a per-step ta
   is not yet reaped, less what the same command costs for a single call (`-m 1 -r 1`, its
   start-up, measured once per tool and printed), divided by the calls it made.
 
-With --rounds N the whole climb runs N times, the tools taking turns within each round, so
-that both meet the same moments of a shared machine. The side-by-side table then gives, per
-offered rate, each tool's median CPU per call, the ratio of the medians and the range of the
-ratios measured round by round; start-up CPU is the median of N measurements too.
+The tools take turns at each rate (the first one alternating round by round), so that both
+meet the same moments of a shared machine; --rounds N climbs N times. The side-by-side
+table then gives, per offered rate, each tool's median CPU per call, the ratio of the
+medians and the range of the ratios measured round by round; start-up CPU is the median
+of N measurements too.
 
 bench.overload reuses run_uac, measure_startup and climb to load the UAC past its ceiling.
 """
@@ -275,20 +276,40 @@ def climb(
     side: str = "uac",
 ) -> tuple[int, list[Run]]:
     """Rates in turn until a step fails: the highest clean rate (0 when none) and every step."""
-    best = 0
+    best, runs = climb_together([tool], rates, seconds, startup, scenario, side)
+    return best[tool], runs
+
+
+def climb_together(
+    tools: list[str],
+    rates: list[int],
+    seconds: float,
+    startup: dict[str, float],
+    scenario: str = "uac",
+    side: str = "uac",
+) -> tuple[dict[str, int], list[Run]]:
+    """Rates in turn, each tool at each rate one after the other (so that a shared machine's
+    slow moments fall on both), a tool leaving at its first failed step: each tool's highest
+    clean rate (0 when none) and every step."""
+    best = dict.fromkeys(tools, 0)
+    climbing = list(tools)
     runs = []
     for rate in rates:
-        run = run_side(side, tool, rate, int(rate * seconds), scenario)
-        runs.append(run)
-        print(
-            f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
-            f"{run.retransmissions} retransmissions, achieved {run.achieved:7.1f} cps, "
-            f"CPU {format_cpu(run, startup)} us/call -> {'ok' if run.passed else 'FAIL'}",
-            flush=True,
-        )
-        if not run.passed:
+        for tool in list(climbing):
+            run = run_side(side, tool, rate, int(rate * seconds), scenario)
+            runs.append(run)
+            print(
+                f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
+                f"{run.retransmissions} retransmissions, achieved {run.achieved:7.1f} cps, "
+                f"CPU {format_cpu(run, startup)} us/call -> {'ok' if run.passed else 'FAIL'}",
+                flush=True,
+            )
+            if run.passed:
+                best[tool] = rate
+            else:
+                climbing.remove(tool)
+        if not climbing:
             break
-        best = rate
     return best, runs
 
 
@@ -368,12 +389,13 @@ def main() -> int:
     clean_rates: dict[str, list[int]] = {tool: [] for tool in args.tools}
     runs: list[Run] = []
     for round_index in range(args.rounds):
-        for tool in args.tools:
-            rate, steps = climb(tool, args.rates, args.seconds, startup, args.scenario, args.side)
+        order = args.tools if round_index % 2 == 0 else args.tools[::-1]  # neither always goes first
+        rates, steps = climb_together(order, args.rates, args.seconds, startup, args.scenario, args.side)
+        for tool, rate in rates.items():
             clean_rates[tool].append(rate)
-            for step in steps:
-                step.round_index = round_index
-            runs.extend(steps)
+        for step in steps:
+            step.round_index = round_index
+        runs.extend(steps)
     best = {tool: int(statistics.median(rates)) for tool, rates in clean_rates.items()}
     print()
     print(f"scenario: {'uas' if args.side == 'uas' else args.scenario}")
