@@ -165,7 +165,8 @@ class Dispatcher:
         """Forget a finished call but keep enough to answer its retransmissions."""
         self.calls.pop(call.call_id, None)
         last = call.last_sent.data if call.last_sent is not None else None
-        self.dead_calls.pop(call.call_id, None)  # re-buried: to the end, where its expiry belongs
+        if call.call_id in self.dead_calls:  # re-buried: to the end, where its expiry belongs
+            del self.dead_calls[call.call_id]  # (`in` is compiled inline; pop is a method call)
         if not self._dead_call_wait_s:
             return  # -deadcall_wait 0: SIPp keeps no dead calls, late messages are out of call
         self.dead_calls[call.call_id] = DeadCall(
