@@ -74,18 +74,14 @@ class TimerWheel:
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> WheelTimer:
         tick = math.ceil((time.monotonic() + delay_s) * TICKS_PER_S)
         bucket = self._buckets.get(tick)
-        if bucket is not None:
-            timer = WheelTimer(callback, bucket, self)
-            bucket.timers.append(timer)
-            bucket.live += 1
-            return timer
-        bucket = self._buckets[tick] = _Bucket(tick)
+        if bucket is None:
+            bucket = self._buckets[tick] = _Bucket(tick)
+            heapq.heappush(self._ticks, tick)
+            if not self._firing and (self._handle is None or tick < self._armed_tick):
+                self._arm(tick)
         timer = WheelTimer(callback, bucket, self)
         bucket.timers.append(timer)
-        bucket.live = 1
-        heapq.heappush(self._ticks, tick)
-        if not self._firing and (self._handle is None or tick < self._armed_tick):
-            self._arm(tick)
+        bucket.live += 1
         return timer
 
     def pending(self) -> int:
@@ -139,8 +135,7 @@ class TimerWheel:
         try:
             while ticks and ticks[0] <= now_tick:
                 bucket = buckets.pop(heapq.heappop(ticks))
-                timers, bucket.timers = bucket.timers, []
-                for timer in timers:
+                for timer in bucket.timers:
                     callback = timer.callback
                     if callback is None:
                         continue
@@ -152,6 +147,7 @@ class TimerWheel:
                         self._loop.call_exception_handler(
                             {"message": "Exception in timer callback", "exception": error}
                         )
+                bucket.timers.clear()  # popped: a timer armed from a callback gets a new bucket
         finally:
             self._firing = False
         self._arm_next()
