@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import os
 import shlex
 import signal
@@ -106,8 +107,51 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
 
 
-def run_and_measure_cpu(command: list[str], timeout: float, **popen_kwargs: object) -> tuple[int, float]:
-    """Run command to its end; its return code and the CPU seconds it used in all.
+class CpuSampler:
+    """A process' CPU seconds against the wall clock, read from /proc every SAMPLE_S while it
+    runs, so that the CPU of any window of the run can be read afterwards (cpu_at)."""
+
+    SAMPLE_S = 0.02
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, float]] = []  # (time.time(), CPU seconds so far)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, pid: int) -> None:
+        self._thread = threading.Thread(target=self._sample, args=(pid,), daemon=True)
+        self._thread.start()
+
+    def _sample(self, pid: int) -> None:
+        while not self._stop.wait(self.SAMPLE_S):
+            self._read(pid)
+
+    def _read(self, pid: int) -> None:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            self.samples.append((time.time(), cpu_seconds(pid)))
+
+    def finish(self, pid: int) -> None:
+        """The process has exited (not yet reaped): its last sample, and no more."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._read(pid)
+
+    def cpu_at(self, epoch: float) -> float | None:
+        """CPU seconds used by wall-clock time epoch, between the samples either side of it
+        (None outside the samples)."""
+        for (before_at, before_cpu), (after_at, after_cpu) in itertools.pairwise(self.samples):
+            if before_at <= epoch <= after_at:
+                share = (epoch - before_at) / (after_at - before_at) if after_at > before_at else 0.0
+                return before_cpu + share * (after_cpu - before_cpu)
+        return None
+
+
+def run_and_measure_cpu(
+    command: list[str], timeout: float, sampler: CpuSampler | None = None, **popen_kwargs: object
+) -> tuple[int, float]:
+    """Run command to its end; its return code and the CPU seconds it used in all (and, with
+    a sampler, its CPU over time).
 
     The child is waited for without being reaped (waitid with WNOWAIT), so that its
     /proc/PID/stat still holds its final times when read; it is reaped after. Past timeout
@@ -116,8 +160,12 @@ def run_and_measure_cpu(command: list[str], timeout: float, **popen_kwargs: obje
     process = subprocess.Popen(command, **popen_kwargs)  # type: ignore[call-overload]
     killer = threading.Timer(timeout, process.kill)  # kill() of an unreaped zombie is harmless
     killer.start()
+    if sampler is not None:
+        sampler.start(process.pid)
     try:
         os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        if sampler is not None:
+            sampler.finish(process.pid)
         cpu_s = cpu_seconds(process.pid)
     finally:
         killer.cancel()
@@ -137,9 +185,7 @@ def threads_and_rss_mb(pid: int) -> tuple[int, float]:
 
 def last_sipp_stat_row(path: Path) -> dict[str, str]:
     """The final row of a SIPp -trace_stat CSV (';' separated, header first)."""
-    with path.open(newline="") as handle:
-        rows = list(csv.reader(handle, delimiter=";"))
-    return dict(zip(rows[0], rows[-1], strict=False))
+    return sipp_stat_rows(path)[-1]
 
 
 def sipp_duration_s(value: str) -> float:
@@ -150,6 +196,18 @@ def sipp_duration_s(value: str) -> float:
     return seconds + (int(parts[3]) / 1e6 if len(parts) > 3 else 0.0)
 
 
+def sipp_stat_rows(path: Path) -> list[dict[str, str]]:
+    """Every row of a -trace_stat CSV (SIPp's or gossipper's: the same columns), oldest first."""
+    with path.open(newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    return [dict(zip(rows[0], row, strict=False)) for row in rows[1:]]
+
+
+def sipp_epoch(value: str) -> float:
+    """The epoch that ends a -trace_stat time field ("2026-12-02<TAB>20:24:17.912630<TAB>1796243057.9126")."""
+    return float(value.split()[-1])
+
+
 def sipp_elapsed_s(row: dict[str, str]) -> float:
     """Seconds from a SIPp -trace_stat row's StartTime to its CurrentTime.
 
@@ -158,7 +216,7 @@ def sipp_elapsed_s(row: dict[str, str]) -> float:
     ("2026-12-02<TAB>20:24:17.912630<TAB>1796243057.912630"), so those are used when present.
     """
     try:
-        return float(row["CurrentTime"].split()[-1]) - float(row["StartTime"].split()[-1])
+        return sipp_epoch(row["CurrentTime"]) - sipp_epoch(row["StartTime"])
     except (KeyError, IndexError, ValueError):
         return sipp_duration_s(row["ElapsedTime(C)"])
 

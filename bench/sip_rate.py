@@ -35,6 +35,7 @@ bench.overload reuses run_uac, measure_startup and climb to load the UAC past it
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -49,11 +50,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    CpuSampler,
     gossipper_command,
     last_sipp_stat_row,
     markdown_header,
     run_and_measure_cpu,
     sipp_elapsed_s,
+    sipp_epoch,
+    sipp_stat_rows,
 )
 from gossipper.cli.ports import LOOPBACK, free_port
 
@@ -77,6 +81,7 @@ class Run:
     returncode: int
     summary: dict[str, Any] = field(default_factory=dict)  # gossipper's -summary_json
     round_index: int = 0  # which of --rounds measured it
+    steady_us: float | None = None  # CPU per call while calls were being created (steady_us_per_call)
 
     @property
     def achieved(self) -> float:
@@ -93,6 +98,33 @@ class Run:
 
     def cpu_us_per_call(self, startup_cpu_s: float) -> float | None:
         return (self.cpu_s - startup_cpu_s) / self.created * 1e6 if self.created else None
+
+
+STEADY_FROM_S = 1.5  # the steady window opens at the first stat row this long after the first
+
+
+def steady_us_per_call(rows: list[dict[str, str]], sampler: CpuSampler, calls: int) -> float | None:
+    """CPU per call between two -trace_stat rows (written every second) while calls were still
+    being created: the first row STEADY_FROM_S after the run began, and the last one before the
+    last call was created. Neither start-up nor the last calls' endings are in it, so it holds
+    no estimate to subtract; the tools' start-ups differ by 30x, and the whole-run figure at a
+    low rate moves with how long an interpreter took to start. None when the run was too short
+    (fewer than two such rows)."""
+    try:
+        stamped = [(sipp_epoch(row["CurrentTime"]), int(row["TotalCallCreated"])) for row in rows]
+    except (KeyError, IndexError, ValueError):
+        return None
+    if not stamped:
+        return None
+    opened = stamped[0][0] + STEADY_FROM_S
+    window = [(epoch, created) for epoch, created in stamped if epoch >= opened and 0 < created < calls]
+    if len(window) < 2:
+        return None
+    (first_at, first_created), (last_at, last_created) = window[0], window[-1]
+    first_cpu, last_cpu = sampler.cpu_at(first_at), sampler.cpu_at(last_at)
+    if first_cpu is None or last_cpu is None or last_created <= first_created:
+        return None
+    return (last_cpu - first_cpu) / (last_created - first_created) * 1e6
 
 
 def _pinned(cpu: int, command: list[str]) -> list[str]:
@@ -129,10 +161,11 @@ def _uac_command(
         "-nostdin",
         "-timeout",
         str(timeout_s),
+        *("-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"),  # the steady window's rows
     ]
     if tool == "gossipper":
         return gossipper_command(*common, "-summary_json", str(workdir / "summary.json"))
-    return ["sipp", *common, "-trace_stat", "-stf", str(workdir / "uac.csv"), "-fd", "1"]
+    return ["sipp", *common]
 
 
 def _read_report(run: Run, workdir: Path) -> None:
@@ -176,10 +209,12 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scen
         )
         time.sleep(0.3)
         started = time.monotonic()
+        sampler = CpuSampler()
         try:
             returncode, cpu_s = run_and_measure_cpu(
                 _pinned(0, _uac_command(tool, port, rate, calls, timeout_s, workdir, scenario)),
                 timeout=timeout_s + 60,
+                sampler=sampler,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd=workdir,
@@ -189,7 +224,13 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scen
             uas.wait(timeout=10)
         run = Run(tool, rate, calls, 0, 0, calls, 0, time.monotonic() - started, cpu_s, returncode)
         _fill_counts(run, lambda: _read_report(run, workdir))
+        _fill_steady(run, workdir / "uac.csv", sampler)
     return run
+
+
+def _fill_steady(run: Run, stat_file: Path, sampler: CpuSampler) -> None:
+    with contextlib.suppress(OSError, IndexError):
+        run.steady_us = steady_us_per_call(sipp_stat_rows(stat_file), sampler, run.calls)
 
 
 def _fill_counts(run: Run, read: Callable[[], None]) -> None:
@@ -216,6 +257,7 @@ def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
     timeout_s = timeout_s if timeout_s is not None else default_timeout_s(rate, calls)
     port = free_port()
     measured: dict[str, tuple[int, float]] = {}
+    sampler = CpuSampler()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         uas = threading.Thread(
@@ -224,6 +266,7 @@ def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
                 run_and_measure_cpu(
                     _pinned(0, _uas_command(tool, port, calls)),
                     timeout=timeout_s + 60,
+                    sampler=sampler,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     cwd=workdir,
@@ -241,6 +284,7 @@ def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
         returncode, cpu_s = measured.get("uas", (-9, 0.0))
         run = Run(tool, rate, calls, 0, 0, calls, 0, time.monotonic() - started, cpu_s, returncode)
         _fill_counts(run, lambda: _read_sipp_report(run, workdir))
+        _fill_steady(run, workdir / "uac.csv", sampler)
     return run
 
 
@@ -265,6 +309,10 @@ def measure_startup(
 def format_cpu(run: Run, startup: dict[str, float]) -> str:
     cpu = run.cpu_us_per_call(startup.get(run.tool, 0.0))
     return "-" if cpu is None else f"{cpu:.0f}"
+
+
+def format_steady(run: Run) -> str:
+    return "-" if run.steady_us is None else f"{run.steady_us:.0f}"
 
 
 def climb(
@@ -301,7 +349,8 @@ def climb_together(
             print(
                 f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
                 f"{run.retransmissions} retransmissions, achieved {run.achieved:7.1f} cps, "
-                f"CPU {format_cpu(run, startup)} us/call -> {'ok' if run.passed else 'FAIL'}",
+                f"CPU {format_cpu(run, startup)} us/call (steady {format_steady(run)}) "
+                f"-> {'ok' if run.passed else 'FAIL'}",
                 flush=True,
             )
             if run.passed:
@@ -315,11 +364,19 @@ def climb_together(
 
 def step_table(runs: list[Run], startup: dict[str, float]) -> str:
     header = markdown_header(
-        "round", "tool", "offered cps", "calls", "achieved cps", "failed", "retransmissions", "CPU us/call"
+        "round",
+        "tool",
+        "offered cps",
+        "calls",
+        "achieved cps",
+        "failed",
+        "retransmissions",
+        "CPU us/call",
+        "steady us/call",
     )
     rows = [
         f"| {run.round_index + 1} | {run.tool} | {run.offered} | {run.created} | {run.achieved:.1f} "
-        f"| {run.failed} | {run.retransmissions} | {format_cpu(run, startup)} |"
+        f"| {run.failed} | {run.retransmissions} | {format_cpu(run, startup)} | {format_steady(run)} |"
         for run in runs
     ]
     return "\n".join([header, *rows])
@@ -344,12 +401,13 @@ def sipp_missing(bench: str) -> bool:
     return False
 
 
-def cpu_side_by_side(runs: list[Run], startup: dict[str, float]) -> str:
-    """CPU per call of both tools at each offered rate both ran cleanly: the goal is <= 2x.
-    Medians over the rounds, and the range of the ratios of runs of the same round."""
+def cpu_side_by_side(runs: list[Run], measure: Callable[[Run], float | None]) -> str:
+    """CPU per call (as measure reads it) of both tools at each offered rate both ran cleanly:
+    the goal is <= 2x. Medians over the rounds, and the range of the ratios of runs of the
+    same round."""
     by_rate: dict[int, dict[str, dict[int, float]]] = {}  # rate -> tool -> round -> us/call
     for run in runs:
-        cpu = run.cpu_us_per_call(startup.get(run.tool, 0.0))
+        cpu = measure(run)
         if run.passed and cpu is not None:
             by_rate.setdefault(run.offered, {}).setdefault(run.tool, {})[run.round_index] = cpu
     header = markdown_header(
@@ -407,8 +465,10 @@ def main() -> int:
     if "gossipper" in best and "sipp" in best:
         ratio = best["gossipper"] / best["sipp"] if best["sipp"] else 0.0
         print(f"\ngossipper / SIPp = {ratio:.2f} (target >= 0.75)")
-        print()
-        print(cpu_side_by_side(runs, startup))
+        print("\nCPU per call over the whole run, less each tool's start-up:")
+        print(cpu_side_by_side(runs, lambda run: run.cpu_us_per_call(startup.get(run.tool, 0.0))))
+        print(f"\nCPU per call in the steady window (stat rows from {STEADY_FROM_S} s until creation ends):")
+        print(cpu_side_by_side(runs, lambda run: run.steady_us))
     return 0
 
 
