@@ -14,6 +14,7 @@ from gossipper.engine import authentication
 from gossipper.engine.context import CallContext, RunContext, format_variable
 from gossipper.scenario.keywords import fill_arguments
 from gossipper.scenario.template import MessageTemplate
+from gossipper.sip.message import canonical_header_name
 
 AUTH_PLACEHOLDER = authentication.MARK  # in a rendered message: it needs the authentication step
 
@@ -37,16 +38,29 @@ def _bracket_ip(ip: str) -> str:
     return f"[{ip}]" if ":" in ip and not ip.startswith("[") else ip
 
 
-def header_lines(call: CallContext, name: str, value_only: bool) -> str:
-    """[last_Name] copies the header lines of the last received message; ':value' the values only."""
-    message = call.last_message
-    if message is None:
-        return ""
-    values = message.header_values(name)
-    if value_only:
-        return ", ".join(values)
-    label = name if name.lower() != "call-id" else "Call-ID"
-    return "\r\n".join(f"{label}: {value}" for value in values)
+def _last_header(spec: str) -> Callable[[CallContext], str]:
+    """[last_Name:] copies the header lines of the last received message, [last_Name:value]
+    their values only. The header's key and label are worked out once: a UAS's every answer
+    copies four or five of them."""
+    if spec == "Request_URI":
+        return to_uri
+    value_only = spec.endswith(":value")
+    name = spec[: -len(":value")] if value_only else spec.rstrip(":")
+    key = canonical_header_name(name)
+    prefix = ("Call-ID" if name.lower() == "call-id" else name) + ": "
+
+    def last(call: CallContext) -> str:
+        message = call.last_message
+        if message is None:
+            return ""
+        values = message.indexed_values(key)
+        if value_only:
+            return ", ".join(values)
+        if len(values) == 1:
+            return prefix + values[0]
+        return "\r\n".join([prefix + value for value in values])
+
+    return last
 
 
 def resolve(call: CallContext, token: str) -> str:
@@ -111,8 +125,7 @@ def _compile(token: str, keys: Mapping[str, str]) -> Callable[[CallContext], str
     plain = _OFFSET.match(token)
     own_keyword = plain is not None and plain.group("name") in _NUMERIC.keys() | _TEXT.keys()
     if token.startswith("last_") and not own_keyword:
-        spec = token[5:]  # [last_Header:]; [last_message] and [last_cseq_number] are keywords
-        return lambda call: _last(call, spec)
+        return _last_header(token[5:])  # [last_Header:]; [last_message] and [last_cseq_number] are keywords
     head, _, rest = token.partition(" ")
     if head.startswith("field"):
         arguments = _arguments(rest)
@@ -179,14 +192,6 @@ def next_url(call: CallContext) -> str:
     """[next_url]: the remote target learned by a recv with rrs="true" (its Contact, or a
     strict router), else [last_Request_URI] as in SIPp."""
     return call.next_url or to_uri(call)
-
-
-def _last(call: CallContext, spec: str) -> str:
-    if spec == "Request_URI":
-        return to_uri(call)
-    if spec.endswith(":value"):
-        return header_lines(call, spec[: -len(":value")], value_only=True)
-    return header_lines(call, spec.rstrip(":"), value_only=False)
 
 
 def _field(call: CallContext, head: str, file: str | None, line: MessageTemplate | None) -> str:

@@ -607,7 +607,8 @@ class Run:
         else:
             counters.call_failed(failure_class)
             self.trace_error(f"call {call.call_id} failed ({failure_class}): {reason}")
-        self.views.call_ended(call.call_id, failure_class)
+        if self.views.traces_messages:  # a call's history is kept only for -trace_calldebug
+            self.views.call_ended(call.call_id, failure_class)
         if call.journal is not None:
             self._record(call, failure_class, reason, counted)
         self.dispatcher.bury(call)
@@ -668,6 +669,8 @@ class Run:
         return self.media.action(call, action)
 
     def media_stop(self, call: Call) -> None:
+        if not self.media.in_use:
+            return
         received = self.media.call_ended(call)
         if received is not None and call.journal is not None:
             self._ended_media[call.call_id] = received  # read by its call record, right after

@@ -83,6 +83,12 @@ def _canonical(name: str) -> str:
 _CANONICAL: dict[str, str] = {}
 
 
+def canonical_header_name(name: str) -> str:
+    """The key a header is indexed under (lower case, a compact form spelled out in full), for
+    callers that ask every message for the same header (SipMessage.indexed_values)."""
+    return _canonical(name)
+
+
 def _blank_line(data: bytes | bytearray, start: int = 0) -> tuple[int, int] | None:
     """(end of header section, start of body) for CRLF, LF or mixed line endings."""
     crlf = data.find(b"\n\r\n", start)
@@ -273,6 +279,10 @@ class SipMessage:
     def header_values(self, name: str) -> list[str]:
         """Every line's value in order, not split on commas (callers know which headers may be)."""
         return list(self._lookup().get(_canonical(name), ()))
+
+    def indexed_values(self, key: str) -> tuple[str, ...]:
+        """header_values of a name already made a key (canonical_header_name)."""
+        return self._lookup().get(key, ())
 
     # ------------------------------------------------------------------ dialog fields
     @property

@@ -60,6 +60,9 @@ def test_last_headers_and_variables() -> None:
     assert resolve(call, "last_Via:") == "Via: SIP/2.0/UDP h1;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP h2"
     assert resolve(call, "last_From:value") == "<sip:x@y>;tag=9"
     assert resolve(call, "last_Missing:") == ""
+    assert resolve(call, "last_Via:value") == "SIP/2.0/UDP h1;branch=z9hG4bK1, SIP/2.0/UDP h2"
+    assert resolve(call, "last_call-id:") == "Call-ID: c1"  # SIPp spells Call-ID its own way
+    assert resolve(call, "last_cseq:") == "cseq: 1 INVITE"  # any other name as the scenario does
     call.variables["v"] = 3.0
     call.variables["s"] = "text"
     assert resolve(call, "$v") == "3.000000"
