@@ -11,7 +11,6 @@ import operator
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from gossipper.engine.context import CallContext, VariableValue
@@ -34,15 +33,27 @@ _ARITH: dict[str, Callable[[float, float], float]] = {
 }
 
 
-@dataclass
 class ActionOutcome:
-    """What the call must do after its actions ran; the defaults mean 'carry on'."""
+    """What the call must do after its actions ran; the defaults mean 'carry on'.
 
-    failure: str | None = None  # failure class: the call fails
-    failure_reason: str = ""
-    stop_call: bool = False
-    jump_to: int | None = None
-    fatal: str | None = None  # an <error> action's text: the whole run ends, as SIPp's ERROR()
+    A plain class rather than a dataclass: compiled, a dataclass' __init__ is still the one
+    the dataclasses module writes in Python, and every step with actions makes one."""
+
+    __slots__ = ("failure", "failure_reason", "fatal", "jump_to", "stop_call")
+
+    def __init__(
+        self,
+        failure: str | None = None,  # failure class: the call fails
+        failure_reason: str = "",
+        stop_call: bool = False,
+        jump_to: int | None = None,
+        fatal: str | None = None,  # an <error> action's text: the whole run ends, as SIPp's ERROR()
+    ) -> None:
+        self.failure = failure
+        self.failure_reason = failure_reason
+        self.stop_call = stop_call
+        self.jump_to = jump_to
+        self.fatal = fatal
 
 
 class ActionHost(Protocol):

@@ -1023,8 +1023,13 @@ def _lacks_request_uri(data: bytes) -> bool:
     if data.startswith(b"SIP/"):
         return False
     end = data.find(b"\r\n")
-    words = (data[:end] if end >= 0 else data).split(b" ")
-    return len(words) < 3 or not words[1]
+    if end < 0:
+        end = len(data)
+    method_end = data.find(b" ", 0, end)  # found, not split: every request sent passes here
+    if method_end < 0:
+        return True
+    uri_end = data.find(b" ", method_end + 1, end)
+    return uri_end < 0 or uri_end == method_end + 1
 
 
 def retransmission_digest(message: SipMessage, raw: bytes) -> int:

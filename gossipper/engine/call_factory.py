@@ -33,7 +33,7 @@ class CallFactory:
         keywords: KeywordSettings,
         dispatcher: Dispatcher,
         counters: RunCounters,
-        media_call_started: Callable[[Call], None],
+        media_call_started: Callable[[Call], None] | None,  # None: no media starts with a call
         numbered_by: CallFactory | None = None,
     ) -> None:
         self._host = host
@@ -102,7 +102,8 @@ class CallFactory:
         self._dispatcher.calls[call.call_id] = call
         self._counters.calls_created += 1
         self._counters.calls_active += 1
-        self._media_call_started(call)
+        if self._media_call_started is not None:
+            self._media_call_started(call)
         call.start()
         return call
 

@@ -123,8 +123,14 @@ class MediaBridge:
         else:
             self._unregister(call_id)
 
+    @property
+    def starts_with_calls(self) -> bool:
+        """Whether a call's start opens anything here (call_started): only with -rtp_echo does
+        a call's port open before its scenario asks."""
+        return self.settings.echo
+
     def call_started(self, call: Call) -> None:
-        if self.settings.echo:  # only then does a call's port open before its scenario asks
+        if self.starts_with_calls:
             self.classic.call_started(call.call_id, call.context.media_port)
 
     def sdp_received(self, call: Call, sdp: bytes) -> None:

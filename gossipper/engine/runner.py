@@ -237,8 +237,9 @@ class Run:
             remote_host=endpoints.remote_host,
             calls_share_port=not (mode.per_call or mode is TransportMode.UDP_PER_IP),
         )
+        media_call_started = self.media.call_started if self.media.starts_with_calls else None
         self.factory = CallFactory(
-            self, run, self.settings.keywords, self.dispatcher, self.counters, self.media.call_started
+            self, run, self.settings.keywords, self.dispatcher, self.counters, media_call_started
         )
         self.factory.keep_journals = self.views.call_records is not None
         if self.other is not None:
@@ -252,7 +253,7 @@ class Run:
             )
             self.other_factory = CallFactory(
                 host, other_run, self.settings.keywords, self.dispatcher, host.counters,
-                self.media.call_started, numbered_by=self.factory,
+                media_call_started, numbered_by=self.factory,
             )  # fmt: skip
         if self.scenario.uses_3pcc:
             self.twin = await TwinChannel.open(self, self.settings.transport.twin, self.scenario)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from gossipper.engine.call import Call
+from gossipper.engine.call import Call, _lacks_request_uri
 from gossipper.engine.settings import CallPolicy, DefaultBehavior
 from gossipper.errors import FileProblem
 from gossipper.scenario import model
@@ -1120,6 +1120,25 @@ def test_an_empty_request_uri_fails_the_call_instead_of_sending_it() -> None:
     # abortCall's own ACK and BYE (-default_behaviors bye) fall back to the INVITE's URI
     assert host.sent_what() == ["INVITE", "ACK", "BYE"]
     assert {sent.message.request_uri for sent in host.sent} == {invite.request_uri}
+
+
+@pytest.mark.parametrize(
+    ("first_line", "lacks"),
+    [
+        (b"ACK  SIP/2.0", True),
+        (b"ACK SIP/2.0", True),
+        (b"ACK", True),
+        (b"", True),
+        (b" sip:a@b SIP/2.0", False),  # no method is the parser's to refuse, not this check's
+        (b"BYE sip:a@b SIP/2.0", False),
+        (b"SIP/2.0 200 OK", False),
+    ],
+)
+def test_a_request_line_lacks_its_uri_when_the_second_word_is_empty_or_missing(
+    first_line: bytes, lacks: bool
+) -> None:
+    for message in (first_line, first_line + b"\r\nCSeq: 1 ACK\r\n\r\n"):
+        assert _lacks_request_uri(message) is lacks
 
 
 # ---------------------------------------------------------------------- 10. hard stop, stop_call, PING
