@@ -137,7 +137,8 @@ class Call:
         self.journal: CallJournal | None = None
         # SIPp starts every response-time timer with the call; start_rtd restarts one.
         # None until a timer is started or stopped: until then each stands at the call's start
-        self._rtd_started: dict[str, float] | None = None
+        # Response-time timers restarted or stopped; the others started with the call (SIPp)
+        self._rtd_started: dict[str, float | None] | None = None
         self.last_recv_hash: int | None = None
         self.last_recv_index = -1
         self.retrans_of_recv_hash: int | None = None  # a re-received message to answer again
@@ -311,7 +312,7 @@ class Call:
             self.retrans_reply = self.last_sent
         now = self.host.now()
         for name in step.start_rtd:
-            self.rtd_started[name] = now
+            self._set_rtd(name, now)
         if step.rtd:
             self._stop_rtds(step.rtd, now, step.repeat_rtd)
         counters.count_message(step.counter)
@@ -384,17 +385,19 @@ class Call:
             self._retrans_timer.cancel()
             self._retrans_timer = None
 
-    @property
-    def rtd_started(self) -> dict[str, float]:
-        """When each response-time timer last started (SIPp starts them all with the call)."""
-        started = self._rtd_started
-        if started is None:
-            started = self._rtd_started = dict.fromkeys(self.scenario.rtd_names, self.started_at)
-        return started
+    def _set_rtd(self, name: str, started: float | None) -> None:
+        """Restart a response-time timer (started: now), or stop it (None)."""
+        if self._rtd_started is None:
+            self._rtd_started = {}
+        self._rtd_started[name] = started
 
     def _stop_rtds(self, names: list[str], now: float, repeat: bool) -> None:
         for name in names:
-            started = self.rtd_started.get(name)
+            # Every timer named by the scenario started with the call (SIPp), unless restarted
+            # since; a stopped one (None) measures nothing until it is started again.
+            started = (
+                self.started_at if self._rtd_started is None else self._rtd_started.get(name, self.started_at)
+            )
             if started is None:
                 continue
             bounds = self.scenario.response_time_repartition
@@ -403,7 +406,7 @@ class Call:
             if self.journal is not None:
                 self.journal.response_times_ms[name] = (now - started) * 1000
             if not repeat:
-                del self.rtd_started[name]
+                self._set_rtd(name, None)
 
     # ------------------------------------------------------------------ waiting
     def _compact_retained(self) -> None:
@@ -620,7 +623,7 @@ class Call:
         if step.rtd:
             self._stop_rtds(step.rtd, now, step.repeat_rtd)
         for name in step.start_rtd:
-            self.rtd_started[name] = now
+            self._set_rtd(name, now)
         counters.count_message(step.counter)
         self.last_recv_hash = digest
         self.last_recv_index = index

@@ -15,6 +15,7 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable
+from time import monotonic  # a global, not a module attribute: read per message
 
 from gossipper import __version__
 from gossipper.engine.call import Call, Timer
@@ -641,7 +642,7 @@ class Run:
 
     # ------------------------------------------------------------------ CallHost services
     def now(self) -> float:
-        return time.monotonic()
+        return monotonic()
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> Timer:
         if delay_s <= 0:

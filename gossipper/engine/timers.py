@@ -21,8 +21,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-import time
 from collections.abc import Callable
+from time import monotonic  # a global, not a module attribute: read per timer
 
 TICKS_PER_S = 1000
 MAX_ARMED_S = 3600.0
@@ -72,7 +72,7 @@ class TimerWheel:
         self._closed = False
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> WheelTimer:
-        tick = math.ceil((time.monotonic() + delay_s) * TICKS_PER_S)
+        tick = math.ceil((monotonic() + delay_s) * TICKS_PER_S)
         bucket = self._buckets.get(tick)
         if bucket is None:
             bucket = self._buckets[tick] = _Bucket(tick)
@@ -122,14 +122,14 @@ class TimerWheel:
             self._handle.cancel()
         self._armed_tick = tick
         # whole milliseconds, rounded up: the loop counts its timers in them
-        delay = math.ceil((tick / TICKS_PER_S - time.monotonic()) * TICKS_PER_S) / TICKS_PER_S
+        delay = math.ceil((tick / TICKS_PER_S - monotonic()) * TICKS_PER_S) / TICKS_PER_S
         # a far timer (a pause of days) wakes the loop hourly and is re-armed: the loop's own
         # timers overflow on delays past a few hundred years
         self._handle = self._loop.call_later(min(max(delay, 0.0), MAX_ARMED_S), self._fire)
 
     def _fire(self) -> None:
         self._handle = None
-        now_tick = math.floor(time.monotonic() * TICKS_PER_S)
+        now_tick = math.floor(monotonic() * TICKS_PER_S)
         ticks, buckets = self._ticks, self._buckets
         self._firing = True
         try:

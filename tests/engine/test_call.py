@@ -1437,3 +1437,31 @@ def test_a_call_stopped_in_its_final_timewait_succeeds() -> None:
     call.abort_now()
     assert call.finished and host.ending.failure_class is None
     assert host.sent_of("BYE") == []  # nothing to tidy: the dialog is the peer's to end
+
+
+# ---------------------------------------------------------------------- response-time timers
+def test_response_time_timers_start_with_the_call_restart_and_stop_as_sipp_does() -> None:
+    """Every rtd starts with the call; start_rtd restarts one; a stop without repeat_rtd
+    ends it until it is started again, and repeat_rtd keeps it running."""
+    flow = scenario(
+        INVITE_ONCE,
+        recv(100, rtd="early"),  # from the call's start
+        recv(180, rtd="early", optional="true"),  # stopped already: nothing measured
+        recv(200, rtd="answer", repeat_rtd="true", start_rtd="early"),  # kept running; early restarts
+        send_request("ACK", "rtd='answer'", in_dialog=True),  # answer again, from the call's start
+        '\n  <pause milliseconds="1000"/>',
+        send_request("BYE", "rtd='early'", in_dialog=True),  # early, from the 200
+    )
+    host, call = start_call(flow)
+    invite = sent_invite(host)
+    host.advance(0.25)
+    host.deliver(call, response_to(invite, 100))
+    host.advance(0.25)
+    host.deliver(call, response_to(invite, 180))
+    host.advance(0.5)
+    host.deliver(call, response_to(invite, 200))
+    host.advance(1.1)
+    rtd = host.counters.rtd
+    assert (rtd["early"].count, rtd["answer"].count) == (2, 2)
+    assert (rtd["early"].min_ms, rtd["early"].max_ms) == (pytest.approx(250), pytest.approx(1000))
+    assert (rtd["answer"].min_ms, rtd["answer"].max_ms) == (pytest.approx(1000), pytest.approx(1000))
