@@ -678,7 +678,8 @@ class Run:
             self._ended_media[call.call_id] = received  # read by its call record, right after
 
     def media_sdp(self, call: Call, sdp: bytes) -> None:
-        self.media.sdp_received(call, sdp)
+        if self.media.in_use:
+            self.media.sdp_received(call, sdp)
 
     def run_command(self, command: str) -> None:
         self.loop.create_task(self._run_shell(command))

@@ -20,6 +20,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 
 /* RFC 3261 compact forms and the common extension ones, as message._COMPACT. */
@@ -741,7 +742,49 @@ static PyObject *send_batch(PyObject *self, PyObject *args) {
     return Py_BuildValue("(ni)", start, 0);
 }
 
+/* ---------------------------------------------------------------- header parameters
+ *
+ * header_param(value, param) is message._python_header_param for a lower-case ASCII param:
+ * the value of ;param= in a From, To or Via value, outside any <...>, blanks stripped;
+ * None when it has none. Every request a UAS receives has its From tag read.
+ */
+static PyObject *header_param(PyObject *self, PyObject *args) {
+    PyObject *value;
+    const char *param;
+    Py_ssize_t param_size, size;
+    if (!PyArg_ParseTuple(args, "Us#:header_param", &value, &param, &param_size)) return NULL;
+    const char *text = PyUnicode_AsUTF8AndSize(value, &size);
+    if (text == NULL) return NULL;
+    const char *end = text + size;
+    /* as Python's value.find(">") when "<" is in value: the first '>' anywhere */
+    const char *close = memchr(text, '<', (size_t)size) != NULL ? memchr(text, '>', (size_t)size) : NULL;
+    const char *cursor;
+    if (close != NULL) {
+        cursor = close + 1; /* every ;-part after the name-addr is a parameter */
+    } else {
+        const char *first = memchr(text, ';', (size_t)size); /* the first part is the URI */
+        if (first == NULL) Py_RETURN_NONE;
+        cursor = first + 1;
+    }
+    for (;;) {
+        const char *semicolon = memchr(cursor, ';', (size_t)(end - cursor));
+        const char *part = cursor, *part_end = semicolon != NULL ? semicolon : end;
+        strip_wsp(&part, &part_end);
+        if (part_end - part > param_size && part[param_size] == '=' &&
+            strncasecmp(part, param, (size_t)param_size) == 0) {
+            const char *found = part + param_size + 1;
+            strip_wsp(&found, &part_end);
+            return PyUnicode_DecodeUTF8(found, part_end - found, NULL);
+        }
+        if (semicolon == NULL) Py_RETURN_NONE;
+        cursor = semicolon + 1;
+    }
+}
+
 static PyMethodDef methods[] = {
+    {"header_param", header_param, METH_VARARGS,
+     "header_param(value, param) -> str or None: the value of ;param= (param in lower case) in a "
+     "From, To or Via value, outside any <...>."},
     {"peek_message", peek_message, METH_O,
      "peek_message(data) -> (is_request, method, status_code, cseq_method, to) or None: the facts "
      "kept about a message sent, after the checks parse_message makes; None: parse it whole"},

@@ -130,8 +130,8 @@ def _is_token(text: str) -> bool:
     return bool(text) and ((text.isascii() and text.isalpha()) or not set(text) - _TOKEN_CHARS)
 
 
-def _header_param(value: str, param: str) -> str | None:
-    """A ;param=value of a From/To/Via header, ignoring anything inside <...>."""
+def _python_header_param(value: str, param: str) -> str | None:
+    """A ;param=value of a From/To/Via header, ignoring anything inside <...> (param in lower case)."""
     close = value.find(">") if "<" in value else -1
     prefix = param + "="
     for part in value[close + 1 :].split(";")[1 if close < 0 else 0 :]:
@@ -490,3 +490,14 @@ def generate_tag() -> str:
 
 
 BACKEND, _index_headers, _parse_whole, _peek_message = _choose_parsers()  # which one parses: tests run both
+
+
+def _choose_header_param() -> Callable[[str, str], str | None]:
+    if BACKEND == "native":
+        from gossipper.sip._sipcore import header_param
+
+        return header_param
+    return _python_header_param
+
+
+_header_param = _choose_header_param()

@@ -339,6 +339,31 @@ def test_find_message_end_splits_concatenations(messages: list[bytes], keepalive
 _header_text = st.text(st.sampled_from("ab:;= \t\r\nÄ\x00Xl"), max_size=60)
 
 
+@settings(max_examples=600, deadline=None)
+@given(
+    value=st.text(st.sampled_from("<>;= \tTAGtagbrnchx@:É\x00"), max_size=40)
+    | st.lists(
+        st.sampled_from(["<sip:a@b;tag=u>", ";", " ", "tag", "TaG", "=", "v", "branch", ">", "é"])
+    ).map("".join),
+    param=st.sampled_from(["tag", "branch"]),
+)
+def test_native_and_python_header_parameters_agree(value: str, param: str) -> None:
+    """A From/To tag or a Via branch: the native reading is the Python one, on any text."""
+    try:
+        from gossipper.sip._sipcore import header_param
+    except ImportError:
+        pytest.skip("the native SIP core is not built")
+    assert header_param(value, param) == message_module._python_header_param(value, param)
+
+
+def test_header_parameters_outside_the_name_addr() -> None:
+    for read in (message_module._python_header_param, message_module._header_param):
+        assert read("<sip:a@b;tag=inside>; TAG=out ;x", "tag") == "out"
+        assert read("sip:a@b;tag=t1", "tag") == "t1"
+        assert read("tag=first-part-is-the-uri", "tag") is None
+        assert read("<sip:a@b>;tagx=1;tag=", "tag") == ""
+
+
 @settings(max_examples=400, deadline=None)
 @given(section=_header_text | st.binary(max_size=60))
 def test_both_indexers_agree_on_any_header_section(section: str | bytes) -> None:
