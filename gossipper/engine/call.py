@@ -135,9 +135,8 @@ class Call:
         # -call_records: what the call sent and received, step by step, and its response
         # times; None (nothing kept) unless the run writes call records.
         self.journal: CallJournal | None = None
-        # SIPp starts every response-time timer with the call; start_rtd restarts one.
-        # None until a timer is started or stopped: until then each stands at the call's start
-        # Response-time timers restarted or stopped; the others started with the call (SIPp)
+        # SIPp starts every response-time timer with the call; start_rtd restarts one, and a
+        # stop without repeat_rtd ends it (None). Only those are kept, and only once there is one
         self._rtd_started: dict[str, float | None] | None = None
         self.last_recv_hash: int | None = None
         self.last_recv_index = -1

@@ -229,9 +229,9 @@ def test_a_bug_raised_in_a_callback_stops_the_run_in_one_line_with_its_summary(
     tmp_path: Path, gossipper_uas: GossipperUas
 ) -> None:
     """An exception escaping into the event loop (here a fault planted in the views, which every
-    ended call reaches from a socket callback) must not leave a run that never ends: it stops
-    as on a fatal error, exit 255, one line on stderr, the traceback in -trace_err's file, and
-    the summary written."""
+    ended call reaches from a socket callback while -trace_calldebug keeps call histories) must
+    not leave a run that never ends: it stops as on a fatal error, exit 255, one line on stderr,
+    the traceback in -trace_err's file, and the summary written."""
     uas = gossipper_uas("-sn", "uas", "-i", LOOPBACK)
     summary, errors = tmp_path / "uac.json", tmp_path / "errors.log"
     command = [sys.executable, "-c", FAULTY_VIEWS, "-sn", "uac", uas.address, "-i", LOOPBACK, "-m", "50"]
@@ -244,6 +244,9 @@ def test_a_bug_raised_in_a_callback_stops_the_run_in_one_line_with_its_summary(
         "-trace_err",
         "-error_file",
         str(errors),
+        "-trace_calldebug",
+        "-calldebug_file",
+        str(tmp_path / "calldebug.log"),
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 255, result.stderr
