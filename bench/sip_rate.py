@@ -21,7 +21,11 @@ Every step is measured the same way for both tools, and printed in a per-step ta
 - failed and retransmissions: from the same reports (SIPp: FailedCall(C), Retransmissions(C));
 - CPU us/call: the UAC's user + system CPU from /proc/PID/stat, read when it has exited but
   is not yet reaped, less what the same command costs for a single call (`-m 1 -r 1`, its
-  start-up, measured once per tool and printed), divided by the calls it made.
+  start-up, measured once per tool and printed), divided by the calls it made;
+- steady us/call: the same CPU, sampled from /proc every 20 ms, between two -trace_stat rows
+  of the UAC (written every second; with --side uas, the SIPp driver's): from STEADY_FROM_S
+  into the run to the last row before the last call was created, over the calls created in
+  between.
 
 The tools take turns at each rate (the first one alternating round by round), so that both
 meet the same moments of a shared machine; --rounds N climbs N times. The side-by-side

@@ -63,7 +63,12 @@ class MediaBridge:
     def _refresh_in_use(self) -> None:
         # Whether a call's end has anything here to stop or release: most load runs have no
         # media at all, and asking at every call's end cost about 2% of a UAS's CPU.
-        self.in_use = self._binds_media or self.settings.echo or self.settings.srtp
+        self.in_use = self._follows_calls
+
+    @property
+    def _follows_calls(self) -> bool:
+        """Whether the classic side keeps something of each call before any media action."""
+        return self._binds_media or self.settings.echo or self.settings.srtp
 
     def _warn(self, text: str) -> None:
         if not self.settings.quiet:
@@ -136,7 +141,7 @@ class MediaBridge:
     def sdp_received(self, call: Call, sdp: bytes) -> None:
         # The peer's SDP matters to the classic side only for a session it may re-aim or
         # echo, or an a=crypto to answer; a media action reads it from the call's context.
-        if self._binds_media or self.settings.echo or self.settings.srtp:
+        if self._follows_calls:
             self.classic.remote_sdp_changed(call.call_id, sdp)
 
     def crypto_attribute(self, call_id: str) -> str:

@@ -217,11 +217,11 @@ class Run:
                 f"{self.scenario.name}: a client scenario needs a remote host "
                 "(gossipper sipp ... host[:port])"
             )
-        if self.settings.transport.mode is TransportMode.UDP_PER_IP:
+        if self._calls_injected_address:
             endpoints.per_ip_addresses = self._injected_addresses()
         await endpoints.open(self.is_uac)
         await endpoints.open_per_ip(self.is_uac)
-        media, mode = self.settings.media, self.settings.transport.mode
+        media = self.settings.media
         media_ip = media.ip or endpoints.local_ip
         self._check_media_capacity()
         run = RunContext(
@@ -236,7 +236,7 @@ class Run:
             crypto_attribute=self.media.crypto_attribute,
             choose_media_port=self.media.media_port,
             remote_host=endpoints.remote_host,
-            calls_share_port=not (mode.per_call or mode is TransportMode.UDP_PER_IP),
+            calls_share_port=not (self._calls_own_transport or self._calls_injected_address),
         )
         media_call_started = self.media.call_started if self.media.starts_with_calls else None
         self.factory = CallFactory(

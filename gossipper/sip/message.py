@@ -278,7 +278,7 @@ class SipMessage:
 
     def header_values(self, name: str) -> list[str]:
         """Every line's value in order, not split on commas (callers know which headers may be)."""
-        return list(self._lookup().get(_canonical(name), ()))
+        return list(self.indexed_values(_canonical(name)))
 
     def indexed_values(self, key: str) -> tuple[str, ...]:
         """header_values of a name already made a key (canonical_header_name)."""
@@ -408,15 +408,18 @@ def _native_or_python(native: Callable[[bytes, int, int], Indexed | None]) -> In
     return index_headers
 
 
-def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None, PeekMessage | None]:
-    """The native parser and indexer when built, unless GOSSIPPER_SIP_BACKEND=python."""
+HeaderParam = Callable[[str, str], str | None]
+
+
+def _choose_parsers() -> tuple[str, IndexHeaders, ParseWhole | None, PeekMessage | None, HeaderParam]:
+    """The native parser, indexer and parameter reader when built, unless GOSSIPPER_SIP_BACKEND=python."""
     if pure_python_sip():
-        return "python", _python_index_headers, None, None
+        return "python", _python_index_headers, None, None, _python_header_param
     try:
-        from gossipper.sip._sipcore import index_headers, parse_message, peek_message
+        from gossipper.sip._sipcore import header_param, index_headers, parse_message, peek_message
     except ImportError:
-        return "python", _python_index_headers, None, None
-    return "native", _native_or_python(index_headers), parse_message, peek_message
+        return "python", _python_index_headers, None, None, _python_header_param
+    return "native", _native_or_python(index_headers), parse_message, peek_message, header_param
 
 
 def find_message_end(buffer: bytes | bytearray, max_bytes: int = MAX_CONTENT_LENGTH) -> int | None:
@@ -489,15 +492,5 @@ def generate_tag() -> str:
     return f"{_rng.getrandbits(64):016x}"
 
 
-BACKEND, _index_headers, _parse_whole, _peek_message = _choose_parsers()  # which one parses: tests run both
-
-
-def _choose_header_param() -> Callable[[str, str], str | None]:
-    if BACKEND == "native":
-        from gossipper.sip._sipcore import header_param
-
-        return header_param
-    return _python_header_param
-
-
-_header_param = _choose_header_param()
+# which one parses: tests run both
+BACKEND, _index_headers, _parse_whole, _peek_message, _header_param = _choose_parsers()
