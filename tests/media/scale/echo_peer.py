@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 import select
 import socket
+import struct
 import threading
 import time
 from collections import defaultdict
@@ -20,6 +21,8 @@ from gossipper.cli.ports import LOOPBACK
 
 DELAY_S = 0.012  # the jitter stream's every other packet is held this long
 HOLD_S = 0.030  # the reorder stream's every 4th packet is held this long: past the next one
+SO_TIMESTAMPNS = 35  # Linux's value; Python's socket module does not name it
+TIMESPEC = struct.Struct("@qq")
 
 
 @dataclass
@@ -32,6 +35,14 @@ class Done:
     held: int = 0
     sent_behind: int = 0  # sent back after a later sequence number had been (reordered by us)
     highest: int | None = None  # the highest sequence number sent back so far
+    # The peer's own turnaround per copy sent back: its kernel's arrival stamp to just before
+    # its send (realtime ns). It holds the intended delay and any time this thread was not
+    # running, which a loaded machine can make hundreds of milliseconds.
+    hold_max_ns: int = 0
+    hold_sum_ns: int = 0
+    # (departure realtime ns, RTP timestamp) of each copy sent back, in order: on loopback the
+    # engine's kernel stamps each arrival inside this send, so these are its arrival times.
+    departures: list[tuple[int, int]] = field(default_factory=list)
 
 
 # An impairment: (packet index) -> the delays in seconds of the copies to send back (none: drop).
@@ -76,7 +87,8 @@ class ImpairingEcho:
         self.sock.setblocking(False)
         self.port: int = self.sock.getsockname()[1]
         self._stop = threading.Event()
-        self._queue: list[tuple[float, int, bytes, tuple[str, int]]] = []
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._queue: list[tuple[float, int, int, bytes, tuple[str, int]]] = []
         self._order = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -85,9 +97,14 @@ class ImpairingEcho:
         while not self._stop.is_set():
             now = time.monotonic()
             while self._queue and self._queue[0][0] <= now:
-                _, _, data, source = heapq.heappop(self._queue)
-                self._note_order(self.done[source[1]], int.from_bytes(data[2:4], "big"))
+                _, _, arrived_ns, data, source = heapq.heappop(self._queue)
+                done = self.done[source[1]]
+                self._note_order(done, int.from_bytes(data[2:4], "big"))
+                leaving_ns = time.time_ns()
                 self.sock.sendto(data, source)
+                done.hold_max_ns = max(done.hold_max_ns, leaving_ns - arrived_ns)
+                done.hold_sum_ns += leaving_ns - arrived_ns
+                done.departures.append((leaving_ns, int.from_bytes(data[4:8], "big")))
             wait = min(0.05, self._queue[0][0] - now) if self._queue else 0.05
             readable, _, _ = select.select([self.sock], [], [], max(0.0, wait))
             if readable:
@@ -96,9 +113,10 @@ class ImpairingEcho:
     def _take(self) -> None:
         while True:
             try:
-                data, source = self.sock.recvfrom(2048)
+                data, ancillary, _, source = self.sock.recvmsg(2048, 64)
             except BlockingIOError:
                 return
+            arrived_ns = self._kernel_stamp(ancillary)
             port = source[1]
             done = self.done[port]
             copies = self.impairments.get(port, clean)(done.seen)
@@ -111,7 +129,15 @@ class ImpairingEcho:
             now = time.monotonic()
             for delay in copies:
                 self._order += 1
-                heapq.heappush(self._queue, (now + delay, self._order, data, source))
+                heapq.heappush(self._queue, (now + delay, self._order, arrived_ns, data, source))
+
+    @staticmethod
+    def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int:
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                seconds, nanoseconds = TIMESPEC.unpack_from(data)
+                return seconds * 1_000_000_000 + nanoseconds
+        raise AssertionError("the kernel gave no arrival stamp")
 
     @staticmethod
     def _note_order(done: Done, seq: int) -> None:
