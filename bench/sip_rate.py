@@ -5,7 +5,7 @@ passes when no call fails and the achieved rate is within 5% of the offered one.
 The UAC is pinned to CPU 0 and the SIPp UAS to CPU 1 so "one core" means one core.
 
     .venv/bin/python -m bench.sip_rate [--seconds 5] [--rates 100,200,400,...] [--tools gossipper,sipp]
-        [--scenario uac|uac_ereg] [--side uac|uas] [--rounds N]
+        [--scenario uac|uac_ereg] [--side uac|uas] [--rounds N] [--timer-resol MS]
 
 With --side uas the roles turn: each tool's UAS (`-sn uas -m calls`, CPU 0) answers
 `sipp -sn uac` (CPU 1), the same driver for both tools; calls, failures, retransmissions
@@ -32,6 +32,9 @@ meet the same moments of a shared machine; --rounds N climbs N times. The side-b
 table then gives, per offered rate, each tool's median CPU per call, the ratio of the
 medians and the range of the ratios measured round by round; start-up CPU is the median
 of N measurements too.
+
+--timer-resol MS gives both measured tools `-timer_resol MS` (SIPp's default is 1 ms;
+gossipper's, unset, ticks timers by the millisecond and creates calls in ticks of up to 5 ms).
 
 bench.overload reuses run_uac, measure_startup and climb to load the UAC past its ceiling.
 """
@@ -149,9 +152,17 @@ SCENARIOS = {
 
 
 def _uac_command(
-    tool: str, port: int, rate: int, calls: int, timeout_s: int, workdir: Path, scenario: str = "uac"
+    tool: str,
+    port: int,
+    rate: int,
+    calls: int,
+    timeout_s: int,
+    workdir: Path,
+    scenario: str = "uac",
+    tuning: tuple[str, ...] = (),
 ) -> list[str]:
     common = [
+        *tuning,
         *SCENARIOS[scenario],
         f"{LOOPBACK}:{port}",
         "-i",
@@ -196,7 +207,14 @@ def _read_sipp_report(run: Run, workdir: Path) -> None:
     run.elapsed_s = sipp_elapsed_s(final)
 
 
-def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scenario: str = "uac") -> Run:
+def run_uac(
+    tool: str,
+    rate: int,
+    calls: int,
+    timeout_s: int | None = None,
+    scenario: str = "uac",
+    tuning: tuple[str, ...] = (),
+) -> Run:
     """One run of tool's uac (CPU 0) against a fresh `sipp -sn uas` (CPU 1): calls at rate.
 
     A run whose report cannot be read, or that crashed or was killed, counts every call as
@@ -216,7 +234,7 @@ def run_uac(tool: str, rate: int, calls: int, timeout_s: int | None = None, scen
         sampler = CpuSampler()
         try:
             returncode, cpu_s = run_and_measure_cpu(
-                _pinned(0, _uac_command(tool, port, rate, calls, timeout_s, workdir, scenario)),
+                _pinned(0, _uac_command(tool, port, rate, calls, timeout_s, workdir, scenario, tuning)),
                 timeout=timeout_s + 60,
                 sampler=sampler,
                 stdout=subprocess.DEVNULL,
@@ -248,12 +266,14 @@ def _fill_counts(run: Run, read: Callable[[], None]) -> None:
         run.failed = max(run.failed, run.calls - run.success)
 
 
-def _uas_command(tool: str, port: int, calls: int) -> list[str]:
-    common = ["-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-m", str(calls), "-nostdin"]
+def _uas_command(tool: str, port: int, calls: int, tuning: tuple[str, ...] = ()) -> list[str]:
+    common = [*tuning, "-sn", "uas", "-i", LOOPBACK, "-p", str(port), "-m", str(calls), "-nostdin"]
     return gossipper_command(*common) if tool == "gossipper" else ["sipp", *common]
 
 
-def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> Run:
+def run_uas(
+    tool: str, rate: int, calls: int, timeout_s: int | None = None, tuning: tuple[str, ...] = ()
+) -> Run:
     """One run of tool's uas (CPU 0) answering `sipp -sn uac` (CPU 1): calls at rate.
 
     The driver's report gives the counts; a UAS that crashed or had to be killed counts
@@ -268,7 +288,7 @@ def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
             target=lambda: measured.setdefault(
                 "uas",
                 run_and_measure_cpu(
-                    _pinned(0, _uas_command(tool, port, calls)),
+                    _pinned(0, _uas_command(tool, port, calls, tuning)),
                     timeout=timeout_s + 60,
                     sampler=sampler,
                     stdout=subprocess.DEVNULL,
@@ -292,18 +312,22 @@ def run_uas(tool: str, rate: int, calls: int, timeout_s: int | None = None) -> R
     return run
 
 
-def run_side(side: str, tool: str, rate: int, calls: int, scenario: str = "uac") -> Run:
-    """One step of the tool on that side of the call."""
-    return run_uas(tool, rate, calls) if side == "uas" else run_uac(tool, rate, calls, scenario=scenario)
+def run_side(
+    side: str, tool: str, rate: int, calls: int, scenario: str = "uac", tuning: tuple[str, ...] = ()
+) -> Run:
+    """One step of the tool on that side of the call; `tuning` goes to the tool measured."""
+    if side == "uas":
+        return run_uas(tool, rate, calls, tuning=tuning)
+    return run_uac(tool, rate, calls, scenario=scenario, tuning=tuning)
 
 
 def measure_startup(
-    tools: list[str], scenario: str = "uac", side: str = "uac", rounds: int = 1
+    tools: list[str], scenario: str = "uac", side: str = "uac", rounds: int = 1, tuning: tuple[str, ...] = ()
 ) -> dict[str, float]:
     """Each tool's start-up CPU seconds (the same command with `-m 1 -r 1`; the median of
     `rounds` runs), printed once."""
     startup = {
-        tool: statistics.median(run_side(side, tool, 1, 1, scenario).cpu_s for _ in range(rounds))
+        tool: statistics.median(run_side(side, tool, 1, 1, scenario, tuning).cpu_s for _ in range(rounds))
         for tool in tools
     }
     print("start-up CPU: " + ", ".join(f"{tool} {cpu:.2f} s" for tool, cpu in startup.items()), flush=True)
@@ -326,9 +350,10 @@ def climb(
     startup: dict[str, float],
     scenario: str = "uac",
     side: str = "uac",
+    tuning: tuple[str, ...] = (),
 ) -> tuple[int, list[Run]]:
     """Rates in turn until a step fails: the highest clean rate (0 when none) and every step."""
-    best, runs = climb_together([tool], rates, seconds, startup, scenario, side)
+    best, runs = climb_together([tool], rates, seconds, startup, scenario, side, tuning)
     return best[tool], runs
 
 
@@ -339,6 +364,7 @@ def climb_together(
     startup: dict[str, float],
     scenario: str = "uac",
     side: str = "uac",
+    tuning: tuple[str, ...] = (),
 ) -> tuple[dict[str, int], list[Run]]:
     """Rates in turn, each tool at each rate one after the other (so that a shared machine's
     slow moments fall on both), a tool leaving at its first failed step: each tool's highest
@@ -348,7 +374,7 @@ def climb_together(
     runs = []
     for rate in rates:
         for tool in list(climbing):
-            run = run_side(side, tool, rate, int(rate * seconds), scenario)
+            run = run_side(side, tool, rate, int(rate * seconds), scenario, tuning)
             runs.append(run)
             print(
                 f"  {tool:9} offered {rate:5} cps: {run.created} calls, {run.failed} failed, "
@@ -440,6 +466,7 @@ def main() -> int:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="uac", help="what each call runs")
     parser.add_argument("--side", choices=("uac", "uas"), default="uac", help="which side is measured")
     parser.add_argument("--rounds", type=int, default=1, help="climbs, the tools taking turns in each")
+    parser.add_argument("--timer-resol", type=int, help="-timer_resol MS for both measured tools")
     args = parser.parse_args()
     if sipp_missing("sip_rate"):
         return 2
@@ -447,12 +474,17 @@ def main() -> int:
         parser.error("--side uas runs the built-in uas; --scenario applies to the uac side")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    startup = measure_startup(args.tools, args.scenario, args.side, args.rounds)
+    if args.timer_resol is not None and not 1 <= args.timer_resol <= 1000:
+        parser.error("--timer-resol must be 1..1000 ms")
+    tuning = () if args.timer_resol is None else ("-timer_resol", str(args.timer_resol))
+    startup = measure_startup(args.tools, args.scenario, args.side, args.rounds, tuning)
     clean_rates: dict[str, list[int]] = {tool: [] for tool in args.tools}
     runs: list[Run] = []
     for round_index in range(args.rounds):
         order = args.tools if round_index % 2 == 0 else args.tools[::-1]  # neither always goes first
-        rates, steps = climb_together(order, args.rates, args.seconds, startup, args.scenario, args.side)
+        rates, steps = climb_together(
+            order, args.rates, args.seconds, startup, args.scenario, args.side, tuning
+        )
         for tool, rate in rates.items():
             clean_rates[tool].append(rate)
         for step in steps:
@@ -460,7 +492,7 @@ def main() -> int:
         runs.extend(steps)
     best = {tool: int(statistics.median(rates)) for tool, rates in clean_rates.items()}
     print()
-    print(f"scenario: {'uas' if args.side == 'uas' else args.scenario}")
+    print(f"scenario: {'uas' if args.side == 'uas' else args.scenario}", *tuning)
     print(step_table(runs, startup))
     print()
     print(markdown_header(f"{args.side.upper()} (pinned to 1 core)", "highest clean rate (cps)", "per round"))

@@ -159,6 +159,7 @@ def run_settings(config: Config) -> RunSettings:
             major_maxtriggers=config.watchdog_major_maxtriggers,
         ),
         dead_call_wait_s=config.deadcall_wait_ms / 1000,
+        timer_resolution_ms=None if config.timer_resol_ms is None else max(1, config.timer_resol_ms),
     )
 
 

@@ -146,6 +146,7 @@ class Config:
     pause_msg_ign: bool = False  # -pause_msg_ign
     lost_percent: float = 0.0  # -lost
     deadcall_wait_ms: int = 33_000  # -deadcall_wait
+    timer_resol_ms: int | None = None  # -timer_resol (None: 1 ms timers, creation ticks of up to 5 ms)
     rate_scale: float = 1.0  # -rate_scale
     rate_interval_s: float | None = None  # -rate_interval (None: -fd)
     rate_quit: bool = True  # -no_rate_quit: off

@@ -517,7 +517,7 @@ def _no_effect(reason: str, convert: Callable[[str, str], Any]) -> Callable[...,
     return apply
 
 
-_ASYNCIO = "asyncio's event loop schedules timers exactly and reads every ready socket each turn"
+_ASYNCIO = "asyncio's event loop reads every ready socket and runs every ready call each turn"
 _SCTP_TUNING = "gossipper's SCTP associations keep the kernel's defaults (sysctl net.sctp.*)"
 
 # The rest of SIPp's options table (sipp.cpp), in its order; what each does is in Config's comments.
@@ -573,7 +573,7 @@ _OPTIONS += [
     Option("nr", 0, _unset("retransmissions"), "No UDP retransmissions"),
     Option("rtcheck", 1, _set("rtcheck", _choice("full", "loose")), "Retransmission detection"),
     Option("T2", 1, _set("t2_ms", _duration("ms")), "Timer T2 (default 4000 ms)"),
-    Option("timer_resol", 1, _no_effect(_ASYNCIO, _duration("ms")), "(SIPp's timer wheel; no effect)"),
+    Option("timer_resol", 1, _set("timer_resol_ms", _duration("ms")), "Timer and call-creation tick (ms)"),
     Option("multihome", 1, _no_effect(_SCTP_TUNING, _text), "(SCTP multihome address; not set)"),
     Option("heartbeat", 1, _no_effect(_SCTP_TUNING, _int(0)), "(SCTP heartbeat interval; not set)"),
     Option("assocmaxret", 1, _no_effect(_SCTP_TUNING, _int(0)), "(SCTP association retransmits; not set)"),

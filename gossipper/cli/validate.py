@@ -13,7 +13,7 @@ from gossipper.cli.compile import media_scale_wanted
 from gossipper.cli.config import Config
 from gossipper.cli.errors import UsageError
 from gossipper.cluster import availability
-from gossipper.engine.settings import MAX_CALLS_PER_SECOND, rate_ceiling
+from gossipper.engine.settings import MAX_CALLS_PER_SECOND, MAX_TIMER_RESOLUTION_MS, rate_ceiling
 from gossipper.media.codecs import check_duration, check_interval, lookup_codec
 from gossipper.media.scale.preflight import check_port_range, ensure_open_files
 from gossipper.media.settings import media_port_span
@@ -51,6 +51,8 @@ def validate(config: Config) -> None:
         raise UsageError("-t ui: needs -inf (its lines name the local addresses to send from)")
     for path, index in config.inject_indexes.items():
         _check_inject_index(config, path, index)
+    if config.timer_resol_ms is not None and config.timer_resol_ms > MAX_TIMER_RESOLUTION_MS:
+        raise UsageError(f"-timer_resol: {config.timer_resol_ms} ms is above {MAX_TIMER_RESOLUTION_MS} ms")
     if config.rate_period_ms <= 0:
         raise UsageError("-rp: rate period must be positive")
     for flag, rate in (("-r", config.rate), ("-rate_max", config.rate_max)):

@@ -37,8 +37,15 @@ class CallGenerator:
         create_call: Callable[[], None],
         active_calls: Callable[[], int],
         on_window: Callable[[RateGovernor], None] | None = None,
+        resolution_ms: int | None = None,
     ) -> None:
+        """`resolution_ms` (-timer_resol) makes every tick that long, as SIPp's scheduler
+        creates the calls due once per resolution; None gathers CALLS_PER_TICK calls."""
         self._loop = loop
+        resolution_s = None if resolution_ms is None else resolution_ms / 1000.0
+        self._min_tick_s = MIN_TICK_S if resolution_s is None else resolution_s
+        self._max_gather_s = MAX_GATHER_S if resolution_s is None else resolution_s
+        self._max_tick_s = max(MAX_TICK_S, self._min_tick_s)
         self._period_s = period_ms / 1000.0
         self._rate = rate
         self.max_calls = max_calls
@@ -164,10 +171,10 @@ class CallGenerator:
     def _next_delay(self, now: float) -> float:
         cps = self.creating_cps
         if self.paused or cps <= 0:
-            return MAX_TICK_S
+            return self._max_tick_s
         next_call_at = self._base_time + (self.created - self._base_created) / cps
-        gather = min(MAX_GATHER_S, CALLS_PER_TICK / cps)
-        return min(MAX_TICK_S, max(MIN_TICK_S, gather, next_call_at - now))
+        gather = min(self._max_gather_s, CALLS_PER_TICK / cps)
+        return min(self._max_tick_s, max(self._min_tick_s, gather, next_call_at - now))
 
     def _reschedule(self, delay: float) -> None:
         if self.stopped:

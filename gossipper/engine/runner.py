@@ -142,7 +142,8 @@ class Run:
         self.policy = settings.policy
         self.scenario = scenario
         self.loop = loop
-        self.timers = TimerWheel(loop)  # the calls' timers; the run's own use the loop
+        # the calls' timers; the run's own use the loop
+        self.timers = TimerWheel(loop, settings.timer_resolution_ms or 1)
         self.counters = counters_for(scenario)
         self.is_uac = scenario.is_uac
         self.generator: CallGenerator | None = None
@@ -323,6 +324,7 @@ class Run:
                 self._new_client_call,
                 lambda: self.counters.calls_active,
                 on_window=self._governed,
+                resolution_ms=self.settings.timer_resolution_ms,
             )
             self.counters.offered_cps = self.generator.calls_per_second
             self.generator.start()

@@ -175,6 +175,9 @@ class TransportSettings:
 # The most calls a second one run may be asked for: ten times SIPp's best on one core, so
 # never a real test's limit, while 1e9 (a typo, or a script's bug) is refused up front.
 MAX_CALLS_PER_SECOND = 100_000.0
+# -timer_resol above a second would hold every retransmission past T1 and every pause by up
+# to that long: a typo rather than a tuning.
+MAX_TIMER_RESOLUTION_MS = 1000
 
 
 def rate_ceiling(rate_period_ms: float) -> float:
@@ -289,4 +292,7 @@ class RunSettings:
     hep: HepSettings | None = None
     watchdog: WatchdogSettings = field(default_factory=WatchdogSettings)
     dead_call_wait_s: float = 33.0  # -deadcall_wait: how long an ended call still answers (0: not at all)
+    # -timer_resol: the calls' timers and call creation tick this often (None: timers by the
+    # millisecond, creation gathering about 40 calls per tick up to 5 ms)
+    timer_resolution_ms: int | None = None
     injection_files: tuple[str, ...] = ()

@@ -1,18 +1,20 @@
-"""Every call's timers on one event-loop timer, gathered by millisecond.
+"""Every call's timers on one event-loop timer, gathered by tick (a millisecond, or -timer_resol).
 
 A call arms two to four timers (a retransmission, a pause, a timewait, a receive
 timeout), and most are cancelled before they fire. As event-loop timers each costs a
 handle, a libuv timer, a heap insert and a heap removal, about a tenth of a UAS's CPU
 at thousands of calls per second (bench/sip_rate.py --side uas). Here a timer is one
-small object appended to the list of its millisecond; the loop holds a single timer
-for the earliest millisecond, and cancelling only forgets the callback.
+small object appended to the list of its tick; the loop holds a single timer for the
+earliest tick, and cancelling only forgets the callback.
 
-Timers never fire before their delay: the due millisecond is rounded up from the
-monotonic clock when armed, and the loop timer is checked against the same clock when
-it fires (libuv measures its own timers from a time read when the loop turn began).
+Timers never fire before their delay: the due tick is rounded up from the monotonic
+clock when armed, and the loop timer is checked against the same clock when it fires
+(libuv measures its own timers from a time read when the loop turn began). A coarser
+tick, as SIPp's -timer_resol gives its own wheel, gathers more timers per wake-up: less
+CPU, later timers.
 
-A millisecond whose timers were all cancelled never wakes the loop: most retransmission
-timers are cancelled by the answer, and at a few hundred calls per second nearly every
+A tick whose timers were all cancelled never wakes the loop: most retransmission timers
+are cancelled by the answer, and at a few hundred calls per second nearly every
 millisecond holds one, so waking for them cost more loop turns than the calls' messages.
 """
 
@@ -24,7 +26,6 @@ import math
 from collections.abc import Callable
 from time import monotonic  # a global, not a module attribute: read per timer
 
-TICKS_PER_S = 1000
 MAX_ARMED_S = 3600.0
 
 
@@ -49,7 +50,7 @@ class WheelTimer:
 
 
 class _Bucket:
-    """The timers due in one millisecond, and how many of them are still armed. Its timers
+    """The timers due in one tick, and how many of them are still armed. Its timers
     point back at it: the list is emptied when the bucket is done with, so that the pair is
     freed at once rather than left to the garbage collector (which cycles make run sooner)."""
 
@@ -62,17 +63,18 @@ class _Bucket:
 
 
 class TimerWheel:
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, resolution_ms: int = 1) -> None:
         self._loop = loop
+        self._ticks_per_s = 1000.0 / resolution_ms
         self._buckets: dict[int, _Bucket] = {}
-        self._ticks: list[int] = []  # heap of the milliseconds that have a bucket
+        self._ticks: list[int] = []  # heap of the ticks that have a bucket
         self._handle: asyncio.TimerHandle | None = None
         self._armed_tick = 0
         self._firing = False
         self._closed = False
 
     def call_later(self, delay_s: float, callback: Callable[[], None]) -> WheelTimer:
-        tick = math.ceil((monotonic() + delay_s) * TICKS_PER_S)
+        tick = math.ceil((monotonic() + delay_s) * self._ticks_per_s)
         bucket = self._buckets.get(tick)
         if bucket is None:
             bucket = self._buckets[tick] = _Bucket(tick)
@@ -107,7 +109,7 @@ class TimerWheel:
         self._arm_next()
 
     def _arm_next(self) -> None:
-        """Arm the loop timer for the first millisecond still holding a timer, forgetting
+        """Arm the loop timer for the first tick still holding a timer, forgetting
         the emptied ones before it."""
         ticks, buckets = self._ticks, self._buckets
         while ticks and buckets[ticks[0]].live == 0:
@@ -122,14 +124,14 @@ class TimerWheel:
             self._handle.cancel()
         self._armed_tick = tick
         # whole milliseconds, rounded up: the loop counts its timers in them
-        delay = math.ceil((tick / TICKS_PER_S - monotonic()) * TICKS_PER_S) / TICKS_PER_S
+        delay = math.ceil((tick / self._ticks_per_s - monotonic()) * 1000.0) / 1000.0
         # a far timer (a pause of days) wakes the loop hourly and is re-armed: the loop's own
         # timers overflow on delays past a few hundred years
         self._handle = self._loop.call_later(min(max(delay, 0.0), MAX_ARMED_S), self._fire)
 
     def _fire(self) -> None:
         self._handle = None
-        now_tick = math.floor(monotonic() * TICKS_PER_S)
+        now_tick = math.floor(monotonic() * self._ticks_per_s)
         ticks, buckets = self._ticks, self._buckets
         self._firing = True
         try:

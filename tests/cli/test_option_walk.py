@@ -26,7 +26,6 @@ CANNOT_APPLY = {"plugin", "tdmmap", "srtpcheck_debug"}
 NOT_YET: set[str] = set()
 # SIPp's tuning knobs of its own machinery: accepted with a one-line notice that they change nothing.
 NO_EFFECT = {
-    "timer_resol",
     "max_recv_loops",
     "max_sched_loops",
     "rtp_threadtasks",

@@ -11,6 +11,7 @@ import pytest
 from gossipper.cli.compile import RLIMIT_RESERVE, max_sockets, run_settings
 from gossipper.cli.errors import UsageError
 from gossipper.cli.options import parse_args
+from gossipper.cli.validate import validate
 from gossipper.engine.call_factory import CallFactory
 from gossipper.engine.control import apply_command, apply_key
 from gossipper.engine.dispatcher import Dispatcher
@@ -159,15 +160,29 @@ def test_deadcall_wait_zero_keeps_no_dead_calls() -> None:
 
 
 def test_no_effect_options_say_so_once_each() -> None:
-    config = parse_args(["-timer_resol", "20", "-max_recv_loops", "5000"])
+    config = parse_args(["-max_recv_loops", "5000", "-max_sched_loops", "2000"])
+    reason = "asyncio's event loop reads every ready socket and runs every ready call each turn"
     assert config.notices == [
-        "-timer_resol: accepted, no effect in gossipper: asyncio's event loop schedules timers exactly "
-        "and reads every ready socket each turn",
-        "-max_recv_loops: accepted, no effect in gossipper: asyncio's event loop schedules timers exactly "
-        "and reads every ready socket each turn",
+        f"-max_recv_loops: accepted, no effect in gossipper: {reason}",
+        f"-max_sched_loops: accepted, no effect in gossipper: {reason}",
     ]
     with pytest.raises(UsageError, match="-max_sched_loops: expected an integer"):
         parse_args(["-max_sched_loops", "many"])
+
+
+def test_timer_resol_reaches_the_engine_in_sipp_units() -> None:
+    """-timer_resol sets the calls' timer tick and the creation tick (tests/engine has what
+    each does with it); 0, SIPp's "every loop", is the finest gossipper has: 1 ms."""
+    assert _settings().timer_resolution_ms is None
+    for given, kept in (("20", 20), ("1s", 1000), ("0", 1)):
+        config = parse_args(["-timer_resol", given])
+        assert config.notices == []
+        validate(config)
+        assert run_settings(config).timer_resolution_ms == kept
+    with pytest.raises(UsageError, match=r"^-timer_resol: 1001 ms is above 1000 ms$"):
+        validate(parse_args(["-timer_resol", "1001"]))
+    with pytest.raises(UsageError, match="-timer_resol"):
+        parse_args(["-timer_resol", "soon"])
 
 
 def test_max_socket_must_fit_the_open_files_limit() -> None:

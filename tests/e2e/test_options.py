@@ -315,3 +315,21 @@ def test_t_ui_needs_an_injection_file() -> None:
         result.stderr.strip()
         == "gossipper: -t ui: needs -inf (its lines name the local addresses to send from)"
     )
+
+
+@needs_sipp
+def test_timer_resol_runs_calls_to_sipp_with_no_pause_cut_short(sipp_uas: SippUas, tmp_path: Path) -> None:
+    """-timer_resol 20: calls created and timers run in 20 ms ticks, and every call against
+    SIPp's uas still completes, its -d pause held at least as long as asked."""
+    peer = sipp_uas("-sn", "uas", "-i", LOOPBACK)
+    summary = tmp_path / "summary.json"
+    result = run_gossipper(
+        "-sn", "uac", peer.address, "-i", LOOPBACK, "-m", "20", "-r", "50", "-d", "100",
+        "-timer_resol", "20", "-summary_json", str(summary),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "-timer_resol" not in result.stderr  # no "no effect" notice: it is honoured
+    data = read_json(summary)
+    assert (data["total_calls"], data["success_calls"], data["failed_calls"]) == (20, 20, 0)
+    call_length = data["call_length"]
+    assert isinstance(call_length, dict) and call_length["min_ms"] >= 100

@@ -61,3 +61,28 @@ def test_calls_are_created_a_few_at_a_time_not_one_wake_up_each() -> None:
     # a new tick: a call more than 0.5 ms after the previous one (a tick's calls follow at once)
     wake_ups = 1 + sum(1 for before, after in itertools.pairwise(ticks) if after - before > 0.0005)
     assert 100 <= wake_ups <= 260  # 1 ms ticks would make ~1000
+
+
+def test_timer_resol_sets_the_tick_both_ways() -> None:
+    """-timer_resol as SIPp's scheduler has it: the calls due are created once per resolution,
+    so a coarse one makes fewer, larger ticks and a fine one more, at the same rate."""
+
+    def wake_ups(resolution_ms: int) -> tuple[int, int]:
+        loop = asyncio.new_event_loop()
+        ticks: list[float] = []
+        generator = CallGenerator(
+            loop, 1000, 1000, 0, 0, lambda: ticks.append(loop.time()), lambda: 0, resolution_ms=resolution_ms
+        )
+        generator.start()
+        loop.run_until_complete(asyncio.sleep(1.0))
+        generator.stop()
+        loop.close()
+        gaps = [after - before for before, after in itertools.pairwise(ticks)]
+        return len(ticks), 1 + sum(1 for gap in gaps if gap > 0.0005)
+
+    created, coarse = wake_ups(20)
+    assert 900 <= created <= 1010
+    assert 20 <= coarse <= 52  # every 20 ms: 50 in a second (5 ms gathering would make ~200)
+    created, fine = wake_ups(1)
+    assert 900 <= created <= 1010
+    assert fine >= 300  # every 1 ms: up to 1000, where 5 ms gathering makes ~200 (a busy machine merges some)

@@ -53,6 +53,37 @@ def test_timers_fire_in_order_never_early_and_not_when_cancelled(run: Runner) ->
     run(scenario())
 
 
+@RUNNERS
+def test_a_coarse_resolution_gathers_timers_and_still_never_fires_early(run: Runner) -> None:
+    """-timer_resol 10: timers due within one 10 ms tick fire in one wake-up, at or after
+    their due time, as SIPp's wheel expires its paused calls once per resolution."""
+
+    async def scenario() -> None:
+        wheel = TimerWheel(asyncio.get_running_loop(), resolution_ms=10)
+        fired: list[tuple[float, float]] = []  # due, fired
+        done = asyncio.Event()
+        delays = [index / 1000 for index in range(1, 101)]  # one per millisecond for 100 ms
+        for delay in delays:
+            due = time.monotonic() + delay
+
+            def record(due: float = due) -> None:
+                fired.append((due, time.monotonic()))
+                if len(fired) == len(delays):
+                    done.set()
+
+            wheel.call_later(delay, record)
+        await asyncio.wait_for(done.wait(), 10)
+        assert all(at >= due for due, at in fired)
+        assert all(at - due < 0.5 for due, at in fired)  # late by a tick, and whatever the machine adds
+        # a wake-up: timers fired within 0.2 ms of each other (one _fire runs them back to back)
+        gaps = [after - before for (_, before), (_, after) in itertools.pairwise(fired)]
+        wake_ups = 1 + sum(1 for gap in gaps if gap > 0.0002)
+        assert wake_ups <= 15  # 100 ms of 10 ms ticks (11), where 1 ms ticks would take ~100
+        wheel.close()
+
+    run(scenario())
+
+
 def test_many_timers_hold_one_loop_timer() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
