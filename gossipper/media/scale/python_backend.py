@@ -580,15 +580,19 @@ class PythonScaleEngine(ScaleEngine):
             attempts = stream.attempts + 1
             stream.attempts = attempts
             went = True
+            tracker = stream.tracker
+            # The echo's round trip starts as the packet is handed over: a stamp taken after
+            # the send could come after the echo's own arrival stamp if this thread is
+            # descheduled as the send returns, as a busy machine does.
+            handed = monotonic_ns() if tracker is not None else 0
             try:
                 stream.send(packet)
             except OSError as error:
                 went = send_failed(stream, packet, error)
                 if not went:
                     late = -1  # not sent: no lateness to count
-            tracker = stream.tracker
-            if tracker is not None:  # the time the echo's round trip starts from
-                tracker.note_sent(stream.sequence, monotonic_ns() if went else NO_SEND)
+            if tracker is not None:
+                tracker.note_sent(stream.sequence, handed if went else NO_SEND)
             if late > late_ns:
                 timing.late += 1
                 if late > LATE_2MS_NS:

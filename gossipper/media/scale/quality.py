@@ -28,7 +28,7 @@ SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 TIMESPEC = struct.Struct("@qq")
 ANCILLARY_BYTES = 64  # room for one SCM_TIMESTAMPNS
 NO_SEND = -1  # a send-ring entry of a send that failed
-_RTT_SKEW_NS = 1_000_000  # an echo stamped up to this before its send's stamp is taken as 0
+_RTT_SKEW_NS = 1_000_000  # an echo stamped up to this before its send (clock skew) is taken as 0
 _RING_MASK = SEND_RING - 1
 _NO_SEQ = -1
 

@@ -89,7 +89,7 @@
 #define MODE_REASON_BYTES 160
 #define NO_SEQ UINT32_MAX
 #define NO_SEND UINT32_MAX     /* a ring entry of a send that failed: nothing to echo */
-#define RTT_SKEW_US 1000       /* an echo stamped up to this before its send's stamp is taken as 0 */
+#define RTT_SKEW_US 1000       /* an echo stamped up to this before its send (clock skew) is taken as 0 */
 #define RX_CONTROL_BYTES 64    /* room for one SCM_TIMESTAMPNS */
 _Static_assert((SEND_RING & (SEND_RING - 1)) == 0 && SEND_RING <= 32768, "the ring is indexed by seq bits");
 _Static_assert(DUP_WINDOW == 64, "the duplicate window is one 64-bit word");
@@ -192,7 +192,8 @@ struct op {
     int32_t res;  /* bytes sent or -errno */
     int32_t icmp; /* errno of an ICMP report the send met before it was tried again, else 0 */
     int64_t due_ns;
-    int64_t sent_ns;
+    int64_t sent_ns;   /* when the send returned (or its submission): how late it left */
+    int64_t handed_ns; /* just before the send (or its submission): where an echo's round trip starts */
     struct msghdr msg;
     struct iovec iov[2];
 };
@@ -697,7 +698,7 @@ static void count_result(struct worker *w, struct stream *s, struct op *op) {
 static void note_sent(struct worker *w, uint32_t slot, const struct op *op) {
     struct rx_state *q = rx_of(w, slot);
     uint16_t seq = get16(op->pkt + 2);
-    ring_of(w, slot)[seq & (SEND_RING - 1)] = op->res < 0 ? NO_SEND : (uint32_t)(op->sent_ns / 1000);
+    ring_of(w, slot)[seq & (SEND_RING - 1)] = op->res < 0 ? NO_SEND : (uint32_t)(op->handed_ns / 1000);
     q->last_sent_seq = seq;
     q->sent_any = 1;
 }
@@ -753,6 +754,7 @@ __attribute__((noinline, cold)) static void retry_after_icmp(struct op *op) {
     if (!sc_is_icmp_report(-op->res))
         return;
     op->icmp = -op->res;
+    op->handed_ns = now_ns();
     long sent = send_op(op);
     op->res = sent < 0 ? -errno : (int32_t)sent;
 }
@@ -760,6 +762,7 @@ __attribute__((noinline, cold)) static void retry_after_icmp(struct op *op) {
 static void transmit_send(struct worker *w, uint32_t n) {
     for (uint32_t i = 0; i < n; i++) {
         struct op *op = &w->ops[w->batch[i]];
+        op->handed_ns = now_ns();
         long sent = send_op(op);
         op->res = sent < 0 ? -errno : (int32_t)sent;
         if (__builtin_expect(sent < 0, 0))
@@ -826,8 +829,8 @@ static void note_echo(struct rx_state *q, const uint32_t *ring, uint16_t seq, in
         q->rtt_unmatched++;
         return;
     }
-    /* The send's stamp is taken after send() returns, and on loopback the echo
-     * can be stamped by then: a round trip shorter than that is 0. */
+    /* The send's stamp is taken before the send, so only the kernel clock's
+     * conversion to the monotonic one can put an echo a little before it: 0. */
     uint64_t rtt_ns = rtt_us > 0 ? (uint64_t)rtt_us * 1000 : 0;
     if (!q->rtt_count || rtt_ns < q->rtt_min_ns)
         q->rtt_min_ns = rtt_ns;
@@ -1153,16 +1156,20 @@ static void submit_ops(struct worker *w, uint32_t first, uint32_t n) {
 }
 
 /* The batch goes in submissions of up to SUBMIT_CHUNK sends, each stamped with
- * the time its submission returned: the kernel sends a submission's SQEs in
- * order, so one stamp for a long batch would make its first packets look later
- * than they left. */
+ * the times its submission began (an echo's round trip starts there) and
+ * returned (its lateness): the kernel sends a submission's SQEs in order, so
+ * one stamp for a long batch would make its first packets look later than they
+ * left. */
 static void transmit_ring(struct worker *w, uint32_t n) {
     for (uint32_t first = 0; first < n; first += SUBMIT_CHUNK) {
         uint32_t k = n - first < SUBMIT_CHUNK ? n - first : SUBMIT_CHUNK;
+        int64_t handed = now_ns();
         submit_ops(w, first, k);
         int64_t sent = now_ns();
-        for (uint32_t i = first; i < first + k; i++)
+        for (uint32_t i = first; i < first + k; i++) {
+            w->ops[w->batch[i]].handed_ns = handed;
             w->ops[w->batch[i]].sent_ns = sent;
+        }
     }
 }
 

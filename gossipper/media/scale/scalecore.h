@@ -108,8 +108,8 @@ struct sc_received {
  *               clock rate converts the timestamp difference), from kernel arrival
  *               stamps (SO_TIMESTAMPNS), so the sweep's delay does not count
  *   rtt       = for an echo (the source is the stream's own SSRC), arrival minus the
- *               send time of the packet with that sequence number, from a ring of the
- *               last SEND_RING sends; an older one counts in rtt_unmatched. */
+ *               time the send of the packet with that sequence number began, from a
+ *               ring of the last SEND_RING sends; an older one counts in rtt_unmatched. */
 #define MAX_DROPOUT 3000
 #define MAX_MISORDER 100
 #define DUP_WINDOW 64

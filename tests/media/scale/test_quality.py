@@ -205,6 +205,39 @@ def test_a_silent_stream_counts_as_measured_but_not_receiving(
     assert "none received RTP" in summary.line()
 
 
+def test_a_sender_descheduled_as_its_send_returns_still_matches_every_echo(
+    echo: ImpairingEcho, base_port: BasePort
+) -> None:
+    """The round trip starts before the send: a busy machine can deschedule the sender as its
+    send returns, by which time the echo may have come back and been stamped by the kernel.
+    Here each send is followed by 5 ms asleep, and every echo must still be matched, none
+    shorter than 0 nor counted unmatched. (The Python backend, whose send can be wrapped.)"""
+    engine = create_scale_engine(prefer="python")
+    engine.start()
+    try:
+        port = base_port(1)
+        engine.register("slow", spec(port, echo, packets=20))
+        stream = engine._streams["slow"]  # type: ignore[attr-defined]
+        send = stream.send
+
+        def send_then_stall(packet: bytearray) -> int:
+            sent = int(send(packet))
+            time.sleep(0.005)
+            return sent
+
+        stream.send = send_then_stall
+        wait_until(lambda: echo.done[port].seen == 20)
+        wait_until(echo.idle)
+        time.sleep(0.1)
+        counts = engine.unregister("slow")
+        assert counts is not None and counts.quality is not None
+        quality = counts.quality
+        assert quality.received == 20 and quality.rtt_unmatched == 0 and quality.rtt_samples == 20
+        assert quality.rtt_min_ms is not None and quality.rtt_min_ms >= 0.0
+    finally:
+        engine.close()
+
+
 def test_quality_off_measures_nothing(backend: Backend, echo: ImpairingEcho, base_port: BasePort) -> None:
     engine = create_scale_engine(prefer=backend.prefer, quality=False)
     engine.start()
