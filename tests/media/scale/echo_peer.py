@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 import select
 import socket
-import struct
 import threading
 import time
 from collections import defaultdict
@@ -18,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gossipper.cli.ports import LOOPBACK
+from gossipper.media.scale.quality import ANCILLARY_BYTES, SO_TIMESTAMPNS, arrival_ns, realtime_offset_ns
 
 DELAY_S = 0.012  # the jitter stream's every other packet is held this long
 HOLD_S = 0.030  # the reorder stream's every 4th packet is held this long: past the next one
-SO_TIMESTAMPNS = 35  # Linux's value; Python's socket module does not name it
-TIMESPEC = struct.Struct("@qq")
+NO_STAMP = -1
 
 
 @dataclass
@@ -36,11 +35,11 @@ class Done:
     sent_behind: int = 0  # sent back after a later sequence number had been (reordered by us)
     highest: int | None = None  # the highest sequence number sent back so far
     # The peer's own turnaround per copy sent back: its kernel's arrival stamp to just before
-    # its send (realtime ns). It holds the intended delay and any time this thread was not
+    # its send (monotonic ns). It holds the intended delay and any time this thread was not
     # running, which a loaded machine can make hundreds of milliseconds.
     hold_max_ns: int = 0
     hold_sum_ns: int = 0
-    # (departure realtime ns, RTP timestamp) of each copy sent back, in order: on loopback the
+    # (departure monotonic ns, RTP timestamp) of each copy sent back, in order: on loopback the
     # engine's kernel stamps each arrival inside this send, so these are its arrival times.
     departures: list[tuple[int, int]] = field(default_factory=list)
 
@@ -88,6 +87,7 @@ class ImpairingEcho:
         self.port: int = self.sock.getsockname()[1]
         self._stop = threading.Event()
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self._offset_ns = realtime_offset_ns()  # the kernel's stamps are on the realtime clock
         self._queue: list[tuple[float, int, int, bytes, tuple[str, int]]] = []
         self._order = 0
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -100,7 +100,7 @@ class ImpairingEcho:
                 _, _, arrived_ns, data, source = heapq.heappop(self._queue)
                 done = self.done[source[1]]
                 self._note_order(done, int.from_bytes(data[2:4], "big"))
-                leaving_ns = time.time_ns()
+                leaving_ns = time.monotonic_ns()
                 self.sock.sendto(data, source)
                 done.hold_max_ns = max(done.hold_max_ns, leaving_ns - arrived_ns)
                 done.hold_sum_ns += leaving_ns - arrived_ns
@@ -113,10 +113,11 @@ class ImpairingEcho:
     def _take(self) -> None:
         while True:
             try:
-                data, ancillary, _, source = self.sock.recvmsg(2048, 64)
+                data, ancillary, _, source = self.sock.recvmsg(2048, ANCILLARY_BYTES)
             except BlockingIOError:
                 return
-            arrived_ns = self._kernel_stamp(ancillary)
+            arrived_ns = arrival_ns(ancillary, self._offset_ns, NO_STAMP)
+            assert arrived_ns != NO_STAMP, "the kernel gave no arrival stamp"
             port = source[1]
             done = self.done[port]
             copies = self.impairments.get(port, clean)(done.seen)
@@ -130,14 +131,6 @@ class ImpairingEcho:
             for delay in copies:
                 self._order += 1
                 heapq.heappush(self._queue, (now + delay, self._order, arrived_ns, data, source))
-
-    @staticmethod
-    def _kernel_stamp(ancillary: list[tuple[int, int, bytes]]) -> int:
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                seconds, nanoseconds = TIMESPEC.unpack_from(data)
-                return seconds * 1_000_000_000 + nanoseconds
-        raise AssertionError("the kernel gave no arrival stamp")
 
     @staticmethod
     def _note_order(done: Done, seq: int) -> None:
